@@ -1,0 +1,122 @@
+package svrkit
+
+import (
+	"net/http"
+	"strconv"
+)
+
+// Code is a call's status. The values 0–16 mean what gRPC's codes mean, so
+// people who know gRPC read them at once; values from AppCodeBase up belong to
+// applications (the IM backend's "wrong password" is one), and cross the wire
+// unchanged.
+type Code uint32
+
+// The framework's status codes.
+const (
+	OK                 Code = 0
+	Canceled           Code = 1
+	Unknown            Code = 2
+	InvalidArgument    Code = 3
+	DeadlineExceeded   Code = 4
+	NotFound           Code = 5
+	AlreadyExists      Code = 6
+	PermissionDenied   Code = 7
+	ResourceExhausted  Code = 8
+	FailedPrecondition Code = 9
+	Aborted            Code = 10
+	OutOfRange         Code = 11
+	Unimplemented      Code = 12
+	Internal           Code = 13
+	Unavailable        Code = 14
+	DataLoss           Code = 15
+	Unauthenticated    Code = 16
+)
+
+// AppCodeBase is the first application-defined code. Codes between
+// Unauthenticated and AppCodeBase are reserved for the framework.
+const AppCodeBase Code = 1000
+
+var codeNames = [...]string{
+	OK:                 "ok",
+	Canceled:           "canceled",
+	Unknown:            "unknown",
+	InvalidArgument:    "invalid_argument",
+	DeadlineExceeded:   "deadline_exceeded",
+	NotFound:           "not_found",
+	AlreadyExists:      "already_exists",
+	PermissionDenied:   "permission_denied",
+	ResourceExhausted:  "resource_exhausted",
+	FailedPrecondition: "failed_precondition",
+	Aborted:            "aborted",
+	OutOfRange:         "out_of_range",
+	Unimplemented:      "unimplemented",
+	Internal:           "internal",
+	Unavailable:        "unavailable",
+	DataLoss:           "data_loss",
+	Unauthenticated:    "unauthenticated",
+}
+
+// String returns the code's snake_case name (as Connect spells them), or
+// "app_N" / "code_N" for application and unassigned codes.
+func (c Code) String() string {
+	if int(c) < len(codeNames) {
+		return codeNames[c]
+	}
+	if c >= AppCodeBase {
+		return "app_" + strconv.FormatUint(uint64(c), 10)
+	}
+	return "code_" + strconv.FormatUint(uint64(c), 10)
+}
+
+// CodeFromString parses what String returns. ok is false for names it does
+// not know.
+func CodeFromString(s string) (c Code, ok bool) {
+	for i, n := range codeNames {
+		if n == s {
+			return Code(i), true
+		}
+	}
+	for _, p := range []string{"app_", "code_"} {
+		if len(s) > len(p) && s[:len(p)] == p {
+			n, err := strconv.ParseUint(s[len(p):], 10, 32)
+			if err == nil {
+				return Code(n), true
+			}
+		}
+	}
+	return Unknown, false
+}
+
+// HTTPStatus maps a code to the HTTP status an HTTP front (a CGI binding)
+// answers with; the mapping is Connect's. Application codes are errors the
+// client caused, so they map to 400.
+func (c Code) HTTPStatus() int {
+	switch c {
+	case OK:
+		return http.StatusOK
+	case Canceled:
+		return 499
+	case InvalidArgument, FailedPrecondition, OutOfRange:
+		return http.StatusBadRequest
+	case DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	case NotFound:
+		return http.StatusNotFound
+	case AlreadyExists, Aborted:
+		return http.StatusConflict
+	case PermissionDenied:
+		return http.StatusForbidden
+	case ResourceExhausted:
+		return http.StatusTooManyRequests
+	case Unimplemented:
+		return http.StatusNotImplemented
+	case Unavailable:
+		return http.StatusServiceUnavailable
+	case Unauthenticated:
+		return http.StatusUnauthorized
+	}
+	if c >= AppCodeBase {
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
