@@ -1,0 +1,175 @@
+package svrkit
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// callCtx is the context.Context a server handler runs with. It replaces
+// context.WithDeadline + WithCancel + WithValue (four or more allocations per
+// call) with one allocation, and creates its Done channel and deadline timer
+// only if somebody asks for Done: most handlers never do, and Err() checks the
+// deadline against the clock instead.
+//
+// A callCtx is never reused: a handler may hand its context to a goroutine
+// that outlives the call.
+type callCtx struct {
+	parent      context.Context // the server's lifetime context
+	deadline    time.Time
+	hasDeadline bool
+	md          Metadata
+	method      *MethodDesc
+
+	// peerCanceled is set (under the server connection's lock) when the
+	// client sent a cancel frame: the call then gets no response.
+	peerCanceled bool
+
+	mu        sync.Mutex
+	done      chan struct{}
+	err       error
+	timer     *time.Timer
+	stopAfter func() bool // unregisters the parent AfterFunc
+	afters    []*afterEntry
+}
+
+func (c *callCtx) Deadline() (time.Time, bool) { return c.deadline, c.hasDeadline }
+
+func (c *callCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done != nil {
+		return c.done
+	}
+	c.done = make(chan struct{})
+	if c.err != nil {
+		close(c.done)
+		return c.done
+	}
+	err := c.parent.Err()
+	var d time.Duration
+	if err == nil && c.hasDeadline {
+		if d = time.Until(c.deadline); d <= 0 {
+			err = context.DeadlineExceeded
+		}
+	}
+	if err != nil {
+		c.finishLocked(err)
+		return c.done
+	}
+	if c.hasDeadline {
+		c.timer = time.AfterFunc(d, c.expire)
+	}
+	c.stopAfter = context.AfterFunc(c.parent, c.parentDone)
+	return c.done
+}
+
+func (c *callCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		if perr := c.parent.Err(); perr != nil {
+			c.finishLocked(perr)
+		} else if c.hasDeadline && !time.Now().Before(c.deadline) {
+			c.finishLocked(context.DeadlineExceeded)
+		}
+	}
+	return c.err
+}
+
+func (c *callCtx) Value(key any) any {
+	switch key.(type) {
+	case incomingKey:
+		if c.md != nil {
+			return c.md
+		}
+	case methodKey:
+		return c.method
+	}
+	return c.parent.Value(key)
+}
+
+// AfterFunc lets context.WithCancel and friends derived from a handler's
+// context register for its cancellation without a goroutine each (the
+// context package looks for this method). f runs in its own goroutine once
+// the context ends; the returned stop reports whether it prevented that.
+func (c *callCtx) AfterFunc(f func()) (stop func() bool) {
+	e := &afterEntry{f: f}
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		e.ran = true
+		go f()
+		return func() bool { return false }
+	}
+	c.afters = append(c.afters, e)
+	c.mu.Unlock()
+	// Derived contexts must also see the deadline and the server's stop.
+	_ = c.Done()
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if e.ran || e.stopped {
+			return false
+		}
+		e.stopped = true
+		return true
+	}
+}
+
+type afterEntry struct {
+	f            func()
+	ran, stopped bool
+}
+
+func (c *callCtx) expire()     { c.cancel(context.DeadlineExceeded) }
+func (c *callCtx) parentDone() { c.cancel(c.parent.Err()) }
+
+// cancel ends the context with err (the call's cancel frame, its deadline or
+// the server's hard stop). Only the first call has an effect.
+func (c *callCtx) cancel(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.finishLocked(err)
+	}
+	c.mu.Unlock()
+}
+
+func (c *callCtx) finishLocked(err error) {
+	c.err = err
+	if c.done != nil {
+		close(c.done)
+	}
+	for _, e := range c.afters {
+		if !e.stopped {
+			e.ran = true
+			go e.f()
+		}
+	}
+	c.afters = nil
+	c.releaseLocked()
+}
+
+// end is called when the handler has returned: like net/http and gRPC,
+// the call's context is canceled then, which frees its timer.
+func (c *callCtx) end() { c.cancel(context.Canceled) }
+
+func (c *callCtx) releaseLocked() {
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	if c.stopAfter != nil {
+		c.stopAfter()
+		c.stopAfter = nil
+	}
+}
+
+type methodKey struct{}
+
+// MethodFromContext returns the method whose handler is running with ctx, so
+// interceptors and handlers shared by several methods can tell them apart.
+func MethodFromContext(ctx context.Context) *MethodDesc {
+	m, _ := ctx.Value(methodKey{}).(*MethodDesc)
+	return m
+}

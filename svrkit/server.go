@@ -1,0 +1,668 @@
+package svrkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"reflect"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/logging"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/svrkit/svrkit/svrkit/wire"
+)
+
+// Server serves registered services over svrkit's binary protocol.
+//
+// Read path: gnet event loops (one per core by default) read bytes, cut them
+// into frames with wire.FrameSize/Parse (the size limit is checked on the
+// prefix, before buffering the rest), look up the cmdid and decode the
+// protobuf request right on the loop — decoding copies what it keeps, so the
+// loop's buffer is released at once. The call then runs on its own goroutine
+// (or inline for methods declared NonBlocking). The number of calls running
+// is bounded per connection and in total: a request over either limit is
+// answered ResourceExhausted at once instead of queueing without end, which
+// is what keeps an overloaded server answering.
+//
+// Write path: a finished call appends its response frame to its
+// connection's pending buffer. If no write is in progress it hands the buffer
+// to gnet's AsyncWrite; responses finishing meanwhile collect in a second
+// buffer and go out together when the first write completes, so under load
+// one syscall carries many responses. A connection whose peer does not read
+// (pending plus gnet's outbound buffer over the limit) is closed rather than
+// allowed to grow memory without bound.
+//
+// Stop: Shutdown sends a goaway frame on every connection, answers new
+// requests Unavailable, waits for running calls until its context ends, then
+// cancels what still runs and closes everything.
+type Server struct {
+	opts serverOptions
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	methods  map[uint32]*serverMethod // immutable once started
+	services []*ServiceDesc
+	conns    map[*serverConn]struct{}
+	started  bool
+
+	eng      gnet.Engine
+	addr     net.Addr
+	booted   chan error
+	stopped  chan struct{} // closed when the engine has exited
+	baseCtx  context.Context
+	hardStop context.CancelFunc
+
+	inflight atomic.Int64
+	draining atomic.Bool
+}
+
+type serverMethod struct {
+	desc    *MethodDesc
+	handler UnaryHandler
+}
+
+type serverOptions struct {
+	maxConcurrent        int
+	maxConcurrentPerConn int
+	maxFrameSize         int
+	maxPendingBytes      int
+	idleTimeout          time.Duration
+	defaultTimeout       time.Duration
+	eventLoops           int
+	interceptors         []UnaryServerInterceptor
+	logger               *slog.Logger
+}
+
+// ServerOption configures a Server.
+type ServerOption func(*serverOptions)
+
+// WithMaxConcurrent bounds the calls running at once in the whole server
+// (default 65536) and on one connection (default 8192). Requests over either
+// bound are answered ResourceExhausted.
+func WithMaxConcurrent(total, perConn int) ServerOption {
+	return func(o *serverOptions) { o.maxConcurrent, o.maxConcurrentPerConn = total, perConn }
+}
+
+// WithMaxFrameSize sets the largest frame accepted or sent, prefix included
+// (default wire.DefaultMaxFrameSize). A larger incoming frame closes the
+// connection; a larger response is replaced by an Internal error.
+func WithMaxFrameSize(n int) ServerOption { return func(o *serverOptions) { o.maxFrameSize = n } }
+
+// WithMaxPendingBytes bounds the response bytes waiting for a slow peer on
+// one connection (default 32 MiB); past it the connection is closed.
+func WithMaxPendingBytes(n int) ServerOption { return func(o *serverOptions) { o.maxPendingBytes = n } }
+
+// WithIdleTimeout closes connections with no traffic and no call running for
+// d (default 5 minutes; 0 disables).
+func WithIdleTimeout(d time.Duration) ServerOption {
+	return func(o *serverOptions) { o.idleTimeout = d }
+}
+
+// WithDefaultTimeout bounds calls whose caller sent no deadline and whose
+// method declares no timeout (default: unbounded).
+func WithDefaultTimeout(d time.Duration) ServerOption {
+	return func(o *serverOptions) { o.defaultTimeout = d }
+}
+
+// WithEventLoops sets the number of gnet event loops (default: one per CPU).
+func WithEventLoops(n int) ServerOption { return func(o *serverOptions) { o.eventLoops = n } }
+
+// WithServerInterceptors adds interceptors run around every call, the first
+// outermost.
+func WithServerInterceptors(ics ...UnaryServerInterceptor) ServerOption {
+	return func(o *serverOptions) { o.interceptors = append(o.interceptors, ics...) }
+}
+
+// WithLogger sets the logger for connection errors and handler panics
+// (default slog.Default()).
+func WithLogger(l *slog.Logger) ServerOption { return func(o *serverOptions) { o.logger = l } }
+
+// NewServer returns a server with no services; register them, then Start.
+func NewServer(opts ...ServerOption) *Server {
+	o := serverOptions{
+		maxConcurrent:        65536,
+		maxConcurrentPerConn: 8192,
+		maxFrameSize:         wire.DefaultMaxFrameSize,
+		maxPendingBytes:      32 << 20,
+		idleTimeout:          5 * time.Minute,
+		eventLoops:           runtime.NumCPU(),
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		opts:     o,
+		log:      o.logger,
+		methods:  make(map[uint32]*serverMethod),
+		conns:    make(map[*serverConn]struct{}),
+		baseCtx:  ctx,
+		hardStop: cancel,
+	}
+	return s
+}
+
+// RegisterService adds a service's methods. It panics, like
+// encoding/json's Register-style APIs, on programming errors: a duplicate
+// cmdid, an implementation that does not satisfy desc.HandlerType, or a call
+// after Start.
+func (s *Server) RegisterService(desc *ServiceDesc, impl any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		panic("svrkit: RegisterService after Start")
+	}
+	checkImpl(desc, impl)
+	for i := range desc.Methods {
+		m := &desc.Methods[i]
+		if prev, dup := s.methods[m.CmdID]; dup {
+			panic(fmt.Sprintf("svrkit: cmdid %d of %s already registered by %s", m.CmdID, m.FullName, prev.desc.FullName))
+		}
+		h := m.Handler
+		base := func(ctx context.Context, req proto.Message) (proto.Message, error) { return h(impl, ctx, req) }
+		s.methods[m.CmdID] = &serverMethod{desc: m, handler: ChainServer(base, m, s.opts.interceptors...)}
+	}
+	s.services = append(s.services, desc)
+}
+
+// Services returns the registered services.
+func (s *Server) Services() []*ServiceDesc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*ServiceDesc(nil), s.services...)
+}
+
+// Start listens on addr ("host:port"; port 0 picks a free one) and serves
+// in the background. It returns once the server accepts connections.
+func (s *Server) Start(addr string) error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("svrkit: server already started")
+	}
+	s.started = true
+	s.mu.Unlock()
+
+	s.booted = make(chan error, 1)
+	s.stopped = make(chan struct{})
+	h := &serverEvents{s: s}
+	go func() {
+		defer close(s.stopped)
+		err := gnet.Run(h, "tcp://"+addr,
+			gnet.WithMulticore(true),
+			gnet.WithNumEventLoop(s.opts.eventLoops),
+			gnet.WithTicker(s.opts.idleTimeout > 0),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithLogger(gnetLogger{s.log}),
+			gnet.WithLogLevel(logging.ErrorLevel),
+		)
+		if err != nil {
+			select {
+			case s.booted <- err:
+			default:
+			}
+		}
+	}()
+	select {
+	case err := <-s.booted:
+		if err != nil {
+			return fmt.Errorf("svrkit: listen %s: %w", addr, err)
+		}
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("svrkit: listen %s: engine did not start within 10s", addr)
+	}
+}
+
+// Addr returns the address the server listens on, after Start.
+func (s *Server) Addr() net.Addr { return s.addr }
+
+// Shutdown stops the server gracefully: goaway to every connection, new
+// requests answered Unavailable, running calls drained until ctx ends; then
+// the calls still running are canceled and every connection closed. It
+// returns ctx's error if the drain did not finish in time.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.stopped == nil {
+		return nil
+	}
+	if s.draining.Swap(true) {
+		<-s.stopped
+		return nil
+	}
+	s.mu.Lock()
+	for sc := range s.conns {
+		sc.goAway()
+	}
+	s.mu.Unlock()
+
+	var drainErr error
+	tick := time.NewTicker(2 * time.Millisecond)
+	for s.inflight.Load() > 0 && drainErr == nil {
+		select {
+		case <-ctx.Done():
+			drainErr = ctx.Err()
+		case <-tick.C:
+		}
+	}
+	tick.Stop()
+	s.hardStop()
+	// The engine's stop closes every connection; bound it even when the
+	// caller's context has already expired.
+	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.eng.Stop(stopCtx)
+	select {
+	case <-s.stopped:
+	case <-stopCtx.Done():
+	}
+	return drainErr
+}
+
+func checkImpl(desc *ServiceDesc, impl any) {
+	if impl == nil {
+		panic("svrkit: nil implementation for " + desc.Name)
+	}
+	if desc.HandlerType == nil {
+		return
+	}
+	want := reflect.TypeOf(desc.HandlerType).Elem()
+	if got := reflect.TypeOf(impl); !got.Implements(want) {
+		panic(fmt.Sprintf("svrkit: %v does not implement %v for service %s", got, want, desc.Name))
+	}
+}
+
+// serverEvents adapts the server to gnet's EventHandler.
+type serverEvents struct {
+	gnet.BuiltinEventEngine
+	s *Server
+}
+
+func (h *serverEvents) OnBoot(eng gnet.Engine) gnet.Action {
+	s := h.s
+	s.eng = eng
+	addr, err := engineAddr(eng)
+	if err != nil {
+		s.booted <- err
+		return gnet.Shutdown
+	}
+	s.addr = addr
+	s.booted <- nil
+	return gnet.None
+}
+
+// engineAddr finds the bound address (needed when the port was 0) by
+// duplicating the listener's descriptor.
+func engineAddr(eng gnet.Engine) (net.Addr, error) {
+	fd, err := eng.Dup()
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "listener")
+	defer f.Close()
+	l, err := net.FileListener(f)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	return l.Addr(), nil
+}
+
+func (h *serverEvents) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	s := h.s
+	sc := &serverConn{s: s, c: c, calls: make(map[uint32]*callCtx)}
+	sc.flushedFn = sc.flushed
+	sc.touch()
+	c.SetContext(sc)
+	s.mu.Lock()
+	s.conns[sc] = struct{}{}
+	s.mu.Unlock()
+	if s.draining.Load() {
+		sc.goAway()
+	}
+	return nil, gnet.None
+}
+
+func (h *serverEvents) OnClose(c gnet.Conn, err error) gnet.Action {
+	sc, _ := c.Context().(*serverConn)
+	if sc == nil {
+		return gnet.None
+	}
+	sc.mu.Lock()
+	sc.closed = true
+	calls := sc.calls
+	sc.calls = nil
+	sc.out, sc.spare = nil, nil
+	sc.mu.Unlock()
+	for _, cc := range calls {
+		cc.cancel(context.Canceled) // the caller is gone
+	}
+	h.s.mu.Lock()
+	delete(h.s.conns, sc)
+	h.s.mu.Unlock()
+	return gnet.None
+}
+
+func (h *serverEvents) OnTick() (time.Duration, gnet.Action) {
+	s := h.s
+	idle := s.opts.idleTimeout
+	now := time.Now().UnixNano()
+	s.mu.Lock()
+	for sc := range s.conns {
+		sc.mu.Lock()
+		quiet := len(sc.calls) == 0 && now-sc.lastActive.Load() > int64(idle)
+		sc.mu.Unlock()
+		if quiet {
+			_ = sc.c.Close()
+		}
+	}
+	s.mu.Unlock()
+	return min(idle/2, time.Second), gnet.None
+}
+
+func (h *serverEvents) OnTraffic(c gnet.Conn) gnet.Action {
+	sc := c.Context().(*serverConn)
+	s := h.s
+	sc.touch()
+	for {
+		prefix, err := c.Peek(wire.PrefixSize)
+		if err != nil {
+			return gnet.None // need more bytes
+		}
+		size, err := wire.FrameSize(prefix, s.opts.maxFrameSize)
+		if err != nil {
+			s.log.Warn("svrkit: closing connection", "peer", c.RemoteAddr(), "err", err)
+			return gnet.Close
+		}
+		if c.InboundBuffered() < size {
+			return gnet.None
+		}
+		buf, _ := c.Peek(size)
+		f, err := wire.Parse(buf, s.opts.maxFrameSize)
+		if err != nil {
+			s.log.Warn("svrkit: closing connection", "peer", c.RemoteAddr(), "err", err)
+			return gnet.Close
+		}
+		action := sc.handleFrame(&f)
+		_, _ = c.Discard(size)
+		if action != gnet.None {
+			return action
+		}
+	}
+}
+
+// serverConn is the server's state for one connection.
+type serverConn struct {
+	s          *Server
+	c          gnet.Conn
+	lastActive atomic.Int64
+	flushedFn  gnet.AsyncCallback
+
+	mu       sync.Mutex
+	calls    map[uint32]*callCtx // running calls, for cancel frames
+	out      []byte              // frames waiting to be written
+	spare    []byte              // the other buffer, reused
+	inWrite  []byte              // the batch gnet is writing
+	writing  bool                // an AsyncWrite is in progress
+	closed   bool
+	sentAway bool
+}
+
+func (sc *serverConn) touch() { sc.lastActive.Store(time.Now().UnixNano()) }
+
+func (sc *serverConn) handleFrame(f *wire.Frame) gnet.Action {
+	switch f.Kind {
+	case wire.KindRequest:
+		sc.handleRequest(f)
+	case wire.KindPing:
+		sc.send(&wire.Header{Kind: wire.KindPong, ReqID: f.ReqID}, "", f.Body)
+	case wire.KindCancel:
+		sc.mu.Lock()
+		cc := sc.calls[f.ReqID]
+		if cc != nil {
+			cc.peerCanceled = true
+		}
+		sc.mu.Unlock()
+		if cc != nil {
+			cc.cancel(context.Canceled)
+		}
+	case wire.KindPong:
+	default:
+		sc.s.log.Warn("svrkit: closing connection", "peer", sc.c.RemoteAddr(), "err", "unexpected "+f.Kind.String()+" frame from client")
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+func (sc *serverConn) handleRequest(f *wire.Frame) {
+	s := sc.s
+	id := f.ReqID
+	m := s.methods[f.CmdID]
+	if m == nil {
+		sc.fail(id, Unimplemented, fmt.Sprintf("unknown cmdid %d", f.CmdID))
+		return
+	}
+	if s.draining.Load() {
+		sc.fail(id, Unavailable, "server is shutting down")
+		return
+	}
+	sc.mu.Lock()
+	if _, dup := sc.calls[id]; dup {
+		sc.mu.Unlock()
+		sc.fail(id, InvalidArgument, fmt.Sprintf("request id %d is already in flight on this connection", id))
+		return
+	}
+	if len(sc.calls) >= s.opts.maxConcurrentPerConn {
+		sc.mu.Unlock()
+		sc.fail(id, ResourceExhausted, "too many concurrent calls on this connection")
+		return
+	}
+	if s.inflight.Add(1) > int64(s.opts.maxConcurrent) {
+		s.inflight.Add(-1)
+		sc.mu.Unlock()
+		sc.fail(id, ResourceExhausted, "server is at its concurrent call limit")
+		return
+	}
+	ctx := &callCtx{parent: s.baseCtx, method: m.desc}
+	sc.calls[id] = ctx
+	sc.mu.Unlock()
+
+	req := m.desc.NewRequest()
+	if err := proto.Unmarshal(f.Body, req); err != nil {
+		sc.finish(id, nil, Errorf(InvalidArgument, "cannot decode %s request: %v", m.desc.FullName, err), ctx)
+		return
+	}
+	if len(f.Meta) > 0 {
+		ctx.md = decodeMeta(f.Meta)
+	}
+	now := time.Now()
+	if f.Timeout > 0 {
+		ctx.deadline, ctx.hasDeadline = now.Add(time.Duration(f.Timeout)*time.Microsecond), true
+	}
+	limit := m.desc.Timeout
+	if limit == 0 {
+		limit = s.opts.defaultTimeout
+	}
+	if limit > 0 && (!ctx.hasDeadline || now.Add(limit).Before(ctx.deadline)) {
+		ctx.deadline, ctx.hasDeadline = now.Add(limit), true
+	}
+	if m.desc.NonBlocking {
+		sc.serve(m, id, ctx, req)
+		return
+	}
+	go sc.serve(m, id, ctx, req)
+}
+
+func (sc *serverConn) serve(m *serverMethod, id uint32, ctx *callCtx, req proto.Message) {
+	var resp proto.Message
+	var err error
+	if ctx.hasDeadline && !time.Now().Before(ctx.deadline) {
+		err = NewError(DeadlineExceeded, "deadline expired before the call started")
+	} else {
+		resp, err = sc.s.run(m, ctx, req)
+	}
+	ctx.end()
+	sc.finish(id, resp, err, ctx)
+}
+
+// run calls the handler, turning a panic into an Internal error so one bad
+// request cannot take the connection or the server down.
+func (s *Server) run(m *serverMethod, ctx context.Context, req proto.Message) (resp proto.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("svrkit: handler panic", "method", m.desc.FullName, "panic", r, "stack", string(debug.Stack()))
+			resp, err = nil, Errorf(Internal, "handler panic in %s: %v", m.desc.FullName, r)
+		}
+	}()
+	return m.handler(ctx, req)
+}
+
+var marshalOpts = proto.MarshalOptions{}
+
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// finish sends the call's response (unless the caller canceled it) and
+// releases its slot.
+func (sc *serverConn) finish(id uint32, resp proto.Message, err error, ctx *callCtx) {
+	sc.mu.Lock()
+	canceled := ctx.peerCanceled
+	delete(sc.calls, id)
+	sc.mu.Unlock()
+	if !canceled {
+		h := wire.Header{Kind: wire.KindResponse, ReqID: id}
+		if err == nil && resp == nil {
+			err = Errorf(Internal, "%s returned a nil response and no error", ctx.method.FullName)
+		}
+		if err != nil {
+			e := AsError(err)
+			h.Status = uint32(e.code)
+			if e.code == OK {
+				h.Status = uint32(Unknown)
+			}
+			sc.send(&h, e.msg, nil)
+		} else {
+			bp := bodyPool.Get().(*[]byte)
+			body, merr := marshalOpts.MarshalAppend((*bp)[:0], resp)
+			if merr != nil {
+				h.Status = uint32(Internal)
+				sc.send(&h, "cannot encode response: "+merr.Error(), nil)
+			} else {
+				sc.send(&h, "", body)
+			}
+			if cap(body) <= 64<<10 {
+				*bp = body[:0]
+				bodyPool.Put(bp)
+			}
+		}
+	}
+	if sc.s.inflight.Add(-1) < 0 {
+		panic("svrkit: in-flight count below zero")
+	}
+}
+
+func (sc *serverConn) fail(id uint32, code Code, msg string) {
+	sc.send(&wire.Header{Kind: wire.KindResponse, ReqID: id, Status: uint32(code)}, msg, nil)
+}
+
+func (sc *serverConn) goAway() {
+	sc.mu.Lock()
+	already := sc.sentAway
+	sc.sentAway = true
+	sc.mu.Unlock()
+	if !already {
+		sc.send(&wire.Header{Kind: wire.KindGoAway}, "server is shutting down", nil)
+	}
+}
+
+// send queues a frame for writing, starting a write if none is in progress.
+func (sc *serverConn) send(h *wire.Header, msg string, body []byte) {
+	max := sc.s.opts.maxFrameSize
+	sc.mu.Lock()
+	if sc.closed {
+		sc.mu.Unlock()
+		return
+	}
+	out, err := wire.AppendFrame(sc.out, h, nil, msg, body, max)
+	if err != nil {
+		e := wire.Header{Kind: h.Kind, ReqID: h.ReqID, Status: uint32(Internal)}
+		out, _ = wire.AppendFrame(sc.out, &e, nil, fmt.Sprintf("response of %d bytes exceeds the %d-byte frame limit", len(body), max), nil, max)
+	}
+	sc.out = out
+	if len(sc.out)+sc.c.OutboundBuffered() > sc.s.opts.maxPendingBytes {
+		sc.closed = true
+		sc.out = nil
+		sc.mu.Unlock()
+		sc.s.log.Warn("svrkit: closing connection to slow reader", "peer", sc.c.RemoteAddr(), "pending", len(out))
+		_ = sc.c.Close()
+		return
+	}
+	if sc.writing {
+		sc.mu.Unlock()
+		return
+	}
+	sc.writing = true
+	buf := sc.out
+	sc.out, sc.spare, sc.inWrite = sc.spare[:0], nil, buf
+	sc.mu.Unlock()
+	if err := sc.c.AsyncWrite(buf, sc.flushedFn); err != nil {
+		sc.mu.Lock()
+		sc.writing = false
+		sc.mu.Unlock()
+	}
+}
+
+// flushed runs on the event loop once a batch has been handed to the socket
+// (gnet copies what the kernel did not take), so the batch's buffer is free
+// again; anything queued meanwhile goes out as the next batch.
+func (sc *serverConn) flushed(c gnet.Conn, err error) error {
+	sc.mu.Lock()
+	if cap(sc.inWrite) <= 1<<20 {
+		sc.spare = sc.inWrite[:0]
+	}
+	sc.inWrite = nil
+	if err != nil || sc.closed || len(sc.out) == 0 {
+		sc.writing = false
+		sc.mu.Unlock()
+		return nil
+	}
+	buf := sc.out
+	sc.out, sc.spare, sc.inWrite = sc.spare, nil, buf
+	sc.mu.Unlock()
+	return c.AsyncWrite(buf, sc.flushedFn)
+}
+
+func decodeMeta(b []byte) Metadata {
+	md := make(Metadata, 4)
+	_ = wire.RangeMeta(b, func(k, v []byte) bool {
+		md[string(k)] = string(v)
+		return true
+	})
+	return md
+}
+
+// gnetLogger routes gnet's own logging to slog.
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(format string, args ...any) {}
+func (g gnetLogger) Infof(format string, args ...any)  {}
+func (g gnetLogger) Warnf(format string, args ...any) {
+	g.l.Warn("gnet: " + strings.TrimSpace(fmt.Sprintf(format, args...)))
+}
+func (g gnetLogger) Errorf(format string, args ...any) {
+	g.l.Error("gnet: " + strings.TrimSpace(fmt.Sprintf(format, args...)))
+}
+func (g gnetLogger) Fatalf(format string, args ...any) {
+	g.l.Error("gnet: " + strings.TrimSpace(fmt.Sprintf(format, args...)))
+}
