@@ -2,6 +2,7 @@ package svrkit
 
 import (
 	"context"
+	"google.golang.org/protobuf/proto"
 	"sync"
 	"time"
 )
@@ -20,6 +21,12 @@ type callCtx struct {
 	hasDeadline bool
 	md          Metadata
 	method      *MethodDesc
+
+	// The call itself, for the worker that runs it.
+	conn  *serverConn
+	sm    *serverMethod
+	reqID uint32
+	req   proto.Message
 
 	// peerCanceled is set (under the server connection's lock) when the
 	// client sent a cancel frame: the call then gets no response.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -655,6 +656,12 @@ func (cc *clientConn) flushLocked() {
 		return
 	}
 	cc.writing = true
+	// Let callers that are already runnable (typically woken by the same
+	// batch of responses) append their frames first, so one write carries
+	// them all. With nothing else runnable this returns at once.
+	cc.mu.Unlock()
+	runtime.Gosched()
+	cc.mu.Lock()
 	for len(cc.out) > 0 && cc.err == nil {
 		buf := cc.out
 		cc.out = cc.spare[:0]

@@ -64,6 +64,7 @@ type Server struct {
 
 	inflight atomic.Int64
 	draining atomic.Bool
+	workers  *workerPool
 }
 
 type serverMethod struct {
@@ -152,6 +153,7 @@ func NewServer(opts ...ServerOption) *Server {
 		baseCtx:  ctx,
 		hardStop: cancel,
 	}
+	s.workers = newWorkerPool(func(cc *callCtx) { cc.conn.serve(cc) }, 10*time.Second)
 	return s
 }
 
@@ -204,7 +206,8 @@ func (s *Server) Start(addr string) error {
 		err := gnet.Run(h, "tcp://"+addr,
 			gnet.WithMulticore(true),
 			gnet.WithNumEventLoop(s.opts.eventLoops),
-			gnet.WithTicker(s.opts.idleTimeout > 0),
+			gnet.WithTicker(true),
+			gnet.WithReuseAddr(true), // as net.Listen does: restart on a port with TIME_WAIT sockets
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithLogger(gnetLogger{s.log}),
 			gnet.WithLogLevel(logging.ErrorLevel),
@@ -264,6 +267,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = s.eng.Stop(stopCtx)
+	s.workers.stop()
 	select {
 	case <-s.stopped:
 	case <-stopCtx.Done():
@@ -357,7 +361,11 @@ func (h *serverEvents) OnClose(c gnet.Conn, err error) gnet.Action {
 
 func (h *serverEvents) OnTick() (time.Duration, gnet.Action) {
 	s := h.s
+	s.workers.reap()
 	idle := s.opts.idleTimeout
+	if idle <= 0 {
+		return time.Second, gnet.None
+	}
 	now := time.Now().UnixNano()
 	s.mu.Lock()
 	for sc := range s.conns {
@@ -475,7 +483,7 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 		sc.fail(id, ResourceExhausted, "server is at its concurrent call limit")
 		return
 	}
-	ctx := &callCtx{parent: s.baseCtx, method: m.desc}
+	ctx := &callCtx{parent: s.baseCtx, method: m.desc, conn: sc, sm: m, reqID: id}
 	sc.calls[id] = ctx
 	sc.mu.Unlock()
 
@@ -498,23 +506,25 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 	if limit > 0 && (!ctx.hasDeadline || now.Add(limit).Before(ctx.deadline)) {
 		ctx.deadline, ctx.hasDeadline = now.Add(limit), true
 	}
+	ctx.req = req
 	if m.desc.NonBlocking {
-		sc.serve(m, id, ctx, req)
+		sc.serve(ctx)
 		return
 	}
-	go sc.serve(m, id, ctx, req)
+	s.workers.submit(ctx)
 }
 
-func (sc *serverConn) serve(m *serverMethod, id uint32, ctx *callCtx, req proto.Message) {
+func (sc *serverConn) serve(ctx *callCtx) {
 	var resp proto.Message
 	var err error
 	if ctx.hasDeadline && !time.Now().Before(ctx.deadline) {
 		err = NewError(DeadlineExceeded, "deadline expired before the call started")
 	} else {
-		resp, err = sc.s.run(m, ctx, req)
+		resp, err = sc.s.run(ctx.sm, ctx, ctx.req)
 	}
+	ctx.req = nil
 	ctx.end()
-	sc.finish(id, resp, err, ctx)
+	sc.finish(ctx.reqID, resp, err, ctx)
 }
 
 // run calls the handler, turning a panic into an Internal error so one bad

@@ -2,6 +2,8 @@ package svrkit_test
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -135,6 +137,7 @@ func methodByCmd(cmd uint32) *svrkit.MethodDesc {
 // it when the test ends.
 func startServer(t testing.TB, svc *testService, opts ...svrkit.ServerOption) *svrkit.Server {
 	t.Helper()
+	opts = append([]svrkit.ServerOption{svrkit.WithLogger(testLogger(t))}, opts...)
 	s := svrkit.NewServer(opts...)
 	s.RegisterService(&testDesc, svc)
 	if err := s.Start("127.0.0.1:0"); err != nil {
@@ -162,4 +165,17 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// testLogger sends the server's log lines to the test's log, so they show
+// with -v or when the test fails, and nowhere else.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
