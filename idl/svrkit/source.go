@@ -11,6 +11,8 @@ package svrkitpb
 
 import _ "embed"
 
+//go:generate go run github.com/svrkit/svrkit/tools/svrkit gen -I .. -out .. options.proto
+
 // OptionsProtoPath is the import path of the options file.
 const OptionsProtoPath = "svrkit/options.proto"
 

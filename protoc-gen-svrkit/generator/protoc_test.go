@@ -34,7 +34,7 @@ func buildPlugins(t *testing.T) (svrkitPlugin, goPlugin string) {
 	svrkitPlugin = filepath.Join(dir, "protoc-gen-svrkit")
 	goPlugin = filepath.Join(dir, "protoc-gen-go")
 	for pkg, out := range map[string]string{
-		"github.com/svrkit/svrkit/protoc-gen-svrkit":  svrkitPlugin,
+		"github.com/svrkit/svrkit/protoc-gen-svrkit":   svrkitPlugin,
 		"google.golang.org/protobuf/cmd/protoc-gen-go": goPlugin,
 	} {
 		cmd := exec.Command("go", "build", "-o", out, pkg)

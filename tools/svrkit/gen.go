@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/svrkit/svrkit/protoc-gen-svrkit/compiler"
+	"github.com/svrkit/svrkit/protoc-gen-svrkit/generator"
+)
+
+func init() {
+	register(&command{
+		name:    "gen",
+		usage:   "gen [flags] PATH...",
+		summary: "compile .proto IDL into Go message and svrkit code (no protoc needed)",
+		run:     runGen,
+	})
+}
+
+const genHelp = `usage: svrkit gen [flags] PATH...
+
+Compiles .proto files into Go: <name>.pb.go, the same bytes protoc-gen-go
+writes, and <name>.svrkit.go, the same bytes protoc-gen-svrkit writes.
+
+A PATH is a .proto file, a directory (its .proto files) or DIR/... (every
+.proto file below DIR, skipping testdata and directories starting with '.' or
+'_'). Every file must lie under an import path (-I); its name in the IDL is
+its path relative to the first import path that holds it. svrkit/options.proto
+and google/protobuf/*.proto are always importable.
+
+Files are generated in memory and written only if every file compiles and
+validates; a file is rewritten only when its content changes, so a second run
+changes nothing. With -check nothing is written: svrkit gen lists the files
+whose committed content differs from what it would write and exits 1.
+
+Keep the command beside the IDL as a go:generate directive; 'go generate ./...'
+then regenerates everything, and a test can run each directive with -check.
+
+flags:
+`
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func runGen(e *env, args []string) error {
+	fset := flag.NewFlagSet("gen", flag.ContinueOnError)
+	fset.SetOutput(e.stderr)
+	var importPaths stringList
+	fset.Var(&importPaths, "I", "import `dir` (repeatable; default .)")
+	out := fset.String("out", ".", "output root `dir`")
+	paths := fset.String("paths", "", "where files go: source_relative (beside the .proto; the default) or import (by Go import path under -out; the default with -module)")
+	module := fset.String("module", "", "with paths=import, strip this Go module `prefix` from output paths")
+	check := fset.Bool("check", false, "write nothing; list stale generated files and exit 1 if any")
+	fset.Usage = func() {
+		fmt.Fprint(e.stderr, genHelp)
+		fset.PrintDefaults()
+	}
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if fset.NArg() == 0 {
+		fmt.Fprintln(e.stderr, "svrkit gen: no .proto files given")
+		fset.Usage()
+		return errUsage
+	}
+
+	g := &generation{e: e}
+	if len(importPaths) == 0 {
+		importPaths = stringList{"."}
+	}
+	for _, p := range importPaths {
+		g.importPaths = append(g.importPaths, e.abs(p))
+	}
+	names, err := g.protoNames(fset.Args())
+	if err != nil {
+		return err
+	}
+
+	var params []string
+	switch {
+	case *paths == "" && *module != "":
+		params = append(params, "paths=import")
+	case *paths == "":
+		params = append(params, "paths=source_relative")
+	case *paths == "import" || *paths == "source_relative":
+		params = append(params, "paths="+*paths)
+	default:
+		return fmt.Errorf("-paths must be import or source_relative, not %q", *paths)
+	}
+	if *module != "" {
+		params = append(params, "module="+*module)
+	}
+
+	set, err := compiler.Parse(g.importPaths, names...)
+	if err != nil {
+		return g.relocate(err)
+	}
+	files, err := compiler.Generate(set, names, strings.Join(params, ","))
+	if err != nil {
+		return g.relocate(err)
+	}
+
+	outDir := e.abs(*out)
+	if *check {
+		var stale []string
+		for _, f := range files {
+			target := filepath.Join(outDir, filepath.FromSlash(f.Name))
+			old, err := os.ReadFile(target)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				stale = append(stale, e.rel(target)+" (missing)")
+			case err != nil:
+				return err
+			case !bytes.Equal(old, f.Content):
+				stale = append(stale, e.rel(target)+" (differs)")
+			}
+		}
+		if len(stale) > 0 {
+			return &exitError{code: 1, msg: "svrkit gen: stale generated files; regenerate them with 'go generate ./...':\n  " +
+				strings.Join(stale, "\n  ")}
+		}
+		return nil
+	}
+	for _, f := range files {
+		target := filepath.Join(outDir, filepath.FromSlash(f.Name))
+		changed, err := writeIfChanged(target, f.Content)
+		if err != nil {
+			return err
+		}
+		if changed {
+			fmt.Fprintln(e.stderr, "wrote", e.rel(target))
+		}
+	}
+	return nil
+}
+
+// generation is the state of one gen run.
+type generation struct {
+	e           *env
+	importPaths []string // absolute
+}
+
+// protoNames expands PATH arguments to .proto files and names each by its
+// path under the first import path holding it.
+func (g *generation) protoNames(args []string) ([]string, error) {
+	var files []string
+	for _, arg := range args {
+		recursive := false
+		if rest, ok := strings.CutSuffix(arg, "/..."); ok {
+			arg, recursive = rest, true
+			if arg == "" || arg == "." {
+				arg = "."
+			}
+		}
+		p := g.e.abs(arg)
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !info.IsDir() {
+			if recursive || filepath.Ext(p) != ".proto" {
+				return nil, fmt.Errorf("%s: not a .proto file", arg)
+			}
+			files = append(files, p)
+			continue
+		}
+		found, err := findProtos(p, recursive)
+		if err != nil {
+			return nil, err
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("%s: no .proto files", arg)
+		}
+		files = append(files, found...)
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, f := range files {
+		name := ""
+		for _, ip := range g.importPaths {
+			if rel, err := filepath.Rel(ip, f); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+				name = filepath.ToSlash(rel)
+				break
+			}
+		}
+		if name == "" {
+			return nil, fmt.Errorf("%s is not under any import path (-I %s)", g.e.rel(f), strings.Join(g.relAll(g.importPaths), " -I "))
+		}
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// findProtos lists the .proto files in dir, or below it if recursive,
+// skipping what the go tool skips: testdata and names starting with . or _.
+func findProtos(dir string, recursive bool) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p == dir {
+				return nil
+			}
+			n := d.Name()
+			if !recursive || n == "testdata" || strings.HasPrefix(n, ".") || strings.HasPrefix(n, "_") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if filepath.Ext(p) == ".proto" {
+			files = append(files, p)
+		}
+		return nil
+	})
+	return files, err
+}
+
+// relocate rewrites the file names of positioned errors from IDL names
+// ("hello/hello.proto") to paths relative to the working directory, so that
+// editors and terminals can jump to them.
+func (g *generation) relocate(err error) error {
+	var perrs compiler.PosErrors
+	var gerrs generator.Errors
+	switch {
+	case errors.As(err, &perrs):
+		lines := make([]string, len(perrs))
+		for i, pe := range perrs {
+			c := *pe
+			c.File = g.diskPath(c.File)
+			lines[i] = c.Error()
+		}
+		return &exitError{code: 1, msg: strings.Join(lines, "\n")}
+	case errors.As(err, &gerrs):
+		lines := make([]string, len(gerrs))
+		for i, ge := range gerrs {
+			c := *ge
+			c.File = g.diskPath(c.File)
+			lines[i] = c.Error()
+		}
+		return &exitError{code: 1, msg: strings.Join(lines, "\n")}
+	}
+	return err
+}
+
+// diskPath finds the file an IDL name was read from.
+func (g *generation) diskPath(name string) string {
+	for _, ip := range g.importPaths {
+		p := filepath.Join(ip, filepath.FromSlash(name))
+		if _, err := os.Stat(p); err == nil {
+			return g.e.rel(p)
+		}
+	}
+	return name
+}
+
+func (g *generation) relAll(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = g.e.rel(p)
+	}
+	return out
+}
+
+// writeIfChanged replaces path's content with b through a temporary file
+// and a rename, so a reader never sees half a file. It leaves the file alone
+// (and its mtime) when the content is already b.
+func writeIfChanged(path string, b []byte) (bool, error) {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
+		return false, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return false, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if err := tmp.Close(); err != nil {
+		return false, err
+	}
+	return true, os.Rename(tmp.Name(), path)
+}
+
+// abs resolves p against the command's working directory.
+func (e *env) abs(p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(e.dir, p)
+}
+
+// rel shows p relative to the working directory when it is below it.
+func (e *env) rel(p string) string {
+	if r, err := filepath.Rel(e.dir, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}
