@@ -82,7 +82,9 @@ func TestDescriberSeesLaterServices(t *testing.T) {
 	checkHelloSet(t, set)
 }
 
-type greeter struct{ hello.UnimplementedGreeterServer }
+type greeter struct {
+	hello.UnimplementedGreeterServer
+}
 
 func (greeter) SayHello(_ context.Context, req *hello.HelloRequest) (*hello.HelloReply, error) {
 	return &hello.HelloReply{Message: "Hello, " + req.GetName()}, nil

@@ -14,7 +14,9 @@ import (
 	"github.com/svrkit/svrkit/svrkit/cgi"
 )
 
-type greeter struct{ hello.UnimplementedGreeterServer }
+type greeter struct {
+	hello.UnimplementedGreeterServer
+}
 
 func (greeter) SayHello(_ context.Context, req *hello.HelloRequest) (*hello.HelloReply, error) {
 	if req.GetName() == "" {
