@@ -67,7 +67,13 @@ type MethodOptions struct {
 	Priority uint32 `protobuf:"varint,5,opt,name=priority,proto3" json:"priority,omitempty"`
 	// non_blocking methods do no I/O and hold no lock for long, so the server
 	// may run them on its event loop instead of handing them to a worker.
-	NonBlocking   bool `protobuf:"varint,6,opt,name=non_blocking,json=nonBlocking,proto3" json:"non_blocking,omitempty"`
+	NonBlocking bool `protobuf:"varint,6,opt,name=non_blocking,json=nonBlocking,proto3" json:"non_blocking,omitempty"`
+	// max_concurrent bounds how many calls of this method one Logicsvr
+	// process runs at once, over HTTP and binary RPC together; a call over
+	// the bound is refused at once with resource_exhausted (HTTP 429) instead
+	// of queueing, so one slow CGI cannot take every worker of its Logicsvr.
+	// 0 means the service's max_concurrent; 0 there too means unbounded.
+	MaxConcurrent uint32 `protobuf:"varint,7,opt,name=max_concurrent,json=maxConcurrent,proto3" json:"max_concurrent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -144,6 +150,13 @@ func (x *MethodOptions) GetNonBlocking() bool {
 	return false
 }
 
+func (x *MethodOptions) GetMaxConcurrent() uint32 {
+	if x != nil {
+		return x.MaxConcurrent
+	}
+	return 0
+}
+
 // ServiceOptions are the svrkit properties of one service.
 type ServiceOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -158,7 +171,10 @@ type ServiceOptions struct {
 	// method's request must have it, as a scalar (number, bool, string, bytes
 	// or enum) field; a dotted path ("header.uin") reaches into singular
 	// message fields.
-	RoutingKey    string `protobuf:"bytes,3,opt,name=routing_key,json=routingKey,proto3" json:"routing_key,omitempty"`
+	RoutingKey string `protobuf:"bytes,3,opt,name=routing_key,json=routingKey,proto3" json:"routing_key,omitempty"`
+	// max_concurrent is the default max_concurrent of the service's methods
+	// that set none themselves.
+	MaxConcurrent uint32 `protobuf:"varint,4,opt,name=max_concurrent,json=maxConcurrent,proto3" json:"max_concurrent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -214,6 +230,13 @@ func (x *ServiceOptions) GetRoutingKey() string {
 	return ""
 }
 
+func (x *ServiceOptions) GetMaxConcurrent() uint32 {
+	if x != nil {
+		return x.MaxConcurrent
+	}
+	return 0
+}
+
 var file_svrkit_options_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
@@ -253,7 +276,7 @@ var File_svrkit_options_proto protoreflect.FileDescriptor
 
 const file_svrkit_options_proto_rawDesc = "" +
 	"\n" +
-	"\x14svrkit/options.proto\x12\x06svrkit\x1a google/protobuf/descriptor.proto\"\xcd\x01\n" +
+	"\x14svrkit/options.proto\x12\x06svrkit\x1a google/protobuf/descriptor.proto\"\xf4\x01\n" +
 	"\rMethodOptions\x12\x19\n" +
 	"\x05cmdid\x18\x01 \x01(\rH\x00R\x05cmdid\x88\x01\x01\x12\x19\n" +
 	"\bcgi_path\x18\x02 \x01(\tR\acgiPath\x12\x1d\n" +
@@ -263,14 +286,16 @@ const file_svrkit_options_proto_rawDesc = "" +
 	"idempotent\x18\x04 \x01(\bR\n" +
 	"idempotent\x12\x1a\n" +
 	"\bpriority\x18\x05 \x01(\rR\bpriority\x12!\n" +
-	"\fnon_blocking\x18\x06 \x01(\bR\vnonBlockingB\b\n" +
-	"\x06_cmdid\"l\n" +
+	"\fnon_blocking\x18\x06 \x01(\bR\vnonBlocking\x12%\n" +
+	"\x0emax_concurrent\x18\a \x01(\rR\rmaxConcurrentB\b\n" +
+	"\x06_cmdid\"\x93\x01\n" +
 	"\x0eServiceOptions\x12\x1a\n" +
 	"\blogicsvr\x18\x01 \x01(\tR\blogicsvr\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x02 \x01(\rR\ttimeoutMs\x12\x1f\n" +
 	"\vrouting_key\x18\x03 \x01(\tR\n" +
-	"routingKey:O\n" +
+	"routingKey\x12%\n" +
+	"\x0emax_concurrent\x18\x04 \x01(\rR\rmaxConcurrent:O\n" +
 	"\x06method\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\v2\x15.svrkit.MethodOptionsR\x06method:S\n" +
 	"\aservice\x12\x1f.google.protobuf.ServiceOptions\x18\xba\x8e\x03 \x01(\v2\x16.svrkit.ServiceOptionsR\aserviceB.Z,github.com/svrkit/svrkit/idl/svrkit;svrkitpbb\x06proto3"
 
