@@ -7,8 +7,21 @@
 //	    --svrkit_out=. --svrkit_opt=paths=source_relative hello/hello.proto
 //
 // It takes protogen's standard parameters (paths=import|source_relative,
-// module=PREFIX, M<file>=<package>) and works under buf as a local plugin.
-// `svrkit gen` runs the same generator without protoc.
+// module=PREFIX, M<file>=<package>). Under buf it is a local plugin beside
+// protoc-gen-go, in buf.gen.yaml:
+//
+//	version: v2
+//	plugins:
+//	  - local: protoc-gen-go
+//	    out: .
+//	    opt: paths=source_relative
+//	  - local: protoc-gen-svrkit
+//	    out: .
+//	    opt: paths=source_relative
+//
+// with svrkit's idl/ directory (for svrkit/options.proto) in the buf module
+// or its dependencies. `svrkit gen` runs the same generator without protoc
+// or buf, and writes the same bytes.
 package main
 
 import (

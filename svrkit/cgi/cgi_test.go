@@ -129,7 +129,7 @@ func do(t *testing.T, method, url, ct string, body []byte, header map[string]str
 	return res, b
 }
 
-func mustProto(t *testing.T, m proto.Message) []byte {
+func mustProto(t testing.TB, m proto.Message) []byte {
 	t.Helper()
 	b, err := proto.Marshal(m)
 	if err != nil {

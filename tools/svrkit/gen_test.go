@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,9 @@ func runCmd(t *testing.T, dir string, args ...string) (code int, stdout, stderr 
 	return code, out.String(), errOut.String()
 }
 
-const genDirective = "//go:generate go run github.com/svrkit/svrkit/tools/svrkit gen "
+// genDirective matches a go:generate line that runs `svrkit gen`, by import
+// path or by relative path, and captures its arguments.
+var genDirective = regexp.MustCompile(`^//go:generate go run (?:github\.com/svrkit/svrkit/|(?:\.\./)+)tools/svrkit gen (.*)$`)
 
 // TestRepoGeneratedCodeIsFresh runs every `svrkit gen` go:generate directive
 // in the repository with -check, so that `go test ./...` fails when someone
@@ -54,10 +57,11 @@ func TestRepoGeneratedCodeIsFresh(t *testing.T) {
 		defer f.Close()
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
-			args, ok := strings.CutPrefix(sc.Text(), genDirective)
-			if !ok {
+			m := genDirective.FindStringSubmatch(sc.Text())
+			if m == nil {
 				continue
 			}
+			args := m[1]
 			dir := filepath.Dir(p)
 			rel, _ := filepath.Rel(root, dir)
 			found[filepath.ToSlash(rel)] = true
@@ -75,7 +79,7 @@ func TestRepoGeneratedCodeIsFresh(t *testing.T) {
 	// over stale code.
 	for _, dir := range []string{"idl/svrkit", "examples/hello"} {
 		if !found[dir] {
-			t.Errorf("no %q directive in %s", genDirective, dir)
+			t.Errorf("no go:generate directive running svrkit gen in %s", dir)
 		}
 	}
 }
