@@ -19,6 +19,8 @@ import (
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/cgi"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -110,6 +112,14 @@ func TestGreeterDesc(t *testing.T) {
 	}
 	if _, ok := m.NewResponse().(*greeter.HelloReply); !ok {
 		t.Error("NewResponse type")
+	}
+	// A generic caller finds the service's descriptors by its name.
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(sd.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc, ok := d.(protoreflect.ServiceDescriptor); !ok || svc.Methods().Len() != len(sd.Methods) {
+		t.Errorf("descriptor of %s: %v", sd.Name, d)
 	}
 }
 
