@@ -36,6 +36,22 @@ func BenchmarkInvoke(b *testing.B) {
 	}
 }
 
+// BenchmarkInvokeSerial measures one caller's round trip: latency, not
+// throughput.
+func BenchmarkInvokeSerial(b *testing.B) {
+	s := startServer(b, &testService{})
+	c := newClient(b, s.Addr().String())
+	m := methodByCmd(cmdEcho)
+	req := wrapperspb.Bytes(make([]byte, 16))
+	resp := new(wrapperspb.BytesValue)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.Invoke(context.Background(), m, req, resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func sizeName(n int) string {
 	if n >= 1024 {
 		return itoa(n/1024) + "KiB"

@@ -23,10 +23,11 @@ type callCtx struct {
 	method      *MethodDesc
 
 	// The call itself, for the worker that runs it.
-	conn  *serverConn
-	sm    *serverMethod
-	reqID uint32
-	req   proto.Message
+	conn   *serverConn
+	sm     *serverMethod
+	reqID  uint32
+	req    proto.Message
+	inline bool // runs on the event loop (NonBlocking method)
 
 	// peerCanceled is set (under the server connection's lock) when the
 	// client sent a cancel frame: the call then gets no response.

@@ -1,0 +1,64 @@
+// Package svrkit is a binary RPC runtime for Go backends in the style of
+// WeChat's Svrkit: protobuf messages in length-prefixed frames over TCP, a
+// server on gnet's event loops, a multiplexing client, static routing tables
+// and codes modelled on gRPC's.
+//
+// Most users never call this package directly: protoc-gen-svrkit generates a
+// typed client and a registration function per service, and the logicsvr
+// package hosts the result. What the generated code relies on is small:
+//
+//   - MethodDesc and ServiceDesc describe methods (cmdid, timeouts, routing
+//     key, how to decode a request and call the implementation).
+//   - Server (NewServer, RegisterService, Start, Shutdown) serves them.
+//   - Client (NewClient, Invoke) calls them; it implements Invoker.
+//   - *Error carries a Code and a message across the wire; CodeOf reads the
+//     code of any error.
+//
+// # A call, end to end
+//
+// The client marshals the request into a pooled buffer, picks an endpoint
+// (round robin, or rendezvous hash of the method's routing key so one user's
+// storage calls always reach the same node), picks one of that endpoint's
+// connections, and appends a request frame (see package wire) with a fresh
+// request id and the time left before the caller's deadline. The first caller
+// to find the connection idle writes everything pending; the others only
+// append, so one write carries many frames under load.
+//
+// The server's event loop cuts the frame out of its input buffer, checks the
+// size limit on the prefix before reading further, looks up the cmdid,
+// decodes the request and admits it against the per-connection and total
+// concurrency limits (over them: ResourceExhausted at once — a bounded queue
+// is what keeps an overloaded server answering). A parked worker goroutine
+// runs the handler with a context carrying the caller's deadline and
+// metadata; a panic becomes an Internal status. The response frame joins the
+// connection's pending buffer and goes out in the next batched write.
+//
+// The client's reader goroutine matches the response to its call by request
+// id, decodes the body straight into the caller's message and wakes it.
+// Responses arrive in any order.
+//
+// # Failure semantics
+//
+// Every failure a caller sees is an *Error with a code:
+//
+//   - the deadline passes: DeadlineExceeded (client and server both enforce it;
+//     the server cancels the handler's context);
+//   - the caller's context is canceled: Canceled, and a cancel frame tells the
+//     server to cancel the handler and send nothing;
+//   - the connection breaks, the endpoint cannot be dialed, or the server is
+//     shutting down: Unavailable;
+//   - unknown cmdid: Unimplemented; undecodable request: InvalidArgument;
+//     too many concurrent calls or an oversize frame: ResourceExhausted;
+//     handler panic: Internal.
+//
+// A call that never reached the wire is retried on another endpoint; one that
+// may have reached it is retried only when its method is Idempotent. A peer
+// that sends a malformed frame is disconnected: a byte stream cannot be
+// resynchronised once a length is wrong.
+//
+// # What it does not do
+//
+// No streaming (unary calls only), no TLS (run it on a trusted network or
+// behind a proxy), no server-side load shedding by priority yet: Priority
+// travels in every frame for the overload control that will use it.
+package svrkit

@@ -1,0 +1,57 @@
+package svrkit_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"time"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/svrkit/svrkit/svrkit"
+)
+
+// A server and a client over loopback. Generated code supplies the
+// ServiceDesc and a typed client; here the test service's descriptor stands
+// in for it.
+func Example() {
+	srv := svrkit.NewServer()
+	srv.RegisterService(&testDesc, &testService{})
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+
+	client, err := svrkit.NewClient(srv.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	resp := new(wrapperspb.BytesValue)
+	if err := client.Invoke(ctx, methodByCmd(cmdEcho), wrapperspb.Bytes([]byte("hello")), resp); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(resp.Value))
+	// Output: hello
+}
+
+// Errors carry a code across the wire; match on the code, not the text.
+func ExampleCodeOf() {
+	err := fmt.Errorf("loading profile: %w", svrkit.NewError(svrkit.NotFound, "no such user"))
+	fmt.Println(svrkit.CodeOf(err), svrkit.CodeOf(err).HTTPStatus())
+	// Output: not_found 404
+}
+
+// A routing file names each service's endpoints; clients created with the
+// table as resolver follow its changes without a restart.
+func ExampleLoadRouteTable() {
+	routes, err := svrkit.ParseRoutes([]byte(`{"services": {"im.MessageStore": ["10.0.0.1:7101", "10.0.0.2:7101"]}}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(routes["im.MessageStore"])
+	// Output: [10.0.0.1:7101 10.0.0.2:7101]
+}
