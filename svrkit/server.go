@@ -82,6 +82,7 @@ type serverOptions struct {
 	eventLoops           int
 	interceptors         []UnaryServerInterceptor
 	logger               *slog.Logger
+	noDescribe           bool
 }
 
 // ServerOption configures a Server.
@@ -128,7 +129,13 @@ func WithServerInterceptors(ics ...UnaryServerInterceptor) ServerOption {
 // (default slog.Default()).
 func WithLogger(l *slog.Logger) ServerOption { return func(o *serverOptions) { o.logger = l } }
 
-// NewServer returns a server with no services; register them, then Start.
+// WithoutDescribe leaves out the describe method (cmdid
+// ReservedCmdIDBase+1) that every server otherwise answers with the
+// descriptors of its services, for `svrkit call` and other generic callers.
+func WithoutDescribe() ServerOption { return func(o *serverOptions) { o.noDescribe = true } }
+
+// NewServer returns a server that answers only the describe method;
+// register services, then Start.
 func NewServer(opts ...ServerOption) *Server {
 	o := serverOptions{
 		maxConcurrent:        65536,
@@ -154,6 +161,9 @@ func NewServer(opts ...ServerOption) *Server {
 		hardStop: cancel,
 	}
 	s.workers = newWorkerPool(func(cc *callCtx) { cc.conn.serve(cc) }, 10*time.Second)
+	if !o.noDescribe {
+		s.RegisterService(&DescribeServiceDesc, NewDescriber(s.Services))
+	}
 	return s
 }
 

@@ -58,7 +58,6 @@ func main() {
 func serve(ctx context.Context, rpcAddr, httpAddr string, ready func(rpc, http net.Addr)) error {
 	srv := svrkit.NewServer()
 	hello.RegisterGreeterServer(srv, greeter{})
-	registerDescribe(srv)
 
 	h := cgi.NewHandler()
 	hello.RegisterGreeterServer(h, greeter{})
@@ -95,13 +94,3 @@ func serve(ctx context.Context, rpcAddr, httpAddr string, ready func(rpc, http n
 	return nil
 }
 
-// registerDescribe serves the describe method, which `svrkit call` uses to
-// learn the server's services, unless the server already does.
-func registerDescribe(srv *svrkit.Server) {
-	for _, sd := range srv.Services() {
-		if sd.Name == svrkit.DescribeServiceName {
-			return
-		}
-	}
-	srv.RegisterService(&svrkit.DescribeServiceDesc, svrkit.NewDescriber(srv.Services))
-}
