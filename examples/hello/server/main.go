@@ -93,4 +93,3 @@ func serve(ctx context.Context, rpcAddr, httpAddr string, ready func(rpc, http n
 	}
 	return nil
 }
-
