@@ -1,0 +1,92 @@
+package kv
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync/atomic"
+	"testing"
+)
+
+// BenchmarkPut measures a synced conditional Put (create, then CAS updates)
+// of one key per goroutine; with -cpu above 1, writers share fsyncs.
+func BenchmarkPut(b *testing.B) {
+	ctx := context.Background()
+	db := openTest(b, "")
+	value := make([]byte, 100)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		key := fmt.Appendf(nil, "bench/%d", next.Add(1))
+		ver := uint64(0)
+		for pb.Next() {
+			v, err := db.Put(ctx, key, value, ver)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			ver = v
+		}
+	})
+}
+
+// BenchmarkGet measures a point read of a 100-byte value.
+func BenchmarkGet(b *testing.B) {
+	ctx := context.Background()
+	db := openTest(b, "")
+	const keys = 1000
+	for i := range keys {
+		if _, err := db.Put(ctx, binary.BigEndian.AppendUint32(nil, uint32(i)), make([]byte, 100), 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, _, err := db.Get(ctx, binary.BigEndian.AppendUint32(nil, uint32(i%keys))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAppend measures a synced Append of a 64-byte entry to a row.
+func BenchmarkAppend(b *testing.B) {
+	ctx := context.Background()
+	db := openTest(b, "")
+	value := make([]byte, 64)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		row := fmt.Appendf(nil, "row/%d", next.Add(1))
+		for pb.Next() {
+			if _, err := db.Append(ctx, row, value); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkScan measures reading a page of 100 entries of 64 bytes.
+func BenchmarkScan(b *testing.B) {
+	ctx := context.Background()
+	db := openTest(b, "")
+	row := []byte("row")
+	var bt Batch
+	for range 1000 {
+		bt.Append(row, make([]byte, 64))
+	}
+	if _, err := db.Apply(ctx, &bt); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		res, err := db.Scan(ctx, row, uint64(i%900), 100)
+		if err != nil || len(res.Entries) != 100 {
+			b.Fatal(len(res.Entries), err)
+		}
+	}
+}
