@@ -38,5 +38,5 @@ func main() {
 		fmt.Println(filepath.Base(os.Args[0]), generator.Version)
 		return
 	}
-	protogen.Options{}.Run(generator.Generate)
+	protogen.Options{ParamFunc: generator.ParamFunc}.Run(generator.Generate)
 }

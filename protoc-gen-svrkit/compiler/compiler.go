@@ -132,7 +132,7 @@ func Generate(set *descriptorpb.FileDescriptorSet, names []string, param string)
 	if err := proto.Unmarshal(b, req); err != nil {
 		return nil, err
 	}
-	gen, err := protogen.Options{}.New(req)
+	gen, err := protogen.Options{ParamFunc: generator.ParamFunc}.New(req)
 	if err != nil {
 		return nil, err
 	}

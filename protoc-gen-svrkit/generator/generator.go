@@ -94,6 +94,9 @@ func Generate(gen *protogen.Plugin) error {
 			return err
 		}
 	}
+	if mainsRequested(gen) {
+		return generateMains(gen, services)
+	}
 	return nil
 }
 

@@ -40,6 +40,13 @@ validates; a file is rewritten only when its content changes, so a second run
 changes nothing. With -check nothing is written: svrkit gen lists the files
 whose committed content differs from what it would write and exits 1.
 
+With -mains it also writes one main package per Logicsvr named in the IDL:
+the Logicsvr N declared (first, in file name order) in a .proto whose Go
+package is P gets P/logicsvr/N/main.go, which imports N's handlers from
+P/logicsvr/N/handlers (one func NewS(*logicsvr.Host) (SServer, error) per
+service S) and nothing of any other Logicsvr, so each builds into its own
+binary.
+
 Keep the command beside the IDL as a go:generate directive; 'go generate ./...'
 then regenerates everything, and a test can run each directive with -check.
 
@@ -61,6 +68,7 @@ func runGen(e *env, args []string) error {
 	paths := fset.String("paths", "", "where files go: source_relative (beside the .proto; the default) or import (by Go import path under -out; the default with -module)")
 	module := fset.String("module", "", "with paths=import, strip this Go module `prefix` from output paths")
 	check := fset.Bool("check", false, "write nothing; list stale generated files and exit 1 if any")
+	mains := fset.Bool("mains", false, "also write one main package per Logicsvr: <go package of its .proto>/logicsvr/<name>/main.go, importing its handlers from .../logicsvr/<name>/handlers (see package logicsvr)")
 	fset.Usage = func() {
 		fmt.Fprint(e.stderr, genHelp)
 		fset.PrintDefaults()
@@ -102,6 +110,9 @@ func runGen(e *env, args []string) error {
 	}
 	if *module != "" {
 		params = append(params, "module="+*module)
+	}
+	if *mains {
+		params = append(params, generator.MainsParam+"=true")
 	}
 
 	set, err := compiler.Parse(g.importPaths, names...)

@@ -1,0 +1,122 @@
+package logicsvr
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Main is the whole of a generated Logicsvr main:
+//
+//	func main() {
+//		logicsvr.Main("account", func(h *logicsvr.Host) error {
+//			impl, err := handlers.NewAccount(h)
+//			if err != nil {
+//				return err
+//			}
+//			im.RegisterAccountServer(h, impl)
+//			return nil
+//		})
+//	}
+//
+// It parses the flags (BindFlags) and the config file, sets up logging,
+// builds the host, lets register add the services, then serves until
+// SIGTERM or SIGINT and drains (see Host.Shutdown). A second signal during
+// the drain exits at once. The exit status is 0 after a complete drain, 1
+// when the drain timed out or anything failed, and 2 for bad flags. With
+// -buildinfo it prints the BuildInfo as JSON and exits without listening.
+func Main(name string, register func(*Host) error) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
+	os.Exit(run(name, register, os.Args[1:], os.Stdout, os.Stderr, sigs))
+}
+
+// run is Main without the process: tests drive it with their own signal
+// channel.
+func run(name string, register func(*Host) error, args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: %s [flags]\n\nLogicsvr %s: serves its CGIs over HTTP and binary RPC (see package github.com/svrkit/svrkit/logicsvr).\n\nflags:\n", name, name)
+		fs.PrintDefaults()
+	}
+	flags := BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", name, fs.Args())
+		return 2
+	}
+	cfg, err := flags.Config()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	if cfg.Name != "" && cfg.Name != name {
+		fmt.Fprintf(stderr, "%s: config %s is for Logicsvr %q, not %q\n", name, flags.ConfigPath, cfg.Name, name)
+		return 1
+	}
+	cfg.Name = name
+	log, err := cfg.NewLogger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	opts := []Option{WithLogger(log)}
+	if flags.PrintInfo {
+		opts = append(opts, infoOnly())
+	}
+	h, err := New(cfg, opts...)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := register(h); err != nil {
+		log.Error("cannot create handlers", "logicsvr", name, "err", err)
+		return 1
+	}
+	if flags.PrintInfo {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(h.BuildInfo()); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			return 1
+		}
+		return 0
+	}
+	if err := h.Start(); err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	status := 0
+	select {
+	case sig := <-sigs:
+		log.Info("signal received; draining (send it again to exit at once)", "signal", sig.String())
+	case err := <-h.Failed():
+		log.Error("listener failed; stopping", "err", err)
+		status = 1
+	}
+	type result struct{ err error }
+	done := make(chan result, 1)
+	go func() { done <- result{h.Shutdown(context.Background())} }()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return 1
+		}
+		return status
+	case sig := <-sigs:
+		log.Warn("second signal; exiting without draining", "signal", sig.String())
+		return 1
+	}
+}
