@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// upRun is `svrkit up` running in process against testdata/up, with its
+// output scanned line by line.
+type upRun struct {
+	t      *testing.T
+	cancel context.CancelFunc
+	done   chan int
+
+	mu    sync.Mutex
+	lines []string
+	cond  chan struct{} // closed and replaced on every new line
+}
+
+func startUp(t *testing.T, args ...string) *upRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	u := &upRun{t: t, cancel: cancel, done: make(chan int, 1), cond: make(chan struct{})}
+	e := &env{ctx: ctx, dir: ".", stdin: strings.NewReader(""), stdout: pw, stderr: pw}
+	go func() {
+		code := run(e, append([]string{"up"}, args...))
+		pw.Close()
+		u.done <- code
+	}()
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			u.mu.Lock()
+			u.lines = append(u.lines, sc.Text())
+			close(u.cond)
+			u.cond = make(chan struct{})
+			u.mu.Unlock()
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-u.done:
+		case <-time.After(60 * time.Second):
+			t.Error("svrkit up did not stop within 60s of cancel")
+		}
+	})
+	return u
+}
+
+// waitFor waits, bounded, for an output line at index >= from matching re
+// and returns its submatches and the index after it.
+func (u *upRun) waitFor(re *regexp.Regexp, from int, d time.Duration) ([]string, int) {
+	u.t.Helper()
+	deadline := time.After(d)
+	for {
+		u.mu.Lock()
+		for i := from; i < len(u.lines); i++ {
+			if m := re.FindStringSubmatch(u.lines[i]); m != nil {
+				u.mu.Unlock()
+				return m, i + 1
+			}
+		}
+		cond := u.cond
+		u.mu.Unlock()
+		select {
+		case <-cond:
+		case <-deadline:
+			u.t.Fatalf("no line matching %q within %v; output:\n%s", re, d, u.output())
+		}
+	}
+}
+
+func (u *upRun) output() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return strings.Join(u.lines, "\n")
+}
+
+var readyLine = regexp.MustCompile(`svrkit up +\| (\S+) ready \(pid (\d+)\) http=(\S+) rpc=(\S+) admin=(\S+)`)
+
+func postJSON(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	res, err := c.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func alive(pid int) bool {
+	return syscall.Kill(pid, 0) == nil
+}
+
+// TestUpRunsTopology builds and runs testdata/up (the notes example's two
+// Logicsvrs, one with two replicas, and the hello example's hand-written
+// server as a plain main), then checks routing, log prefixes, restart of a
+// killed service and a clean stop.
+func TestUpRunsTopology(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs three binaries")
+	}
+	u := startUp(t, "-bindir", t.TempDir(), "-stop-timeout", "10s", "testdata/up")
+	_, end := u.waitFor(regexp.MustCompile(`all services ready`), 0, 4*time.Minute)
+
+	type inst struct {
+		pid               int
+		http, rpc, admin string
+	}
+	insts := map[string]inst{}
+	u.mu.Lock()
+	for _, l := range u.lines[:end] {
+		if m := readyLine.FindStringSubmatch(l); m != nil {
+			pid, _ := strconv.Atoi(m[2])
+			insts[m[1]] = inst{pid, m[3], m[4], m[5]}
+		}
+	}
+	u.mu.Unlock()
+	for _, name := range []string{"users", "notes-1", "notes-2", "hello"} {
+		if insts[name].pid == 0 {
+			t.Fatalf("no ready line for %s:\n%s", name, u.output())
+		}
+	}
+
+	// The routing tables up wrote let both notes replicas reach users.
+	if status, body := postJSON(t, "http://"+insts["users"].http+"/cgi-bin/users/register", `{"name":"ada"}`); status != 200 {
+		t.Fatalf("register: %d %s", status, body)
+	}
+	for _, n := range []string{"notes-1", "notes-2"} {
+		if status, body := postJSON(t, "http://"+insts[n].http+"/cgi-bin/notes/add", `{"author":"ada","text":"hi from `+n+`"}`); status != 200 {
+			t.Errorf("%s add: %d %s", n, status, body)
+		}
+	}
+	// The plain main got its ports through the args placeholders.
+	if status, body := postJSON(t, "http://"+insts["hello"].http+"/cgi-bin/hello/sayhello", `{"name":"up"}`); status != 200 || !strings.Contains(body, "Hello, up!") {
+		t.Errorf("hello: %d %s", status, body)
+	}
+	// Logs are streamed with a per-service prefix.
+	u.waitFor(regexp.MustCompile(`^users +\| .*logicsvr ready`), 0, 5*time.Second)
+	u.waitFor(regexp.MustCompile(`^notes-2 +\| \{.*"msg":"logicsvr ready"`), 0, 5*time.Second)
+
+	// A crashed service is restarted on the same ports.
+	old := insts["notes-1"]
+	if err := syscall.Kill(old.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, next := u.waitFor(regexp.MustCompile(`notes-1 exited \(signal: killed\); restarting in`), end, 10*time.Second)
+	m, _ := u.waitFor(regexp.MustCompile(`svrkit up +\| notes-1 ready \(pid (\d+)\) http=(\S+)`), next, 30*time.Second)
+	if m[1] == strconv.Itoa(old.pid) || m[2] != old.http {
+		t.Errorf("restarted notes-1: pid %s http %s; want a new pid on the old address %s", m[1], m[2], old.http)
+	}
+	if status, body := postJSON(t, "http://"+old.http+"/cgi-bin/notes/add", `{"author":"ada","text":"after restart"}`); status != 200 {
+		t.Errorf("restarted notes-1 add: %d %s", status, body)
+	}
+	newPid, _ := strconv.Atoi(m[1])
+
+	// Ctrl-C stops every service and returns 0.
+	u.cancel()
+	select {
+	case code := <-u.done:
+		if code != 0 {
+			t.Errorf("svrkit up exited %d", code)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("svrkit up did not stop")
+	}
+	u.done <- 0 // for the cleanup
+	for name, in := range insts {
+		pid := in.pid
+		if name == "notes-1" {
+			pid = newPid
+		}
+		if alive(pid) {
+			t.Errorf("%s (pid %d) still running after svrkit up stopped", name, pid)
+		}
+	}
+	out := u.output()
+	for _, want := range []string{"stopping 4 services", "logicsvr stopped", "stopped"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+func TestUpTopologyErrors(t *testing.T) {
+	cases := []struct{ name, topo, want string }{
+		{"not JSON", `{`, "unexpected EOF"},
+		{"unknown field", `{"services":[{"name":"a","package":"./a","port":1}]}`, `unknown field "port"`},
+		{"no services", `{"services":[]}`, "no services"},
+		{"bad name", `{"services":[{"name":"a b","package":"./a"}]}`, "name must be"},
+		{"duplicate", `{"services":[{"name":"a","package":"./a"},{"name":"a","package":"./b"}]}`, "name used twice"},
+		{"no package", `{"services":[{"name":"a"}]}`, "no package"},
+		{"bad kind", `{"services":[{"name":"a","package":"./a","kind":"lambda"}]}`, `kind must be logicsvr or main`},
+		{"serves on a Logicsvr", `{"services":[{"name":"a","package":"./a","serves":["x.Y"]}]}`, "drop serves"},
+		{"config on a main", `{"services":[{"name":"a","package":"./a","kind":"main","config":{}}]}`, "config is for Logicsvrs"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "topology.json"), []byte(tc.topo), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := runCmd(t, dir, "up", ".")
+			if code != 1 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, tc.want)
+			}
+		})
+	}
+	if code, _, stderr := runCmd(t, t.TempDir(), "up"); code != 2 || !strings.Contains(stderr, "one topology") {
+		t.Errorf("no args: exit %d, %q", code, stderr)
+	}
+	if _, err := loadTopology(filepath.Join(t.TempDir(), "nope.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}
