@@ -122,7 +122,7 @@ func TestUpRunsTopology(t *testing.T) {
 	_, end := u.waitFor(regexp.MustCompile(`all services ready`), 0, 4*time.Minute)
 
 	type inst struct {
-		pid               int
+		pid              int
 		http, rpc, admin string
 	}
 	insts := map[string]inst{}
