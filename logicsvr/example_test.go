@@ -1,0 +1,100 @@
+package logicsvr_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/svrkit/svrkit/examples/hello"
+	"github.com/svrkit/svrkit/logicsvr"
+	"github.com/svrkit/svrkit/svrkit"
+)
+
+type greeter struct{ hello.UnimplementedGreeterServer }
+
+func (greeter) SayHello(ctx context.Context, req *hello.HelloRequest) (*hello.HelloReply, error) {
+	logicsvr.Logger(ctx).Debug("greeting", "name", req.GetName())
+	return &hello.HelloReply{Message: "Hello, " + req.GetName() + "!"}, nil
+}
+
+// A Logicsvr embedded by hand: what a generated main does through
+// logicsvr.Main, minus flags and signals.
+func Example() {
+	h, err := logicsvr.New(logicsvr.Config{
+		Name:  "hello",
+		HTTP:  "127.0.0.1:0",
+		RPC:   "127.0.0.1:0",
+		Admin: "127.0.0.1:0",
+	}, logicsvr.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		panic(err)
+	}
+	hello.RegisterGreeterServer(h, greeter{}) // served over HTTP and RPC
+	if err := h.Start(); err != nil {
+		panic(err)
+	}
+	defer h.Shutdown(context.Background())
+
+	// HTTP: the CGI path from the IDL, in JSON.
+	res, err := http.Post("http://"+h.HTTPAddr().String()+"/cgi-bin/hello/sayhello",
+		"application/json", strings.NewReader(`{"name":"Ada"}`))
+	if err != nil {
+		panic(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	fmt.Println(res.StatusCode, string(body))
+
+	// Binary RPC: the generated client.
+	c, err := svrkit.NewClient(h.RPCAddr().String())
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	out, err := hello.NewGreeterClient(c).SayHello(context.Background(), &hello.HelloRequest{Name: "Grace"})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(out.GetMessage())
+
+	// Readiness, as a load balancer sees it.
+	res, err = http.Get("http://" + h.AdminAddr().String() + "/readyz")
+	if err != nil {
+		panic(err)
+	}
+	res.Body.Close()
+	fmt.Println("ready:", res.StatusCode)
+	// Output:
+	// 200 {"message":"Hello, Ada!"}
+	// Hello, Grace!
+	// ready: 200
+}
+
+// Handlers call other services through the host's clients: endpoints come
+// from the config's routing table, and the request id of the call being
+// handled goes along.
+func ExampleHost_Client() {
+	h, err := logicsvr.New(logicsvr.Config{
+		Name:   "frontend",
+		Routes: map[string][]string{"hello.Greeter": {"127.0.0.1:7070"}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	inv, err := h.Client(hello.Greeter_ServiceName)
+	if err != nil {
+		panic(err)
+	}
+	greeter := hello.NewGreeterClient(inv)
+	_ = greeter // use it in a handler: greeter.SayHello(ctx, ...)
+
+	// A service the routing table does not list is an error at once, so a
+	// handler constructor that needs it fails the Logicsvr's start.
+	_, err = h.Client("hello.Missing")
+	fmt.Println(err)
+	// Output:
+	// logicsvr frontend: client of hello.Missing: svrkit: unavailable: resolve hello.Missing: svrkit: not_found: service hello.Missing is not in the config's routes
+}

@@ -1,0 +1,70 @@
+package logicsvr
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestConfigRoutesReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cfg.json")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"routes": {"a.A": ["127.0.0.1:1"]}}`)
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newConfigRoutes(cfg.path, cfg.Routes, slog.New(slog.NewTextHandler(io.Discard, nil)), 10*time.Millisecond)
+	defer r.close()
+	if got, err := r.Resolve("a.A"); err != nil || !slices.Equal(got, []string{"127.0.0.1:1"}) {
+		t.Fatalf("Resolve = %v, %v", got, err)
+	}
+	if _, err := r.Resolve("b.B"); err == nil {
+		t.Fatal("Resolve of a missing service succeeded")
+	}
+	notified := make(chan []string, 4)
+	stop := r.Watch("a.A", func(addrs []string) { notified <- addrs })
+	defer stop()
+
+	// A bad edit is ignored; a good one is applied and notified.
+	write(`{"routes": {"a.A": [""]}}`)
+	time.Sleep(50 * time.Millisecond)
+	if got, _ := r.Resolve("a.A"); !slices.Equal(got, []string{"127.0.0.1:1"}) {
+		t.Fatalf("bad edit applied: %v", got)
+	}
+	write(`{"routes": {"a.A": ["127.0.0.1:2", "127.0.0.1:3"]}}`)
+	select {
+	case got := <-notified:
+		if !slices.Equal(got, []string{"127.0.0.1:2", "127.0.0.1:3"}) {
+			t.Errorf("notified %v", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification of the new routes")
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	for name, raw := range map[string]string{
+		"both routes forms": `{"routes": {}, "routes_file": "x.json"}`,
+		"empty endpoint":    `{"routes": {"a.A": [""]}}`,
+		"unknown field":     `{"listen": ":1"}`,
+		"bad duration":      `{"drain_delay": "later"}`,
+	} {
+		if _, err := parseConfig([]byte(raw)); err == nil {
+			t.Errorf("%s: parsed", name)
+		}
+	}
+	c, err := parseConfig([]byte(`{"drain_timeout": "1.5s", "drain_delay": 2000000000}`))
+	if err != nil || time.Duration(c.DrainTimeout) != 1500*time.Millisecond || time.Duration(c.DrainDelay) != 2*time.Second {
+		t.Errorf("durations: %+v %v", c, err)
+	}
+}
