@@ -11,10 +11,9 @@ import (
 	"google.golang.org/protobuf/compiler/protogen"
 )
 
-// # One main per Logicsvr
-//
-// With the parameter mains=true (`svrkit gen -mains`), the generator also
-// writes one main package per Logicsvr named in the IDL, so that each
+// MainsParam is the plugin parameter that turns on main generation:
+// mains=true (`svrkit gen -mains`, or --svrkit_opt=mains=true under protoc)
+// also writes one main package per Logicsvr named in the IDL, so that each
 // Logicsvr builds into its own binary that links only its own handlers.
 //
 // Convention. The Logicsvr N whose services are declared (first, in file
@@ -30,12 +29,12 @@ import (
 // The main calls logicsvr.Main, which serves every service of N over HTTP
 // and binary RPC. Because the main imports only N's handler package, the Go
 // linker leaves every other Logicsvr's handlers out of the binary.
+// examples/notes is a complete example with two Logicsvrs.
 //
 // Mains are opt-in because a main does not compile until its handler
 // package exists: IDL whose Logicsvrs are implemented elsewhere (or not
-// yet) keeps generating exactly what it did.
-
-// MainsParam is the plugin parameter that turns on main generation.
+// yet) keeps generating exactly what it did. All services of a Logicsvr
+// must be in the same run of the generator.
 const MainsParam = "mains"
 
 // logicsvrPkg is the import path of the Logicsvr host.
