@@ -38,8 +38,10 @@ Builds and runs, on this machine, every service of a topology file
 (DIR/topology.json, or FILE): each Logicsvr and any other go-buildable main.
 It picks free loopback ports, writes each service's routing table so the
 services find each other, waits until all are ready, streams their logs with
-a per-service prefix, restarts one that crashes (with backoff), and on Ctrl-C
-stops all of them cleanly (SIGTERM, then SIGKILL after -stop-timeout).
+a per-service prefix, prints a status table when all are ready (and again
+on Enter), restarts one that crashes (with backoff, on the same ports), and
+on Ctrl-C stops all of them cleanly (SIGTERM, then SIGKILL after
+-stop-timeout).
 
 The topology file is JSON:
 
@@ -447,7 +449,14 @@ func (u *up) run() error {
 	}
 	if ctx.Err() == nil {
 		u.printStatus()
-		u.logf("all services ready; Ctrl-C stops them")
+		u.logf("all services ready; Enter shows their status, Ctrl-C stops them")
+		go func() {
+			// Each line on standard input asks for the status table.
+			sc := bufio.NewScanner(u.e.stdin)
+			for sc.Scan() && ctx.Err() == nil {
+				u.printStatus()
+			}
+		}()
 	}
 	<-ctx.Done()
 	u.logf("stopping %d services", len(u.instances))
