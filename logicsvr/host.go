@@ -323,8 +323,10 @@ func (h *Host) Failed() <-chan error { return h.failed }
 //     Connection: close, so keep-alive clients reconnect (elsewhere, once
 //     the front has noticed);
 //  2. the host goes on serving for the configured drain delay;
-//  3. the HTTP listener closes and idle connections with it; the RPC server
-//     sends goaway and answers new calls Unavailable;
+//  3. the HTTP listener closes and idle connections with it (and, after
+//     silentConnGrace, connections that never sent a request); new RPC calls
+//     are answered Unavailable and, once the running ones have answered, the
+//     RPC server sends goaway (see drainRPC);
 //  4. calls in flight on both transports finish, bounded by the drain
 //     timeout (or ctx, if it ends first); those still running are then
 //     canceled and their connections closed;

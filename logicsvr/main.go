@@ -30,7 +30,10 @@ import (
 // SIGTERM or SIGINT and drains (see Host.Shutdown). A second signal during
 // the drain exits at once. The exit status is 0 after a complete drain, 1
 // when the drain timed out or anything failed, and 2 for bad flags. With
-// -buildinfo it prints the BuildInfo as JSON and exits without listening.
+// -buildinfo it prints the BuildInfo as JSON and exits without listening;
+// register still runs (that is how the services are known), with clients
+// that fail every call, so handler constructors should not do work that
+// only a serving process needs.
 func Main(name string, register func(*Host) error) {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
