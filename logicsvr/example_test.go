@@ -13,7 +13,9 @@ import (
 	"github.com/svrkit/svrkit/svrkit"
 )
 
-type greeter struct{ hello.UnimplementedGreeterServer }
+type greeter struct {
+	hello.UnimplementedGreeterServer
+}
 
 func (greeter) SayHello(ctx context.Context, req *hello.HelloRequest) (*hello.HelloReply, error) {
 	logicsvr.Logger(ctx).Debug("greeting", "name", req.GetName())
