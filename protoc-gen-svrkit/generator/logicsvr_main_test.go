@@ -8,7 +8,6 @@ import (
 	"github.com/svrkit/svrkit/protoc-gen-svrkit/generator"
 )
 
-
 func TestMainsPerLogicsvr(t *testing.T) {
 	names := []string{"greeter.proto", "multi.proto"}
 	for _, f := range generate(t, "paths=source_relative", names...) {
