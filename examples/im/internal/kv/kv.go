@@ -331,6 +331,7 @@ func (db *DB) Scan(ctx context.Context, row []byte, afterVersion uint64, limit i
 	}
 	start := entryKey(nil, row, afterVersion+1)
 	var arena []byte
+	res.Entries = make([]Entry, 0, min(limit, 128))
 	for valid := it.SeekGE(start); valid; valid = it.Next() {
 		if len(res.Entries) == limit {
 			res.More = true

@@ -1,0 +1,84 @@
+package inbox
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// fuzzCodec's secret matches the seeds in testdata/fuzz/FuzzDecodeSyncKey.
+var fuzzCodec = NewSyncKeyCodec([]byte("fuzz secret"))
+
+// FuzzDecodeSyncKey: whatever a client sends, Decode never panics, fails
+// only with ErrMalformedSyncKey, and accepts only the one encoding Encode
+// produces for that user.
+func FuzzDecodeSyncKey(f *testing.F) {
+	f.Add(fuzzCodec.Encode(1, SyncKey{}.With(Messages, 5)), uint64(1))
+	f.Add(fuzzCodec.Encode(7, SyncKey{}.With(Account, 1).With(Contacts, 300).With(Messages, 1<<40)), uint64(7))
+	f.Add([]byte{}, uint64(0))
+	f.Add([]byte{syncKeyFormat, 0, 0}, uint64(3))
+	f.Fuzz(func(t *testing.T, b []byte, user uint64) {
+		k, err := fuzzCodec.Decode(user, b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformedSyncKey) {
+				t.Fatalf("error %v is not ErrMalformedSyncKey", err)
+			}
+			return
+		}
+		if again := fuzzCodec.Encode(user, k); !bytes.Equal(again, b) {
+			t.Fatalf("decoded %v re-encodes as %x, not %x", k, again, b)
+		}
+		if _, err := fuzzCodec.Decode(user+1, b); err == nil && len(b) != 0 {
+			t.Fatalf("key %x accepted for user %d and %d", b, user, user+1)
+		}
+	})
+}
+
+// FuzzDecodeEntry: stored inbox entries decode to what re-encodes to the
+// same bytes, or fail; never a panic.
+func FuzzDecodeEntry(f *testing.F) {
+	f.Add(encodeEntry(nil, storedEntry{atMillis: 1700000000000, dedupID: "alice/1", payload: []byte("index")}))
+	f.Add(encodeEntry(nil, storedEntry{}))
+	f.Add([]byte{recordFormat, 0x80})
+	f.Add([]byte{recordFormat, 1, 200, 1})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		e, why := decodeEntry(raw)
+		if why != "" {
+			return
+		}
+		if len(e.dedupID) > MaxDedupIDLen {
+			t.Fatalf("dedup id of %d bytes accepted", len(e.dedupID))
+		}
+		if again := encodeEntry(nil, e); !bytes.Equal(again, raw) {
+			t.Fatalf("re-encoded %x, want %x", again, raw)
+		}
+	})
+}
+
+// FuzzDecodeAcks: ACK records decode to sorted, distinct, bounded device
+// lists that re-encode to the same bytes, or fail; never a panic.
+func FuzzDecodeAcks(f *testing.F) {
+	f.Add(encodeAcks(nil, []deviceAck{
+		{device: "laptop", key: SyncKey{}.With(Messages, 9), seenUnix: 1700000000},
+		{device: "phone", key: SyncKey{}.With(Account, 2).With(Messages, 12), seenUnix: 1700000100},
+	}))
+	f.Add(encodeAcks(nil, nil))
+	f.Add([]byte{recordFormat, 2, 1, 'a', 0, 0, 0, 1, 'a', 0, 0, 0})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		acks, why := decodeAcks(raw)
+		if why != "" {
+			return
+		}
+		if len(acks) > MaxDevices {
+			t.Fatalf("%d devices accepted", len(acks))
+		}
+		for i := range acks {
+			if acks[i].device == "" || len(acks[i].device) > MaxDeviceIDLen || (i > 0 && acks[i-1].device >= acks[i].device) {
+				t.Fatalf("bad device list %+v", acks)
+			}
+		}
+		if again := encodeAcks(nil, acks); !bytes.Equal(again, raw) {
+			t.Fatalf("re-encoded %x, want %x", again, raw)
+		}
+	})
+}
