@@ -37,7 +37,7 @@ func FuzzDecodeSyncKey(f *testing.F) {
 // FuzzDecodeEntry: stored inbox entries decode to what re-encodes to the
 // same bytes, or fail; never a panic.
 func FuzzDecodeEntry(f *testing.F) {
-	f.Add(encodeEntry(nil, storedEntry{atMillis: 1700000000000, dedupID: "alice/1", payload: []byte("index")}))
+	f.Add(encodeEntry(nil, storedEntry{atMillis: 1700000000000, dedupID: []byte("alice/1"), payload: []byte("index")}))
 	f.Add(encodeEntry(nil, storedEntry{}))
 	f.Add([]byte{recordFormat, 0x80})
 	f.Add([]byte{recordFormat, 1, 200, 1})

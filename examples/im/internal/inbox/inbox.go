@@ -222,7 +222,7 @@ func (ib *Inbox) Publish(ctx context.Context, user uint64, t DataType, payload [
 		b.Put(dk, binary.BigEndian.AppendUint64(nil, v), 0)
 	}
 	at := uint64(max(ib.now().UnixMilli(), 0))
-	b.PutEntry(inboxRow(user, t), v, encodeEntry(nil, storedEntry{atMillis: at, dedupID: dedupID, payload: payload}))
+	b.PutEntry(inboxRow(user, t), v, encodeEntry(nil, storedEntry{atMillis: at, dedupID: []byte(dedupID), payload: payload}))
 	if _, err := ib.db.Apply(ctx, &b); err != nil {
 		var ce *kv.ConflictError
 		if dk != nil && errors.As(err, &ce) && !ce.Row {

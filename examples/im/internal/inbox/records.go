@@ -16,7 +16,7 @@ func inboxRow(user uint64, t DataType) []byte {
 	return append(b, byte(t))
 }
 
-func dedupKey(user uint64, t DataType, id string) []byte {
+func dedupKey[ID string | []byte](user uint64, t DataType, id ID) []byte {
 	b := make([]byte, 0, 3+8+1+len(id))
 	b = append(b, "dd/"...)
 	b = binary.BigEndian.AppendUint64(b, user)
@@ -36,7 +36,7 @@ func ackKey(user uint64) []byte {
 //	rest     the payload
 type storedEntry struct {
 	atMillis uint64
-	dedupID  string
+	dedupID  []byte // aliases the decoded record
 	payload  []byte
 }
 
@@ -66,7 +66,7 @@ func decodeEntry(raw []byte) (storedEntry, string) {
 	}
 	b = b[n:]
 	e.atMillis = at
-	e.dedupID = string(b[:idLen])
+	e.dedupID = b[:idLen:idLen]
 	e.payload = b[idLen:]
 	return e, ""
 }

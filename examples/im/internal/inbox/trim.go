@@ -175,7 +175,7 @@ func (ib *Inbox) trimChunk(ctx context.Context, user uint64, t DataType, upto, c
 			stopped = true
 			break
 		}
-		if se.dedupID != "" {
+		if len(se.dedupID) != 0 {
 			b.Delete(dedupKey(user, t, se.dedupID), kv.AnyVersion)
 		}
 		last = e.Version

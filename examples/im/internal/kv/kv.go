@@ -82,6 +82,13 @@
 // Apply returns only after the WAL is fsync'd, unless the batch asks for
 // NoSync — for writes whose loss in a crash is harmless, such as ACK
 // watermarks that only need to be conservative.
+//
+// One caveat comes from pebble: a batch becomes visible to concurrent
+// readers when it is applied to the memtable, which can be before its fsync
+// completes. A reader racing a writer may therefore see a write that a crash
+// in the next millisecond takes back. A caller that hands what it reads to a
+// client as a promise (a SyncKey naming a version) must keep its readers off
+// keys with writes in flight; package inbox does so with a per-user lock.
 package kv
 
 import (
