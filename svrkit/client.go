@@ -493,6 +493,9 @@ func (ep *endpoint) checkHealth() {
 	now := time.Now().UnixNano()
 	for i, cc := range conns {
 		if cc == nil || !cc.usable() {
+			// Redial slots that had a connection, and always slot 0, so an
+			// endpoint keeps one warm connection without dialing every
+			// slot of endpoints no call has used yet.
 			if i == 0 || cc != nil {
 				go ep.redial(uint32(i))
 			}

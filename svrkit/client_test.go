@@ -229,7 +229,6 @@ func TestRouteReloadUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				// Sleep-based calls keep some in flight across the switch.
 				if err := c.Invoke(ctxTimeout(t, 5*time.Second), methodByCmd(cmdEcho), wrapperspb.Bytes(nil), new(wrapperspb.BytesValue)); err != nil {
 					failures.Add(1)
 					firstErr.CompareAndSwap(nil, err)
