@@ -86,6 +86,12 @@ type Config struct {
 	// RoutesFile names a svrkit routing file to use instead of Routes.
 	RoutesFile string `json:"routes_file,omitempty"`
 
+	// App is the Logicsvr's own settings (a data directory, secrets, the
+	// sizes of its caches): JSON the host passes through untouched for the
+	// handlers to read with Host.AppConfig. Keeping them in the same file
+	// means one file describes one deployment.
+	App json.RawMessage `json:"app,omitempty"`
+
 	// path is the file the config was loaded from, re-read for routes.
 	path string
 }

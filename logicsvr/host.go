@@ -1,7 +1,9 @@
 package logicsvr
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +61,7 @@ type Host struct {
 	stopped     chan struct{}
 	buildInfo   *BuildInfo
 	startedAt   time.Time
+	onShutdown  []func(context.Context) error
 }
 
 // Option configures a Host.
@@ -146,6 +149,37 @@ func (h *Host) Name() string { return h.name }
 
 // Config returns the host's configuration, defaults applied.
 func (h *Host) Config() Config { return h.cfg }
+
+// AppConfig decodes the config's "app" object into v, refusing unknown
+// fields as LoadConfig does. Without an "app" object it leaves v untouched,
+// so a handler sets its defaults in v first.
+func (h *Host) AppConfig(v any) error {
+	if len(h.cfg.App) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(h.cfg.App))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("logicsvr: config \"app\": %w", err)
+	}
+	return nil
+}
+
+// InfoOnly reports whether the host was built only to report its BuildInfo
+// (the binary runs with -buildinfo): it will never serve, so a handler
+// constructor skips opening databases and starting workers.
+func (h *Host) InfoOnly() bool { return h.infoOnly }
+
+// OnShutdown adds f to what Shutdown runs after every call has drained and
+// before it returns, in the reverse order of registration: the place to
+// stop workers and close a database the handlers use, once nothing can use
+// it any more. f gets Shutdown's context; its error is logged and returned
+// by Shutdown.
+func (h *Host) OnShutdown(f func(context.Context) error) {
+	h.mu.Lock()
+	h.onShutdown = append(h.onShutdown, f)
+	h.mu.Unlock()
+}
 
 // Logger returns the host's logger. Inside a call, prefer the package's
 // Logger(ctx), which adds the request id.
@@ -398,6 +432,17 @@ func (h *Host) shutdown(ctx context.Context) error {
 	if h.closeResolver != nil {
 		h.closeResolver()
 	}
+	h.mu.Lock()
+	hooks := h.onShutdown
+	h.onShutdown = nil
+	h.mu.Unlock()
+	var hookErr error
+	for i := len(hooks) - 1; i >= 0; i-- {
+		if err := hooks[i](ctx); err != nil {
+			h.log.Error("logicsvr shutdown hook failed", "logicsvr", h.name, "err", err)
+			hookErr = errors.Join(hookErr, err)
+		}
+	}
 	err := errors.Join(httpErr, rpcErr)
 	if err != nil {
 		h.log.Error("logicsvr drain did not finish in time; remaining calls were canceled",
@@ -408,6 +453,9 @@ func (h *Host) shutdown(ctx context.Context) error {
 	}
 	if h.adminSrv != nil {
 		_ = h.adminSrv.Close()
+	}
+	if hookErr != nil {
+		err = errors.Join(err, fmt.Errorf("logicsvr %s: shutdown: %w", h.name, hookErr))
 	}
 	return err
 }
