@@ -68,13 +68,16 @@ Per service:
   args      arguments; {http} {rpc} {admin} are the instance's ports
             (host:port), {routes} a svrkit routing file of every service in
             the topology, {name} the instance name, {dir} the topology's
-            directory. A Logicsvr's args are added after up's own flags.
+            directory, {data} the data directory (-datadir). A Logicsvr's
+            args are added after up's own flags. The placeholders work in
+            env values and in the strings of config too.
   serves    (kind main) protobuf service names its {rpc} port serves
   ready     (kind main) "tcp:ADDR" (accepts connections) or "http:URL"
             (answers 200); default tcp:{rpc}, else tcp:{http}
   replicas  instances to run (default 1), all in every routing table
   config    (kind logicsvr) extra config fields (see package logicsvr),
-            merged into the generated config
+            merged into the generated config; the Logicsvr's own settings
+            go in its "app" object, e.g. {"app": {"dir": "{data}/{name}"}}
   env       extra environment variables
 
 Binaries are built with 'go build' into a cache directory (so an unchanged
@@ -192,6 +195,7 @@ type up struct {
 	e           *env
 	dir         string // the topology's directory
 	work        string // config files and the routing table
+	data        string // where services keep their data: {data}
 	routesPath  string
 	readyWait   time.Duration
 	stopTimeout time.Duration
@@ -208,6 +212,7 @@ func runUp(e *env, args []string) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	work := fs.String("workdir", "", "where config files and routing tables are written (default: a temporary directory, removed at exit)")
+	dataDir := fs.String("datadir", "", "where services keep their data, {data} in the topology (default: DIR/.data, kept across runs)")
 	binDir := fs.String("bindir", "", "where binaries are built (default: a cache directory per topology)")
 	readyWait := fs.Duration("ready-timeout", 2*time.Minute, "how long to wait for every service to be ready")
 	stopTimeout := fs.Duration("stop-timeout", 15*time.Second, "how long services may drain after SIGTERM before SIGKILL")
@@ -247,6 +252,10 @@ func runUp(e *env, args []string) error {
 		if err := os.MkdirAll(u.work, 0o755); err != nil {
 			return err
 		}
+	}
+	u.data = filepath.Join(u.dir, ".data")
+	if *dataDir != "" {
+		u.data = e.abs(*dataDir)
 	}
 	bins := *binDir
 	if bins == "" {
@@ -397,6 +406,7 @@ func (u *up) writeConfigs(routes map[string][]string) error {
 			if err := json.Unmarshal(in.svc.Config, &cfg); err != nil {
 				return err
 			}
+			cfg = u.expandJSON(in, cfg).(map[string]any)
 		}
 		cfg["http"], cfg["rpc"], cfg["admin"], cfg["routes"] = in.http, in.rpc, in.admin, routes
 		if _, set := cfg["drain_timeout"]; !set {
@@ -417,7 +427,24 @@ func (u *up) writeConfigs(routes map[string][]string) error {
 // expand replaces an instance's placeholders in s.
 func (u *up) expand(in *instance, s string) string {
 	return strings.NewReplacer("{http}", in.http, "{rpc}", in.rpc, "{admin}", in.admin,
-		"{routes}", u.routesPath, "{name}", in.name, "{dir}", u.dir).Replace(s)
+		"{routes}", u.routesPath, "{name}", in.name, "{dir}", u.dir, "{data}", u.data).Replace(s)
+}
+
+// expandJSON replaces placeholders in every string of a decoded JSON value.
+func (u *up) expandJSON(in *instance, v any) any {
+	switch v := v.(type) {
+	case string:
+		return u.expand(in, v)
+	case map[string]any:
+		for k, e := range v {
+			v[k] = u.expandJSON(in, e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = u.expandJSON(in, e)
+		}
+	}
+	return v
 }
 
 // run starts every instance, waits for readiness, supervises until the

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -229,5 +230,22 @@ func TestUpTopologyErrors(t *testing.T) {
 	}
 	if _, err := loadTopology(filepath.Join(t.TempDir(), "nope.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestUpExpandsPlaceholdersInConfig(t *testing.T) {
+	u := &up{dir: "/topo", data: "/topo/.data", routesPath: "/work/routes.json"}
+	in := &instance{name: "storage-1", http: "127.0.0.1:1", rpc: "127.0.0.1:2", admin: "127.0.0.1:3"}
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(`{"app": {"dir": "{data}/{name}", "peers": ["{rpc}", 3], "n": 1}}`), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(u.expandJSON(in, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"app":{"dir":"/topo/.data/storage-1","n":1,"peers":["127.0.0.1:2",3]}}`
+	if string(got) != want {
+		t.Errorf("expanded config = %s, want %s", got, want)
 	}
 }
