@@ -206,6 +206,8 @@ type up struct {
 	// process is started, so none escapes the stop.
 	lifeMu   sync.Mutex
 	stopping bool
+
+	stateMu sync.Mutex // serializes saveState
 }
 
 func runUp(e *env, args []string) error {
@@ -489,6 +491,7 @@ func (u *up) run() error {
 	u.logf("stopping %d services", len(u.instances))
 	u.stopAll()
 	wg.Wait()
+	_ = os.Remove(u.statePath())
 	u.printStatus()
 	return nil
 }
@@ -541,6 +544,7 @@ func (u *up) start(in *instance) error {
 	in.mu.Lock()
 	in.cmd, in.pid, in.exited, in.state = cmd, cmd.Process.Pid, exited, "starting"
 	in.mu.Unlock()
+	u.saveState()
 	return nil
 }
 
@@ -635,6 +639,7 @@ func (u *up) supervise(ctx context.Context, in *instance) {
 		case <-exited:
 		default:
 			in.setState("ready")
+			u.saveState()
 			u.logf("%s ready (pid %d) http=%s rpc=%s admin=%s", in.name, pid, in.http, in.rpc, in.admin)
 		}
 		select {
@@ -654,6 +659,7 @@ func (u *up) supervise(ctx context.Context, in *instance) {
 		in.state = "crashed"
 		in.restarts++
 		in.mu.Unlock()
+		u.saveState()
 		if time.Since(started) >= stableAfter {
 			backoff = backoffMin
 		}
@@ -705,6 +711,62 @@ func (u *up) stopAll() {
 		}()
 	}
 	wg.Wait()
+}
+
+// StateFile is the name of the file, in the data directory, where up keeps
+// the state of every instance while it runs (removed when it stops), so that
+// tools and tests find the services' addresses and processes:
+//
+//	{"instances": [{"name": "send", "service": "send", "state": "ready",
+//	  "pid": 4242, "restarts": 0, "http": "127.0.0.1:39001",
+//	  "rpc": "127.0.0.1:39002", "admin": "127.0.0.1:39003"}, ...]}
+//
+// It is replaced atomically (write, rename) on every change.
+const StateFile = "up.json"
+
+// upState is the content of StateFile.
+type upState struct {
+	Instances []instanceState `json:"instances"`
+}
+
+type instanceState struct {
+	Name     string `json:"name"`
+	Service  string `json:"service"`
+	State    string `json:"state"`
+	PID      int    `json:"pid"`
+	Restarts int    `json:"restarts"`
+	HTTP     string `json:"http"`
+	RPC      string `json:"rpc"`
+	Admin    string `json:"admin"`
+}
+
+func (u *up) statePath() string { return filepath.Join(u.data, StateFile) }
+
+// saveState writes StateFile. Failing to write it is logged, not fatal:
+// the services run without it.
+func (u *up) saveState() {
+	u.stateMu.Lock()
+	defer u.stateMu.Unlock()
+	var st upState
+	for _, in := range u.instances {
+		in.mu.Lock()
+		st.Instances = append(st.Instances, instanceState{Name: in.name, Service: in.svc.Name, State: in.state,
+			PID: in.pid, Restarts: in.restarts, HTTP: in.http, RPC: in.rpc, Admin: in.admin})
+		in.mu.Unlock()
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err == nil {
+		err = os.MkdirAll(u.data, 0o755)
+	}
+	if err == nil {
+		tmp := u.statePath() + ".tmp"
+		if err = os.WriteFile(tmp, append(b, '\n'), 0o644); err == nil {
+			err = os.Rename(tmp, u.statePath())
+		}
+	}
+	if err != nil {
+		u.logf("writing %s: %v", u.statePath(), err)
+	}
 }
 
 // printStatus prints a table of the instances.

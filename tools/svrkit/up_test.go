@@ -119,7 +119,8 @@ func TestUpRunsTopology(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs three binaries")
 	}
-	u := startUp(t, "-bindir", t.TempDir(), "-stop-timeout", "10s", "testdata/up")
+	data := t.TempDir()
+	u := startUp(t, "-bindir", t.TempDir(), "-datadir", data, "-stop-timeout", "10s", "testdata/up")
 	_, end := u.waitFor(regexp.MustCompile(`all services ready`), 0, 4*time.Minute)
 
 	type inst struct {
@@ -138,6 +139,21 @@ func TestUpRunsTopology(t *testing.T) {
 	for _, name := range []string{"users", "notes-1", "notes-2", "hello"} {
 		if insts[name].pid == 0 {
 			t.Fatalf("no ready line for %s:\n%s", name, u.output())
+		}
+	}
+	// The state file tells tools the same.
+	var st upState
+	if b, err := os.ReadFile(filepath.Join(data, StateFile)); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Instances) != 4 {
+		t.Fatalf("state file has %d instances, want 4: %+v", len(st.Instances), st)
+	}
+	for _, is := range st.Instances {
+		if want := insts[is.Name]; is.PID != want.pid || is.HTTP != want.http || is.State != "ready" {
+			t.Errorf("state file: %+v, want pid %d http %s ready", is, want.pid, want.http)
 		}
 	}
 
@@ -184,6 +200,9 @@ func TestUpRunsTopology(t *testing.T) {
 		t.Fatal("svrkit up did not stop")
 	}
 	u.done <- 0 // for the cleanup
+	if _, err := os.Stat(filepath.Join(data, StateFile)); !os.IsNotExist(err) {
+		t.Errorf("state file left behind after stop: %v", err)
+	}
 	for name, in := range insts {
 		pid := in.pid
 		if name == "notes-1" {
