@@ -1,0 +1,237 @@
+// Package imtest runs the whole IM backend for tests: it builds the svrkit
+// tool, starts `svrkit up` on examples/im as a real process, with its data,
+// work and binary directories in temporary directories, and reads up's state
+// file to find each service's addresses and process. Tests use it to talk to
+// the backend over real HTTP and to SIGKILL services in the middle of the
+// traffic; up restarts them, as it would on a developer's machine.
+//
+// Everything it starts is stopped by the test's cleanup: up gets SIGINT and
+// stops its services (SIGTERM, then SIGKILL), and any process still alive
+// after that is killed by process group.
+package imtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Instance is one running service instance, as up's state file describes it.
+type Instance struct {
+	Name     string `json:"name"`
+	Service  string `json:"service"`
+	State    string `json:"state"`
+	PID      int    `json:"pid"`
+	Restarts int    `json:"restarts"`
+	HTTP     string `json:"http"`
+	RPC      string `json:"rpc"`
+	Admin    string `json:"admin"`
+}
+
+// Backend is a running `svrkit up` of the IM backend.
+type Backend struct {
+	// StateFile is up's state file, for clients that read it themselves.
+	StateFile string
+	// Dir is the data directory.
+	Dir string
+
+	t    testing.TB
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{}
+}
+
+// Options change what Start runs.
+type Options struct {
+	// Topology is the topology file or directory; default the examples/im
+	// directory (found from this source file).
+	Topology string
+	// ReadyTimeout bounds the build and start (default 5 minutes: a clean
+	// machine compiles pebble and eight binaries).
+	ReadyTimeout time.Duration
+}
+
+// Start builds and starts the backend and returns when every instance is
+// ready. It fails the test if that does not happen in time.
+func Start(t testing.TB, opts Options) *Backend {
+	t.Helper()
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 5 * time.Minute
+	}
+	_, self, _, _ := runtime.Caller(0)
+	imDir := filepath.Dir(filepath.Dir(self))
+	if opts.Topology == "" {
+		opts.Topology = imDir
+	}
+	tmp := t.TempDir()
+	tool := filepath.Join(tmp, "svrkit")
+	build := exec.Command("go", "build", "-o", tool, "github.com/svrkit/svrkit/tools/svrkit")
+	build.Dir = imDir
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building svrkit: %v\n%s", err, out)
+	}
+	b := &Backend{
+		t:         t,
+		Dir:       filepath.Join(tmp, "data"),
+		StateFile: filepath.Join(tmp, "data", "up.json"),
+		out:       &lockedBuffer{},
+		done:      make(chan struct{}),
+	}
+	b.cmd = exec.Command(tool, "up", "-datadir", b.Dir, "-workdir", filepath.Join(tmp, "work"),
+		"-bindir", filepath.Join(tmp, "bin"), "-ready-timeout", opts.ReadyTimeout.String(),
+		"-stop-timeout", "10s", opts.Topology)
+	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
+	b.cmd.Stdin = strings.NewReader("")
+	b.cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	if err := b.cmd.Start(); err != nil {
+		t.Fatalf("starting svrkit up: %v", err)
+	}
+	go func() { _ = b.cmd.Wait(); close(b.done) }()
+	t.Cleanup(b.stop)
+
+	deadline := time.Now().Add(opts.ReadyTimeout)
+	for {
+		select {
+		case <-b.done:
+			t.Fatalf("svrkit up exited before the backend was ready:\n%s", b.Output())
+		default:
+		}
+		if b.allReady() {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backend not ready within %v:\n%s", opts.ReadyTimeout, b.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (b *Backend) allReady() bool {
+	insts, err := b.Instances()
+	if err != nil || len(insts) == 0 {
+		return false
+	}
+	for _, in := range insts {
+		if in.State != "ready" {
+			return false
+		}
+	}
+	return true
+}
+
+// Instances reads up's state file.
+func (b *Backend) Instances() ([]Instance, error) {
+	raw, err := os.ReadFile(b.StateFile)
+	if err != nil {
+		return nil, err
+	}
+	var st struct {
+		Instances []Instance `json:"instances"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, err
+	}
+	return st.Instances, nil
+}
+
+// Instance returns the named instance ("send", or "send-1" with replicas).
+func (b *Backend) Instance(name string) Instance {
+	b.t.Helper()
+	insts, err := b.Instances()
+	if err != nil {
+		b.t.Fatalf("reading %s: %v", b.StateFile, err)
+	}
+	for _, in := range insts {
+		if in.Name == name {
+			return in
+		}
+	}
+	b.t.Fatalf("no instance %q in %s", name, b.StateFile)
+	return Instance{}
+}
+
+// HTTP returns the base URL of the named instance's CGI front.
+func (b *Backend) HTTP(name string) string { return "http://" + b.Instance(name).HTTP }
+
+// Kill SIGKILLs the named instance's process (up restarts it) and returns
+// the killed pid.
+func (b *Backend) Kill(name string) (int, error) {
+	in := b.Instance(name)
+	if in.PID == 0 || in.State != "ready" {
+		return 0, fmt.Errorf("imtest: %s is %s", name, in.State)
+	}
+	return in.PID, syscall.Kill(in.PID, syscall.SIGKILL)
+}
+
+// WaitReady waits, up to d, until the named instance runs a process other
+// than notPID and is ready.
+func (b *Backend) WaitReady(ctx context.Context, name string, notPID int, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		if insts, err := b.Instances(); err == nil {
+			for _, in := range insts {
+				if in.Name == name && in.State == "ready" && in.PID != notPID {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("imtest: %s not ready again within %v", name, d)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Output returns what up and the services printed so far.
+func (b *Backend) Output() string { return b.out.String() }
+
+// stop ends up with SIGINT (it stops every service), bounded, and kills any
+// process group left behind.
+func (b *Backend) stop() {
+	insts, _ := b.Instances()
+	_ = b.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-b.done:
+	case <-time.After(45 * time.Second):
+		b.t.Errorf("svrkit up did not stop within 45s of SIGINT; killing it")
+		_ = b.cmd.Process.Kill()
+		<-b.done
+	}
+	for _, in := range insts {
+		if in.PID > 0 && syscall.Kill(in.PID, 0) == nil {
+			if err := syscall.Kill(-in.PID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+				b.t.Errorf("killing %s: %v", in.Name, err)
+			}
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
