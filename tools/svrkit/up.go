@@ -56,6 +56,10 @@ The topology file is JSON:
     ]
   }
 
+A topology may also have "usage": lines printed once every service is
+ready, telling a person how to talk to the services; {state} is the state
+file, {http:NAME} (and rpc, admin) an instance's address.
+
 Per service:
   name      unique; instances are named name, or name-1, name-2... with replicas
   package   the Go package of its main: ./relative to the topology file's
@@ -80,6 +84,9 @@ Per service:
             go in its "app" object, e.g. {"app": {"dir": "{data}/{name}"}}
   env       extra environment variables
 
+While it runs, up keeps the state of every instance (pid, state, restarts,
+addresses) in {data}/up.json, for tools and tests; it is removed at exit.
+
 Binaries are built with 'go build' into a cache directory (so an unchanged
 service is not relinked) from the topology file's directory, whose module
 must hold the packages. Each instance keeps its ports across restarts, so
@@ -91,6 +98,8 @@ flags:
 // topology is the file's content.
 type topology struct {
 	Services []*topoService `json:"services"`
+	// Usage is printed once every service is ready: how to talk to them.
+	Usage []string `json:"usage,omitempty"`
 }
 
 type topoService struct {
@@ -208,6 +217,7 @@ type up struct {
 	stopping bool
 
 	stateMu sync.Mutex // serializes saveState
+	usage   []string   // the topology's usage lines
 }
 
 func runUp(e *env, args []string) error {
@@ -241,7 +251,8 @@ func runUp(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	u := &up{e: e, dir: filepath.Dir(path), readyWait: *readyWait, stopTimeout: *stopTimeout, out: newPrefixWriter(e.stdout)}
+	u := &up{e: e, dir: filepath.Dir(path), readyWait: *readyWait, stopTimeout: *stopTimeout, out: newPrefixWriter(e.stdout),
+		usage: topo.Usage}
 	if *work == "" {
 		tmp, err := os.MkdirTemp("", "svrkit-up-")
 		if err != nil {
@@ -432,6 +443,17 @@ func (u *up) expand(in *instance, s string) string {
 		"{routes}", u.routesPath, "{name}", in.name, "{dir}", u.dir, "{data}", u.data).Replace(s)
 }
 
+// expandUsage replaces {data}, {dir} and {state} (the state file) in the
+// topology's usage text, and {http:NAME} {rpc:NAME} {admin:NAME} with an
+// instance's addresses.
+func (u *up) expandUsage(s string) string {
+	pairs := []string{"{data}", u.data, "{dir}", u.dir, "{state}", u.statePath()}
+	for _, in := range u.instances {
+		pairs = append(pairs, "{http:"+in.name+"}", in.http, "{rpc:"+in.name+"}", in.rpc, "{admin:"+in.name+"}", in.admin)
+	}
+	return strings.NewReplacer(pairs...).Replace(s)
+}
+
 // expandJSON replaces placeholders in every string of a decoded JSON value.
 func (u *up) expandJSON(in *instance, v any) any {
 	switch v := v.(type) {
@@ -479,6 +501,9 @@ func (u *up) run() error {
 	if ctx.Err() == nil {
 		u.printStatus()
 		u.logf("all services ready; Enter shows their status, Ctrl-C stops them")
+		if len(u.usage) > 0 {
+			u.out.block(u.expandUsage(strings.Join(u.usage, "\n")) + "\n")
+		}
 		go func() {
 			// Each line on standard input asks for the status table.
 			sc := bufio.NewScanner(u.e.stdin)

@@ -267,4 +267,8 @@ func TestUpExpandsPlaceholdersInConfig(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("expanded config = %s, want %s", got, want)
 	}
+	u.instances = []*instance{in}
+	if got, want := u.expandUsage("imcli -up {state} # CGIs at {http:storage-1}"), "imcli -up /topo/.data/up.json # CGIs at 127.0.0.1:1"; got != want {
+		t.Errorf("expandUsage = %q, want %q", got, want)
+	}
 }
