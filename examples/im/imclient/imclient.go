@@ -1,0 +1,395 @@
+// Package imclient is a Go client of the IM backend's client-facing CGIs:
+// the account, contact, send and sync Logicsvrs (idl/im). imcli, the load
+// command and the scenario tests use it; it is also the reference for what a
+// mobile client does.
+//
+// # Transport
+//
+// Each call is one HTTP POST to the Logicsvr's Connect route
+// (/im.Send/SendText and so on; the same handler as its CGI path) with a
+// binary protobuf body (Content-Type application/proto), through
+// svrkit/cgi.Client over keep-alive connections. Binary protobuf rather than
+// JSON because voice clips are bytes and the load command should measure the
+// backend, not JSON encoding; curl users can still post JSON to the same
+// routes.
+//
+// # Sessions and SyncKeys
+//
+// Login keeps the session token in the Client and every later call sends it
+// as "Authorization: Bearer <token>". Sync keeps the device's SyncKey in the
+// Client and advances it with every answer. Both live only in memory:
+// Session/SetSession and SyncKey/SetSyncKey let a caller persist them (imcli
+// keeps them in a state file) — a device should store a new SyncKey only
+// together with the items that came with it.
+//
+// # Sends are exactly once
+//
+// SendText and SendVoice carry a client_msg_id (made up when the caller
+// passes ""). When an attempt fails in a way that leaves it unknown whether
+// the message was stored — unavailable (a Logicsvr restarting, a refused or
+// broken connection), deadline_exceeded, resource_exhausted — the send is
+// retried with the same client_msg_id, with backoff, until it is answered or
+// ctx ends. The server stores a message once per (sender, client_msg_id), so
+// a send that returns nil is durable and stored exactly once; one that
+// returns an error may or may not have been stored, and retrying it with the
+// same id later is safe.
+//
+// # Errors
+//
+// Every error is a *svrkit.Error (match with errors.As or svrkit.CodeOf):
+// the server's code and message (unauthenticated, invalid_argument,
+// not_found, ...), or unavailable/deadline_exceeded/canceled for transport
+// failures. Calls that need a session fail with unauthenticated "not logged
+// in" before sending anything when there is none.
+//
+// A Client is safe for concurrent use, but one Client is one device: its
+// SyncKey is one cursor, so concurrent Syncs on one Client make no sense.
+package imclient
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/svrkit/cgi"
+)
+
+// Addrs are the base URLs ("http://127.0.0.1:8080") of the four
+// client-facing Logicsvrs. A bare "host:port" gets "http://" prepended.
+type Addrs struct {
+	Account, Contact, Send, Sync string
+}
+
+// Session is a login: whose, on which device, with which token.
+type Session struct {
+	UserID      uint64 `json:"user_id"`
+	Name        string `json:"name,omitempty"`
+	DeviceID    string `json:"device_id,omitempty"`
+	Token       string `json:"token"`
+	ExpiresUnix int64  `json:"expires_unix"`
+}
+
+// Client calls the IM backend for one device.
+type Client struct {
+	account im.AccountClient
+	contact im.ContactClient
+	send    im.SendClient
+	sync    im.SyncClient
+
+	mu      sync.Mutex
+	session Session
+	syncKey []byte
+}
+
+// Option changes a Client.
+type Option func(*options)
+
+type options struct {
+	hc *http.Client
+}
+
+// WithHTTPClient sets the HTTP client (default: one with keep-alive
+// connections and no overall timeout; deadlines come from ctx).
+func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
+
+// New returns a Client of the Logicsvrs at addrs, not logged in.
+func New(addrs Addrs, opts ...Option) *Client {
+	o := options{}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 16
+		o.hc = &http.Client{Transport: tr}
+	}
+	return &Client{
+		account: im.NewAccountClient(cgi.NewClient(baseURL(addrs.Account), o.hc)),
+		contact: im.NewContactClient(cgi.NewClient(baseURL(addrs.Contact), o.hc)),
+		send:    im.NewSendClient(cgi.NewClient(baseURL(addrs.Send), o.hc)),
+		sync:    im.NewSyncClient(cgi.NewClient(baseURL(addrs.Sync), o.hc)),
+	}
+}
+
+func baseURL(a string) string {
+	if a != "" && !strings.Contains(a, "://") {
+		return "http://" + a
+	}
+	return strings.TrimRight(a, "/")
+}
+
+// ReadStateFile reads the addresses of the client-facing Logicsvrs from
+// `svrkit up`'s state file ({data}/up.json, examples/im/.data/up.json by
+// default). With replicas it takes the first ready instance of each.
+func ReadStateFile(path string) (Addrs, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Addrs{}, fmt.Errorf("reading svrkit up's state (is `svrkit up examples/im` running?): %w", err)
+	}
+	var st struct {
+		Instances []struct {
+			Service string `json:"service"`
+			State   string `json:"state"`
+			HTTP    string `json:"http"`
+		} `json:"instances"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return Addrs{}, fmt.Errorf("%s: %w", path, err)
+	}
+	var a Addrs
+	slot := map[string]*string{"account": &a.Account, "contact": &a.Contact, "send": &a.Send, "sync": &a.Sync}
+	for _, ready := range []bool{true, false} {
+		for _, in := range st.Instances {
+			if p := slot[in.Service]; p != nil && *p == "" && in.HTTP != "" && (in.State == "ready") == ready {
+				*p = in.HTTP
+			}
+		}
+	}
+	for name, p := range slot {
+		if *p == "" {
+			return Addrs{}, fmt.Errorf("%s: no %q service", path, name)
+		}
+	}
+	return a, nil
+}
+
+// FromStateFile returns a Client of the services in up's state file.
+func FromStateFile(path string, opts ...Option) (*Client, error) {
+	a, err := ReadStateFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return New(a, opts...), nil
+}
+
+// Session returns the current login (zero before Login or SetSession).
+func (c *Client) Session() Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.session
+}
+
+// SetSession restores a login saved earlier.
+func (c *Client) SetSession(s Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.session = s
+}
+
+// SyncKey returns the device's current SyncKey (nil before the first Sync).
+func (c *Client) SyncKey() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]byte(nil), c.syncKey...)
+}
+
+// SetSyncKey restores a SyncKey saved earlier; nil starts from scratch.
+func (c *Client) SetSyncKey(k []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.syncKey = append([]byte(nil), k...)
+}
+
+var errNotLoggedIn = svrkit.NewError(svrkit.Unauthenticated, "not logged in")
+
+// authed returns ctx carrying the session token.
+func (c *Client) authed(ctx context.Context) (context.Context, error) {
+	c.mu.Lock()
+	tok := c.session.Token
+	c.mu.Unlock()
+	if tok == "" {
+		return nil, errNotLoggedIn
+	}
+	md := svrkit.Metadata{}
+	for k, v := range svrkit.OutgoingMetadata(ctx) {
+		md[k] = v
+	}
+	md["authorization"] = "Bearer " + tok
+	return svrkit.WithOutgoingMetadata(ctx, md), nil
+}
+
+// Register creates a user and returns its id; it does not log in.
+// nickname "" means the name.
+func (c *Client) Register(ctx context.Context, name, password, nickname string) (uint64, error) {
+	r, err := c.account.Register(ctx, &im.RegisterRequest{Name: name, Password: password, Nickname: nickname})
+	if err != nil {
+		return 0, err
+	}
+	return r.GetUserId(), nil
+}
+
+// Login opens a session for deviceID ("" means "default") and keeps it.
+// It does not touch the SyncKey: a new device starts with SetSyncKey(nil).
+func (c *Client) Login(ctx context.Context, name, password, deviceID string) (Session, error) {
+	r, err := c.account.Login(ctx, &im.LoginRequest{Name: name, Password: password, DeviceId: deviceID})
+	if err != nil {
+		return Session{}, err
+	}
+	if deviceID == "" {
+		deviceID = "default"
+	}
+	s := Session{UserID: r.GetUserId(), Name: name, DeviceID: deviceID, Token: r.GetToken(), ExpiresUnix: r.GetExpiresUnix()}
+	c.SetSession(s)
+	return s, nil
+}
+
+// Profile returns a user's profile; userID 0 is the caller's own.
+func (c *Client) Profile(ctx context.Context, userID uint64) (*im.Profile, error) {
+	ctx, err := c.authed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.account.GetProfile(ctx, &im.GetProfileRequest{UserId: userID})
+}
+
+// SetProfile changes the caller's nickname.
+func (c *Client) SetProfile(ctx context.Context, nickname string) (*im.Profile, error) {
+	ctx, err := c.authed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.account.SetProfile(ctx, &im.SetProfileRequest{Nickname: nickname})
+}
+
+// AddContact adds the user with this login name to the caller's contacts.
+func (c *Client) AddContact(ctx context.Context, name string) (*im.ContactReply, error) {
+	ctx, err := c.authed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.contact.AddContact(ctx, &im.AddContactRequest{Name: name})
+}
+
+// RemoveContact removes a user from the caller's contacts.
+func (c *Client) RemoveContact(ctx context.Context, userID uint64) (*im.ContactReply, error) {
+	ctx, err := c.authed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.contact.RemoveContact(ctx, &im.RemoveContactRequest{UserId: userID})
+}
+
+// Contacts returns the caller's contact list.
+func (c *Client) Contacts(ctx context.Context) (*im.ContactList, error) {
+	ctx, err := c.authed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.contact.ListContacts(ctx, &im.ListContactsRequest{})
+}
+
+// NewClientMsgID returns a random client_msg_id (32 hex digits).
+func NewClientMsgID() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// SendText sends text to a user, retrying until it is answered or ctx ends
+// (see the package doc). clientMsgID "" makes one up.
+func (c *Client) SendText(ctx context.Context, to uint64, clientMsgID, text string) (*im.SendReply, error) {
+	if clientMsgID == "" {
+		clientMsgID = NewClientMsgID()
+	}
+	req := &im.SendTextRequest{ToUserId: to, ClientMsgId: clientMsgID, Text: text}
+	return c.retrySend(ctx, func(ctx context.Context) (*im.SendReply, error) { return c.send.SendText(ctx, req) })
+}
+
+// SendVoice sends a voice clip to a user, retrying as SendText does.
+func (c *Client) SendVoice(ctx context.Context, to uint64, clientMsgID string, voice []byte, durationMs uint32, format string) (*im.SendReply, error) {
+	if clientMsgID == "" {
+		clientMsgID = NewClientMsgID()
+	}
+	req := &im.SendVoiceRequest{ToUserId: to, ClientMsgId: clientMsgID, Voice: voice, DurationMs: durationMs, Format: format}
+	return c.retrySend(ctx, func(ctx context.Context) (*im.SendReply, error) { return c.send.SendVoice(ctx, req) })
+}
+
+// attemptTimeout bounds one send attempt, so a Logicsvr that accepted the
+// connection and then hangs does not hold the send until ctx ends.
+const attemptTimeout = 10 * time.Second
+
+// Retryable reports whether a failed call may be retried as it is: the
+// failure says nothing about the request itself (the service was
+// restarting, overloaded, or did not answer in time).
+func Retryable(err error) bool {
+	switch svrkit.CodeOf(err) {
+	case svrkit.Unavailable, svrkit.DeadlineExceeded, svrkit.ResourceExhausted:
+		return true
+	}
+	return false
+}
+
+func (c *Client) retrySend(ctx context.Context, call func(context.Context) (*im.SendReply, error)) (*im.SendReply, error) {
+	actx, err := c.authed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	backoff := 20 * time.Millisecond
+	for {
+		attempt, cancel := context.WithTimeout(actx, attemptTimeout)
+		r, err := call(attempt)
+		cancel()
+		if err == nil || !Retryable(err) {
+			return r, err
+		}
+		if ctx.Err() != nil {
+			return nil, svrkit.AsError(ctx.Err())
+		}
+		// Full jitter: senders that failed together do not retry together.
+		t := time.NewTimer(rand.N(backoff) + time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, svrkit.AsError(ctx.Err())
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// DefaultSyncLimit is the number of items Sync asks for by default.
+const DefaultSyncLimit = 100
+
+// Sync runs one round of the SyncKey protocol from the Client's SyncKey
+// (limit 0: DefaultSyncLimit) and, on success, keeps the new key. The
+// reply's ContinueFlag says whether more items are waiting; Gap, that the
+// device missed trimmed items and should reload its state.
+func (c *Client) Sync(ctx context.Context, limit uint32) (*im.SyncReply, error) {
+	ctx, err := c.authed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := c.sync.Sync(ctx, &im.SyncRequest{SyncKey: c.SyncKey(), Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	c.SetSyncKey(r.GetSyncKey())
+	return r, nil
+}
+
+// SyncAll syncs until nothing more is waiting and returns every item, in
+// the server's order, and whether any answer had Gap set. On an error it
+// returns the items of the rounds that succeeded (their key is kept).
+func (c *Client) SyncAll(ctx context.Context) (items []*im.SyncItem, gap bool, err error) {
+	for {
+		r, err := c.Sync(ctx, 0)
+		if err != nil {
+			return items, gap, err
+		}
+		items = append(items, r.GetItems()...)
+		gap = gap || r.GetGap()
+		if !r.GetContinueFlag() {
+			return items, gap, nil
+		}
+	}
+}
