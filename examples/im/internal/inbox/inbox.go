@@ -191,16 +191,33 @@ func (ib *Inbox) Deliver(ctx context.Context, user uint64, msg []byte, clientMsg
 // With a dedupID it is idempotent like Deliver; without one every call
 // appends.
 func (ib *Inbox) Publish(ctx context.Context, user uint64, t DataType, payload []byte, dedupID string) (version uint64, duplicate bool, err error) {
+	r, err := ib.Put(ctx, user, t, payload, dedupID)
+	return r.Version, r.Duplicate, err
+}
+
+// Receipt is what Put reports about one delivery.
+type Receipt struct {
+	Version uint64
+	// At is when the entry was stored (the first delivery's time for a
+	// duplicate; zero if that entry has been trimmed since).
+	At time.Time
+	// Duplicate: the dedup id was stored before, nothing was written.
+	Duplicate bool
+}
+
+// Put is Publish that also reports when the entry was stored, which a
+// service answering a retried delivery needs (the first delivery's time).
+func (ib *Inbox) Put(ctx context.Context, user uint64, t DataType, payload []byte, dedupID string) (Receipt, error) {
 	switch {
 	case !t.served():
-		return 0, false, invalidf("unknown data type %d", t)
+		return Receipt{}, invalidf("unknown data type %d", t)
 	case len(payload) > MaxPayloadLen:
-		return 0, false, invalidf("payload of %d bytes exceeds %d", len(payload), MaxPayloadLen)
+		return Receipt{}, invalidf("payload of %d bytes exceeds %d", len(payload), MaxPayloadLen)
 	case len(dedupID) > MaxDedupIDLen:
-		return 0, false, invalidf("dedup id of %d bytes exceeds %d", len(dedupID), MaxDedupIDLen)
+		return Receipt{}, invalidf("dedup id of %d bytes exceeds %d", len(dedupID), MaxDedupIDLen)
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, false, err
+		return Receipt{}, err
 	}
 	l := ib.userLock(user)
 	l.Lock()
@@ -210,12 +227,15 @@ func (ib *Inbox) Publish(ctx context.Context, user uint64, t DataType, payload [
 	if dedupID != "" {
 		dk = dedupKey(user, t, dedupID)
 		if v, ok, err := ib.lookupDedup(ctx, dk); err != nil || ok {
-			return v, ok, err
+			if err != nil || !ok {
+				return Receipt{}, err
+			}
+			return ib.duplicate(ctx, user, t, v)
 		}
 	}
 	v, err := ib.seq.Next(ctx, user, uint8(t))
 	if err != nil {
-		return 0, false, err
+		return Receipt{}, err
 	}
 	var b kv.Batch
 	if dk != nil {
@@ -229,12 +249,30 @@ func (ib *Inbox) Publish(ctx context.Context, user uint64, t DataType, payload [
 			// Another writer stored the same id first (a second owner of
 			// this user): theirs is the delivery.
 			if v, ok, lerr := ib.lookupDedup(ctx, dk); lerr == nil && ok {
-				return v, true, nil
+				return ib.duplicate(ctx, user, t, v)
 			}
 		}
-		return 0, false, err
+		return Receipt{}, err
 	}
-	return v, false, nil
+	return Receipt{Version: v, At: time.UnixMilli(int64(at))}, nil
+}
+
+// duplicate reports an earlier delivery at version v, with its time read
+// from its entry.
+func (ib *Inbox) duplicate(ctx context.Context, user uint64, t DataType, v uint64) (Receipt, error) {
+	r := Receipt{Version: v, Duplicate: true}
+	page, err := ib.db.Scan(ctx, inboxRow(user, t), v-1, 1)
+	if err != nil {
+		return Receipt{}, err
+	}
+	if len(page.Entries) == 1 && page.Entries[0].Version == v {
+		se, why := decodeEntry(page.Entries[0].Value)
+		if why != "" {
+			return Receipt{}, corruptf("user %d %s entry %d: %s", user, t, v, why)
+		}
+		r.At = time.UnixMilli(int64(se.atMillis))
+	}
+	return r, nil
 }
 
 func (ib *Inbox) lookupDedup(ctx context.Context, key []byte) (uint64, bool, error) {
@@ -273,6 +311,9 @@ type SyncResult struct {
 	// (a new device, or one dropped or restored from an old backup): the
 	// device should reload its state from the data services.
 	Gap bool
+	// AckMoved is set when the key the device sent advanced its recorded
+	// ACK (or registered the device): a moment to schedule Trim.
+	AckMoved bool
 }
 
 // Sync returns up to limit entries of user newer than key, the new key, and
@@ -340,9 +381,11 @@ func (ib *Inbox) Sync(ctx context.Context, user uint64, device string, key []byt
 	}
 	l.RUnlock()
 
-	if err := ib.recordAck(ctx, user, device, k); err != nil {
+	moved, err := ib.recordAck(ctx, user, device, k)
+	if err != nil {
 		return SyncResult{}, err
 	}
+	res.AckMoved = moved
 	res.Key = ib.codec.Encode(user, newKey)
 	return res, nil
 }

@@ -553,3 +553,61 @@ func TestRestart(t *testing.T) {
 		t.Fatalf("after restart: %v", payloads(res.Entries))
 	}
 }
+
+// Put reports the storing time, and a duplicate reports the first
+// delivery's time, not the retry's.
+func TestPutReceiptTime(t *testing.T) {
+	clk := &clock{now: time.UnixMilli(1_700_000_000_123)}
+	ib, _ := open(t, t.TempDir(), Options{Now: clk.Now})
+	ctx := context.Background()
+	first, err := ib.Put(ctx, 7, Messages, []byte("m"), "a:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Duplicate || !first.At.Equal(clk.Now()) {
+		t.Fatalf("first Put = %+v", first)
+	}
+	clk.Advance(time.Minute)
+	again, err := ib.Put(ctx, 7, Messages, []byte("m"), "a:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Duplicate || again.Version != first.Version || !again.At.Equal(first.At) {
+		t.Fatalf("retry = %+v, first %+v", again, first)
+	}
+}
+
+// AckMoved is set exactly when a sync registers the device or advances its
+// recorded key.
+func TestSyncAckMoved(t *testing.T) {
+	ib, _ := open(t, t.TempDir(), Options{})
+	ctx := context.Background()
+	if _, _, err := ib.Deliver(ctx, 9, []byte("m"), "x"); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name string
+		key  func(prev []byte) []byte
+		want bool
+	}{
+		{"new device", func([]byte) []byte { return nil }, true},
+		{"same empty key", func([]byte) []byte { return nil }, false},
+		{"newer key", func(prev []byte) []byte { return prev }, true},
+		{"same key again", func(prev []byte) []byte { return prev }, false},
+	}
+	var key, sent []byte
+	for _, st := range steps {
+		k := st.key(key)
+		if st.name == "same key again" {
+			k = sent
+		}
+		res, err := ib.Sync(ctx, 9, "phone", k, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.AckMoved != st.want {
+			t.Errorf("%s: AckMoved = %v, want %v", st.name, res.AckMoved, st.want)
+		}
+		sent, key = k, res.Key
+	}
+}

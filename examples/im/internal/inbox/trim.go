@@ -60,20 +60,23 @@ func (ib *Inbox) updateAcks(ctx context.Context, user uint64, change func([]devi
 
 // recordAck records that device has everything up to k. The first ACK of a
 // device registers it and is fsync'd; a lost later one only delays trimming.
-func (ib *Inbox) recordAck(ctx context.Context, user uint64, device string, k SyncKey) error {
+// moved reports whether the device's ACK advanced (or the device is new).
+func (ib *Inbox) recordAck(ctx context.Context, user uint64, device string, k SyncKey) (moved bool, err error) {
 	now := ib.now()
 	nowSec := uint64(max(now.Unix(), 0))
 	// lastSeen is refreshed at this granularity even when the key has not
 	// moved, so an idle but present device is not dropped.
 	refresh := uint64(ib.deviceTTL / time.Second / 64)
-	return ib.updateAcks(ctx, user, func(acks []deviceAck) ([]deviceAck, bool, bool) {
+	err = ib.updateAcks(ctx, user, func(acks []deviceAck) ([]deviceAck, bool, bool) {
 		i, found := findDevice(acks, device)
+		moved = !found
 		if found {
 			a := &acks[i]
 			merged := a.key
 			for t := range merged.v {
 				merged.v[t] = max(merged.v[t], k.v[t])
 			}
+			moved = merged != a.key
 			if merged == a.key && nowSec < a.seenUnix+refresh {
 				return nil, false, false
 			}
@@ -93,6 +96,7 @@ func (ib *Inbox) recordAck(ctx context.Context, user uint64, device string, k Sy
 		acks = slices.Insert(acks, i, deviceAck{device: device, key: k, seenUnix: nowSec})
 		return acks, true, true
 	})
+	return moved && err == nil, err
 }
 
 // RemoveDevice forgets device (a logout), so trimming no longer waits for

@@ -1,0 +1,483 @@
+// Package handlers implements the storage Logicsvr, the IM backend's
+// data-storage service (idl/im/storage.proto): the one process that opens
+// the on-disk store, serving its KV and Key-Table models (package kv) and
+// the users' sync inboxes (package inbox) over svrkit RPC to the data-access
+// services.
+//
+// # Data flow
+//
+// Each RPC maps to one call of kv or inbox. Nothing is cached here: the
+// data-access services in front keep the caches, and the store is the truth.
+// Every write reaches the fsync'd WAL before it is answered (kv commits
+// with pebble.Sync), so an answered write survives a crash.
+//
+// # Key scoping
+//
+// Clients' KV keys and Key-Table rows are stored under
+//
+//	"d/" user_id (8 bytes big-endian) key
+//
+// so a key is scoped by its request's user_id — the shard key the service is
+// routed by — and clients cannot reach the inbox's own records ("ib/",
+// "dd/", "ak/", "seq/"), which only the inbox methods touch. The prefix
+// costs 10 bytes of kv's key limit: clients get MaxKeyLen bytes.
+//
+// # Trimming
+//
+// A Sync whose key advances a device's ACK is the moment some of the user's
+// entries may have become trimmable. The handler then queues the user for
+// the trim worker, one goroutine running inbox.Trim per user in the
+// background, so Sync never waits for deletions. The queue is bounded; when
+// it is full the user is dropped and counted (the next Sync queues it
+// again; nothing is lost, trimming only waits). A user already queued is
+// not queued twice. The worker stops on shutdown, before the store closes.
+//
+// # Errors
+//
+// kv and inbox errors carry their svrkit codes (NotFound, Aborted for a
+// failed version condition, InvalidArgument, OutOfRange for a SyncKey from
+// the future, DataLoss, Unavailable once closed) and go to the caller as
+// they are. Limits are checked here first so the message names the
+// client's sizes, not the stored ones.
+package handlers
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/inbox"
+	"github.com/svrkit/svrkit/examples/im/internal/kv"
+	"github.com/svrkit/svrkit/examples/im/internal/seq"
+	"github.com/svrkit/svrkit/logicsvr"
+	"github.com/svrkit/svrkit/svrkit"
+)
+
+// Limits of the service, on top of package kv's and inbox's.
+const (
+	// MaxKeyLen is the longest client key or row (kv.MaxKeyLen minus the
+	// scoping prefix).
+	MaxKeyLen = kv.MaxKeyLen - len(keyPrefix) - 8
+	// MaxValueLen is the largest KV value or Key-Table entry.
+	MaxValueLen = kv.MaxValueLen
+	// MaxBatchOps bounds one Batch.
+	MaxBatchOps = 64
+	// MaxScanLimit bounds one Scan.
+	MaxScanLimit = kv.MaxScanLimit
+)
+
+// DefaultTrimQueue is the trim worker's queue length.
+const DefaultTrimQueue = 4096
+
+const keyPrefix = "d/"
+
+// Config is the storage Logicsvr's "app" settings.
+type Config struct {
+	// Dir is the store's directory (required).
+	Dir string `json:"dir"`
+	// SyncKeySecret keys the SyncKeys' MAC; the same on every instance.
+	SyncKeySecret string `json:"sync_key_secret"`
+	// Retention keeps even acknowledged inbox entries at least this long
+	// (default 7 days).
+	Retention logicsvr.Duration `json:"retention,omitempty"`
+	// TrimQueue is how many users may wait for the trim worker (default
+	// 4096).
+	TrimQueue int `json:"trim_queue,omitempty"`
+}
+
+// NewStorage returns the Storage handler: it opens the store in the app
+// config's "dir" and starts the trim worker; both stop in the host's
+// shutdown, after the last call has drained.
+func NewStorage(h *logicsvr.Host) (im.StorageServer, error) {
+	var cfg Config
+	if err := h.AppConfig(&cfg); err != nil {
+		return nil, err
+	}
+	if h.InfoOnly() {
+		return &Server{}, nil
+	}
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("storage: app config needs \"dir\"")
+	}
+	s, err := Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.log = h.Logger()
+	h.OnShutdown(func(context.Context) error { return s.Close() })
+	return s, nil
+}
+
+// Server is the Storage handler over one open store.
+type Server struct {
+	im.UnimplementedStorageServer
+	db    *kv.DB
+	inbox *inbox.Inbox
+	trim  *trimWorker
+	log   *slog.Logger
+}
+
+// Open opens the store cfg names and starts the trim worker. Close stops
+// both.
+func Open(cfg Config) (*Server, error) {
+	db, err := kv.Open(cfg.Dir, nil)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", cfg.Dir, err)
+	}
+	ib := inbox.New(db, seq.New(db, seq.Options{}), inbox.Options{
+		Retention:     time.Duration(cfg.Retention),
+		SyncKeySecret: []byte(cfg.SyncKeySecret),
+	})
+	q := cfg.TrimQueue
+	if q <= 0 {
+		q = DefaultTrimQueue
+	}
+	s := &Server{db: db, inbox: ib}
+	s.trim = startTrimWorker(ib, q, s.warn)
+	return s, nil
+}
+
+func (s *Server) warn(msg string, args ...any) {
+	if s.log != nil {
+		s.log.Warn(msg, args...)
+	}
+}
+
+// Close stops the trim worker and closes the store.
+func (s *Server) Close() error {
+	if s.db == nil {
+		return nil
+	}
+	s.trim.stop()
+	return s.db.Close()
+}
+
+// TrimStats reports the trim worker's counters: users trimmed, entries
+// deleted, users dropped because the queue was full.
+func (s *Server) TrimStats() (users, entries, dropped uint64) {
+	return s.trim.users.Load(), s.trim.entries.Load(), s.trim.dropped.Load()
+}
+
+func scoped(user uint64, key []byte, what string) ([]byte, error) {
+	if len(key) == 0 || len(key) > MaxKeyLen {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "%s of %d bytes outside [1, %d]", what, len(key), MaxKeyLen)
+	}
+	b := make([]byte, 0, len(keyPrefix)+8+len(key))
+	b = append(b, keyPrefix...)
+	b = binary.BigEndian.AppendUint64(b, user)
+	return append(b, key...), nil
+}
+
+func checkValue(v []byte) error {
+	if len(v) > MaxValueLen {
+		return svrkit.Errorf(svrkit.InvalidArgument, "value of %d bytes exceeds the limit of %d", len(v), MaxValueLen)
+	}
+	return nil
+}
+
+func expect(version uint64, any bool) uint64 {
+	if any {
+		return kv.AnyVersion
+	}
+	return version
+}
+
+// Get implements im.StorageServer.
+func (s *Server) Get(ctx context.Context, req *im.KVGetRequest) (*im.KVRecord, error) {
+	k, err := scoped(req.GetUserId(), req.GetKey(), "key")
+	if err != nil {
+		return nil, err
+	}
+	v, ver, err := s.db.Get(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	return &im.KVRecord{Value: v, Version: ver}, nil
+}
+
+// Put implements im.StorageServer.
+func (s *Server) Put(ctx context.Context, req *im.KVPutRequest) (*im.KVPutReply, error) {
+	k, err := scoped(req.GetUserId(), req.GetKey(), "key")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkValue(req.GetValue()); err != nil {
+		return nil, err
+	}
+	ver, err := s.db.Put(ctx, k, req.GetValue(), expect(req.GetExpectVersion(), req.GetAnyVersion()))
+	if err != nil {
+		return nil, err
+	}
+	return &im.KVPutReply{Version: ver}, nil
+}
+
+// Delete implements im.StorageServer.
+func (s *Server) Delete(ctx context.Context, req *im.KVDeleteRequest) (*im.KVDeleteReply, error) {
+	k, err := scoped(req.GetUserId(), req.GetKey(), "key")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.db.Delete(ctx, k, expect(req.GetExpectVersion(), req.GetAnyVersion())); err != nil {
+		return nil, err
+	}
+	return &im.KVDeleteReply{}, nil
+}
+
+// Append implements im.StorageServer.
+func (s *Server) Append(ctx context.Context, req *im.TableAppendRequest) (*im.TablePutReply, error) {
+	row, err := scoped(req.GetUserId(), req.GetRow(), "row")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkValue(req.GetValue()); err != nil {
+		return nil, err
+	}
+	ver, err := s.db.Append(ctx, row, req.GetValue())
+	if err != nil {
+		return nil, err
+	}
+	return &im.TablePutReply{Version: ver}, nil
+}
+
+// PutEntry implements im.StorageServer.
+func (s *Server) PutEntry(ctx context.Context, req *im.TablePutEntryRequest) (*im.TablePutReply, error) {
+	row, err := scoped(req.GetUserId(), req.GetRow(), "row")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkValue(req.GetValue()); err != nil {
+		return nil, err
+	}
+	if err := s.db.PutEntry(ctx, row, req.GetVersion(), req.GetValue()); err != nil {
+		return nil, err
+	}
+	return &im.TablePutReply{Version: req.GetVersion()}, nil
+}
+
+// Scan implements im.StorageServer.
+func (s *Server) Scan(ctx context.Context, req *im.TableScanRequest) (*im.TableScanReply, error) {
+	row, err := scoped(req.GetUserId(), req.GetRow(), "row")
+	if err != nil {
+		return nil, err
+	}
+	if req.GetLimit() > MaxScanLimit {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "scan limit %d exceeds %d", req.GetLimit(), MaxScanLimit)
+	}
+	page, err := s.db.Scan(ctx, row, req.GetAfterVersion(), int(req.GetLimit()))
+	if err != nil {
+		return nil, err
+	}
+	out := &im.TableScanReply{
+		Entries:     make([]*im.TableEntry, len(page.Entries)),
+		More:        page.More,
+		MaxVersion:  page.Meta.MaxVersion,
+		TrimmedUpTo: page.Meta.TrimmedUpTo,
+	}
+	for i, e := range page.Entries {
+		out.Entries[i] = &im.TableEntry{Version: e.Version, Value: e.Value}
+	}
+	return out, nil
+}
+
+// Batch implements im.StorageServer.
+func (s *Server) Batch(ctx context.Context, req *im.BatchRequest) (*im.BatchReply, error) {
+	ops := req.GetOps()
+	if len(ops) == 0 || len(ops) > MaxBatchOps {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "batch of %d operations outside [1, %d]", len(ops), MaxBatchOps)
+	}
+	var b kv.Batch
+	for i, op := range ops {
+		k, err := scoped(req.GetUserId(), op.GetKey(), fmt.Sprintf("op %d: key", i))
+		if err != nil {
+			return nil, err
+		}
+		if err := checkValue(op.GetValue()); err != nil {
+			return nil, svrkit.Errorf(svrkit.InvalidArgument, "op %d: %s", i, svrkit.AsError(err).Message())
+		}
+		switch op.GetKind() {
+		case im.BatchOp_KIND_PUT:
+			b.Put(k, op.GetValue(), expect(op.GetExpectVersion(), op.GetAnyVersion()))
+		case im.BatchOp_KIND_DELETE:
+			b.Delete(k, expect(op.GetExpectVersion(), op.GetAnyVersion()))
+		case im.BatchOp_KIND_CHECK:
+			b.Check(k, expect(op.GetExpectVersion(), op.GetAnyVersion()))
+		case im.BatchOp_KIND_APPEND:
+			b.Append(k, op.GetValue())
+		case im.BatchOp_KIND_PUT_ENTRY:
+			b.PutEntry(k, op.GetVersion(), op.GetValue())
+		default:
+			return nil, svrkit.Errorf(svrkit.InvalidArgument, "op %d: unknown kind %d", i, op.GetKind())
+		}
+	}
+	res, err := s.db.Apply(ctx, &b)
+	if err != nil {
+		return nil, err
+	}
+	return &im.BatchReply{Results: res}, nil
+}
+
+func inboxType(t im.InboxType) (inbox.DataType, error) {
+	switch t {
+	case im.InboxType_INBOX_TYPE_ACCOUNT:
+		return inbox.Account, nil
+	case im.InboxType_INBOX_TYPE_CONTACTS:
+		return inbox.Contacts, nil
+	case im.InboxType_INBOX_TYPE_MESSAGES:
+		return inbox.Messages, nil
+	}
+	return 0, svrkit.Errorf(svrkit.InvalidArgument, "unknown inbox type %d", t)
+}
+
+func writeReply(r inbox.Receipt) *im.InboxWriteReply {
+	out := &im.InboxWriteReply{Version: r.Version, Duplicate: r.Duplicate}
+	if !r.At.IsZero() {
+		out.AtUnixMs = r.At.UnixMilli()
+	}
+	return out
+}
+
+// Deliver implements im.StorageServer.
+func (s *Server) Deliver(ctx context.Context, req *im.InboxDeliverRequest) (*im.InboxWriteReply, error) {
+	if req.GetDedupId() == "" {
+		return nil, svrkit.NewError(svrkit.InvalidArgument, "deliver needs a dedup id")
+	}
+	r, err := s.inbox.Put(ctx, req.GetUserId(), inbox.Messages, req.GetPayload(), req.GetDedupId())
+	if err != nil {
+		return nil, err
+	}
+	return writeReply(r), nil
+}
+
+// Publish implements im.StorageServer.
+func (s *Server) Publish(ctx context.Context, req *im.InboxPublishRequest) (*im.InboxWriteReply, error) {
+	t, err := inboxType(req.GetType())
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.inbox.Put(ctx, req.GetUserId(), t, req.GetPayload(), req.GetDedupId())
+	if err != nil {
+		return nil, err
+	}
+	return writeReply(r), nil
+}
+
+// Sync implements im.StorageServer.
+func (s *Server) Sync(ctx context.Context, req *im.InboxSyncRequest) (*im.InboxSyncReply, error) {
+	res, err := s.inbox.Sync(ctx, req.GetUserId(), req.GetDeviceId(), req.GetSyncKey(), int(req.GetLimit()))
+	if err != nil {
+		return nil, err
+	}
+	if res.AckMoved {
+		s.trim.schedule(req.GetUserId())
+	}
+	out := &im.InboxSyncReply{
+		Entries: make([]*im.InboxEntry, len(res.Entries)),
+		SyncKey: res.Key,
+		More:    res.More,
+		Gap:     res.Gap,
+	}
+	for i, e := range res.Entries {
+		out.Entries[i] = &im.InboxEntry{
+			Type:     im.InboxType(e.Type),
+			Version:  e.Version,
+			AtUnixMs: e.DeliveredAt.UnixMilli(),
+			Payload:  e.Payload,
+		}
+	}
+	return out, nil
+}
+
+// CurrentKey implements im.StorageServer.
+func (s *Server) CurrentKey(ctx context.Context, req *im.InboxCurrentKeyRequest) (*im.InboxCurrentKeyReply, error) {
+	k, err := s.inbox.CurrentKey(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	return &im.InboxCurrentKeyReply{SyncKey: k}, nil
+}
+
+// RemoveDevice implements im.StorageServer.
+func (s *Server) RemoveDevice(ctx context.Context, req *im.InboxRemoveDeviceRequest) (*im.InboxRemoveDeviceReply, error) {
+	if err := s.inbox.RemoveDevice(ctx, req.GetUserId(), req.GetDeviceId()); err != nil {
+		return nil, err
+	}
+	s.trim.schedule(req.GetUserId())
+	return &im.InboxRemoveDeviceReply{}, nil
+}
+
+// trimWorker runs inbox.Trim for queued users, one at a time.
+type trimWorker struct {
+	ib   *inbox.Inbox
+	q    chan uint64
+	warn func(string, ...any)
+
+	mu      sync.Mutex
+	pending map[uint64]struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	users, entries, dropped atomic.Uint64
+}
+
+func startTrimWorker(ib *inbox.Inbox, queue int, warn func(string, ...any)) *trimWorker {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &trimWorker{
+		ib: ib, q: make(chan uint64, queue), warn: warn,
+		pending: map[uint64]struct{}{},
+		ctx:     ctx, cancel: cancel, done: make(chan struct{}),
+	}
+	go w.run()
+	return w
+}
+
+// schedule queues user for trimming unless it is queued already or the
+// queue is full (then it is dropped and counted).
+func (w *trimWorker) schedule(user uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.pending[user]; ok || w.ctx.Err() != nil {
+		return
+	}
+	select {
+	case w.q <- user:
+		w.pending[user] = struct{}{}
+	default:
+		if n := w.dropped.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8...
+			w.warn("trim queue full: users dropped (trimmed on their next sync)", "dropped_total", n)
+		}
+	}
+}
+
+func (w *trimWorker) run() {
+	defer close(w.done)
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case user := <-w.q:
+			w.mu.Lock()
+			delete(w.pending, user)
+			w.mu.Unlock()
+			n, err := w.ib.Trim(w.ctx, user)
+			if err != nil && w.ctx.Err() == nil {
+				w.warn("trim failed", "user", user, "err", err)
+			}
+			w.users.Add(1)
+			w.entries.Add(uint64(n))
+		}
+	}
+}
+
+// stop ends the worker, interrupting a Trim in progress (Trim works in
+// atomic chunks, so an interrupted one leaves a consistent store).
+func (w *trimWorker) stop() {
+	w.cancel()
+	<-w.done
+}
