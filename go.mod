@@ -12,6 +12,8 @@ require (
 
 require connectrpc.com/connect v1.19.1
 
+require golang.org/x/crypto v0.57.0
+
 require (
 	github.com/DataDog/zstd v1.5.7 // indirect
 	github.com/RaduBerinde/axisds v0.1.0 // indirect
