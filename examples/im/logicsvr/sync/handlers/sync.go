@@ -1,0 +1,95 @@
+// Package handlers implements the sync Logicsvr (idl/im/sync.proto): the
+// SyncKey protocol for one device of the caller. NewSync is the constructor
+// its generated main calls.
+//
+// The token (package github.com/svrkit/svrkit/examples/im/internal/session)
+// names both the user and the device, so a device can only ever read its
+// own user's inboxes and advance its own key; the key itself is checked by
+// MessageData, which signed it (a key of another user or device, edited or
+// damaged, is invalid_argument; one from the future out_of_range). Their
+// errors pass through with their codes. This Logicsvr keeps no state.
+package handlers
+
+import (
+	"context"
+	"errors"
+
+	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/session"
+	"github.com/svrkit/svrkit/logicsvr"
+	"github.com/svrkit/svrkit/svrkit"
+)
+
+// Config is the sync Logicsvr's "app" config object.
+type Config struct {
+	// SessionSecret checks session tokens; the account Logicsvr's value.
+	SessionSecret string `json:"session_secret"`
+}
+
+// The limits of sync.proto.
+const (
+	DefaultLimit    = 100
+	MaxLimit        = 1000
+	MaxSyncKeyBytes = 256
+)
+
+// NewSync returns the Sync handler. It needs im.MessageData in the routing
+// table and session_secret in the app config.
+func NewSync(h *logicsvr.Host) (im.SyncServer, error) {
+	var cfg Config
+	if err := h.AppConfig(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.SessionSecret == "" && h.InfoOnly() {
+		cfg.SessionSecret = "unused: -buildinfo"
+	}
+	signer, err := session.NewSigner(cfg.SessionSecret)
+	if err != nil {
+		return nil, errors.New("app config: session_secret is required")
+	}
+	messages, err := h.Client(im.MessageData_ServiceName)
+	if err != nil {
+		return nil, err
+	}
+	return &syncServer{signer: signer, messages: im.NewMessageDataClient(messages)}, nil
+}
+
+type syncServer struct {
+	im.UnimplementedSyncServer
+	signer   *session.Signer
+	messages im.MessageDataClient
+}
+
+func (s *syncServer) Sync(ctx context.Context, req *im.SyncRequest) (*im.SyncReply, error) {
+	caller, err := s.signer.Caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	limit := req.GetLimit()
+	if limit == 0 {
+		limit = DefaultLimit
+	}
+	if limit > MaxLimit {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "limit must be 1 to %d (got %d)", MaxLimit, limit)
+	}
+	if n := len(req.GetSyncKey()); n > MaxSyncKeyBytes {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "sync_key must be at most %d bytes (got %d)", MaxSyncKeyBytes, n)
+	}
+	r, err := s.messages.SyncInbox(ctx, &im.SyncInboxRequest{
+		UserId:   caller.UserID,
+		DeviceId: caller.DeviceID,
+		SyncKey:  req.GetSyncKey(),
+		Limit:    limit,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The receiver's copy of a message is stored before its time is known;
+	// its time is the item's (the sender's copy carries the same one).
+	for _, it := range r.GetItems() {
+		if m := it.GetMessage(); m != nil && m.GetSentUnixMs() == 0 {
+			m.SentUnixMs = it.GetAtUnixMs()
+		}
+	}
+	return r, nil
+}
