@@ -1,0 +1,206 @@
+// Command imcli is a terminal client of the IM backend (examples/im): it
+// registers and logs in, manages contacts, sends messages and syncs them,
+// through the client-facing CGIs (package
+// github.com/svrkit/svrkit/examples/im/imclient).
+//
+//	go run ./tools/svrkit up examples/im          # terminal 1: the backend
+//	go run ./tools/imcli register alice -password 'correct horse'
+//	go run ./tools/imcli -as alice add bob
+//	go run ./tools/imcli -as alice send bob 'hi bob'
+//	go run ./tools/imcli -as bob watch            # Ctrl-C to stop
+//
+// The services' addresses come from svrkit up's state file (-up, default
+// examples/im/.data/up.json). Between invocations imcli keeps the login
+// token and the device's SyncKey in a small state file per user,
+// ~/.imcli-NAME.json (mode 0600), so each command is one short process; the
+// user is the NAME of register and login, then -as NAME (or $IMCLI_USER)
+// picks whose file, or -state names one outright.
+//
+// Output is one human-readable line per thing; with -json, one JSON object
+// per line instead (protobuf JSON of the replies and sync items), for
+// scripts. Exit status: 0 on success, 1 when a call fails (the error's code
+// and message on stderr, as {"code","message"} with -json), 2 for bad
+// usage.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: imcli [flags] COMMAND [ARGS]
+
+commands:
+  register NAME [-password P] [-nick NICK] [-device D]   create a user and log in
+  login NAME [-password P] [-device D]                    log in (one device per login)
+  logout                                                  forget the local login
+  whoami                                                  your profile
+  profile NAME|ID                                         someone's profile
+  setnick NICKNAME                                        change your nickname
+  add NAME                                                add a contact
+  remove NAME                                             remove a contact
+  contacts                                                list your contacts
+  send NAME|ID TEXT...                                    send a text message
+  sync [-reset]                                           print what is new; -reset starts from scratch
+  watch [-every 1s]                                       sync in a loop, printing messages as they come
+
+The password comes from -password, else $IMCLI_PASSWORD, else a line of stdin.
+
+flags:
+`
+
+// cli is one invocation.
+type cli struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+
+	upPath    string
+	statePath string
+	as        string
+	json      bool
+}
+
+// usageError is bad usage: exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	c := &cli{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	fs := flag.NewFlagSet("imcli", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	fs.StringVar(&c.upPath, "up", "examples/im/.data/up.json", "svrkit up's state file, where the services' addresses are")
+	fs.StringVar(&c.statePath, "state", getenv("IMCLI_STATE"), "imcli's state file (default ~/.imcli-NAME.json; $IMCLI_STATE)")
+	fs.StringVar(&c.as, "as", getenv("IMCLI_USER"), "whose state file to use ($IMCLI_USER)")
+	fs.BoolVar(&c.json, "json", false, "print JSON lines for scripts")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	err := c.dispatch(fs.Arg(0), fs.Args()[1:])
+	if err == nil {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "imcli: %s\n(run imcli -h for usage)\n", ue.msg)
+		return 2
+	}
+	c.printError(err)
+	return 1
+}
+
+func (c *cli) dispatch(cmd string, args []string) error {
+	switch cmd {
+	case "register":
+		return c.register(args)
+	case "login":
+		return c.login(args)
+	case "logout":
+		return c.logout(args)
+	case "whoami":
+		return c.profile(nil)
+	case "profile":
+		return c.profile(args)
+	case "setnick":
+		return c.setnick(args)
+	case "add":
+		return c.add(args)
+	case "remove":
+		return c.remove(args)
+	case "contacts":
+		return c.contacts(args)
+	case "send":
+		return c.send(args)
+	case "sync":
+		return c.sync(args)
+	case "watch":
+		return c.watch(args)
+	}
+	return usagef("unknown command %q", cmd)
+}
+
+// subFlags parses a command's flags, which may come before or after its
+// positional arguments ("register alice -password x").
+func subFlags(name string, args []string, define func(*flag.FlagSet)) ([]string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	define(fs)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usagef("%s: %v", name, err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// defaultStatePath is ~/.imcli-NAME.json.
+func defaultStatePath(getenv func(string) string, name string) (string, error) {
+	home := getenv("HOME")
+	if home == "" {
+		var err error
+		if home, err = os.UserHomeDir(); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Join(home, ".imcli-"+name+".json"), nil
+}
+
+// printJSON writes v as one JSON line.
+func (c *cli) printJSON(v any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintln(c.stdout, string(b))
+}
+
+func (c *cli) printf(format string, args ...any) {
+	fmt.Fprintf(c.stdout, format+"\n", args...)
+}
+
+// hint adds what a person can do about some errors.
+func hint(code string) string {
+	switch code {
+	case "unauthenticated":
+		return " (log in: imcli login NAME)"
+	case "unavailable":
+		return " (is `go run ./tools/svrkit up examples/im` running?)"
+	}
+	return ""
+}
+
+func trimCode(msg, code string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(msg, "svrkit: "+code+": "), "svrkit: ")
+}
