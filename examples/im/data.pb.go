@@ -746,6 +746,62 @@ func (x *CurrentKeyReply) GetSyncKey() []byte {
 	return nil
 }
 
+// ContactListRecord is how contactdata stores a user's list: the list, and
+// the change last written that may not have reached the user's CONTACTS
+// inbox yet (a crash between the two writes). contactdata publishes it,
+// idempotently, before it answers the next call about the user.
+type ContactListRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	List          *ContactList           `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	Pending       *ContactChange         `protobuf:"bytes,2,opt,name=pending,proto3" json:"pending,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContactListRecord) Reset() {
+	*x = ContactListRecord{}
+	mi := &file_im_data_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContactListRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContactListRecord) ProtoMessage() {}
+
+func (x *ContactListRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_im_data_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContactListRecord.ProtoReflect.Descriptor instead.
+func (*ContactListRecord) Descriptor() ([]byte, []int) {
+	return file_im_data_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ContactListRecord) GetList() *ContactList {
+	if x != nil {
+		return x.List
+	}
+	return nil
+}
+
+func (x *ContactListRecord) GetPending() *ContactChange {
+	if x != nil {
+		return x.Pending
+	}
+	return nil
+}
+
 var File_im_data_proto protoreflect.FileDescriptor
 
 const file_im_data_proto_rawDesc = "" +
@@ -794,7 +850,10 @@ const file_im_data_proto_rawDesc = "" +
 	"\x11CurrentKeyRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\",\n" +
 	"\x0fCurrentKeyReply\x12\x19\n" +
-	"\bsync_key\x18\x01 \x01(\fR\asyncKey2\xc4\x02\n" +
+	"\bsync_key\x18\x01 \x01(\fR\asyncKey\"e\n" +
+	"\x11ContactListRecord\x12#\n" +
+	"\x04list\x18\x01 \x01(\v2\x0f.im.ContactListR\x04list\x12+\n" +
+	"\apending\x18\x02 \x01(\v2\x11.im.ContactChangeR\apending2\xc4\x02\n" +
 	"\vAccountData\x12D\n" +
 	"\rCreateAccount\x12\x18.im.CreateAccountRequest\x1a\x11.im.AccountRecord\"\x06\xca\xf3\x18\x02\b\x01\x12@\n" +
 	"\n" +
@@ -827,7 +886,7 @@ func file_im_data_proto_rawDescGZIP() []byte {
 	return file_im_data_proto_rawDescData
 }
 
-var file_im_data_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_im_data_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_im_data_proto_goTypes = []any{
 	(*AccountRecord)(nil),        // 0: im.AccountRecord
 	(*CreateAccountRequest)(nil), // 1: im.CreateAccountRequest
@@ -842,42 +901,46 @@ var file_im_data_proto_goTypes = []any{
 	(*SyncInboxRequest)(nil),     // 10: im.SyncInboxRequest
 	(*CurrentKeyRequest)(nil),    // 11: im.CurrentKeyRequest
 	(*CurrentKeyReply)(nil),      // 12: im.CurrentKeyReply
-	(*Profile)(nil),              // 13: im.Profile
-	(*ContactEntry)(nil),         // 14: im.ContactEntry
-	(*SyncItem)(nil),             // 15: im.SyncItem
-	(*ContactReply)(nil),         // 16: im.ContactReply
+	(*ContactListRecord)(nil),    // 13: im.ContactListRecord
+	(*Profile)(nil),              // 14: im.Profile
+	(*ContactEntry)(nil),         // 15: im.ContactEntry
+	(*SyncItem)(nil),             // 16: im.SyncItem
 	(*ContactList)(nil),          // 17: im.ContactList
-	(*SyncReply)(nil),            // 18: im.SyncReply
+	(*ContactChange)(nil),        // 18: im.ContactChange
+	(*ContactReply)(nil),         // 19: im.ContactReply
+	(*SyncReply)(nil),            // 20: im.SyncReply
 }
 var file_im_data_proto_depIdxs = []int32{
-	13, // 0: im.AccountRecord.profile:type_name -> im.Profile
-	14, // 1: im.PutContactRequest.contact:type_name -> im.ContactEntry
-	15, // 2: im.DeliverRequest.item:type_name -> im.SyncItem
-	1,  // 3: im.AccountData.CreateAccount:input_type -> im.CreateAccountRequest
-	2,  // 4: im.AccountData.GetAccount:input_type -> im.GetAccountRequest
-	3,  // 5: im.AccountData.LookupAccount:input_type -> im.LookupAccountRequest
-	4,  // 6: im.AccountData.UpdateProfile:input_type -> im.UpdateProfileRequest
-	5,  // 7: im.ContactData.PutContact:input_type -> im.PutContactRequest
-	6,  // 8: im.ContactData.DeleteContact:input_type -> im.DeleteContactRequest
-	7,  // 9: im.ContactData.GetContacts:input_type -> im.GetContactsRequest
-	8,  // 10: im.MessageData.Deliver:input_type -> im.DeliverRequest
-	10, // 11: im.MessageData.SyncInbox:input_type -> im.SyncInboxRequest
-	11, // 12: im.MessageData.CurrentKey:input_type -> im.CurrentKeyRequest
-	0,  // 13: im.AccountData.CreateAccount:output_type -> im.AccountRecord
-	0,  // 14: im.AccountData.GetAccount:output_type -> im.AccountRecord
-	0,  // 15: im.AccountData.LookupAccount:output_type -> im.AccountRecord
-	0,  // 16: im.AccountData.UpdateProfile:output_type -> im.AccountRecord
-	16, // 17: im.ContactData.PutContact:output_type -> im.ContactReply
-	16, // 18: im.ContactData.DeleteContact:output_type -> im.ContactReply
-	17, // 19: im.ContactData.GetContacts:output_type -> im.ContactList
-	9,  // 20: im.MessageData.Deliver:output_type -> im.DeliverReply
-	18, // 21: im.MessageData.SyncInbox:output_type -> im.SyncReply
-	12, // 22: im.MessageData.CurrentKey:output_type -> im.CurrentKeyReply
-	13, // [13:23] is the sub-list for method output_type
-	3,  // [3:13] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	14, // 0: im.AccountRecord.profile:type_name -> im.Profile
+	15, // 1: im.PutContactRequest.contact:type_name -> im.ContactEntry
+	16, // 2: im.DeliverRequest.item:type_name -> im.SyncItem
+	17, // 3: im.ContactListRecord.list:type_name -> im.ContactList
+	18, // 4: im.ContactListRecord.pending:type_name -> im.ContactChange
+	1,  // 5: im.AccountData.CreateAccount:input_type -> im.CreateAccountRequest
+	2,  // 6: im.AccountData.GetAccount:input_type -> im.GetAccountRequest
+	3,  // 7: im.AccountData.LookupAccount:input_type -> im.LookupAccountRequest
+	4,  // 8: im.AccountData.UpdateProfile:input_type -> im.UpdateProfileRequest
+	5,  // 9: im.ContactData.PutContact:input_type -> im.PutContactRequest
+	6,  // 10: im.ContactData.DeleteContact:input_type -> im.DeleteContactRequest
+	7,  // 11: im.ContactData.GetContacts:input_type -> im.GetContactsRequest
+	8,  // 12: im.MessageData.Deliver:input_type -> im.DeliverRequest
+	10, // 13: im.MessageData.SyncInbox:input_type -> im.SyncInboxRequest
+	11, // 14: im.MessageData.CurrentKey:input_type -> im.CurrentKeyRequest
+	0,  // 15: im.AccountData.CreateAccount:output_type -> im.AccountRecord
+	0,  // 16: im.AccountData.GetAccount:output_type -> im.AccountRecord
+	0,  // 17: im.AccountData.LookupAccount:output_type -> im.AccountRecord
+	0,  // 18: im.AccountData.UpdateProfile:output_type -> im.AccountRecord
+	19, // 19: im.ContactData.PutContact:output_type -> im.ContactReply
+	19, // 20: im.ContactData.DeleteContact:output_type -> im.ContactReply
+	17, // 21: im.ContactData.GetContacts:output_type -> im.ContactList
+	9,  // 22: im.MessageData.Deliver:output_type -> im.DeliverReply
+	20, // 23: im.MessageData.SyncInbox:output_type -> im.SyncReply
+	12, // 24: im.MessageData.CurrentKey:output_type -> im.CurrentKeyReply
+	15, // [15:25] is the sub-list for method output_type
+	5,  // [5:15] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_im_data_proto_init() }
@@ -895,7 +958,7 @@ func file_im_data_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_im_data_proto_rawDesc), len(file_im_data_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

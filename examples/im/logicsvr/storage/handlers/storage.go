@@ -19,8 +19,9 @@
 //
 // so a key is scoped by its request's user_id — the shard key the service is
 // routed by — and clients cannot reach the inbox's own records ("ib/",
-// "dd/", "ak/", "seq/"), which only the inbox methods touch. The prefix
-// costs 10 bytes of kv's key limit: clients get MaxKeyLen bytes.
+// "dd/", "ak/", "seq/"), which only the inbox methods touch.
+// Client keys are at most MaxKeyLen (1000) bytes, which with the 10-byte
+// prefix stays within kv.MaxKeyLen.
 //
 // # Trimming
 //
@@ -44,6 +45,7 @@ package handlers
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -60,9 +62,9 @@ import (
 
 // Limits of the service, on top of package kv's and inbox's.
 const (
-	// MaxKeyLen is the longest client key or row (kv.MaxKeyLen minus the
-	// scoping prefix).
-	MaxKeyLen = kv.MaxKeyLen - len(keyPrefix) - 8
+	// MaxKeyLen is the longest client key or row (within kv.MaxKeyLen
+	// with the scoping prefix).
+	MaxKeyLen = 1000
 	// MaxValueLen is the largest KV value or Key-Table entry.
 	MaxValueLen = kv.MaxValueLen
 	// MaxBatchOps bounds one Batch.
@@ -194,6 +196,10 @@ func (s *Server) Get(ctx context.Context, req *im.KVGetRequest) (*im.KVRecord, e
 		return nil, err
 	}
 	v, ver, err := s.db.Get(ctx, k)
+	if errors.Is(err, kv.ErrNotFound) {
+		// kv's message names the stored key; the caller knows its own.
+		return nil, svrkit.Errorf(svrkit.NotFound, "key of %d bytes not found for user %d", len(req.GetKey()), req.GetUserId())
+	}
 	if err != nil {
 		return nil, err
 	}

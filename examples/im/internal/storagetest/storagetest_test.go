@@ -1,0 +1,424 @@
+package storagetest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/inbox"
+	"github.com/svrkit/svrkit/svrkit"
+)
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func wantCode(t *testing.T, what string, err error, code svrkit.Code) {
+	t.Helper()
+	if got := svrkit.CodeOf(err); got != code {
+		t.Fatalf("%s: code %v (%v), want %v", what, got, err, code)
+	}
+}
+
+// must returns v, or panics (failing the test with a stack) on err: a call
+// the test expects to succeed.
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(fmt.Sprintf("unexpected error: %v", err))
+	}
+	return v
+}
+
+func create(t *testing.T, ctx context.Context, ad im.AccountDataClient, name string) *im.AccountRecord {
+	t.Helper()
+	return must(ad.CreateAccount(ctx, &im.CreateAccountRequest{Name: name, PasswordHash: "$argon2id$test"}))
+}
+
+func TestStorageKV(t *testing.T) {
+	c := Start(t, t.TempDir(), nil)
+	ctx, st := ctxT(t), c.Storage(t)
+
+	v1 := must(st.Put(ctx, &im.KVPutRequest{UserId: 1, Key: []byte("k"), Value: []byte("a")})).GetVersion()
+	_, err := st.Put(ctx, &im.KVPutRequest{UserId: 1, Key: []byte("k"), Value: []byte("b")})
+	wantCode(t, "put over an existing key with expect 0", err, svrkit.Aborted)
+	v2 := must(st.Put(ctx, &im.KVPutRequest{UserId: 1, Key: []byte("k"), Value: []byte("b"), ExpectVersion: v1})).GetVersion()
+	if v2 <= v1 {
+		t.Fatalf("versions %d then %d", v1, v2)
+	}
+	if r := must(st.Get(ctx, &im.KVGetRequest{UserId: 1, Key: []byte("k")})); string(r.GetValue()) != "b" || r.GetVersion() != v2 {
+		t.Fatalf("get = %q@%d", r.GetValue(), r.GetVersion())
+	}
+	// Keys are scoped by user id.
+	_, err = st.Get(ctx, &im.KVGetRequest{UserId: 2, Key: []byte("k")})
+	wantCode(t, "another user's key", err, svrkit.NotFound)
+
+	// A batch with a failed condition writes nothing.
+	_, err = st.Batch(ctx, &im.BatchRequest{UserId: 1, Ops: []*im.BatchOp{
+		{Kind: im.BatchOp_KIND_PUT, Key: []byte("other"), Value: []byte("x")},
+		{Kind: im.BatchOp_KIND_APPEND, Key: []byte("row"), Value: []byte("e")},
+		{Kind: im.BatchOp_KIND_CHECK, Key: []byte("k"), ExpectVersion: v1},
+	}})
+	wantCode(t, "batch with a stale check", err, svrkit.Aborted)
+	_, err = st.Get(ctx, &im.KVGetRequest{UserId: 1, Key: []byte("other")})
+	wantCode(t, "key of the failed batch", err, svrkit.NotFound)
+	res := must(st.Batch(ctx, &im.BatchRequest{UserId: 1, Ops: []*im.BatchOp{
+		{Kind: im.BatchOp_KIND_PUT, Key: []byte("other"), Value: []byte("x")},
+		{Kind: im.BatchOp_KIND_APPEND, Key: []byte("row"), Value: []byte("e1")},
+		{Kind: im.BatchOp_KIND_PUT_ENTRY, Key: []byte("row"), Version: 10, Value: []byte("e10")},
+		{Kind: im.BatchOp_KIND_CHECK, Key: []byte("k"), ExpectVersion: v2},
+	}})).GetResults()
+	if len(res) != 4 || res[1] != 1 || res[2] != 10 || res[3] != v2 {
+		t.Fatalf("batch results %v", res)
+	}
+	_, err = st.PutEntry(ctx, &im.TablePutEntryRequest{UserId: 1, Row: []byte("row"), Version: 5, Value: []byte("old")})
+	wantCode(t, "entry below the row's max", err, svrkit.Aborted)
+	must(st.Append(ctx, &im.TableAppendRequest{UserId: 1, Row: []byte("row"), Value: []byte("e11")}))
+	page := must(st.Scan(ctx, &im.TableScanRequest{UserId: 1, Row: []byte("row"), AfterVersion: 1, Limit: 1}))
+	if len(page.GetEntries()) != 1 || page.GetEntries()[0].GetVersion() != 10 || !page.GetMore() || page.GetMaxVersion() != 11 {
+		t.Fatalf("scan page %v", page)
+	}
+	must(st.Delete(ctx, &im.KVDeleteRequest{UserId: 1, Key: []byte("k"), ExpectVersion: v2}))
+	_, err = st.Get(ctx, &im.KVGetRequest{UserId: 1, Key: []byte("k")})
+	wantCode(t, "deleted key", err, svrkit.NotFound)
+
+	// Limits.
+	_, err = st.Put(ctx, &im.KVPutRequest{UserId: 1, Key: []byte("big"), Value: make([]byte, 1<<20+1), AnyVersion: true})
+	wantCode(t, "oversize value", err, svrkit.InvalidArgument)
+	if !strings.Contains(err.Error(), "exceeds") {
+		t.Errorf("oversize message: %v", err)
+	}
+	_, err = st.Get(ctx, &im.KVGetRequest{UserId: 1, Key: make([]byte, 1001)})
+	wantCode(t, "oversize key", err, svrkit.InvalidArgument)
+	_, err = st.Get(ctx, &im.KVGetRequest{UserId: 1})
+	wantCode(t, "empty key", err, svrkit.InvalidArgument)
+	_, err = st.Batch(ctx, &im.BatchRequest{UserId: 1, Ops: []*im.BatchOp{{Key: []byte("k")}}})
+	wantCode(t, "op without a kind", err, svrkit.InvalidArgument)
+}
+
+func TestAccounts(t *testing.T) {
+	c := Start(t, t.TempDir(), nil)
+	ctx, ad := ctxT(t), c.AccountData(t)
+
+	ada := create(t, ctx, ad, "ada")
+	bob := create(t, ctx, ad, "bob")
+	if ada.GetUserId() == 0 || bob.GetUserId() <= ada.GetUserId() || ada.GetProfile().GetNickname() != "ada" || ada.GetVersion() == 0 {
+		t.Fatalf("created %v and %v", ada, bob)
+	}
+	got := must(ad.GetAccount(ctx, &im.GetAccountRequest{UserId: bob.GetUserId()}))
+	if got.GetProfile().GetName() != "bob" || got.GetPasswordHash() != "$argon2id$test" {
+		t.Fatalf("GetAccount = %v", got)
+	}
+	if got := must(ad.LookupAccount(ctx, &im.LookupAccountRequest{Name: "ada"})); got.GetUserId() != ada.GetUserId() {
+		t.Fatalf("LookupAccount = %v", got)
+	}
+	_, err := ad.CreateAccount(ctx, &im.CreateAccountRequest{Name: "ada", PasswordHash: "h"})
+	wantCode(t, "duplicate name", err, svrkit.AlreadyExists)
+	_, err = ad.GetAccount(ctx, &im.GetAccountRequest{UserId: 999999})
+	wantCode(t, "unknown user", err, svrkit.NotFound)
+	_, err = ad.LookupAccount(ctx, &im.LookupAccountRequest{Name: "nobody"})
+	wantCode(t, "unknown name", err, svrkit.NotFound)
+	_, err = ad.UpdateProfile(ctx, &im.UpdateProfileRequest{UserId: 999999, Nickname: "x"})
+	wantCode(t, "update of an unknown user", err, svrkit.NotFound)
+	_, err = ad.CreateAccount(ctx, &im.CreateAccountRequest{Name: strings.Repeat("n", 65), PasswordHash: "h"})
+	wantCode(t, "oversize name", err, svrkit.InvalidArgument)
+	_, err = ad.UpdateProfile(ctx, &im.UpdateProfileRequest{UserId: ada.GetUserId(), Nickname: strings.Repeat("n", 65)})
+	wantCode(t, "oversize nickname", err, svrkit.InvalidArgument)
+}
+
+func TestConcurrentCreatesOfOneName(t *testing.T) {
+	c := Start(t, t.TempDir(), nil)
+	ctx, ad := ctxT(t), c.AccountData(t)
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	ids := make([]uint64, n)
+	for i := range n {
+		wg.Go(func() {
+			r, err := ad.CreateAccount(ctx, &im.CreateAccountRequest{Name: "race", PasswordHash: fmt.Sprint(i)})
+			errs[i], ids[i] = err, r.GetUserId()
+		})
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch svrkit.CodeOf(err) {
+		case svrkit.OK:
+			if winner >= 0 {
+				t.Fatalf("two creations of one name won: %d and %d", ids[winner], ids[i])
+			}
+			winner = i
+		case svrkit.AlreadyExists:
+		default:
+			t.Fatalf("creation %d: %v", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no creation won")
+	}
+	got := must(ad.LookupAccount(ctx, &im.LookupAccountRequest{Name: "race"}))
+	if got.GetUserId() != ids[winner] || got.GetPasswordHash() != fmt.Sprint(winner) {
+		t.Fatalf("lookup finds %v, winner was %d (id %d)", got, winner, ids[winner])
+	}
+}
+
+// syncAll syncs device until no continue flag, returning every item and the
+// final key.
+func syncAll(t *testing.T, ctx context.Context, md im.MessageDataClient, user uint64, device string, key []byte, limit uint32) ([]*im.SyncItem, []byte) {
+	t.Helper()
+	var items []*im.SyncItem
+	for range 1000 {
+		r := must(md.SyncInbox(ctx, &im.SyncInboxRequest{UserId: user, DeviceId: device, SyncKey: key, Limit: limit}))
+		items = append(items, r.GetItems()...)
+		key = r.GetSyncKey()
+		if !r.GetContinueFlag() {
+			return items, key
+		}
+	}
+	t.Fatal("sync never ends")
+	return nil, nil
+}
+
+func TestUpdateProfilePublishesAndCacheIsFresh(t *testing.T) {
+	c := Start(t, t.TempDir(), nil)
+	ctx, ad, md := ctxT(t), c.AccountData(t), c.MessageData(t)
+	ada := create(t, ctx, ad, "ada")
+	uid := ada.GetUserId()
+	// Warm both caches.
+	must(ad.GetAccount(ctx, &im.GetAccountRequest{UserId: uid}))
+	must(ad.LookupAccount(ctx, &im.LookupAccountRequest{Name: "ada"}))
+
+	up := must(ad.UpdateProfile(ctx, &im.UpdateProfileRequest{UserId: uid, Nickname: "Countess"}))
+	if up.GetVersion() <= ada.GetVersion() {
+		t.Fatalf("version %d after %d", up.GetVersion(), ada.GetVersion())
+	}
+	if got := must(ad.GetAccount(ctx, &im.GetAccountRequest{UserId: uid})); got.GetProfile().GetNickname() != "Countess" {
+		t.Fatalf("GetAccount after update: %v", got)
+	}
+	if got := must(ad.LookupAccount(ctx, &im.LookupAccountRequest{Name: "ada"})); got.GetProfile().GetNickname() != "Countess" {
+		t.Fatalf("LookupAccount after update: %v", got)
+	}
+	// A retry publishes nothing new.
+	must(ad.UpdateProfile(ctx, &im.UpdateProfileRequest{UserId: uid, Nickname: "Countess"}))
+	must(ad.UpdateProfile(ctx, &im.UpdateProfileRequest{UserId: uid, Nickname: "Ada"}))
+	items, _ := syncAll(t, ctx, md, uid, "phone", nil, 100)
+	if len(items) != 2 || items[0].GetProfile().GetNickname() != "Countess" || items[1].GetProfile().GetNickname() != "Ada" ||
+		items[0].GetType() != im.SyncType_SYNC_TYPE_ACCOUNT || items[1].GetVersion() <= items[0].GetVersion() || items[0].GetAtUnixMs() == 0 {
+		t.Fatalf("ACCOUNT items: %v", items)
+	}
+}
+
+func TestContactsBumpVersionAndSyncInOrder(t *testing.T) {
+	c := Start(t, t.TempDir(), nil)
+	ctx, cd, md := ctxT(t), c.ContactData(t), c.MessageData(t)
+	const me = 100
+	steps := []struct {
+		name    string
+		call    func() (*im.ContactReply, error)
+		changed bool
+		version uint64
+	}{
+		{"add 7", func() (*im.ContactReply, error) {
+			return cd.PutContact(ctx, &im.PutContactRequest{UserId: me, Contact: &im.ContactEntry{UserId: 7, Name: "g", Nickname: "G"}})
+		}, true, 1},
+		{"add 3", func() (*im.ContactReply, error) {
+			return cd.PutContact(ctx, &im.PutContactRequest{UserId: me, Contact: &im.ContactEntry{UserId: 3, Name: "c"}})
+		}, true, 2},
+		{"add 7 again", func() (*im.ContactReply, error) {
+			return cd.PutContact(ctx, &im.PutContactRequest{UserId: me, Contact: &im.ContactEntry{UserId: 7, Name: "g", Nickname: "G"}})
+		}, false, 2},
+		{"rename 7", func() (*im.ContactReply, error) {
+			return cd.PutContact(ctx, &im.PutContactRequest{UserId: me, Contact: &im.ContactEntry{UserId: 7, Name: "g", Nickname: "Grace"}})
+		}, true, 3},
+		{"remove 3", func() (*im.ContactReply, error) {
+			return cd.DeleteContact(ctx, &im.DeleteContactRequest{UserId: me, ContactUserId: 3})
+		}, true, 4},
+		{"remove 3 again", func() (*im.ContactReply, error) {
+			return cd.DeleteContact(ctx, &im.DeleteContactRequest{UserId: me, ContactUserId: 3})
+		}, false, 4},
+	}
+	for _, st := range steps {
+		r, err := st.call()
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if r.GetChanged() != st.changed || r.GetVersion() != st.version {
+			t.Fatalf("%s: changed %v version %d, want %v %d", st.name, r.GetChanged(), r.GetVersion(), st.changed, st.version)
+		}
+	}
+	list := must(cd.GetContacts(ctx, &im.GetContactsRequest{UserId: me}))
+	if list.GetVersion() != 4 || len(list.GetContacts()) != 1 || list.GetContacts()[0].GetNickname() != "Grace" || list.GetContacts()[0].GetAddedUnix() == 0 {
+		t.Fatalf("list %v", list)
+	}
+	items, _ := syncAll(t, ctx, md, me, "phone", nil, 2)
+	if len(items) != 4 {
+		t.Fatalf("%d CONTACTS items: %v", len(items), items)
+	}
+	for i, it := range items {
+		if it.GetType() != im.SyncType_SYNC_TYPE_CONTACTS || it.GetContact().GetListVersion() != uint64(i+1) {
+			t.Fatalf("item %d: %v", i, it)
+		}
+	}
+	if !items[3].GetContact().GetRemoved() || items[3].GetContact().GetContact().GetUserId() != 3 {
+		t.Fatalf("last item %v", items[3])
+	}
+	_, err := cd.PutContact(ctx, &im.PutContactRequest{UserId: me, Contact: &im.ContactEntry{UserId: me}})
+	wantCode(t, "oneself as contact", err, svrkit.InvalidArgument)
+}
+
+func textItem(from, to uint64, id, text string) *im.SyncItem {
+	return &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: &im.Message{
+		FromUserId: from, ToUserId: to, ClientMsgId: id, Type: im.MessageType_MESSAGE_TYPE_TEXT, Text: text}}}
+}
+
+func TestDeliverIsIdempotent(t *testing.T) {
+	c := Start(t, t.TempDir(), nil)
+	ctx, md := ctxT(t), c.MessageData(t)
+	first := must(md.Deliver(ctx, &im.DeliverRequest{UserId: 5, Item: textItem(1, 5, "m1", "hi"), DedupId: "1:m1"}))
+	time.Sleep(2 * time.Millisecond)
+	retry := must(md.Deliver(ctx, &im.DeliverRequest{UserId: 5, Item: textItem(1, 5, "m1", "hi"), DedupId: "1:m1"}))
+	if first.GetDuplicate() || !retry.GetDuplicate() || retry.GetVersion() != first.GetVersion() || retry.GetAtUnixMs() != first.GetAtUnixMs() {
+		t.Fatalf("first %v, retry %v", first, retry)
+	}
+	items, _ := syncAll(t, ctx, md, 5, "phone", nil, 100)
+	if len(items) != 1 || items[0].GetMessage().GetText() != "hi" || items[0].GetVersion() != first.GetVersion() || items[0].GetAtUnixMs() != first.GetAtUnixMs() {
+		t.Fatalf("synced %v", items)
+	}
+
+	bad := []struct {
+		name string
+		req  *im.DeliverRequest
+	}{
+		{"no dedup id", &im.DeliverRequest{UserId: 5, Item: textItem(1, 5, "x", "x")}},
+		{"dedup id too long", &im.DeliverRequest{UserId: 5, Item: textItem(1, 5, "x", "x"), DedupId: strings.Repeat("d", 129)}},
+		{"no item", &im.DeliverRequest{UserId: 5, DedupId: "d"}},
+		{"type without content", &im.DeliverRequest{UserId: 5, Item: &im.SyncItem{Type: im.SyncType_SYNC_TYPE_ACCOUNT}, DedupId: "d"}},
+		{"oversize message", &im.DeliverRequest{UserId: 5, Item: textItem(1, 5, "x", strings.Repeat("x", 70<<10)), DedupId: "big"}},
+	}
+	for _, tc := range bad {
+		_, err := md.Deliver(ctx, tc.req)
+		wantCode(t, tc.name, err, svrkit.InvalidArgument)
+	}
+	if items, _ := syncAll(t, ctx, md, 5, "tablet", nil, 100); len(items) != 1 {
+		t.Fatalf("bad deliveries wrote something: %v", items)
+	}
+}
+
+func TestSyncInboxPagingAndKeys(t *testing.T) {
+	c := Start(t, t.TempDir(), nil)
+	ctx, md := ctxT(t), c.MessageData(t)
+	const user = 42
+	for i := range 25 {
+		id := fmt.Sprintf("m%d", i)
+		must(md.Deliver(ctx, &im.DeliverRequest{UserId: user, Item: textItem(1, user, id, id), DedupId: "1:" + id}))
+	}
+	var key []byte
+	var got []*im.SyncItem
+	pages := 0
+	for {
+		r := must(md.SyncInbox(ctx, &im.SyncInboxRequest{UserId: user, DeviceId: "phone", SyncKey: key, Limit: 10}))
+		pages++
+		if len(r.GetItems()) > 10 {
+			t.Fatalf("page of %d items", len(r.GetItems()))
+		}
+		got = append(got, r.GetItems()...)
+		key = r.GetSyncKey()
+		if !r.GetContinueFlag() {
+			break
+		}
+	}
+	if pages != 3 || len(got) != 25 {
+		t.Fatalf("%d pages, %d items", pages, len(got))
+	}
+	for i, it := range got {
+		if it.GetMessage().GetText() != fmt.Sprintf("m%d", i) || (i > 0 && it.GetVersion() <= got[i-1].GetVersion()) {
+			t.Fatalf("item %d: %v", i, it)
+		}
+	}
+	// Up to date: empty, same key, twice (the second from the cache).
+	for range 2 {
+		r := must(md.SyncInbox(ctx, &im.SyncInboxRequest{UserId: user, DeviceId: "phone", SyncKey: key}))
+		if len(r.GetItems()) != 0 || string(r.GetSyncKey()) != string(key) || r.GetContinueFlag() {
+			t.Fatalf("up-to-date sync: %v", r)
+		}
+	}
+	// A new delivery is seen at once: the cache is not stale.
+	must(md.Deliver(ctx, &im.DeliverRequest{UserId: user, Item: textItem(1, user, "late", "late"), DedupId: "1:late"}))
+	items, key2 := syncAll(t, ctx, md, user, "phone", key, 10)
+	if len(items) != 1 || items[0].GetMessage().GetText() != "late" {
+		t.Fatalf("after a new delivery: %v", items)
+	}
+	// The old key still works (a lost answer is repaired by syncing again).
+	if items, _ := syncAll(t, ctx, md, user, "phone", key, 10); len(items) != 1 {
+		t.Fatalf("re-sync from the old key: %v", items)
+	}
+	cur := must(md.CurrentKey(ctx, &im.CurrentKeyRequest{UserId: user}))
+	if string(cur.GetSyncKey()) != string(key2) {
+		t.Errorf("CurrentKey differs from the synced key")
+	}
+
+	damaged := append([]byte(nil), key2...)
+	damaged[len(damaged)-1] ^= 1
+	_, err := md.SyncInbox(ctx, &im.SyncInboxRequest{UserId: user, DeviceId: "phone", SyncKey: damaged})
+	wantCode(t, "damaged key", err, svrkit.InvalidArgument)
+	_, err = md.SyncInbox(ctx, &im.SyncInboxRequest{UserId: user + 1, DeviceId: "phone", SyncKey: key2})
+	wantCode(t, "another user's key", err, svrkit.InvalidArgument)
+	codec := inbox.NewSyncKeyCodec([]byte(SyncKeySecret))
+	k, err := codec.Decode(user, key2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	future := codec.Encode(user, k.With(inbox.Messages, k.Version(inbox.Messages)+1_000_000))
+	_, err = md.SyncInbox(ctx, &im.SyncInboxRequest{UserId: user, DeviceId: "phone", SyncKey: future})
+	wantCode(t, "key from the future", err, svrkit.OutOfRange)
+	_, err = md.SyncInbox(ctx, &im.SyncInboxRequest{UserId: user, DeviceId: "phone", Limit: 1001})
+	wantCode(t, "limit over the maximum", err, svrkit.InvalidArgument)
+	_, err = md.SyncInbox(ctx, &im.SyncInboxRequest{UserId: user})
+	wantCode(t, "no device id", err, svrkit.InvalidArgument)
+}
+
+func TestRestartKeepsEverything(t *testing.T) {
+	dir := t.TempDir()
+	c := Start(t, dir, nil)
+	ctx, ad, cd, md := ctxT(t), c.AccountData(t), c.ContactData(t), c.MessageData(t)
+	ada := create(t, ctx, ad, "ada")
+	bob := create(t, ctx, ad, "bob")
+	must(cd.PutContact(ctx, &im.PutContactRequest{UserId: ada.GetUserId(), Contact: &im.ContactEntry{UserId: bob.GetUserId(), Name: "bob"}}))
+	d1 := must(md.Deliver(ctx, &im.DeliverRequest{UserId: ada.GetUserId(), Item: textItem(bob.GetUserId(), ada.GetUserId(), "1", "before"), DedupId: "b:1"}))
+
+	c.RestartStorage(t)
+
+	if got := must(ad.LookupAccount(ctx, &im.LookupAccountRequest{Name: "bob"})); got.GetUserId() != bob.GetUserId() {
+		t.Fatalf("bob after restart: %v", got)
+	}
+	carl := create(t, ctx, ad, "carl")
+	if carl.GetUserId() <= bob.GetUserId() {
+		t.Fatalf("user id %d reused or going back after %d", carl.GetUserId(), bob.GetUserId())
+	}
+	if l := must(cd.GetContacts(ctx, &im.GetContactsRequest{UserId: ada.GetUserId()})); l.GetVersion() != 1 || len(l.GetContacts()) != 1 {
+		t.Fatalf("contacts after restart: %v", l)
+	}
+	retry := must(md.Deliver(ctx, &im.DeliverRequest{UserId: ada.GetUserId(), Item: textItem(bob.GetUserId(), ada.GetUserId(), "1", "before"), DedupId: "b:1"}))
+	if !retry.GetDuplicate() || retry.GetVersion() != d1.GetVersion() {
+		t.Fatalf("retry after restart: %v (first %v)", retry, d1)
+	}
+	d2 := must(md.Deliver(ctx, &im.DeliverRequest{UserId: ada.GetUserId(), Item: textItem(bob.GetUserId(), ada.GetUserId(), "2", "after"), DedupId: "b:2"}))
+	if d2.GetVersion() <= d1.GetVersion() {
+		t.Fatalf("version %d after restart, %d before", d2.GetVersion(), d1.GetVersion())
+	}
+	items, _ := syncAll(t, ctx, md, ada.GetUserId(), "phone", nil, 100)
+	var texts []string
+	for _, it := range items {
+		if m := it.GetMessage(); m != nil {
+			texts = append(texts, m.GetText())
+		}
+	}
+	if strings.Join(texts, ",") != "before,after" || items[0].GetType() != im.SyncType_SYNC_TYPE_CONTACTS {
+		t.Fatalf("synced after restart: %v", items)
+	}
+}
