@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -343,6 +344,50 @@ func TestBackend(t *testing.T) {
 	page := must[*im.SyncReply](t, "page")(func() (*im.SyncReply, error) { c.SetSyncKey(nil); return c.Sync(ctx, 1) }())
 	if len(page.GetItems()) != 1 || !page.GetContinueFlag() {
 		t.Fatalf("limit 1: %v", page)
+	}
+
+	// A send that died between its two writes: the receiver's copy is
+	// stored (written here straight into messagedata, as the send
+	// Logicsvr would have), the sender's is not. The client's retry
+	// completes it: a duplicate for bob, a first copy for alice.
+	mdAddr := be.Instance("messagedata").RPC
+	rpc, err := svrkit.NewClient(mdAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rpc.Close()
+	half := &im.Message{FromUserId: aliceID, ToUserId: bobID, ClientMsgId: "m4", Type: im.MessageType_MESSAGE_TYPE_TEXT, Text: "half sent"}
+	d := must[*im.DeliverReply](t, "receiver's copy")(im.NewMessageDataClient(rpc).Deliver(ctx, &im.DeliverRequest{
+		UserId: bobID, DedupId: strconv.FormatUint(aliceID, 10) + ":m4",
+		Item: &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: half}},
+	}))
+	retry := must[*im.SendReply](t, "retry of a half-done send")(alice.SendText(ctx, bobID, "m4", "half sent"))
+	if !retry.GetDuplicate() || retry.GetSentUnixMs() != d.GetAtUnixMs() {
+		t.Fatalf("retry answered %v: want duplicate, sent at %d", retry, d.GetAtUnixMs())
+	}
+	ms = messages(must[[]*im.SyncItem](t, "alice syncs m4")(syncAll(ctx, alice)))
+	if len(ms) != 2 || ms[0].GetClientMsgId() != "m3" || ms[1].GetClientMsgId() != "m4" || ms[1].GetSentUnixMs() != d.GetAtUnixMs() {
+		t.Fatalf("alice's own copies after the retry: %v; want m3, m4", ms)
+	}
+	ms = messages(must[[]*im.SyncItem](t, "phone syncs m4")(syncAll(ctx, bob)))
+	if len(ms) != 1 || ms[0].GetClientMsgId() != "m4" {
+		t.Fatalf("bob's phone synced %v: want m4 once", ms)
+	}
+
+	// The send Logicsvr is killed: a send issued right away is retried
+	// by the client until the restarted one answers, and stored once.
+	pid, err := be.Kill("send")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendCtx, cancelSend := context.WithTimeout(ctx, time.Minute)
+	defer cancelSend()
+	if _, err := alice.SendText(sendCtx, bobID, "m5", "through a restart"); err != nil {
+		t.Fatalf("send while send (pid %d) restarts: %v", pid, err)
+	}
+	ms = messages(must[[]*im.SyncItem](t, "phone syncs m5")(syncAll(ctx, bob)))
+	if len(ms) != 1 || ms[0].GetClientMsgId() != "m5" {
+		t.Fatalf("bob's phone synced %v: want m5 once", ms)
 	}
 }
 
