@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/inbox"
 	"github.com/svrkit/svrkit/svrkit"
@@ -420,5 +422,33 @@ func TestRestartKeepsEverything(t *testing.T) {
 	}
 	if strings.Join(texts, ",") != "before,after" || items[0].GetType() != im.SyncType_SYNC_TYPE_CONTACTS {
 		t.Fatalf("synced after restart: %v", items)
+	}
+}
+
+// A change written to the list but not published (a crash between the two)
+// is published by the next call, once.
+func TestPendingContactChangeIsRepublished(t *testing.T) {
+	c := Start(t, t.TempDir(), nil)
+	ctx, cd, md, st := ctxT(t), c.ContactData(t), c.MessageData(t), c.Storage(t)
+	const me = 200
+	entry := &im.ContactEntry{UserId: 8, Name: "h", AddedUnix: 1}
+	rec := &im.ContactListRecord{
+		List:    &im.ContactList{Contacts: []*im.ContactEntry{entry}, Version: 1},
+		Pending: &im.ContactChange{Contact: entry, ListVersion: 1},
+	}
+	must(st.Put(ctx, &im.KVPutRequest{UserId: me, Key: []byte("contacts"), Value: must(proto.Marshal(rec))}))
+
+	for range 2 { // the second call must not publish it again
+		if l := must(cd.GetContacts(ctx, &im.GetContactsRequest{UserId: me})); l.GetVersion() != 1 {
+			t.Fatalf("list %v", l)
+		}
+	}
+	r := must(cd.PutContact(ctx, &im.PutContactRequest{UserId: me, Contact: &im.ContactEntry{UserId: 9, Name: "i"}}))
+	if r.GetVersion() != 2 {
+		t.Fatalf("reply %v", r)
+	}
+	items, _ := syncAll(t, ctx, md, me, "phone", nil, 100)
+	if len(items) != 2 || items[0].GetContact().GetListVersion() != 1 || items[1].GetContact().GetListVersion() != 2 {
+		t.Fatalf("CONTACTS items %v", items)
 	}
 }
