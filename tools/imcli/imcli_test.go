@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/svrkit/svrkit/examples/im/imtest"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while watch writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestChat is two people chatting with imcli against the real backend
+// (svrkit up of examples/im): each command a fresh run, as from a shell,
+// with the state files in a temporary HOME.
+func TestChat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the IM backend")
+	}
+	be := imtest.Start(t, imtest.Options{})
+	home := t.TempDir()
+	env := func(k string) string {
+		if k == "HOME" {
+			return home
+		}
+		return ""
+	}
+	imcli := func(ctx context.Context, stdout *syncBuffer, args ...string) (int, string) {
+		t.Helper()
+		var stderr syncBuffer
+		code := run(ctx, append([]string{"-up", be.StateFile}, args...), strings.NewReader(""), stdout, &stderr, env)
+		return code, stderr.String()
+	}
+	ok := func(want string, args ...string) string {
+		t.Helper()
+		var out syncBuffer
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if code, stderr := imcli(ctx, &out, args...); code != 0 {
+			t.Fatalf("imcli %q: exit %d, stderr %s", args, code, stderr)
+		}
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("imcli %q printed %q; want %q in it", args, out.String(), want)
+		}
+		return out.String()
+	}
+	fails := func(wantCode int, wantErr string, args ...string) {
+		t.Helper()
+		var out syncBuffer
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		code, stderr := imcli(ctx, &out, args...)
+		if code != wantCode || !strings.Contains(stderr, wantErr) {
+			t.Fatalf("imcli %q: exit %d, stderr %q; want exit %d with %q", args, code, stderr, wantCode, wantErr)
+		}
+	}
+
+	ok("logged in as alice", "register", "alice", "-password", "alice-password", "-nick", "Alice")
+	ok("registered bob", "register", "bob", "-password", "bob-password")
+	fails(1, "already_exists", "register", "bob", "-password", "bob-password")
+	fails(1, "unauthenticated: wrong name or password", "login", "bob", "-password", "not-bobs")
+	fails(2, "unknown command", "frobnicate")
+	fails(2, "whose login?", "contacts")
+	fails(1, "not one of your contacts", "-as", "alice", "send", "bob", "hi")
+
+	ok("added bob", "-as", "alice", "add", "bob")
+	ok("bob", "-as", "alice", "contacts")
+	ok("sent to bob", "-as", "alice", "send", "bob", "hello", "bob")
+	ok("alice → you: hello bob", "-as", "bob", "sync")
+	ok("nothing new", "-as", "bob", "sync")
+	ok(`"name":"bob"`, "-as", "bob", "-json", "whoami")
+	ok(`"nickname":"Alice"`, "-as", "alice", "-json", "profile", "alice")
+	ok("you → bob: hello bob", "-as", "alice", "sync")
+
+	// watch prints a message sent while it runs, and stops on cancel.
+	ctx, cancel := context.WithCancel(context.Background())
+	var watched syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		code, _ := imcli(ctx, &watched, "-as", "bob", "watch", "-every", "100ms")
+		done <- code
+	}()
+	ok("sent to bob", "-as", "alice", "send", "bob", "are you there?")
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(watched.String(), "alice → you: are you there?") {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("watch printed %q within 30s; want the message", watched.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("watch exited %d after Ctrl-C", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("watch did not stop within 30s of cancel")
+	}
+	// watch saved the key: nothing is printed twice.
+	ok("nothing new", "-as", "bob", "sync")
+
+	ok("logged out", "-as", "bob", "logout")
+	fails(1, "not logged in", "-as", "bob", "sync")
+}
