@@ -495,16 +495,11 @@ func (h *Host) reapSilentConns() (stop func()) {
 	return func() { close(done); <-finished }
 }
 
-// rpcFlushGrace is how long drainRPC lets the last responses reach their
-// sockets before the server closes its connections.
-const rpcFlushGrace = 100 * time.Millisecond
-
 // drainRPC shuts the RPC server down without losing the responses of calls
-// that ran. svrkit.Server.Shutdown closes connections as soon as no call is
-// running, which can be before the last responses are written out; so the
-// host first refuses new calls (Unavailable, before they run), waits for the
-// running ones to finish, gives their responses rpcFlushGrace to be written,
-// and only then lets the server send goaway and close.
+// that ran: the host first refuses new calls (Unavailable, before they
+// run), waits for the running ones to finish, then lets the server send
+// goaway and close. svrkit.Server.Shutdown writes the responses of answered
+// calls out before it stops its engine, so nothing more is needed here.
 func (h *Host) drainRPC(ctx context.Context) error {
 	h.rpcDraining.Store(true)
 	tick := time.NewTicker(2 * time.Millisecond)
@@ -515,12 +510,6 @@ func (h *Host) drainRPC(ctx context.Context) error {
 			return h.rpc.Shutdown(ctx)
 		case <-tick.C:
 		}
-	}
-	t := time.NewTimer(rpcFlushGrace)
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		t.Stop()
 	}
 	return h.rpc.Shutdown(ctx)
 }

@@ -74,8 +74,15 @@ type clientOptions struct {
 // ClientOption configures a Client.
 type ClientOption func(*clientOptions)
 
+// DefaultConnsPerEndpoint is how many connections a client keeps to each
+// endpoint unless WithConnsPerEndpoint says otherwise. Two let one
+// connection's writer and reader work while the other's are blocked, and
+// spread a busy client over two server event loops when there are two.
+const DefaultConnsPerEndpoint = 2
+
 // WithConnsPerEndpoint sets how many connections the client keeps to each
-// endpoint (default 2): more spread the load over more server event loops.
+// endpoint (default DefaultConnsPerEndpoint): more spread the load over
+// more server event loops.
 func WithConnsPerEndpoint(n int) ClientOption {
 	return func(o *clientOptions) { o.connsPerEndpoint = max(n, 1) }
 }
@@ -117,7 +124,7 @@ func WithResolver(r Resolver) ClientOption { return func(o *clientOptions) { o.r
 // connections open on first use.
 func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	o := clientOptions{
-		connsPerEndpoint: 2,
+		connsPerEndpoint: DefaultConnsPerEndpoint,
 		maxFrameSize:     wire.DefaultMaxFrameSize,
 		dialTimeout:      3 * time.Second,
 		healthInterval:   2 * time.Second,

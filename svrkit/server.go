@@ -43,8 +43,9 @@ import (
 // allowed to grow memory without bound.
 //
 // Stop: Shutdown sends a goaway frame on every connection, answers new
-// requests Unavailable, waits for running calls until its context ends, then
-// cancels what still runs and closes everything.
+// requests Unavailable, waits for running calls and then for their
+// responses to be written until its context ends, then cancels what still
+// runs and closes everything.
 type Server struct {
 	opts serverOptions
 	log  *slog.Logger
@@ -244,9 +245,11 @@ func (s *Server) Start(addr string) error {
 func (s *Server) Addr() net.Addr { return s.addr }
 
 // Shutdown stops the server gracefully: goaway to every connection, new
-// requests answered Unavailable, running calls drained until ctx ends; then
-// the calls still running are canceled and every connection closed. It
-// returns ctx's error if the drain did not finish in time.
+// requests answered Unavailable, running calls drained until ctx ends, and
+// the responses of the calls that finished written out to their sockets
+// (also bounded by ctx); then the calls still running are canceled and every
+// connection closed. It returns ctx's error if the drain did not finish in
+// time. An idle server stops in a few milliseconds.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if s.stopped == nil {
 		return nil
@@ -261,28 +264,65 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
-	var drainErr error
 	tick := time.NewTicker(2 * time.Millisecond)
-	for s.inflight.Load() > 0 && drainErr == nil {
-		select {
-		case <-ctx.Done():
-			drainErr = ctx.Err()
-		case <-tick.C:
-		}
+	defer tick.Stop()
+	drainErr := waitUntil(ctx, tick.C, func() bool { return s.inflight.Load() == 0 })
+	if drainErr == nil {
+		// Answered calls may still have responses queued behind a write in
+		// progress; stopping the engine now would drop them.
+		drainErr = waitUntil(ctx, tick.C, s.flushedAll)
 	}
-	tick.Stop()
 	s.hardStop()
-	// The engine's stop closes every connection; bound it even when the
-	// caller's context has already expired.
-	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = s.eng.Stop(stopCtx)
+	// The engine's stop closes every connection (gnet writes what its
+	// outbound buffers still hold first). Engine.Stop polls for the end
+	// only every 500ms, so it is given a context that is already done: it
+	// starts the stop and returns, and the wait is on gnet.Run instead.
+	started, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = s.eng.Stop(started)
 	s.workers.stop()
+	// Bounded even when the caller's context has already expired.
 	select {
 	case <-s.stopped:
-	case <-stopCtx.Done():
+	case <-time.After(5 * time.Second):
 	}
 	return drainErr
+}
+
+// waitUntil polls cond on every tick until it holds or ctx ends.
+func waitUntil(ctx context.Context, tick <-chan time.Time, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick:
+		}
+	}
+	return nil
+}
+
+// flushedAll reports whether every connection has handed all its responses
+// to the kernel. A connection whose last write left bytes in gnet's outbound
+// buffer (a peer slower than its socket buffer) is asked, on its loop, how
+// many remain.
+func (s *Server) flushedAll() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	done := true
+	for sc := range s.conns {
+		sc.mu.Lock()
+		if !sc.closed && (sc.writing || len(sc.out) > 0 || sc.backlog > 0) {
+			done = false
+			if !sc.writing && len(sc.out) == 0 && !sc.polling {
+				sc.polling = true
+				if sc.c.Wake(sc.pollFn) != nil {
+					sc.polling = false
+				}
+			}
+		}
+		sc.mu.Unlock()
+	}
+	return done
 }
 
 func checkImpl(desc *ServiceDesc, impl any) {
@@ -338,6 +378,7 @@ func (h *serverEvents) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	s := h.s
 	sc := &serverConn{s: s, c: c, calls: make(map[uint32]*callCtx)}
 	sc.flushedFn = sc.flushed
+	sc.pollFn = sc.polled
 	sc.touch()
 	c.SetContext(sc)
 	s.mu.Lock()
@@ -427,6 +468,7 @@ type serverConn struct {
 	c          gnet.Conn
 	lastActive atomic.Int64
 	flushedFn  gnet.AsyncCallback
+	pollFn     gnet.AsyncCallback
 
 	mu       sync.Mutex
 	calls    map[uint32]*callCtx // running calls, for cancel frames
@@ -435,6 +477,7 @@ type serverConn struct {
 	inWrite  []byte              // the batch gnet is writing
 	backlog  int                 // bytes in gnet's outbound buffer, as last seen on the loop
 	writing  bool                // an AsyncWrite is in progress
+	polling  bool                // Shutdown asked the loop for backlog
 	closed   bool
 	sentAway bool
 }
@@ -685,6 +728,16 @@ func (sc *serverConn) flushed(c gnet.Conn, err error) error {
 	sc.out, sc.spare, sc.inWrite = sc.spare, nil, buf
 	sc.mu.Unlock()
 	return c.AsyncWrite(buf, sc.flushedFn)
+}
+
+// polled runs on the event loop for Shutdown's flushedAll: it records how
+// much gnet still holds for the peer.
+func (sc *serverConn) polled(c gnet.Conn, _ error) error {
+	sc.mu.Lock()
+	sc.backlog = c.OutboundBuffered()
+	sc.polling = false
+	sc.mu.Unlock()
+	return nil
 }
 
 func decodeMeta(b []byte) Metadata {

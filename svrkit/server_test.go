@@ -479,3 +479,85 @@ func readFrame(t *testing.T, nc net.Conn) wire.Frame {
 	}
 	return f
 }
+
+// Shutdown right after the last handler returns must still deliver every
+// response: responses queued behind a write in progress go out before the
+// engine stops. The reader is slow so that they do queue.
+func TestShutdownFlushesAnsweredCalls(t *testing.T) {
+	const calls = 200
+	svc := &testService{}
+	s := svrkit.NewServer(svrkit.WithLogger(testLogger(t)))
+	s.RegisterService(&testDesc, svc)
+	if err := s.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	nc := dialRaw(t, s)
+	body, _ := proto.Marshal(wrapperspb.UInt32(32 << 10))
+	var frames []byte
+	for i := range calls {
+		frames, _ = wire.AppendFrame(frames, &wire.Header{Kind: wire.KindRequest, ReqID: uint32(i + 1), CmdID: cmdBlob}, nil, "", body, 0)
+	}
+	got := make(chan int, 1)
+	go func() {
+		ok := 0
+		defer func() { got <- ok }()
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var prefix [4]byte
+		for {
+			if _, err := io.ReadFull(nc, prefix[:]); err != nil {
+				return
+			}
+			size, _ := wire.FrameSize(prefix[:], 0)
+			buf := make([]byte, size)
+			copy(buf, prefix[:])
+			if _, err := io.ReadFull(nc, buf[4:]); err != nil {
+				return
+			}
+			if f, err := wire.Parse(buf, 0); err == nil && f.Kind == wire.KindResponse && f.Status == 0 {
+				ok++
+			}
+			time.Sleep(200 * time.Microsecond) // a slow reader
+		}
+	}()
+	if _, err := nc.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for svc.calls.Load() < calls {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d calls ran", svc.calls.Load(), calls)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if ok := <-got; ok != calls {
+		t.Fatalf("%d of %d answered calls reached the client", ok, calls)
+	}
+}
+
+// An idle server stops at once: Shutdown does not wait on gnet's 500ms
+// stop poll. The bound is loose so that a loaded machine does not fail it.
+func TestShutdownIdleIsFast(t *testing.T) {
+	s := svrkit.NewServer(svrkit.WithLogger(testLogger(t)))
+	s.RegisterService(&testDesc, &testService{})
+	if err := s.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, s.Addr().String())
+	if err := c.Invoke(ctxTimeout(t, 5*time.Second), methodByCmd(cmdEcho), wrapperspb.Bytes(nil), new(wrapperspb.BytesValue)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 300*time.Millisecond {
+		t.Fatalf("Shutdown of an idle server took %v", d)
+	}
+}

@@ -92,6 +92,7 @@ func (s *testService) Relay(ctx context.Context, req *emptypb.Empty) (*durationp
 
 // Blob returns a payload of the requested size.
 func (s *testService) Blob(ctx context.Context, req *wrapperspb.UInt32Value) (*wrapperspb.BytesValue, error) {
+	s.calls.Add(1)
 	return wrapperspb.Bytes(make([]byte, req.Value)), nil
 }
 

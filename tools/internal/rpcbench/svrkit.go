@@ -15,9 +15,8 @@ import (
 // this simple may, so the server runs it on the event loop.
 
 // svrkitDefaultConns is how many connections svrkit's client opens to one
-// endpoint by default (svrkit.WithConnsPerEndpoint's documented default,
-// which svrkit does not export); the ceiling's raw client opens as many.
-const svrkitDefaultConns = 2
+// endpoint by default; the ceiling's raw client opens as many.
+const svrkitDefaultConns = svrkit.DefaultConnsPerEndpoint
 
 type svrkitEcho struct{}
 
