@@ -545,6 +545,7 @@ func (u *up) start(in *instance) error {
 		cmd.Env = append(cmd.Env, k+"="+u.expand(in, v))
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	dieWithParent(cmd.SysProcAttr)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
