@@ -308,8 +308,20 @@ func (c *Client) pick(key string, hasKey bool, avoid *endpoint) (*endpoint, erro
 		return nil, Errorf(Unavailable, "no endpoints for %s", c.target)
 	}
 	eps := *p
-	now := time.Now().UnixNano()
-	usable := func(ep *endpoint) bool { return ep != avoid && ep.downUntil.Load() <= now }
+	var now int64 // read the clock only if some endpoint is marked down
+	usable := func(ep *endpoint) bool {
+		if ep == avoid {
+			return false
+		}
+		until := ep.downUntil.Load()
+		if until == 0 {
+			return true
+		}
+		if now == 0 {
+			now = time.Now().UnixNano()
+		}
+		return until <= now
+	}
 	if hasKey {
 		kh := hashString(key)
 		var best, bestAny *endpoint
@@ -762,7 +774,12 @@ func (cc *clientConn) readLoop() {
 			cc.fail(Errorf(Unavailable, "protocol error from %s: %v", cc.ep.addr, err))
 			return
 		}
-		cc.lastHeard.Store(time.Now().UnixNano())
+		if br.Buffered() == 0 {
+			// Only the last frame of a read needs the time: the health
+			// check's resolution is seconds, and reading the clock per
+			// frame cost a few percent of CPU.
+			cc.lastHeard.Store(time.Now().UnixNano())
+		}
 		switch f.Kind {
 		case wire.KindResponse:
 			cc.deliver(&f)

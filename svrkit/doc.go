@@ -31,7 +31,16 @@
 // is what keeps an overloaded server answering). A parked worker goroutine
 // runs the handler with a context carrying the caller's deadline and
 // metadata; a panic becomes an Internal status. The response frame joins the
-// connection's pending buffer and goes out in the next batched write.
+// connection's pending buffer. If no other call is running on that
+// connection the worker writes it to the socket itself; otherwise it goes out
+// in the next batched write from the event loop, with every response that
+// finished meanwhile (see Server for the flush policy and why).
+//
+// Sizing. The server runs half as many gnet event loops as CPUs: a loop
+// blocked in epoll_wait keeps its Go scheduler P, and with one loop per P the
+// handlers the loops wake wait for the runtime to take a P back (see
+// WithEventLoops). The client keeps DefaultConnsPerEndpoint connections per
+// endpoint.
 //
 // The client's reader goroutine matches the response to its call by request
 // id, decodes the body straight into the caller's message and wakes it.

@@ -561,3 +561,25 @@ func TestShutdownIdleIsFast(t *testing.T) {
 		t.Fatalf("Shutdown of an idle server took %v", d)
 	}
 }
+
+// One caller at a time takes the worker's direct write; responses larger
+// than the socket buffer continue through gnet. Every byte must arrive in
+// order, call after call on one connection.
+func TestLoneCallerLargeResponses(t *testing.T) {
+	s := startServer(t, &testService{})
+	c := newClient(t, s.Addr().String(), svrkit.WithConnsPerEndpoint(1))
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i, n := range []int{1, 64 << 10, 3 << 20, 100, 3<<20 + 12345, 7} {
+		payload := make([]byte, n)
+		for j := range payload {
+			payload[j] = byte(rng.Uint32())
+		}
+		resp := new(wrapperspb.BytesValue)
+		if err := c.Invoke(ctxTimeout(t, 10*time.Second), methodByCmd(cmdEcho), wrapperspb.Bytes(payload), resp); err != nil {
+			t.Fatalf("call %d (%d bytes): %v", i, n, err)
+		}
+		if !bytes.Equal(resp.Value, payload) {
+			t.Fatalf("call %d (%d bytes): echo mismatch", i, n)
+		}
+	}
+}

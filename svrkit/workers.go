@@ -2,6 +2,7 @@ package svrkit
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -11,9 +12,13 @@ import (
 // Workers are kept on a LIFO stack so the most recently used (warm cache,
 // grown stack) runs next, and ones idle for idleTime exit. The pool itself
 // is unbounded: the server's concurrent-call limit is what bounds it.
+// Idle time is measured on the server's coarse clock (a second's
+// resolution is plenty for a ten-second limit, and cheaper than time.Now
+// per call).
 type workerPool struct {
 	run      func(*callCtx)
 	idleTime time.Duration
+	clock    *atomic.Int64 // unix nanos, advanced by the server's tick
 
 	mu    sync.Mutex
 	idle  []*worker
@@ -23,11 +28,11 @@ type workerPool struct {
 
 type worker struct {
 	ch       chan *callCtx
-	lastUsed time.Time
+	lastUsed int64 // the pool's clock when it last finished a call
 }
 
-func newWorkerPool(run func(*callCtx), idleTime time.Duration) *workerPool {
-	return &workerPool{run: run, idleTime: idleTime}
+func newWorkerPool(run func(*callCtx), idleTime time.Duration, clock *atomic.Int64) *workerPool {
+	return &workerPool{run: run, idleTime: idleTime, clock: clock}
 }
 
 func (p *workerPool) submit(cc *callCtx) {
@@ -49,7 +54,7 @@ func (p *workerPool) submit(cc *callCtx) {
 func (p *workerPool) loop(w *worker, cc *callCtx) {
 	for cc != nil {
 		p.run(cc)
-		w.lastUsed = time.Now()
+		w.lastUsed = p.clock.Load()
 		p.mu.Lock()
 		if p.quit {
 			p.count--
@@ -65,13 +70,13 @@ func (p *workerPool) loop(w *worker, cc *callCtx) {
 	p.mu.Unlock()
 }
 
-// reap stops workers idle for longer than idleTime (the oldest are at the
-// bottom of the stack).
-func (p *workerPool) reap() {
-	cutoff := time.Now().Add(-p.idleTime)
+// reap stops workers idle for longer than idleTime at now (unix nanos);
+// the oldest are at the bottom of the stack.
+func (p *workerPool) reap(now int64) {
+	cutoff := now - int64(p.idleTime)
 	p.mu.Lock()
 	n := 0
-	for n < len(p.idle) && p.idle[n].lastUsed.Before(cutoff) {
+	for n < len(p.idle) && p.idle[n].lastUsed < cutoff {
 		n++
 	}
 	old := append([]*worker(nil), p.idle[:n]...)

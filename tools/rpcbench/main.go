@@ -35,7 +35,7 @@ func main() {
 		systems   = flag.String("systems", strings.Join(def.Systems, ","), "systems to run, comma-separated, from: "+strings.Join(rpcbench.SystemNames(), ","))
 		conns     = flag.Int("conns", 0, "connections of the ceiling's raw client (0 = svrkit client's default)")
 		grpcConns = flag.Int("grpc-conns", 1, "gRPC ClientConns callers are spread over")
-		loops     = flag.Int("loops", 0, "gnet event loops of the svrkit and ceiling servers (0 = svrkit's default, one per CPU)")
+		loops     = flag.Int("loops", 0, "gnet event loops of the svrkit and ceiling servers (0 = svrkit's default, half the CPUs)")
 		asJSON    = flag.Bool("json", false, "print JSON instead of the markdown table")
 		quiet     = flag.Bool("q", false, "no progress lines on stderr")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")

@@ -56,7 +56,7 @@ type ceilingServer struct {
 // port and returns once it accepts connections.
 func startCeilingServer(loops int) (*ceilingServer, error) {
 	if loops <= 0 {
-		loops = runtime.NumCPU() // svrkit's default
+		loops = max(1, runtime.NumCPU()/2) // svrkit's default (see svrkit.WithEventLoops)
 	}
 	s := &ceilingServer{booted: make(chan error, 1), done: make(chan error, 1)}
 	go func() {

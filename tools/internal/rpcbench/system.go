@@ -34,7 +34,7 @@ type Options struct {
 	// its callers over; 0 means one, gRPC-Go's recommended setup.
 	GRPCConns int
 	// EventLoops sets the gnet event loops of the svrkit and ceiling
-	// servers; 0 means svrkit's default (one per CPU) for both.
+	// servers; 0 means svrkit's default (half the CPUs, at least one) for both.
 	EventLoops int
 }
 
