@@ -79,12 +79,9 @@ func NewAccount(h *logicsvr.Host) (im.AccountServer, error) {
 	if err := h.AppConfig(&cfg); err != nil {
 		return nil, err
 	}
-	if cfg.SessionSecret == "" && h.InfoOnly() {
-		cfg.SessionSecret = "unused: -buildinfo"
-	}
-	signer, err := session.NewSigner(cfg.SessionSecret)
+	signer, err := session.ForHost(h, cfg.SessionSecret)
 	if err != nil {
-		return nil, errors.New("app config: session_secret is required")
+		return nil, err
 	}
 	if cfg.SessionTTL <= 0 || cfg.KDFConcurrency < 1 {
 		return nil, errors.New("app config: session_ttl and kdf_concurrency must be positive")

@@ -12,7 +12,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/svrkit/svrkit/examples/im"
@@ -21,25 +20,12 @@ import (
 	"github.com/svrkit/svrkit/svrkit"
 )
 
-// Config is the contact Logicsvr's "app" config object.
-type Config struct {
-	// SessionSecret checks session tokens; the account Logicsvr's value.
-	SessionSecret string `json:"session_secret"`
-}
-
 // NewContact returns the Contact handler. It needs im.AccountData and
 // im.ContactData in the routing table and session_secret in the app config.
 func NewContact(h *logicsvr.Host) (im.ContactServer, error) {
-	var cfg Config
-	if err := h.AppConfig(&cfg); err != nil {
-		return nil, err
-	}
-	if cfg.SessionSecret == "" && h.InfoOnly() {
-		cfg.SessionSecret = "unused: -buildinfo"
-	}
-	signer, err := session.NewSigner(cfg.SessionSecret)
+	signer, err := session.FromApp(h)
 	if err != nil {
-		return nil, errors.New("app config: session_secret is required")
+		return nil, err
 	}
 	accounts, err := h.Client(im.AccountData_ServiceName)
 	if err != nil {

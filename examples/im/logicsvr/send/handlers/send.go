@@ -30,7 +30,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"unicode/utf8"
 
@@ -39,12 +38,6 @@ import (
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
 )
-
-// Config is the send Logicsvr's "app" config object.
-type Config struct {
-	// SessionSecret checks session tokens; the account Logicsvr's value.
-	SessionSecret string `json:"session_secret"`
-}
 
 // The limits of message.proto.
 const (
@@ -58,16 +51,9 @@ const (
 // NewSend returns the Send handler. It needs im.AccountData and
 // im.MessageData in the routing table and session_secret in the app config.
 func NewSend(h *logicsvr.Host) (im.SendServer, error) {
-	var cfg Config
-	if err := h.AppConfig(&cfg); err != nil {
-		return nil, err
-	}
-	if cfg.SessionSecret == "" && h.InfoOnly() {
-		cfg.SessionSecret = "unused: -buildinfo"
-	}
-	signer, err := session.NewSigner(cfg.SessionSecret)
+	signer, err := session.FromApp(h)
 	if err != nil {
-		return nil, errors.New("app config: session_secret is required")
+		return nil, err
 	}
 	accounts, err := h.Client(im.AccountData_ServiceName)
 	if err != nil {

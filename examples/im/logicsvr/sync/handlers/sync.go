@@ -12,19 +12,12 @@ package handlers
 
 import (
 	"context"
-	"errors"
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/session"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
 )
-
-// Config is the sync Logicsvr's "app" config object.
-type Config struct {
-	// SessionSecret checks session tokens; the account Logicsvr's value.
-	SessionSecret string `json:"session_secret"`
-}
 
 // The limits of sync.proto.
 const (
@@ -36,16 +29,9 @@ const (
 // NewSync returns the Sync handler. It needs im.MessageData in the routing
 // table and session_secret in the app config.
 func NewSync(h *logicsvr.Host) (im.SyncServer, error) {
-	var cfg Config
-	if err := h.AppConfig(&cfg); err != nil {
-		return nil, err
-	}
-	if cfg.SessionSecret == "" && h.InfoOnly() {
-		cfg.SessionSecret = "unused: -buildinfo"
-	}
-	signer, err := session.NewSigner(cfg.SessionSecret)
+	signer, err := session.FromApp(h)
 	if err != nil {
-		return nil, errors.New("app config: session_secret is required")
+		return nil, err
 	}
 	messages, err := h.Client(im.MessageData_ServiceName)
 	if err != nil {
