@@ -35,7 +35,10 @@ const (
 //
 // Account registers users, logs them in and serves profiles.
 type AccountServer interface {
-	// Register creates a user. A taken name is already_exists. Needs no token.
+	// Register creates a user. A taken name is already_exists, unless the
+	// same registration took it (same name and password): then it answers
+	// that user id, so a client may repeat a Register that got no answer.
+	// Needs no token.
 	Register(context.Context, *RegisterRequest) (*RegisterReply, error)
 	// Login checks a password and opens a session for one device. An unknown
 	// name and a wrong password are both unauthenticated with the same
@@ -177,7 +180,10 @@ func RegisterAccountServer(r svrkit.Registrar, impl AccountServer) {
 //
 // Account registers users, logs them in and serves profiles.
 type AccountClient interface {
-	// Register creates a user. A taken name is already_exists. Needs no token.
+	// Register creates a user. A taken name is already_exists, unless the
+	// same registration took it (same name and password): then it answers
+	// that user id, so a client may repeat a Register that got no answer.
+	// Needs no token.
 	Register(ctx context.Context, in *RegisterRequest, opts ...svrkit.CallOption) (*RegisterReply, error)
 	// Login checks a password and opens a session for one device. An unknown
 	// name and a wrong password are both unauthenticated with the same

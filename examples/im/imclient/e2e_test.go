@@ -118,6 +118,10 @@ func TestBackend(t *testing.T) {
 	}
 	_, err := alice.Register(ctx, "alice", "another-password", "")
 	wantCode(t, "register a taken name", err, svrkit.AlreadyExists, "")
+	// A repeated registration (the first answer was lost) gets its own id.
+	if again := must[uint64](t, "register alice again")(alice.Register(ctx, "alice", "alice-password", "Alice")); again != aliceID {
+		t.Errorf("repeated registration answered user %d, want %d", again, aliceID)
+	}
 	_, err = alice.Register(ctx, "Bad Name", "alice-password", "")
 	wantCode(t, "register a bad name", err, svrkit.InvalidArgument, "name must be 3 to 32")
 	_, err = alice.Register(ctx, "dave", "short", "")

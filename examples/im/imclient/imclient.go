@@ -219,9 +219,12 @@ func (c *Client) authed(ctx context.Context) (context.Context, error) {
 }
 
 // Register creates a user and returns its id; it does not log in.
-// nickname "" means the name.
+// nickname "" means the name. Like a send, it is retried until answered
+// or ctx ends: the server answers a repeated registration (same name and
+// password) with the user it created.
 func (c *Client) Register(ctx context.Context, name, password, nickname string) (uint64, error) {
-	r, err := c.account.Register(ctx, &im.RegisterRequest{Name: name, Password: password, Nickname: nickname})
+	req := &im.RegisterRequest{Name: name, Password: password, Nickname: nickname}
+	r, err := retry(ctx, func(ctx context.Context) (*im.RegisterReply, error) { return c.account.Register(ctx, req) })
 	if err != nil {
 		return 0, err
 	}
@@ -334,23 +337,31 @@ func (c *Client) retrySend(ctx context.Context, call func(context.Context) (*im.
 	if err != nil {
 		return nil, err
 	}
+	return retry(actx, call)
+}
+
+// retry calls call until it succeeds, fails in a way that is not
+// Retryable, or ctx ends; each attempt is bounded by attemptTimeout. Only
+// for calls that are safe to repeat.
+func retry[T any](ctx context.Context, call func(context.Context) (T, error)) (T, error) {
+	var zero T
 	backoff := 20 * time.Millisecond
 	for {
-		attempt, cancel := context.WithTimeout(actx, attemptTimeout)
+		attempt, cancel := context.WithTimeout(ctx, attemptTimeout)
 		r, err := call(attempt)
 		cancel()
 		if err == nil || !Retryable(err) {
 			return r, err
 		}
 		if ctx.Err() != nil {
-			return nil, svrkit.AsError(ctx.Err())
+			return zero, svrkit.AsError(ctx.Err())
 		}
 		// Full jitter: senders that failed together do not retry together.
 		t := time.NewTimer(rand.N(backoff) + time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, svrkit.AsError(ctx.Err())
+			return zero, svrkit.AsError(ctx.Err())
 		case <-t.C:
 		}
 		backoff = min(2*backoff, time.Second)

@@ -170,11 +170,35 @@ func (s *accountServer) Register(ctx context.Context, req *im.RegisterRequest) (
 		return nil, svrkit.Errorf(svrkit.Internal, "hashing password: %v", herr)
 	}
 	rec, err := s.data.CreateAccount(ctx, &im.CreateAccountRequest{Name: req.GetName(), Nickname: nick, PasswordHash: hash})
+	if svrkit.CodeOf(err) == svrkit.AlreadyExists {
+		if id, ok := s.sameRegistration(ctx, req); ok {
+			logicsvr.Logger(ctx).Info("register repeated", "user", id, "name", req.GetName())
+			return &im.RegisterReply{UserId: id}, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	logicsvr.Logger(ctx).Info("registered", "user", userID(rec), "name", req.GetName())
 	return &im.RegisterReply{UserId: userID(rec)}, nil
+}
+
+// sameRegistration reports whether the account holding req's name was made
+// by this same registration: a client that got no answer (a timeout, a
+// restart) registers again with the same name and password, and gets its
+// user id instead of already_exists for its own account. Only someone who
+// knows the password learns the id, as Login would tell them.
+func (s *accountServer) sameRegistration(ctx context.Context, req *im.RegisterRequest) (uint64, bool) {
+	rec, err := s.data.LookupAccount(ctx, &im.LookupAccountRequest{Name: req.GetName()})
+	if err != nil {
+		return 0, false
+	}
+	var ok bool
+	var verr error
+	if err := s.withKDF(ctx, func() { ok, verr = checkPassword(rec.GetPasswordHash(), req.GetPassword()) }); err != nil || verr != nil || !ok {
+		return 0, false
+	}
+	return userID(rec), true
 }
 
 func userID(rec *im.AccountRecord) uint64 {
