@@ -583,3 +583,33 @@ func TestLoneCallerLargeResponses(t *testing.T) {
 		}
 	}
 }
+
+// Handlers that block must not hold up calls queued behind them: every one
+// of many concurrent blocking calls starts.
+func TestBlockedHandlersDoNotStarveQueuedCalls(t *testing.T) {
+	const n = 64
+	svc := &testService{started: make(chan struct{}, n)}
+	s := startServer(t, svc)
+	c := newClient(t, s.Addr().String(), svrkit.WithConnsPerEndpoint(1))
+	ctx, cancel := context.WithCancel(ctxTimeout(t, 20*time.Second))
+	done := make(chan error, n)
+	for range n {
+		go func() {
+			done <- c.Invoke(ctx, methodByCmd(cmdSleep), durationpb.New(time.Minute), new(durationpb.Duration))
+		}()
+	}
+	timeout := time.After(10 * time.Second)
+	for i := range n {
+		select {
+		case <-svc.started:
+		case <-timeout:
+			t.Fatalf("only %d of %d blocking calls started", i, n)
+		}
+	}
+	cancel()
+	for range n {
+		if err := <-done; svrkit.CodeOf(err) != svrkit.Canceled {
+			t.Fatalf("call ended with %v, want Canceled", err)
+		}
+	}
+}
