@@ -406,15 +406,19 @@ type endpoint struct {
 	next      atomic.Uint32
 	downUntil atomic.Int64 // unix nanos; the endpoint is skipped before it
 
+	// conns are fixed slots; nil or dead ones are redialed. They are
+	// written under mu and read without it on the call path.
+	conns    []atomic.Pointer[clientConn]
+	retiredA atomic.Bool // retired, for the lock-free call path
+
 	mu       sync.Mutex
-	conns    []*clientConn // fixed slots; nil or dead slots are redialed
 	failures int
 	retired  bool
 	retireBy error
 }
 
 func newEndpoint(c *Client, addr string) *endpoint {
-	return &endpoint{c: c, addr: addr, hash: mix64(hashString(addr)), conns: make([]*clientConn, c.opts.connsPerEndpoint)}
+	return &endpoint{c: c, addr: addr, hash: mix64(hashString(addr)), conns: make([]atomic.Pointer[clientConn], c.opts.connsPerEndpoint)}
 }
 
 // call sends one request on a connection of this endpoint and waits for
@@ -432,17 +436,20 @@ func (ep *endpoint) call(ctx context.Context, h *wire.Header, md, body []byte, r
 func (ep *endpoint) conn(ctx context.Context) (*clientConn, error) {
 	n := uint32(len(ep.conns))
 	i := ep.next.Add(1) % n
+	if cc := ep.conns[i].Load(); cc.usable() && !ep.retiredA.Load() {
+		return cc, nil // the common case, without the endpoint's lock
+	}
 	ep.mu.Lock()
 	if ep.retired {
 		ep.mu.Unlock()
 		return nil, Errorf(Unavailable, "endpoint %s was removed", ep.addr)
 	}
-	if cc := ep.conns[i]; cc.usable() {
+	if cc := ep.conns[i].Load(); cc.usable() {
 		ep.mu.Unlock()
 		return cc, nil
 	}
 	for j := uint32(1); j < n; j++ {
-		if cc := ep.conns[(i+j)%n]; cc.usable() {
+		if cc := ep.conns[(i+j)%n].Load(); cc.usable() {
 			ep.mu.Unlock()
 			go ep.redial(i)
 			return cc, nil
@@ -455,7 +462,7 @@ func (ep *endpoint) conn(ctx context.Context) (*clientConn, error) {
 func (ep *endpoint) redial(i uint32) {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
-	if ep.retired || ep.conns[i].usable() || ep.downUntil.Load() > time.Now().UnixNano() {
+	if ep.retired || ep.conns[i].Load().usable() || ep.downUntil.Load() > time.Now().UnixNano() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ep.c.opts.dialTimeout)
@@ -464,7 +471,7 @@ func (ep *endpoint) redial(i uint32) {
 }
 
 func (ep *endpoint) dialLocked(ctx context.Context, i uint32) (*clientConn, error) {
-	if cc := ep.conns[i]; cc.usable() {
+	if cc := ep.conns[i].Load(); cc.usable() {
 		return cc, nil
 	}
 	if ep.c.closed.Load() {
@@ -485,8 +492,16 @@ func (ep *endpoint) dialLocked(ctx context.Context, i uint32) (*clientConn, erro
 	ep.failures = 0
 	ep.downUntil.Store(0)
 	cc := newClientConn(ep, nc)
-	ep.conns[i] = cc
+	ep.conns[i].Store(cc)
 	return cc, nil
+}
+
+func (ep *endpoint) loadConns() []*clientConn {
+	conns := make([]*clientConn, len(ep.conns))
+	for i := range ep.conns {
+		conns[i] = ep.conns[i].Load()
+	}
+	return conns
 }
 
 func (ep *endpoint) markDownLocked() {
@@ -506,7 +521,7 @@ func (ep *endpoint) checkHealth() {
 		ep.mu.Unlock()
 		return
 	}
-	conns := append([]*clientConn(nil), ep.conns...)
+	conns := ep.loadConns()
 	ep.mu.Unlock()
 	stale := int64(3 * ep.c.opts.healthInterval)
 	now := time.Now().UnixNano()
@@ -536,7 +551,8 @@ func (ep *endpoint) checkHealth() {
 func (ep *endpoint) retire(err error) {
 	ep.mu.Lock()
 	ep.retired = true
-	conns := ep.conns
+	ep.retiredA.Store(true)
+	conns := ep.loadConns()
 	ep.mu.Unlock()
 	for _, cc := range conns {
 		if cc == nil {
@@ -555,6 +571,8 @@ type clientConn struct {
 	ep        *endpoint
 	nc        net.Conn
 	lastHeard atomic.Int64
+
+	closing atomic.Bool // err or draining is set: no new calls
 
 	mu       sync.Mutex
 	pending  map[uint32]*call
@@ -585,10 +603,7 @@ func (cc *clientConn) usable() bool {
 	if cc == nil {
 		return false
 	}
-	cc.mu.Lock()
-	ok := cc.err == nil && !cc.draining
-	cc.mu.Unlock()
-	return ok
+	return !cc.closing.Load()
 }
 
 func (cc *clientConn) roundTrip(ctx context.Context, h *wire.Header, md, body []byte, resp proto.Message, deadline time.Time, hasDeadline bool) (sent bool, err error) {
@@ -629,18 +644,23 @@ func (cc *clientConn) roundTrip(ctx context.Context, h *wire.Header, md, body []
 			timeout = t.C
 		}
 	}
-	select {
-	case <-cl.done:
-	case <-ctx.Done():
-		if cc.abandon(id, cl) {
-			return true, ctxError(ctx.Err())
+	done := ctx.Done()
+	if done == nil && timeout == nil {
+		<-cl.done // nothing else can end the wait; cheaper than a select
+	} else {
+		select {
+		case <-cl.done:
+		case <-done:
+			if cc.abandon(id, cl) {
+				return true, ctxError(ctx.Err())
+			}
+			<-cl.done
+		case <-timeout:
+			if cc.abandon(id, cl) {
+				return true, NewError(DeadlineExceeded, "deadline exceeded")
+			}
+			<-cl.done
 		}
-		<-cl.done
-	case <-timeout:
-		if cc.abandon(id, cl) {
-			return true, NewError(DeadlineExceeded, "deadline exceeded")
-		}
-		<-cl.done
 	}
 	err = cl.err
 	cl.resp, cl.err = nil, nil
@@ -717,6 +737,7 @@ func (cc *clientConn) ping() {
 func (cc *clientConn) drain() {
 	cc.mu.Lock()
 	cc.draining = true
+	cc.closing.Store(true)
 	cc.closeIfDrainedLocked()
 	cc.mu.Unlock()
 }
@@ -735,6 +756,7 @@ func (cc *clientConn) fail(err error) {
 		return
 	}
 	cc.err = err
+	cc.closing.Store(true)
 	pending := cc.pending
 	cc.pending = nil
 	cc.mu.Unlock()
@@ -791,6 +813,7 @@ func (cc *clientConn) readLoop() {
 		case wire.KindGoAway:
 			cc.mu.Lock()
 			cc.draining = true
+			cc.closing.Store(true)
 			cc.closeIfDrainedLocked()
 			cc.mu.Unlock()
 		default:
