@@ -8,8 +8,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,8 +109,21 @@ func postJSON(t *testing.T, url, body string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
+// alive reports whether pid runs; a zombie (exited, not yet reaped by
+// whoever inherited it) does not.
 func alive(pid int) bool {
-	return syscall.Kill(pid, 0) == nil
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return !os.IsNotExist(err) // no /proc: trust kill
+	}
+	// The state follows the command name in parentheses.
+	if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] != 'Z'
+	}
+	return true
 }
 
 // TestUpRunsTopology builds and runs testdata/up (the notes example's two
@@ -270,5 +285,71 @@ func TestUpExpandsPlaceholdersInConfig(t *testing.T) {
 	u.instances = []*instance{in}
 	if got, want := u.expandUsage("imcli -up {state} # CGIs at {http:storage-1}"), "imcli -up /topo/.data/up.json # CGIs at 127.0.0.1:1"; got != want {
 		t.Errorf("expandUsage = %q, want %q", got, want)
+	}
+}
+
+// TestKilledUpLeavesNoServices runs up as its own process, SIGKILLs it (no
+// chance to stop anything) and checks its services go too.
+func TestKilledUpLeavesNoServices(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs binaries")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("services outlive a killed up outside Linux")
+	}
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "svrkit")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	data := filepath.Join(tmp, "data")
+	cmd := exec.Command(bin, "up", "-bindir", filepath.Join(tmp, "bin"), "-datadir", data, "testdata/up")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	var pids []int
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		for _, pid := range pids {
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	})
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		var st upState
+		if b, err := os.ReadFile(filepath.Join(data, StateFile)); err == nil && json.Unmarshal(b, &st) == nil && len(st.Instances) == 4 {
+			ready := 0
+			pids = pids[:0]
+			for _, in := range st.Instances {
+				pids = append(pids, in.PID)
+				if in.State == "ready" {
+					ready++
+				}
+			}
+			if ready == 4 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("services not ready within 4 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	deadline = time.Now().Add(30 * time.Second)
+	for _, pid := range pids {
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if alive(pid) {
+			t.Errorf("service pid %d still running 30s after up was killed", pid)
+		}
 	}
 }
