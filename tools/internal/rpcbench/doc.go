@@ -23,6 +23,9 @@
 //     for why its writer yields before writing.
 //   - svrkit-inline (only when asked for): svrkit with the method declared
 //     NonBlocking, so it runs on the event loop.
+//   - ceiling-gnetclient (only when asked for): the ceiling's server driven
+//     by a raw client on gnet's client event loops instead of the netpoller
+//     (gnetclient.go), to choose svrkit's client transport by measurement.
 //
 // Every server listens on 127.0.0.1 with a free port in this process, and
 // every call crosses real loopback TCP.

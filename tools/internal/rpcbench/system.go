@@ -72,6 +72,13 @@ var systems = []system{
 		start: startCeiling,
 	},
 	{
+		name:  "ceiling-gnetclient",
+		about: "the ceiling's server driven by a raw client on gnet's client event loops instead of Go's netpoller",
+		proto: false,
+		extra: true,
+		start: startCeilingGnet,
+	},
+	{
 		name:  "svrkit-inline",
 		about: "svrkit with Echo declared NonBlocking, so it runs on the event loop",
 		proto: true,
