@@ -804,7 +804,12 @@ func (sc *serverConn) writeDirect() {
 		if sc.fdClosed {
 			err = net.ErrClosed
 		} else {
-			n, err = syscall.Write(sc.c.Fd(), buf)
+			for {
+				n, err = syscall.Write(sc.c.Fd(), buf)
+				if err != syscall.EINTR {
+					break
+				}
+			}
 		}
 		sc.wmu.Unlock()
 		n = max(n, 0)
