@@ -63,3 +63,27 @@ func BenchmarkDecodeSyncKey(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTrimNothingDue measures what the trim worker does after most
+// Syncs: a user whose 1000 acknowledged messages are all still inside the
+// retention window, so nothing may be deleted.
+func BenchmarkTrimNothingDue(b *testing.B) {
+	ctx := context.Background()
+	ib, _ := open(b, b.TempDir(), Options{})
+	const user = 1
+	for i := range 1000 {
+		if _, _, err := ib.Deliver(ctx, user, make([]byte, 64), fmt.Sprint(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := ib.Sync(ctx, user, "phone", ib.Codec().Encode(user, SyncKey{}.With(Messages, 1000)), 1); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if n, err := ib.Trim(ctx, user); n != 0 || err != nil {
+			b.Fatal(n, err)
+		}
+	}
+}

@@ -157,6 +157,20 @@ func (ib *Inbox) Trim(ctx context.Context, user uint64) (int, error) {
 // when nothing more can be trimmed now.
 func (ib *Inbox) trimChunk(ctx context.Context, user uint64, t DataType, upto, cutoffMillis uint64) (int, bool, error) {
 	row := inboxRow(user, t)
+	// Trim runs after most Syncs, and mostly finds the oldest entry still
+	// inside the retention window: look at that entry alone before reading
+	// a chunk (under load, full-chunk scans were a quarter of the storage
+	// service's CPU, all for nothing).
+	head, err := ib.db.Scan(ctx, row, 0, 1)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(head.Entries) == 0 || head.Entries[0].Version > upto {
+		return 0, true, nil
+	}
+	if se, why := decodeEntry(head.Entries[0].Value); why == "" && se.atMillis > cutoffMillis {
+		return 0, true, nil
+	}
 	page, err := ib.db.Scan(ctx, row, 0, trimChunk)
 	if err != nil {
 		return 0, false, err
