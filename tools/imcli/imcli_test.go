@@ -76,7 +76,7 @@ func TestChat(t *testing.T) {
 
 	ok("logged in as alice", "register", "alice", "-password", "alice-password", "-nick", "Alice")
 	ok("registered bob", "register", "bob", "-password", "bob-password")
-	fails(1, "already_exists", "register", "bob", "-password", "bob-password")
+	fails(1, "already_exists", "register", "bob", "-password", "not-bobs-password")
 	fails(1, "unauthenticated: wrong name or password", "login", "bob", "-password", "not-bobs")
 	fails(2, "unknown command", "frobnicate")
 	fails(2, "whose login?", "contacts")
