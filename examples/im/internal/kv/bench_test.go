@@ -2,6 +2,7 @@ package kv
 
 import (
 	"context"
+	"errors"
 	"encoding/binary"
 	"fmt"
 	"sync/atomic"
@@ -112,4 +113,33 @@ func BenchmarkPebbleSetSync(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkGetMissing measures a point read of a key that does not exist
+// among 50,000 flushed to sstables: the inbox's dedup lookup on every
+// Deliver, which is almost always a miss.
+func BenchmarkGetMissing(b *testing.B) {
+	ctx := context.Background()
+	db := openTest(b, "")
+	const keys = 50000
+	for i := 0; i < keys; i += 500 {
+		var batch Batch
+		batch.NoSync = true
+		for j := i; j < i+500; j++ {
+			batch.Put(binary.BigEndian.AppendUint32([]byte("k"), uint32(2*j)), make([]byte, 100), AnyVersion)
+		}
+		if _, err := db.Apply(ctx, &batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := db.pdb.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, _, err := db.Get(ctx, binary.BigEndian.AppendUint32([]byte("k"), uint32(2*(i%keys)+1))); !errors.Is(err, ErrNotFound) {
+			b.Fatal(err)
+		}
+	}
 }
