@@ -76,12 +76,21 @@ func TestScenarioChaos(t *testing.T) {
 	var sentBy [3]atomic.Int64
 	var sendersDone sync.WaitGroup
 	sendErr := make(chan error, len(users))
+	// Senders wait at half way until each victim has been killed once, so
+	// on a fast machine the traffic cannot end before the chaos has begun.
+	eachKilledOnce := make(chan struct{})
 	perSender := []int{total/3 + total%3, total / 3, total / 3}
 	for s, u := range users {
 		sendersDone.Add(1)
 		go func() {
 			defer sendersDone.Done()
 			for n := 1; n <= perSender[s]; n++ {
+				if n == perSender[s]/2 {
+					select {
+					case <-eachKilledOnce:
+					case <-time.After(3 * time.Minute):
+					}
+				}
 				r := (s + 1 + n%2) % 3 // alternate between the other two
 				text := fmt.Sprintf("m|%d|%d", s, n)
 				sctx, scancel := context.WithTimeout(ctx, sendMax)
@@ -188,7 +197,10 @@ func TestScenarioChaos(t *testing.T) {
 	go func() { sendersDone.Wait(); close(allSent) }()
 	kills := map[string]int{}
 chaos:
-	for _, v := range victims {
+	for i, v := range victims {
+		if i == 3 {
+			close(eachKilledOnce)
+		}
 		select {
 		case <-allSent:
 			break chaos
@@ -203,6 +215,11 @@ chaos:
 		if err := b.WaitReady(ctx, v, pid, 60*time.Second); err != nil {
 			t.Fatalf("%v\n%s", err, tail(b.Output(), 60))
 		}
+	}
+	select {
+	case <-eachKilledOnce:
+	default:
+		close(eachKilledOnce)
 	}
 	select {
 	case <-allSent:
