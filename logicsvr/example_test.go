@@ -100,3 +100,40 @@ func ExampleHost_Client() {
 	// Output:
 	// logicsvr frontend: client of hello.Missing: svrkit: unavailable: resolve hello.Missing: svrkit: not_found: service hello.Missing is not in the config's routes
 }
+
+// A handler constructor with state of its own: its settings come from the
+// config's "app" object, and what it opens is closed by the host's
+// shutdown, after the last call has drained. Under -buildinfo (InfoOnly)
+// it opens nothing.
+func ExampleHost_AppConfig() {
+	cfg := logicsvr.Config{Name: "greeter", HTTP: "127.0.0.1:0", RPC: "127.0.0.1:0", Admin: "127.0.0.1:0",
+		App: []byte(`{"greeting": "Hi"}`)}
+	h, err := logicsvr.New(cfg, logicsvr.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		panic(err)
+	}
+	settings := struct {
+		Greeting string `json:"greeting"`
+		DataDir  string `json:"data_dir"`
+	}{Greeting: "Hello", DataDir: "/var/lib/greeter"} // defaults
+	if err := h.AppConfig(&settings); err != nil {
+		panic(err)
+	}
+	fmt.Println(settings.Greeting, settings.DataDir)
+	if !h.InfoOnly() {
+		// Open the database here; close it after the drain:
+		h.OnShutdown(func(context.Context) error {
+			fmt.Println("closing the database")
+			return nil
+		})
+	}
+	if err := h.Start(); err != nil {
+		panic(err)
+	}
+	if err := h.Shutdown(context.Background()); err != nil {
+		panic(err)
+	}
+	// Output:
+	// Hi /var/lib/greeter
+	// closing the database
+}
