@@ -80,6 +80,16 @@
 // (Host.Shutdown has the steps). The process then exits 0, or 1 if calls had
 // to be cut. A second signal exits at once.
 //
+// # Handlers with state
+//
+// A Logicsvr that owns something — a database (the IM backend's storage
+// Logicsvr opens pebble), caches, background workers — reads its own
+// settings from the config's "app" object (Host.AppConfig, strict like the
+// rest of the file, defaults set before decoding), opens nothing when
+// Host.InfoOnly says the binary only prints its -buildinfo, and closes what
+// it opened in a Host.OnShutdown hook, which runs after every call has
+// drained, so no handler can still be using it.
+//
 // # What it does not do
 //
 // TLS, authentication and admission by priority belong in front of or
