@@ -31,25 +31,8 @@ var genDirective = regexp.MustCompile(`^//go:generate go run (?:github\.com/svrk
 // in the repository with -check, so that `go test ./...` fails when someone
 // edits a .proto (or the generator) and forgets `go generate ./...`.
 func TestRepoGeneratedCodeIsFresh(t *testing.T) {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
 	found := map[string]bool{}
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			n := d.Name()
-			if p != root && (n == "testdata" || strings.HasPrefix(n, ".") || strings.HasPrefix(n, "_")) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if filepath.Ext(p) != ".go" {
-			return nil
-		}
+	walkRepoGoFiles(t, func(root, p string) error {
 		f, err := os.Open(p)
 		if err != nil {
 			return err
@@ -72,9 +55,6 @@ func TestRepoGeneratedCodeIsFresh(t *testing.T) {
 		}
 		return sc.Err()
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// These directives must exist: without them the check above would pass
 	// over stale code.
 	for _, dir := range []string{"idl/svrkit", "examples/hello"} {

@@ -10,9 +10,12 @@ import (
 	"testing"
 )
 
-// TestRepoIsGofmted fails on any Go file of the repository that gofmt would
-// change, so an unformatted commit turns CI red instead of slipping in.
-func TestRepoIsGofmted(t *testing.T) {
+// walkRepoGoFiles calls fn with the repository's root and every Go file
+// under it, skipping testdata and directories whose names start with "." or
+// "_", as the go tool does. The repository-wide checks share it so that they
+// look at the same files.
+func walkRepoGoFiles(t *testing.T, fn func(root, path string) error) {
+	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
@@ -30,6 +33,17 @@ func TestRepoIsGofmted(t *testing.T) {
 		if filepath.Ext(p) != ".go" {
 			return nil
 		}
+		return fn(root, p)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRepoIsGofmted fails on any Go file of the repository that gofmt would
+// change, so an unformatted commit turns CI red instead of slipping in.
+func TestRepoIsGofmted(t *testing.T) {
+	walkRepoGoFiles(t, func(root, p string) error {
 		src, err := os.ReadFile(p)
 		if err != nil {
 			return err
@@ -43,7 +57,4 @@ func TestRepoIsGofmted(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
