@@ -298,9 +298,9 @@ func (s *Server) Batch(ctx context.Context, req *im.BatchRequest) (*im.BatchRepl
 	}
 	var b kv.Batch
 	for i, op := range ops {
-		k, err := scoped(req.GetUserId(), op.GetKey(), fmt.Sprintf("op %d: key", i))
+		k, err := scoped(req.GetUserId(), op.GetKey(), "key")
 		if err != nil {
-			return nil, err
+			return nil, svrkit.Errorf(svrkit.InvalidArgument, "op %d: %s", i, svrkit.AsError(err).Message())
 		}
 		if err := checkValue(op.GetValue()); err != nil {
 			return nil, svrkit.Errorf(svrkit.InvalidArgument, "op %d: %s", i, svrkit.AsError(err).Message())
