@@ -38,7 +38,7 @@ func TestScenarioChaos(t *testing.T) {
 		pace    = 15 * time.Millisecond // between one sender's messages
 		sendMax = 90 * time.Second      // one send, retries included
 	)
-	b := imtest.Start(t, imtest.Options{})
+	b := imtest.Start(t)
 	addrs, err := imclient.ReadStateFile(b.StateFile)
 	if err != nil {
 		t.Fatal(err)

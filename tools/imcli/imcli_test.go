@@ -36,7 +36,7 @@ func TestChat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the IM backend")
 	}
-	be := imtest.Start(t, imtest.Options{})
+	be := imtest.Start(t)
 	home := t.TempDir()
 	env := func(k string) string {
 		if k == "HOME" {

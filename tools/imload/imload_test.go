@@ -17,7 +17,7 @@ func TestLoadAgainstBackend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole backend")
 	}
-	b := imtest.Start(t, imtest.Options{})
+	b := imtest.Start(t)
 	var out, progress bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -97,7 +97,7 @@ func TestBackend(t *testing.T) {
 		t.Skip("builds and runs the IM backend")
 	}
 	sessionSecret, syncKeySecret := topologySecrets(t)
-	be := imtest.Start(t, imtest.Options{})
+	be := imtest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	newClient := func() *imclient.Client {

@@ -43,8 +43,6 @@ type Instance struct {
 type Backend struct {
 	// StateFile is up's state file, for clients that read it themselves.
 	StateFile string
-	// Dir is the data directory.
-	Dir string
 
 	t    testing.TB
 	cmd  *exec.Cmd
@@ -52,28 +50,17 @@ type Backend struct {
 	done chan struct{}
 }
 
-// Options change what Start runs.
-type Options struct {
-	// Topology is the topology file or directory; default the examples/im
-	// directory (found from this source file).
-	Topology string
-	// ReadyTimeout bounds the build and start (default 5 minutes: a clean
-	// machine compiles pebble and eight binaries).
-	ReadyTimeout time.Duration
-}
+// readyTimeout bounds the build and start: a clean machine compiles
+// pebble and eight binaries.
+const readyTimeout = 5 * time.Minute
 
-// Start builds and starts the backend and returns when every instance is
-// ready. It fails the test if that does not happen in time.
-func Start(t testing.TB, opts Options) *Backend {
+// Start builds and starts the backend of examples/im (found from this source
+// file) and returns when every instance is ready. It fails the test if that
+// does not happen in time.
+func Start(t testing.TB) *Backend {
 	t.Helper()
-	if opts.ReadyTimeout == 0 {
-		opts.ReadyTimeout = 5 * time.Minute
-	}
 	_, self, _, _ := runtime.Caller(0)
 	imDir := filepath.Dir(filepath.Dir(self))
-	if opts.Topology == "" {
-		opts.Topology = imDir
-	}
 	tmp := t.TempDir()
 	tool := filepath.Join(tmp, "svrkit")
 	build := exec.Command("go", "build", "-o", tool, "github.com/svrkit/svrkit/tools/svrkit")
@@ -83,14 +70,13 @@ func Start(t testing.TB, opts Options) *Backend {
 	}
 	b := &Backend{
 		t:         t,
-		Dir:       filepath.Join(tmp, "data"),
 		StateFile: filepath.Join(tmp, "data", "up.json"),
 		out:       &lockedBuffer{},
 		done:      make(chan struct{}),
 	}
-	b.cmd = exec.Command(tool, "up", "-datadir", b.Dir, "-workdir", filepath.Join(tmp, "work"),
-		"-bindir", filepath.Join(tmp, "bin"), "-ready-timeout", opts.ReadyTimeout.String(),
-		"-stop-timeout", "10s", opts.Topology)
+	b.cmd = exec.Command(tool, "up", "-datadir", filepath.Join(tmp, "data"), "-workdir", filepath.Join(tmp, "work"),
+		"-bindir", filepath.Join(tmp, "bin"), "-ready-timeout", readyTimeout.String(),
+		"-stop-timeout", "10s", imDir)
 	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
 	b.cmd.Stdin = strings.NewReader("")
 	b.cmd.Env = append(os.Environ(), "NO_COLOR=1")
@@ -100,7 +86,7 @@ func Start(t testing.TB, opts Options) *Backend {
 	go func() { _ = b.cmd.Wait(); close(b.done) }()
 	t.Cleanup(b.stop)
 
-	deadline := time.Now().Add(opts.ReadyTimeout)
+	deadline := time.Now().Add(readyTimeout)
 	for {
 		select {
 		case <-b.done:
@@ -111,7 +97,7 @@ func Start(t testing.TB, opts Options) *Backend {
 			return b
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("backend not ready within %v:\n%s", opts.ReadyTimeout, b.Output())
+			t.Fatalf("backend not ready within %v:\n%s", readyTimeout, b.Output())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -160,9 +146,6 @@ func (b *Backend) Instance(name string) Instance {
 	b.t.Fatalf("no instance %q in %s", name, b.StateFile)
 	return Instance{}
 }
-
-// HTTP returns the base URL of the named instance's CGI front.
-func (b *Backend) HTTP(name string) string { return "http://" + b.Instance(name).HTTP }
 
 // Kill SIGKILLs the named instance's process (up restarts it) and returns
 // the killed pid.
