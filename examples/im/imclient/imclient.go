@@ -60,6 +60,7 @@ import (
 	"time"
 
 	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/session"
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/cgi"
 )
@@ -214,7 +215,7 @@ func (c *Client) authed(ctx context.Context) (context.Context, error) {
 	for k, v := range svrkit.OutgoingMetadata(ctx) {
 		md[k] = v
 	}
-	md["authorization"] = "Bearer " + tok
+	md[session.MetadataKey] = session.Header(tok)
 	return svrkit.WithOutgoingMetadata(ctx, md), nil
 }
 
