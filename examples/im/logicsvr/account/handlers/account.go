@@ -179,8 +179,8 @@ func (s *accountServer) Register(ctx context.Context, req *im.RegisterRequest) (
 	if err != nil {
 		return nil, err
 	}
-	logicsvr.Logger(ctx).Info("registered", "user", userID(rec), "name", req.GetName())
-	return &im.RegisterReply{UserId: userID(rec)}, nil
+	logicsvr.Logger(ctx).Info("registered", "user", rec.GetUserId(), "name", req.GetName())
+	return &im.RegisterReply{UserId: rec.GetUserId()}, nil
 }
 
 // sameRegistration reports whether the account holding req's name was made
@@ -198,14 +198,7 @@ func (s *accountServer) sameRegistration(ctx context.Context, req *im.RegisterRe
 	if err := s.withKDF(ctx, func() { ok, verr = checkPassword(rec.GetPasswordHash(), req.GetPassword()) }); err != nil || verr != nil || !ok {
 		return 0, false
 	}
-	return userID(rec), true
-}
-
-func userID(rec *im.AccountRecord) uint64 {
-	if id := rec.GetUserId(); id != 0 {
-		return id
-	}
-	return rec.GetProfile().GetUserId()
+	return rec.GetUserId(), true
 }
 
 func (s *accountServer) Login(ctx context.Context, req *im.LoginRequest) (*im.LoginReply, error) {
@@ -233,13 +226,13 @@ func (s *accountServer) Login(ctx context.Context, req *im.LoginRequest) (*im.Lo
 		return nil, err
 	}
 	if verr != nil {
-		logicsvr.Logger(ctx).Error("stored password hash unreadable", "user", userID(rec), "err", verr)
+		logicsvr.Logger(ctx).Error("stored password hash unreadable", "user", rec.GetUserId(), "err", verr)
 		return nil, svrkit.NewError(svrkit.Internal, "account damaged; contact support")
 	}
 	if rec == nil || !ok {
 		return nil, errLogin
 	}
-	tok, c, err := s.signer.Issue(userID(rec), device, s.ttl)
+	tok, c, err := s.signer.Issue(rec.GetUserId(), device, s.ttl)
 	if err != nil {
 		return nil, svrkit.Errorf(svrkit.Internal, "issuing token: %v", err)
 	}
@@ -269,7 +262,7 @@ func (s *accountServer) GetProfile(ctx context.Context, req *im.GetProfileReques
 // password hash).
 func publicProfile(rec *im.AccountRecord) *im.Profile {
 	p := rec.GetProfile()
-	return &im.Profile{UserId: userID(rec), Name: p.GetName(), Nickname: p.GetNickname(), RegisteredUnix: p.GetRegisteredUnix()}
+	return &im.Profile{UserId: rec.GetUserId(), Name: p.GetName(), Nickname: p.GetNickname(), RegisteredUnix: p.GetRegisteredUnix()}
 }
 
 func (s *accountServer) SetProfile(ctx context.Context, req *im.SetProfileRequest) (*im.Profile, error) {

@@ -61,9 +61,6 @@ func (s *contactServer) AddContact(ctx context.Context, req *im.AddContactReques
 		return nil, err
 	}
 	id := rec.GetUserId()
-	if id == 0 {
-		id = rec.GetProfile().GetUserId()
-	}
 	if id == caller.UserID {
 		return nil, svrkit.NewError(svrkit.InvalidArgument, "cannot add yourself as a contact")
 	}
