@@ -193,14 +193,79 @@ type rawClient struct {
 
 type rawConn struct {
 	nc net.Conn
+	rawMux
+}
 
+// rawMux is what both ceiling clients (this one and gnetclient.go's) keep
+// per connection: the calls waiting for their response by request id and
+// the frames waiting to be written. Only how the frames reach the socket
+// differs between them.
+type rawMux struct {
 	mu      sync.Mutex
 	pending map[uint32]*rawCall
 	nextID  uint32
 	queue   []byte // frames waiting for the writer
 	spare   []byte // the other buffer, reused
-	writing bool   // a caller is writing
+	writing bool   // a write is in progress
 	closed  error
+}
+
+// queueLocked registers cl under a new request id and queues its request
+// frame; called with m.mu held.
+func (m *rawMux) queueLocked(cl *rawCall, body []byte) error {
+	if m.closed != nil {
+		return m.closed
+	}
+	m.nextID++
+	id := m.nextID
+	h := wire.Header{Kind: wire.KindRequest, ReqID: id, CmdID: ceilingCmdID}
+	var err error
+	m.queue, err = wire.AppendFrame(m.queue, &h, nil, "", body, wire.DefaultMaxFrameSize)
+	if err != nil {
+		return err
+	}
+	m.pending[id] = cl
+	return nil
+}
+
+// complete hands a response frame to the call waiting for it: it copies the
+// body into the call's buffer and wakes it.
+func (m *rawMux) complete(f *wire.Frame) {
+	if f.Kind != wire.KindResponse {
+		return
+	}
+	m.mu.Lock()
+	cl := m.pending[f.ReqID]
+	delete(m.pending, f.ReqID)
+	m.mu.Unlock()
+	if cl == nil {
+		return
+	}
+	cl.buf = append(cl.buf[:0], f.Body...)
+	cl.err = nil
+	if f.Status != 0 {
+		cl.err = fmt.Errorf("ceiling: status %d: %s", f.Status, f.Msg)
+	}
+	cl.done <- struct{}{}
+}
+
+// fail fails every pending call, and every later one, with err. It reports
+// false if the connection had already failed.
+func (m *rawMux) fail(err error) bool {
+	m.mu.Lock()
+	if m.closed != nil {
+		m.mu.Unlock()
+		return false
+	}
+	m.closed = err
+	pending := m.pending
+	m.pending = make(map[uint32]*rawCall)
+	m.mu.Unlock()
+	for _, cl := range pending {
+		cl.err = err
+		cl.done <- struct{}{}
+	}
+	return true
 }
 
 // rawCall is one caller's reusable call slot: the response body is copied
@@ -222,10 +287,7 @@ func dialRaw(addr string, conns int) (*rawClient, error) {
 			c.Close()
 			return nil, err
 		}
-		rc := &rawConn{
-			nc:      nc,
-			pending: make(map[uint32]*rawCall),
-		}
+		rc := &rawConn{nc: nc, rawMux: rawMux{pending: make(map[uint32]*rawCall)}}
 		go rc.readLoop()
 		c.conns = append(c.conns, rc)
 	}
@@ -234,7 +296,7 @@ func dialRaw(addr string, conns int) (*rawClient, error) {
 
 // pick returns the connection for a new caller. Callers keep their
 // connection, as a channel-per-caller client would.
-func (c *rawClient) pick() *rawConn {
+func (c *rawClient) pick() ceilingConnection {
 	c.mu.Lock()
 	rc := c.conns[c.next%uint32(len(c.conns))]
 	c.next++
@@ -253,18 +315,7 @@ func (c *rawClient) Close() error {
 // body it copies into cl.buf.
 func (rc *rawConn) call(cl *rawCall, body []byte) error {
 	rc.mu.Lock()
-	if rc.closed != nil {
-		rc.mu.Unlock()
-		return rc.closed
-	}
-	rc.nextID++
-	id := rc.nextID
-	rc.pending[id] = cl
-	h := wire.Header{Kind: wire.KindRequest, ReqID: id, CmdID: ceilingCmdID}
-	var err error
-	rc.queue, err = wire.AppendFrame(rc.queue, &h, nil, "", body, wire.DefaultMaxFrameSize)
-	if err != nil {
-		delete(rc.pending, id)
+	if err := rc.queueLocked(cl, body); err != nil {
 		rc.mu.Unlock()
 		return err
 	}
@@ -334,50 +385,46 @@ func (rc *rawConn) readLoop() {
 			rc.close(err)
 			return
 		}
-		if f.Kind != wire.KindResponse {
-			continue
-		}
-		rc.mu.Lock()
-		cl := rc.pending[f.ReqID]
-		delete(rc.pending, f.ReqID)
-		rc.mu.Unlock()
-		if cl == nil {
-			continue
-		}
-		cl.buf = append(cl.buf[:0], f.Body...)
-		cl.err = nil
-		if f.Status != 0 {
-			cl.err = fmt.Errorf("ceiling: status %d: %s", f.Status, f.Msg)
-		}
-		cl.done <- struct{}{}
+		rc.complete(&f)
 	}
 }
 
 // close fails every pending call with err; closing the socket ends the
 // reader.
 func (rc *rawConn) close(err error) {
-	rc.mu.Lock()
-	if rc.closed != nil {
-		rc.mu.Unlock()
-		return
+	if rc.fail(err) {
+		rc.nc.Close()
 	}
-	rc.closed = err
-	pending := rc.pending
-	rc.pending = make(map[uint32]*rawCall)
-	rc.mu.Unlock()
-	rc.nc.Close()
-	for _, cl := range pending {
-		cl.err = err
-		cl.done <- struct{}{}
-	}
+}
+
+// ceilingClient is one of the clients the ceiling's server can be driven
+// by: rawClient on Go's netpoller ("ceiling") or gnetClient on gnet's
+// client event loops ("ceiling-gnetclient").
+type ceilingClient interface {
+	// pick returns the connection for a new caller.
+	pick() ceilingConnection
+	Close() error
+}
+
+// ceilingConnection is one client connection: call sends body as one
+// request frame and waits for the response, whose body it copies into
+// cl.buf.
+type ceilingConnection interface {
+	call(cl *rawCall, body []byte) error
 }
 
 type ceilingSystem struct {
 	srv    *ceilingServer
-	client *rawClient
+	client ceilingClient
 }
 
 func startCeiling(o Options) (System, error) {
+	return startCeilingWith(o, func(addr string, conns int) (ceilingClient, error) { return dialRaw(addr, conns) })
+}
+
+// startCeilingWith starts the ceiling's server and connects a client to it
+// with dial.
+func startCeilingWith(o Options, dial func(addr string, conns int) (ceilingClient, error)) (System, error) {
 	srv, err := startCeilingServer(o.EventLoops)
 	if err != nil {
 		return nil, err
@@ -386,7 +433,7 @@ func startCeiling(o Options) (System, error) {
 	if conns <= 0 {
 		conns = svrkitDefaultConns
 	}
-	client, err := dialRaw(srv.Addr().String(), conns)
+	client, err := dial(srv.Addr().String(), conns)
 	if err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -396,10 +443,10 @@ func startCeiling(o Options) (System, error) {
 }
 
 func (s *ceilingSystem) NewCaller(payload []byte) Caller {
-	rc := s.client.pick()
+	conn := s.client.pick()
 	cl := &rawCall{buf: make([]byte, 0, len(payload)), done: make(chan struct{}, 1)}
 	return func(context.Context) ([]byte, error) {
-		if err := rc.call(cl, payload); err != nil {
+		if err := conn.call(cl, payload); err != nil {
 			return nil, err
 		}
 		return cl.buf, echoLen(cl.buf, len(payload))

@@ -1,13 +1,10 @@
 package rpcbench
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net"
 	"runtime"
 	"sync"
-	"time"
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/logging"
@@ -41,14 +38,8 @@ type gnetConn struct {
 	c         gnet.Conn
 	flushedFn gnet.AsyncCallback
 
-	mu      sync.Mutex
-	pending map[uint32]*rawCall
-	nextID  uint32
-	queue   []byte // frames waiting for the next write
-	spare   []byte // the other buffer, reused
-	inWrite []byte // the batch gnet is writing
-	writing bool   // an AsyncWrite is in progress
-	closed  error
+	rawMux
+	inWrite []byte // under mu: the batch gnet is writing
 }
 
 func dialGnet(addr string, conns int) (*gnetClient, error) {
@@ -67,7 +58,7 @@ func dialGnet(addr string, conns int) (*gnetClient, error) {
 	}
 	gc.cli = cli
 	for range conns {
-		conn := &gnetConn{pending: make(map[uint32]*rawCall)}
+		conn := &gnetConn{rawMux: rawMux{pending: make(map[uint32]*rawCall)}}
 		conn.flushedFn = conn.flushed
 		c, err := cli.DialContext("tcp", addr, conn)
 		if err != nil {
@@ -80,7 +71,7 @@ func dialGnet(addr string, conns int) (*gnetClient, error) {
 	return gc, nil
 }
 
-func (gc *gnetClient) pick() *gnetConn {
+func (gc *gnetClient) pick() ceilingConnection {
 	gc.mu.Lock()
 	conn := gc.conns[gc.next%uint32(len(gc.conns))]
 	gc.next++
@@ -118,20 +109,7 @@ func (gc *gnetClient) OnTraffic(c gnet.Conn) gnet.Action {
 		if err != nil {
 			return gnet.Close
 		}
-		if f.Kind == wire.KindResponse {
-			conn.mu.Lock()
-			cl := conn.pending[f.ReqID]
-			delete(conn.pending, f.ReqID)
-			conn.mu.Unlock()
-			if cl != nil {
-				cl.buf = append(cl.buf[:0], f.Body...)
-				cl.err = nil
-				if f.Status != 0 {
-					cl.err = fmt.Errorf("ceiling: status %d: %s", f.Status, f.Msg)
-				}
-				cl.done <- struct{}{}
-			}
-		}
+		conn.complete(&f)
 		if _, err := c.Discard(size); err != nil {
 			return gnet.Close
 		}
@@ -147,20 +125,10 @@ func (gc *gnetClient) OnClose(c gnet.Conn, err error) gnet.Action {
 
 func (conn *gnetConn) call(cl *rawCall, body []byte) error {
 	conn.mu.Lock()
-	if conn.closed != nil {
-		conn.mu.Unlock()
-		return conn.closed
-	}
-	conn.nextID++
-	id := conn.nextID
-	h := wire.Header{Kind: wire.KindRequest, ReqID: id, CmdID: ceilingCmdID}
-	var err error
-	conn.queue, err = wire.AppendFrame(conn.queue, &h, nil, "", body, wire.DefaultMaxFrameSize)
-	if err != nil {
+	if err := conn.queueLocked(cl, body); err != nil {
 		conn.mu.Unlock()
 		return err
 	}
-	conn.pending[id] = cl
 	if conn.writing {
 		conn.mu.Unlock()
 	} else {
@@ -197,58 +165,6 @@ func (conn *gnetConn) flushed(_ gnet.Conn, err error) error {
 	return nil
 }
 
-func (conn *gnetConn) fail(err error) {
-	conn.mu.Lock()
-	if conn.closed != nil {
-		conn.mu.Unlock()
-		return
-	}
-	conn.closed = err
-	pending := conn.pending
-	conn.pending = make(map[uint32]*rawCall)
-	conn.mu.Unlock()
-	for _, cl := range pending {
-		cl.err = err
-		cl.done <- struct{}{}
-	}
-}
-
-type ceilingGnetSystem struct {
-	srv    *ceilingServer
-	client *gnetClient
-}
-
 func startCeilingGnet(o Options) (System, error) {
-	srv, err := startCeilingServer(o.EventLoops)
-	if err != nil {
-		return nil, err
-	}
-	conns := o.Conns
-	if conns <= 0 {
-		conns = svrkitDefaultConns
-	}
-	client, err := dialGnet(srv.Addr().String(), conns)
-	if err != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return nil, errors.Join(err, srv.Stop(ctx))
-	}
-	return &ceilingGnetSystem{srv: srv, client: client}, nil
-}
-
-func (s *ceilingGnetSystem) NewCaller(payload []byte) Caller {
-	conn := s.client.pick()
-	cl := &rawCall{buf: make([]byte, 0, len(payload)), done: make(chan struct{}, 1)}
-	return func(context.Context) ([]byte, error) {
-		if err := conn.call(cl, payload); err != nil {
-			return nil, err
-		}
-		return cl.buf, echoLen(cl.buf, len(payload))
-	}
-}
-
-func (s *ceilingGnetSystem) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return errors.Join(s.client.Close(), s.srv.Stop(ctx))
+	return startCeilingWith(o, func(addr string, conns int) (ceilingClient, error) { return dialGnet(addr, conns) })
 }
