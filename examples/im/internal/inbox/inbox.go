@@ -226,10 +226,11 @@ func (ib *Inbox) Put(ctx context.Context, user uint64, t DataType, payload []byt
 	var dk []byte
 	if dedupID != "" {
 		dk = dedupKey(user, t, dedupID)
-		if v, ok, err := ib.lookupDedup(ctx, dk); err != nil || ok {
-			if err != nil || !ok {
-				return Receipt{}, err
-			}
+		v, ok, err := ib.lookupDedup(ctx, dk)
+		if err != nil {
+			return Receipt{}, err
+		}
+		if ok {
 			return ib.duplicate(ctx, user, t, v)
 		}
 	}
