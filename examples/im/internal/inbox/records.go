@@ -12,7 +12,9 @@ const recordFormat byte = 1
 
 // kv keys and rows of one user.
 func inboxRow(user uint64, t DataType) []byte {
-	b := binary.BigEndian.AppendUint64([]byte("ib/"), user)
+	b := make([]byte, 0, 3+8+1)
+	b = append(b, "ib/"...)
+	b = binary.BigEndian.AppendUint64(b, user)
 	return append(b, byte(t))
 }
 
@@ -25,7 +27,7 @@ func dedupKey[ID string | []byte](user uint64, t DataType, id ID) []byte {
 }
 
 func ackKey(user uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte("ak/"), user)
+	return binary.BigEndian.AppendUint64(append(make([]byte, 0, 3+8), "ak/"...), user)
 }
 
 // storedEntry is an inbox entry's kv value:
@@ -41,6 +43,7 @@ type storedEntry struct {
 }
 
 func encodeEntry(dst []byte, e storedEntry) []byte {
+	dst = slices.Grow(dst, 1+2*binary.MaxVarintLen64+len(e.dedupID)+len(e.payload))
 	dst = append(dst, recordFormat)
 	dst = binary.AppendUvarint(dst, e.atMillis)
 	dst = binary.AppendUvarint(dst, uint64(len(e.dedupID)))
