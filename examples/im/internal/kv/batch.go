@@ -135,6 +135,9 @@ type keyState struct {
 type applyState struct {
 	states []keyState
 	index  map[string]int
+	// keyBuf is scratch for encoding store keys: pebble copies the keys
+	// of Get, Set and Delete, so one buffer serves the whole batch.
+	keyBuf []byte
 }
 
 func (s *applyState) find(onRow bool, key []byte) (int, bool) {
@@ -224,14 +227,16 @@ func (db *DB) Apply(ctx context.Context, b *Batch) ([]uint64, error) {
 					return nil, err
 				}
 				buf = encodeRecord(buf[:0], rev, o.value)
-				if err := pb.Set(kvKey(nil, o.key), buf, nil); err != nil {
+				st.keyBuf = kvKey(st.keyBuf[:0], o.key)
+				if err := pb.Set(st.keyBuf, buf, nil); err != nil {
 					return nil, internalError("batch", err)
 				}
 				s.version = rev
 				results[i] = rev
 			case opDelete:
 				if s.version != 0 {
-					if err := pb.Delete(kvKey(nil, o.key), nil); err != nil {
+					st.keyBuf = kvKey(st.keyBuf[:0], o.key)
+					if err := pb.Delete(st.keyBuf, nil); err != nil {
 						return nil, internalError("batch", err)
 					}
 					s.version = 0
@@ -273,7 +278,8 @@ func (db *DB) Apply(ctx context.Context, b *Batch) ([]uint64, error) {
 		s := &st.states[i]
 		if s.dirty {
 			buf = encodeRowMeta(buf[:0], s.meta)
-			if err := pb.Set(rowMetaKey(nil, s.key), buf, nil); err != nil {
+			st.keyBuf = rowMetaKey(st.keyBuf[:0], s.key)
+			if err := pb.Set(st.keyBuf, buf, nil); err != nil {
 				return nil, internalError("batch", err)
 			}
 		}
@@ -298,13 +304,15 @@ func (db *DB) state(st *applyState, o *op) (int, error) {
 	}
 	s := keyState{onRow: onRow, key: o.key}
 	if onRow {
-		m, err := db.loadRowMeta(rowMetaKey(nil, o.key))
+		st.keyBuf = rowMetaKey(st.keyBuf[:0], o.key)
+		m, err := db.loadRowMeta(st.keyBuf)
 		if err != nil {
 			return 0, err
 		}
 		s.meta = m
 	} else {
-		raw, closer, err := db.pdb.Get(kvKey(nil, o.key))
+		st.keyBuf = kvKey(st.keyBuf[:0], o.key)
+		raw, closer, err := db.pdb.Get(st.keyBuf)
 		switch {
 		case errors.Is(err, pebble.ErrNotFound):
 		case err != nil:
