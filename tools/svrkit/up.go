@@ -183,14 +183,21 @@ type instance struct {
 	svc              *topoService
 	name             string
 	http, rpc, admin string // reserved loopback addresses, kept across restarts
-	configPath       string
 
 	mu       sync.Mutex
 	state    string // starting, ready, crashed, stopping, stopped
-	pid      int
 	restarts int
-	cmd      *exec.Cmd
+	cmd      *exec.Cmd     // the current (or last) process; nil before the first start
 	exited   chan struct{} // closed when the current process has exited
+}
+
+// pidLocked is the current (or last) process's pid, 0 before the first
+// start. in.mu must be held.
+func (in *instance) pidLocked() int {
+	if in.cmd == nil {
+		return 0
+	}
+	return in.cmd.Process.Pid
 }
 
 func (in *instance) setState(s string) {
@@ -205,7 +212,6 @@ type up struct {
 	dir         string // the topology's directory
 	work        string // config files and the routing table
 	data        string // where services keep their data: {data}
-	routesPath  string
 	readyWait   time.Duration
 	stopTimeout time.Duration
 	out         *prefixWriter
@@ -333,7 +339,6 @@ func (u *up) build(topo *topology, binDir string) error {
 func (u *up) plan(topo *topology) (map[string][]string, error) {
 	routes := map[string][]string{}
 	for _, s := range topo.Services {
-		serves := s.Serves
 		if s.Kind == kindLogicsvr {
 			out, err := exec.CommandContext(u.e.ctx, s.bin, "-buildinfo").Output()
 			if err != nil {
@@ -350,9 +355,9 @@ func (u *up) plan(topo *topology) (map[string][]string, error) {
 			if err := json.Unmarshal(out, &bi); err != nil || bi.Logicsvr == "" {
 				return nil, fmt.Errorf("%s: %s is not a Logicsvr (its -buildinfo printed %.200q); set \"kind\": \"main\"", s.Name, s.Package, out)
 			}
-			serves = nil
+			s.Serves = nil
 			for _, svc := range bi.Services {
-				serves = append(serves, svc.Name)
+				s.Serves = append(s.Serves, svc.Name)
 			}
 		}
 		for r := 1; r <= s.Replicas; r++ {
@@ -362,7 +367,6 @@ func (u *up) plan(topo *topology) (map[string][]string, error) {
 			}
 			u.instances = append(u.instances, in)
 		}
-		s.Serves = serves
 	}
 	ports, err := freePorts(3 * len(u.instances))
 	if err != nil {
@@ -402,12 +406,11 @@ func freePorts(n int) ([]string, error) {
 // writeConfigs writes the routing table and each Logicsvr instance's
 // config file.
 func (u *up) writeConfigs(routes map[string][]string) error {
-	u.routesPath = filepath.Join(u.work, "routes.json")
 	b, err := json.MarshalIndent(map[string]any{"services": routes}, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(u.routesPath, append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(u.routesPath(), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
 	for _, in := range u.instances {
@@ -429,18 +432,23 @@ func (u *up) writeConfigs(routes map[string][]string) error {
 		if err != nil {
 			return err
 		}
-		in.configPath = filepath.Join(u.work, in.name+".json")
-		if err := os.WriteFile(in.configPath, append(b, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(u.configPath(in), append(b, '\n'), 0o644); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// routesPath is the routing table of the whole topology, {routes}.
+func (u *up) routesPath() string { return filepath.Join(u.work, "routes.json") }
+
+// configPath is a Logicsvr instance's config file.
+func (u *up) configPath(in *instance) string { return filepath.Join(u.work, in.name+".json") }
+
 // expand replaces an instance's placeholders in s.
 func (u *up) expand(in *instance, s string) string {
 	return strings.NewReplacer("{http}", in.http, "{rpc}", in.rpc, "{admin}", in.admin,
-		"{routes}", u.routesPath, "{name}", in.name, "{dir}", u.dir, "{data}", u.data).Replace(s)
+		"{routes}", u.routesPath(), "{name}", in.name, "{dir}", u.dir, "{data}", u.data).Replace(s)
 }
 
 // expandUsage replaces {data}, {dir} and {state} (the state file) in the
@@ -533,7 +541,7 @@ func (u *up) start(in *instance) error {
 	s := in.svc
 	var args []string
 	if s.Kind == kindLogicsvr {
-		args = append(args, "-config", in.configPath)
+		args = append(args, "-config", u.configPath(in))
 	}
 	for _, a := range s.Args {
 		args = append(args, u.expand(in, a))
@@ -568,7 +576,7 @@ func (u *up) start(in *instance) error {
 		close(exited)
 	}()
 	in.mu.Lock()
-	in.cmd, in.pid, in.exited, in.state = cmd, cmd.Process.Pid, exited, "starting"
+	in.cmd, in.exited, in.state = cmd, exited, "starting"
 	in.mu.Unlock()
 	u.saveState()
 	return nil
@@ -647,7 +655,7 @@ func (u *up) supervise(ctx context.Context, in *instance) {
 	backoff := backoffMin
 	for {
 		in.mu.Lock()
-		exited, pid := in.exited, in.pid
+		exited, pid := in.exited, in.pidLocked()
 		in.mu.Unlock()
 		started := time.Now()
 		// Probe until ready or exit.
@@ -777,7 +785,7 @@ func (u *up) saveState() {
 	for _, in := range u.instances {
 		in.mu.Lock()
 		st.Instances = append(st.Instances, instanceState{Name: in.name, Service: in.svc.Name, State: in.state,
-			PID: in.pid, Restarts: in.restarts, HTTP: in.http, RPC: in.rpc, Admin: in.admin})
+			PID: in.pidLocked(), Restarts: in.restarts, HTTP: in.http, RPC: in.rpc, Admin: in.admin})
 		in.mu.Unlock()
 	}
 	b, err := json.MarshalIndent(st, "", "  ")
@@ -801,7 +809,7 @@ func (u *up) printStatus() {
 	fmt.Fprintf(&b, "%-14s %-8s %7s %8s  %-21s %-21s %s\n", "SERVICE", "STATE", "PID", "RESTARTS", "HTTP", "RPC", "ADMIN")
 	for _, in := range u.instances {
 		in.mu.Lock()
-		fmt.Fprintf(&b, "%-14s %-8s %7d %8d  %-21s %-21s %s\n", in.name, in.state, in.pid, in.restarts, in.http, in.rpc, in.admin)
+		fmt.Fprintf(&b, "%-14s %-8s %7d %8d  %-21s %-21s %s\n", in.name, in.state, in.pidLocked(), in.restarts, in.http, in.rpc, in.admin)
 		in.mu.Unlock()
 	}
 	u.out.block(b.String())

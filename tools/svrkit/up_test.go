@@ -268,7 +268,7 @@ func TestUpTopologyErrors(t *testing.T) {
 }
 
 func TestUpExpandsPlaceholdersInConfig(t *testing.T) {
-	u := &up{dir: "/topo", data: "/topo/.data", routesPath: "/work/routes.json"}
+	u := &up{dir: "/topo", data: "/topo/.data", work: "/work"}
 	in := &instance{name: "storage-1", http: "127.0.0.1:1", rpc: "127.0.0.1:2", admin: "127.0.0.1:3"}
 	var cfg map[string]any
 	if err := json.Unmarshal([]byte(`{"app": {"dir": "{data}/{name}", "peers": ["{rpc}", 3], "n": 1}}`), &cfg); err != nil {
