@@ -92,8 +92,11 @@ type Config struct {
 	// means one file describes one deployment.
 	App json.RawMessage `json:"app,omitempty"`
 
-	// path is the file the config was loaded from, re-read for routes.
+	// path is the file the config was loaded from, re-read for routes;
+	// raw is its content then, so the watcher reloads only what changed
+	// since.
 	path string
+	raw  []byte
 }
 
 // MethodLimits are the limits of one method. Zero fields keep the IDL's.
@@ -151,15 +154,20 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("logicsvr: config %s: %w", path, err)
 	}
-	c.path = path
+	c.path, c.raw = path, raw
 	return c, nil
+}
+
+// decodeStrict decodes raw into v, refusing fields v does not have.
+func decodeStrict(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }
 
 func parseConfig(raw []byte) (Config, error) {
 	var c Config
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := decodeStrict(raw, &c); err != nil {
 		return Config{}, err
 	}
 	if c.Routes != nil && c.RoutesFile != "" {

@@ -1,9 +1,7 @@
 package logicsvr
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,7 +110,7 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 		}
 		h.resolver, h.closeResolver = rt, func() { _ = rt.Close() }
 	default:
-		cr := newConfigRoutes(cfg.path, cfg.Routes, h.log, time.Second)
+		cr := newConfigRoutes(cfg.path, cfg.raw, cfg.Routes, h.log, time.Second)
 		h.resolver, h.closeResolver = cr, cr.close
 	}
 
@@ -157,9 +155,7 @@ func (h *Host) AppConfig(v any) error {
 	if len(h.cfg.App) == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(h.cfg.App))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := decodeStrict(h.cfg.App, v); err != nil {
 		return fmt.Errorf("logicsvr: config \"app\": %w", err)
 	}
 	return nil

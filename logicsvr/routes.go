@@ -30,10 +30,13 @@ type configRoutes struct {
 	done chan struct{}
 }
 
-func newConfigRoutes(path string, routes map[string][]string, log *slog.Logger, interval time.Duration) *configRoutes {
+// newConfigRoutes serves routes, parsed from raw, the content of the file
+// at path ("" for a config not read from a file, which never changes).
+func newConfigRoutes(path string, raw []byte, routes map[string][]string, log *slog.Logger, interval time.Duration) *configRoutes {
 	r := &configRoutes{
 		path: path, log: log,
 		routes:   routes,
+		raw:      raw,
 		watchers: map[string]map[*func([]string)]struct{}{},
 		done:     make(chan struct{}),
 	}
@@ -42,7 +45,6 @@ func newConfigRoutes(path string, routes map[string][]string, log *slog.Logger, 
 		r.stop = func() {}
 		return r
 	}
-	r.raw, _ = os.ReadFile(path)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
 	go r.watch(ctx, interval)

@@ -23,7 +23,7 @@ func TestConfigRoutesReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newConfigRoutes(cfg.path, cfg.Routes, slog.New(slog.NewTextHandler(io.Discard, nil)), 10*time.Millisecond)
+	r := newConfigRoutes(cfg.path, cfg.raw, cfg.Routes, slog.New(slog.NewTextHandler(io.Discard, nil)), 10*time.Millisecond)
 	defer r.close()
 	if got, err := r.Resolve("a.A"); err != nil || !slices.Equal(got, []string{"127.0.0.1:1"}) {
 		t.Fatalf("Resolve = %v, %v", got, err)
