@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/svrkit/svrkit/svrkit"
@@ -529,9 +530,11 @@ func (h *Host) Run(ctx context.Context) error {
 // header, Connection: close while draining, and a count of every response
 // by status (including those the front refuses before any method runs).
 func (h *Host) httpHandler() http.Handler {
-	statuses := map[int]*statusCounter{}
+	// The statuses the front answers, resolved now so that a response
+	// takes no lock; any other goes through the metrics' locked cache.
+	statuses := map[int]prometheus.Counter{}
 	for _, s := range []int{200, 400, 401, 403, 404, 405, 409, 413, 415, 429, 499, 500, 501, 503, 504} {
-		statuses[s] = &statusCounter{c: h.metrics.httpStatusCounter(s)}
+		statuses[s] = h.metrics.httpStatusCounter(s)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
@@ -547,14 +550,12 @@ func (h *Host) httpHandler() http.Handler {
 		sw := statusWriter{ResponseWriter: w, status: http.StatusOK}
 		h.front.ServeHTTP(&sw, r)
 		if c := statuses[sw.status]; c != nil {
-			c.c.Inc()
+			c.Inc()
 		} else {
 			h.metrics.httpStatusCounter(sw.status).Inc()
 		}
 	})
 }
-
-type statusCounter struct{ c interface{ Inc() } }
 
 // statusWriter remembers the status a handler wrote.
 type statusWriter struct {
