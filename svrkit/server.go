@@ -332,22 +332,23 @@ func waitUntil(ctx context.Context, tick <-chan time.Time, cond func() bool) err
 
 // flushedAll reports whether every connection has handed all its responses
 // to the kernel. A connection whose last write left bytes in gnet's outbound
-// buffer (a peer slower than its socket buffer) is asked, on its loop, how
-// many remain.
+// buffer (a peer slower than its socket buffer) is asked how many remain
+// with an empty AsyncWrite: its callback, flushed, records the backlog on
+// the loop, and writing marks the question as asked until it does.
 func (s *Server) flushedAll() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	done := true
 	for sc := range s.conns {
 		sc.mu.Lock()
-		if !sc.closed && (sc.writing || len(sc.out) > 0 || sc.backlog > 0) {
-			done = false
-			if !sc.writing && len(sc.out) == 0 && !sc.polling {
-				sc.polling = true
-				if sc.c.Wake(sc.pollFn) != nil {
-					sc.polling = false
-				}
-			}
+		if sc.closed || !(sc.writing || len(sc.out) > 0 || sc.backlog > 0) {
+			sc.mu.Unlock()
+			continue
+		}
+		done = false
+		if !sc.writing && len(sc.out) == 0 {
+			sc.startWriteLocked()
+			continue
 		}
 		sc.mu.Unlock()
 	}
@@ -407,7 +408,6 @@ func (h *serverEvents) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	s := h.s
 	sc := &serverConn{s: s, c: c, calls: make(map[uint32]*callCtx)}
 	sc.flushedFn = sc.flushed
-	sc.pollFn = sc.polled
 	sc.touch()
 	c.SetContext(sc)
 	s.mu.Lock()
@@ -529,7 +529,6 @@ type serverConn struct {
 	c          gnet.Conn
 	lastActive atomic.Int64 // the server's coarse clock at the last traffic
 	flushedFn  gnet.AsyncCallback
-	pollFn     gnet.AsyncCallback
 
 	wmu      sync.Mutex // held across a worker's write to the socket
 	fdClosed bool       // under wmu: gnet is closing the descriptor
@@ -541,7 +540,6 @@ type serverConn struct {
 	inWrite  []byte              // the batch gnet is writing
 	backlog  int                 // bytes in gnet's outbound buffer, as last seen on the loop
 	writing  bool                // a worker's write or an AsyncWrite is in progress
-	polling  bool                // Shutdown asked the loop for backlog
 	closed   bool
 	sentAway bool
 }
@@ -895,16 +893,6 @@ func (sc *serverConn) flushed(c gnet.Conn, err error) error {
 	sc.out, sc.spare, sc.inWrite = sc.spare, nil, buf
 	sc.mu.Unlock()
 	return c.AsyncWrite(buf, sc.flushedFn)
-}
-
-// polled runs on the event loop for Shutdown's flushedAll: it records how
-// much gnet still holds for the peer.
-func (sc *serverConn) polled(c gnet.Conn, _ error) error {
-	sc.mu.Lock()
-	sc.backlog = c.OutboundBuffered()
-	sc.polling = false
-	sc.mu.Unlock()
-	return nil
 }
 
 func decodeMeta(b []byte) Metadata {
