@@ -419,14 +419,13 @@ type endpoint struct {
 	next      atomic.Uint32
 	downUntil atomic.Int64 // unix nanos; the endpoint is skipped before it
 
-	// conns are fixed slots; nil or dead ones are redialed. They are
-	// written under mu and read without it on the call path.
-	conns    []atomic.Pointer[clientConn]
-	retiredA atomic.Bool // retired, for the lock-free call path
+	// conns are fixed slots; nil or dead ones are redialed. They and
+	// retired are written under mu and read without it on the call path.
+	conns   []atomic.Pointer[clientConn]
+	retired atomic.Bool
 
 	mu       sync.Mutex
 	failures int
-	retired  bool
 	retireBy error
 }
 
@@ -449,11 +448,11 @@ func (ep *endpoint) call(ctx context.Context, h *wire.Header, md, body []byte, r
 func (ep *endpoint) conn(ctx context.Context) (*clientConn, error) {
 	n := uint32(len(ep.conns))
 	i := ep.next.Add(1) % n
-	if cc := ep.conns[i].Load(); cc.usable() && !ep.retiredA.Load() {
+	if cc := ep.conns[i].Load(); cc.usable() && !ep.retired.Load() {
 		return cc, nil // the common case, without the endpoint's lock
 	}
 	ep.mu.Lock()
-	if ep.retired {
+	if ep.retired.Load() {
 		ep.mu.Unlock()
 		return nil, Errorf(Unavailable, "endpoint %s was removed", ep.addr)
 	}
@@ -475,7 +474,7 @@ func (ep *endpoint) conn(ctx context.Context) (*clientConn, error) {
 func (ep *endpoint) redial(i uint32) {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
-	if ep.retired || ep.conns[i].Load().usable() || ep.downUntil.Load() > time.Now().UnixNano() {
+	if ep.retired.Load() || ep.conns[i].Load().usable() || ep.downUntil.Load() > time.Now().UnixNano() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ep.c.opts.dialTimeout)
@@ -530,7 +529,7 @@ func (ep *endpoint) markDownLocked() {
 // and redials slots of an endpoint whose backoff has passed.
 func (ep *endpoint) checkHealth() {
 	ep.mu.Lock()
-	if ep.retired {
+	if ep.retired.Load() {
 		ep.mu.Unlock()
 		return
 	}
@@ -563,8 +562,7 @@ func (ep *endpoint) checkHealth() {
 // are answered (or at once, failing them with err, when err is set).
 func (ep *endpoint) retire(err error) {
 	ep.mu.Lock()
-	ep.retired = true
-	ep.retiredA.Store(true)
+	ep.retired.Store(true)
 	conns := ep.loadConns()
 	ep.mu.Unlock()
 	for _, cc := range conns {
