@@ -213,6 +213,23 @@ func metric(t *testing.T, admin, prefix string) float64 {
 	return -1
 }
 
+// waitMetric waits, up to 5s, until the series starting with prefix has
+// the value want.
+func waitMetric(t *testing.T, admin, prefix string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v := metric(t, admin, prefix)
+		if v == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %v after 5s, want %v", prefix, v, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestServesHTTPAndRPC(t *testing.T) {
 	l := startLab(t)
 
@@ -396,13 +413,7 @@ func TestConcurrencyLimitAndTimeout(t *testing.T) {
 		}()
 	}
 	// Wait until both hold their slots.
-	deadline := time.Now().Add(5 * time.Second)
-	for metric(t, l.admin, `logicsvr_requests_in_flight{cmdid="3",method="/lab.Lab/Stuck"}`) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the two stuck calls never showed as in flight")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitMetric(t, l.admin, `logicsvr_requests_in_flight{cmdid="3",method="/lab.Lab/Stuck"}`, 2)
 	// A third is refused at once, on both transports; others are served.
 	start := time.Now()
 	status, _, b := post(t, l.http, "/cgi-bin/lab/stuck", "application/json", []byte(`{}`))
@@ -586,13 +597,7 @@ func TestSIGTERMUnderLoadAnswersEveryRequest(t *testing.T) {
 func TestSecondSIGTERMExitsAtOnce(t *testing.T) {
 	l := startLab(t, "-drain-timeout", "30s")
 	go doPost(l.http, "/cgi-bin/lab/echo", "application/json", []byte(`{"sleepMs":20000}`))
-	deadline := time.Now().Add(5 * time.Second)
-	for metric(t, l.admin, `logicsvr_requests_in_flight{cmdid="1",method="/lab.Lab/Echo"}`) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("call never in flight")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitMetric(t, l.admin, `logicsvr_requests_in_flight{cmdid="1",method="/lab.Lab/Echo"}`, 1)
 	l.signal(syscall.SIGTERM)
 	time.Sleep(200 * time.Millisecond)
 	start := time.Now()
@@ -613,13 +618,7 @@ func TestDrainTimeoutBoundsShutdown(t *testing.T) {
 		_, err := c.Echo(context.Background(), &labsvc.EchoRequest{SleepMs: 20000})
 		res <- err
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for metric(t, l.admin, `logicsvr_requests_in_flight{cmdid="1",method="/lab.Lab/Echo"}`) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("call never in flight")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitMetric(t, l.admin, `logicsvr_requests_in_flight{cmdid="1",method="/lab.Lab/Echo"}`, 1)
 	start := time.Now()
 	l.signal(syscall.SIGTERM)
 	if code := l.wait(5 * time.Second); code != 1 {
