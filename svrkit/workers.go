@@ -52,7 +52,7 @@ func newWorkerPool(run func(*callCtx), idleTime time.Duration, clock *atomic.Int
 
 func (p *workerPool) submit(cc *callCtx) {
 	p.mu.Lock()
-	p.queue = append(p.queue, cc)
+	p.pushLocked(cc)
 	if p.searching > 0 {
 		p.mu.Unlock()
 		return
@@ -77,8 +77,21 @@ func (p *workerPool) wakeLocked() {
 	go p.loop(&worker{ch: make(chan bool, 1), lastUsed: p.clock.Load()})
 }
 
-// take pops the next call, or returns nil if the queue is empty; called
-// with p.mu held.
+// pushLocked queues cc; called with p.mu held. Before the queue's array
+// would grow it moves the live calls to its front, so a queue that never
+// quite empties (takeLocked resets only an empty one) stays as large as the
+// most calls it held at once rather than as all the calls it ever held.
+func (p *workerPool) pushLocked(cc *callCtx) {
+	if len(p.queue) == cap(p.queue) && p.head > 0 {
+		n := copy(p.queue, p.queue[p.head:])
+		clear(p.queue[n:])
+		p.queue, p.head = p.queue[:n], 0
+	}
+	p.queue = append(p.queue, cc)
+}
+
+// takeLocked pops the next call, or returns nil if the queue is empty;
+// called with p.mu held.
 func (p *workerPool) takeLocked() *callCtx {
 	if p.head == len(p.queue) {
 		return nil
