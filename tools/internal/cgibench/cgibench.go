@@ -210,7 +210,7 @@ func measure(ctx context.Context, url, enc string, body []byte, n int, warmup, w
 			local := make([]time.Duration, 0, 4096)
 			localErrs := 0
 			var lastErr error
-			buf := make([]byte, 0, 512)
+			var buf bytes.Buffer // reused: the load generator should not add garbage
 			for ctx.Err() == nil {
 				t0 := time.Now()
 				if !t0.Before(stopAt) {
@@ -220,10 +220,11 @@ func measure(ctx context.Context, url, enc string, body []byte, n int, warmup, w
 				req.Header.Set("Content-Type", ct)
 				res, err := client.Do(req)
 				if err == nil {
-					buf, err = readAll(res.Body, buf[:0])
+					buf.Reset()
+					_, err = buf.ReadFrom(res.Body)
 					res.Body.Close()
 					if err == nil && res.StatusCode != http.StatusOK {
-						err = fmt.Errorf("HTTP %d: %.200s", res.StatusCode, buf)
+						err = fmt.Errorf("HTTP %d: %.200s", res.StatusCode, buf.Bytes())
 					}
 				}
 				t1 := time.Now()
@@ -263,22 +264,6 @@ func measure(ctx context.Context, url, enc string, body []byte, n int, warmup, w
 		p99:    lats[min(len(lats)*99/100, len(lats)-1)],
 		errors: errs,
 	}, nil
-}
-
-func readAll(r io.Reader, buf []byte) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }
 
 // Table renders results as a markdown table with the logicsvr/connect
