@@ -12,6 +12,7 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/inbox"
+	accountdata "github.com/svrkit/svrkit/examples/im/logicsvr/accountdata/handlers"
 	"github.com/svrkit/svrkit/svrkit"
 )
 
@@ -212,6 +213,28 @@ func TestUpdateProfilePublishesAndCacheIsFresh(t *testing.T) {
 	if len(items) != 2 || items[0].GetProfile().GetNickname() != "Countess" || items[1].GetProfile().GetNickname() != "Ada" ||
 		items[0].GetType() != im.SyncType_SYNC_TYPE_ACCOUNT || items[1].GetVersion() <= items[0].GetVersion() || items[0].GetAtUnixMs() == 0 {
 		t.Fatalf("ACCOUNT items: %v", items)
+	}
+}
+
+// An UpdateProfile over a cached record another instance has since
+// rewritten loses its compare-and-set, re-reads, and writes on top.
+func TestUpdateProfileRetriesAfterAnotherInstanceWrote(t *testing.T) {
+	c := Start(t, t.TempDir(), nil)
+	ctx, st, md := ctxT(t), c.Storage(t), c.MessageData(t)
+	a := accountdata.New(st, md, accountdata.Config{})
+	b := accountdata.New(st, md, accountdata.Config{})
+	ada := must(a.CreateAccount(ctx, &im.CreateAccountRequest{Name: "ada", PasswordHash: "$argon2id$test"}))
+	uid := ada.GetUserId()
+	must(b.GetAccount(ctx, &im.GetAccountRequest{UserId: uid})) // b caches ada's first version
+
+	up := must(a.UpdateProfile(ctx, &im.UpdateProfileRequest{UserId: uid, Nickname: "Countess"}))
+	got := must(b.UpdateProfile(ctx, &im.UpdateProfileRequest{UserId: uid, Nickname: "Ada"}))
+	if got.GetProfile().GetNickname() != "Ada" || got.GetVersion() <= up.GetVersion() {
+		t.Fatalf("b's update over a's (version %d): %v", up.GetVersion(), got)
+	}
+	fresh := accountdata.New(st, md, accountdata.Config{})
+	if rec := must(fresh.GetAccount(ctx, &im.GetAccountRequest{UserId: uid})); !proto.Equal(rec, got) {
+		t.Fatalf("stored %v, b answered %v", rec, got)
 	}
 }
 
