@@ -378,33 +378,33 @@ func (s *Server) UpdateProfile(ctx context.Context, req *im.UpdateProfileRequest
 	defer l.Unlock()
 
 	rec, err := s.get(ctx, user)
-	for attempt := 0; err == nil; attempt++ {
-		if rec.GetProfile().GetNickname() == req.GetNickname() {
-			break // as asked already; publish again below in case it was lost
-		}
+	if err != nil {
+		return nil, err
+	}
+	// A nickname already as asked writes nothing; the profile is published
+	// again below in case its first publish was lost.
+	for attempt := 1; rec.GetProfile().GetNickname() != req.GetNickname(); attempt++ {
 		next := proto.CloneOf(rec)
 		next.Profile.Nickname = req.GetNickname()
 		next.Version = 0
-		val, merr := proto.Marshal(next)
-		if merr != nil {
-			return nil, svrkit.Errorf(svrkit.Internal, "encode account: %v", merr)
+		val, err := proto.Marshal(next)
+		if err != nil {
+			return nil, svrkit.Errorf(svrkit.Internal, "encode account: %v", err)
 		}
-		var put *im.KVPutReply
-		put, err = s.storage.Put(ctx, &im.KVPutRequest{UserId: user, Key: keyAccount, Value: val, ExpectVersion: rec.GetVersion()})
+		put, err := s.storage.Put(ctx, &im.KVPutRequest{UserId: user, Key: keyAccount, Value: val, ExpectVersion: rec.GetVersion()})
 		if err == nil {
 			next.Version = put.GetVersion()
 			s.cachePut(next)
 			rec = next
 			break
 		}
-		if svrkit.CodeOf(err) != svrkit.Aborted || attempt+1 >= casAttempts {
+		if svrkit.CodeOf(err) != svrkit.Aborted || attempt >= casAttempts {
 			return nil, err
 		}
 		// Someone else wrote the record (a second instance): re-read.
-		rec, err = s.load(ctx, user)
-	}
-	if err != nil {
-		return nil, err
+		if rec, err = s.load(ctx, user); err != nil {
+			return nil, err
+		}
 	}
 	_, err = s.messages.Deliver(ctx, &im.DeliverRequest{
 		UserId:  user,
