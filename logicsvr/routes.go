@@ -84,16 +84,6 @@ func (r *configRoutes) Watch(service string, notify func([]string)) func() {
 	}
 }
 
-func (r *configRoutes) snapshot() map[string][]string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make(map[string][]string, len(r.routes))
-	for k, v := range r.routes {
-		out[k] = slices.Clone(v)
-	}
-	return out
-}
-
 func (r *configRoutes) close() {
 	r.stop()
 	<-r.done
