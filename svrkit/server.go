@@ -787,34 +787,14 @@ func (sc *serverConn) writeDirect() {
 	sc.writing = true
 	sc.mu.Unlock()
 	runtime.Gosched()
-	for {
-		sc.mu.Lock()
-		if sc.closed || len(sc.out) == 0 {
-			sc.writing = false
-			sc.mu.Unlock()
-			return
-		}
+	sc.mu.Lock()
+	for !sc.closed && len(sc.out) > 0 {
 		buf := sc.out
-		sc.out = sc.spare[:0]
-		sc.spare = nil
+		sc.out, sc.spare = sc.spare[:0], nil
 		sc.mu.Unlock()
-
-		n, err := 0, error(nil)
-		sc.wmu.Lock()
-		if sc.fdClosed {
-			err = net.ErrClosed
-		} else {
-			for {
-				n, err = syscall.Write(sc.c.Fd(), buf)
-				if err != syscall.EINTR {
-					break
-				}
-			}
-		}
-		sc.wmu.Unlock()
-		n = max(n, 0)
+		n, err := sc.writeFd(buf)
+		sc.mu.Lock()
 		if err == syscall.EAGAIN || (err == nil && n < len(buf)) {
-			sc.mu.Lock()
 			sc.inWrite = buf
 			sc.mu.Unlock()
 			if sc.c.AsyncWrite(buf[n:], sc.flushedFn) != nil {
@@ -824,7 +804,6 @@ func (sc *serverConn) writeDirect() {
 			}
 			return
 		}
-		sc.mu.Lock()
 		sc.spare = buf[:0]
 		if err != nil {
 			sc.writing = false
@@ -834,7 +813,24 @@ func (sc *serverConn) writeDirect() {
 			_ = sc.c.Close()
 			return
 		}
-		sc.mu.Unlock()
+	}
+	sc.writing = false
+	sc.mu.Unlock()
+}
+
+// writeFd writes buf to the connection's socket from a worker, unless gnet
+// has closed the descriptor (see writeDirect).
+func (sc *serverConn) writeFd(buf []byte) (int, error) {
+	sc.wmu.Lock()
+	defer sc.wmu.Unlock()
+	if sc.fdClosed {
+		return 0, net.ErrClosed
+	}
+	for {
+		n, err := syscall.Write(sc.c.Fd(), buf)
+		if err != syscall.EINTR {
+			return max(n, 0), err
+		}
 	}
 }
 
