@@ -109,12 +109,11 @@ func run(name string, register func(*Host) error, args []string, stdout, stderr 
 		log.Error("listener failed; stopping", "err", err)
 		status = 1
 	}
-	type result struct{ err error }
-	done := make(chan result, 1)
-	go func() { done <- result{h.Shutdown(context.Background())} }()
+	done := make(chan error, 1)
+	go func() { done <- h.Shutdown(context.Background()) }()
 	select {
-	case r := <-done:
-		if r.err != nil {
+	case err := <-done:
+		if err != nil {
 			return 1
 		}
 		return status
