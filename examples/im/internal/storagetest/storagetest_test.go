@@ -13,6 +13,7 @@ import (
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/inbox"
 	accountdata "github.com/svrkit/svrkit/examples/im/logicsvr/accountdata/handlers"
+	contactdata "github.com/svrkit/svrkit/examples/im/logicsvr/contactdata/handlers"
 	"github.com/svrkit/svrkit/svrkit"
 )
 
@@ -235,6 +236,30 @@ func TestUpdateProfileRetriesAfterAnotherInstanceWrote(t *testing.T) {
 	fresh := accountdata.New(st, md, accountdata.Config{})
 	if rec := must(fresh.GetAccount(ctx, &im.GetAccountRequest{UserId: uid})); !proto.Equal(rec, got) {
 		t.Fatalf("stored %v, b answered %v", rec, got)
+	}
+}
+
+// A contact change over a cached list another instance has since changed
+// loses its compare-and-set, re-reads, and applies on top.
+func TestContactChangeRetriesAfterAnotherInstanceWrote(t *testing.T) {
+	c := Start(t, t.TempDir(), nil)
+	ctx, st, md := ctxT(t), c.Storage(t), c.MessageData(t)
+	a := contactdata.New(st, md, contactdata.Config{})
+	b := contactdata.New(st, md, contactdata.Config{})
+	const user = 1
+	put := func(s *contactdata.Server, id uint64) *im.ContactReply {
+		t.Helper()
+		return must(s.PutContact(ctx, &im.PutContactRequest{UserId: user, Contact: &im.ContactEntry{UserId: id, Name: fmt.Sprint("u", id)}}))
+	}
+	put(a, 2)
+	must(b.GetContacts(ctx, &im.GetContactsRequest{UserId: user})) // b caches list version 1
+	put(a, 3)
+	if got := put(b, 4); got.GetVersion() != 3 || !got.GetChanged() {
+		t.Fatalf("b's change over a's: %v", got)
+	}
+	list := must(contactdata.New(st, md, contactdata.Config{}).GetContacts(ctx, &im.GetContactsRequest{UserId: user}))
+	if n := len(list.GetContacts()); n != 3 || list.GetVersion() != 3 {
+		t.Fatalf("stored list: %v", list)
 	}
 }
 
