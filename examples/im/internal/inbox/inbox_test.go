@@ -201,8 +201,8 @@ func TestDeliverIdempotent(t *testing.T) {
 		t.Fatalf("inbox holds %s", got)
 	}
 	// The same id in another data type is another message.
-	if _, dup, _ := ib.Publish(ctx, user, Contacts, []byte("c"), "alice/1"); dup {
-		t.Fatal("dedup ids leak across data types")
+	if _, dup, err := ib.Publish(ctx, user, Contacts, []byte("c"), "alice/1"); err != nil || dup {
+		t.Fatalf("dedup ids leak across data types: duplicate=%v, %v", dup, err)
 	}
 }
 
@@ -533,7 +533,9 @@ func TestRestart(t *testing.T) {
 	const user = 8
 	var last uint64
 	for i := range 5 {
-		last, _, _ = ib.Deliver(ctx, user, fmt.Appendf(nil, "m%d", i), fmt.Sprint(i))
+		if last, _, err = ib.Deliver(ctx, user, fmt.Appendf(nil, "m%d", i), fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	d := newDevice("phone", user)
 	d.drain(t, ib, 100)
