@@ -93,24 +93,12 @@ func (s *ceilingServer) OnTraffic(c gnet.Conn) gnet.Action {
 	cs := c.Context().(*ceilingConn)
 	out := cs.out[:0]
 	for {
-		pre, err := c.Peek(wire.PrefixSize)
-		if err != nil {
-			break // fewer than 4 bytes buffered
-		}
-		size, err := wire.FrameSize(pre, wire.DefaultMaxFrameSize)
+		f, size, err := peekFrame(c)
 		if err != nil {
 			return gnet.Close
 		}
-		if c.InboundBuffered() < size {
+		if size == 0 {
 			break
-		}
-		b, err := c.Peek(size)
-		if err != nil {
-			return gnet.Close
-		}
-		f, err := wire.Parse(b, wire.DefaultMaxFrameSize)
-		if err != nil {
-			return gnet.Close
 		}
 		if f.Kind == wire.KindRequest {
 			h := wire.Header{Kind: wire.KindResponse, ReqID: f.ReqID, CmdID: f.CmdID}
@@ -130,6 +118,26 @@ func (s *ceilingServer) OnTraffic(c gnet.Conn) gnet.Action {
 	}
 	cs.out = out // keep the grown buffer for the next batch
 	return gnet.None
+}
+
+// peekFrame parses the next frame buffered on c without consuming it: the
+// frame's bytes stay valid until c.Discard(size). size is 0 when no whole
+// frame is buffered yet.
+func peekFrame(c gnet.Conn) (f wire.Frame, size int, err error) {
+	pre, err := c.Peek(wire.PrefixSize)
+	if err != nil {
+		return f, 0, nil // fewer than 4 bytes buffered
+	}
+	size, err = wire.FrameSize(pre, wire.DefaultMaxFrameSize)
+	if err != nil || c.InboundBuffered() < size {
+		return f, 0, err
+	}
+	b, err := c.Peek(size)
+	if err != nil {
+		return f, 0, err
+	}
+	f, err = wire.Parse(b, wire.DefaultMaxFrameSize)
+	return f, size, err
 }
 
 // ceilingConn is a server connection's state: only its response buffer.

@@ -8,8 +8,6 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/logging"
-
-	"github.com/svrkit/svrkit/svrkit/wire"
 )
 
 // The "ceiling-gnetclient" system answers issue #2's question of which
@@ -90,24 +88,12 @@ func (gc *gnetClient) Close() error {
 func (gc *gnetClient) OnTraffic(c gnet.Conn) gnet.Action {
 	conn := c.Context().(*gnetConn)
 	for {
-		pre, err := c.Peek(wire.PrefixSize)
+		f, size, err := peekFrame(c)
 		if err != nil {
+			return gnet.Close
+		}
+		if size == 0 {
 			return gnet.None
-		}
-		size, err := wire.FrameSize(pre, wire.DefaultMaxFrameSize)
-		if err != nil {
-			return gnet.Close
-		}
-		if c.InboundBuffered() < size {
-			return gnet.None
-		}
-		b, err := c.Peek(size)
-		if err != nil {
-			return gnet.Close
-		}
-		f, err := wire.Parse(b, wire.DefaultMaxFrameSize)
-		if err != nil {
-			return gnet.Close
 		}
 		conn.complete(&f)
 		if _, err := c.Discard(size); err != nil {
