@@ -68,3 +68,78 @@ func BenchmarkDeliver(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkSync compares one sync returning 100 of 1000 waiting messages,
+// the device sending the same key each time (as one whose answers are lost
+// would, so the inbox does not run dry), done three ways:
+//
+//	inbox        inbox.Sync in process (the floor: key, three scans, ACK)
+//	storage      Storage.Sync over svrkit RPC (+ one hop, 100 entries marshalled)
+//	messagedata  MessageData.SyncInbox -> Storage.Sync (+ two hops, items decoded)
+func BenchmarkSync(b *testing.B) {
+	const user, waiting, limit = 1, 1000, 100
+	item := textItem(1, user, "c", "hello there, this is a short message")
+	// run syncs with key, the device's key after the first half of the
+	// inbox, and checks a full page came back.
+	run := func(b *testing.B, key []byte, sync func(ctx context.Context, key []byte) (int, error)) {
+		ctx := context.Background()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if n, err := sync(ctx, key); n != limit || err != nil {
+				b.Fatal(n, err)
+			}
+		}
+	}
+	b.Run("inbox", func(b *testing.B) {
+		db, err := kv.Open(b.TempDir(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		ib := inbox.New(db, seq.New(db, seq.Options{}), inbox.Options{})
+		payload, err := proto.Marshal(item)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		for i := range waiting {
+			if _, _, err := ib.Deliver(ctx, user, payload, strconv.Itoa(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		half, err := ib.Sync(ctx, user, "phone", nil, waiting/2)
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, half.Key, func(ctx context.Context, key []byte) (int, error) {
+			res, err := ib.Sync(ctx, user, "phone", key, limit)
+			return len(res.Entries), err
+		})
+	})
+	// The RPC paths share one store, filled through messagedata.
+	c := Start(b, b.TempDir(), nil)
+	st, md := c.Storage(b), c.MessageData(b)
+	ctx := context.Background()
+	for i := range waiting {
+		if _, err := md.Deliver(ctx, &im.DeliverRequest{UserId: user, Item: item, DedupId: strconv.Itoa(i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	half, err := st.Sync(ctx, &im.InboxSyncRequest{UserId: user, DeviceId: "phone", Limit: waiting / 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("storage", func(b *testing.B) {
+		run(b, half.GetSyncKey(), func(ctx context.Context, key []byte) (int, error) {
+			r, err := st.Sync(ctx, &im.InboxSyncRequest{UserId: user, DeviceId: "phone", SyncKey: key, Limit: limit})
+			return len(r.GetEntries()), err
+		})
+	})
+	b.Run("messagedata", func(b *testing.B) {
+		run(b, half.GetSyncKey(), func(ctx context.Context, key []byte) (int, error) {
+			r, err := md.SyncInbox(ctx, &im.SyncInboxRequest{UserId: user, DeviceId: "phone", SyncKey: key, Limit: limit})
+			return len(r.GetItems()), err
+		})
+	})
+}
