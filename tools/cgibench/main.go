@@ -64,31 +64,39 @@ func main() {
 		}
 		cfg.Callers = append(cfg.Callers, n)
 	}
+	if err := run(ctx, cfg, *asJSON); err != nil {
+		fmt.Fprintln(os.Stderr, "cgibench:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts both systems' servers, measures them and prints the result.
+// Its defers stop the servers on every path, errors included: main exits
+// only after run has returned.
+func run(ctx context.Context, cfg cgibench.Config, asJSON bool) error {
 	cfg.Addrs = map[string]string{}
 	cfg.Progress = os.Stderr
 	for _, sys := range cgibench.Systems {
 		addr, stopServer, err := startServer(sys)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "cgibench:", err)
-			os.Exit(1)
+			return err
 		}
 		defer stopServer()
 		cfg.Addrs[sys] = addr
 	}
 	results, err := cgibench.Run(ctx, cfg)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "cgibench:", err)
-		os.Exit(1)
+		return err
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(results)
-		return
+		return enc.Encode(results)
 	}
 	fmt.Printf("HTTP/1.1 unary hello.Greeter/SayHello, name of %d bytes; medians of %d runs of %v; GOMAXPROCS per process = %d CPUs\n\n",
 		cfg.NameSize, cfg.Runs, cfg.Duration, numCPU())
 	fmt.Print(cgibench.Table(results))
+	return nil
 }
 
 // startServer runs this binary with -serve=sys and reads the address it
