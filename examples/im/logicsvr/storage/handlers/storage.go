@@ -387,13 +387,15 @@ func (s *Server) Sync(ctx context.Context, req *im.InboxSyncRequest) (*im.InboxS
 		More:    res.More,
 		Gap:     res.Gap,
 	}
+	// One allocation for the page's entries, not one per entry.
+	slab := make([]im.InboxEntry, len(res.Entries))
 	for i, e := range res.Entries {
-		out.Entries[i] = &im.InboxEntry{
-			Type:     im.InboxType(e.Type),
-			Version:  e.Version,
-			AtUnixMs: e.DeliveredAt.UnixMilli(),
-			Payload:  e.Payload,
-		}
+		pe := &slab[i]
+		pe.Type = im.InboxType(e.Type)
+		pe.Version = e.Version
+		pe.AtUnixMs = e.DeliveredAt.UnixMilli()
+		pe.Payload = e.Payload
+		out.Entries[i] = pe
 	}
 	return out, nil
 }
