@@ -27,8 +27,8 @@ func FuzzDecodeItem(f *testing.F) {
 	f.Add([]byte{0xff, 0x01}, uint8(3))
 	f.Fuzz(func(t *testing.T, payload []byte, typ uint8) {
 		e := &im.InboxEntry{Type: im.InboxType(typ), Version: 9, AtUnixMs: 5, Payload: payload}
-		item, err := decodeItem(e)
-		if err != nil {
+		item := new(im.SyncItem)
+		if err := decodeItem(item, e); err != nil {
 			if svrkit.CodeOf(err) != svrkit.DataLoss {
 				t.Fatalf("error %v is not DataLoss", err)
 			}
@@ -47,7 +47,8 @@ func FuzzDecodeItem(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := decodeItem(&im.InboxEntry{Type: e.GetType(), Version: 9, AtUnixMs: 5, Payload: again})
+		back := new(im.SyncItem)
+		err = decodeItem(back, &im.InboxEntry{Type: e.GetType(), Version: 9, AtUnixMs: 5, Payload: again})
 		if err != nil || !proto.Equal(back, item) {
 			t.Fatalf("round trip: %v -> %v (%v)", item, back, err)
 		}

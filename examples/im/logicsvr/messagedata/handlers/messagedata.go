@@ -189,18 +189,18 @@ func encodeItem(item *im.SyncItem) ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(stripped)
 }
 
-// decodeItem is encodeItem's inverse, with the entry's version and time.
-func decodeItem(e *im.InboxEntry) (*im.SyncItem, error) {
-	item := new(im.SyncItem)
+// decodeItem is encodeItem's inverse, with the entry's version and time:
+// it decodes e into item.
+func decodeItem(item *im.SyncItem, e *im.InboxEntry) error {
 	if err := proto.Unmarshal(e.GetPayload(), item); err != nil {
-		return nil, svrkit.Errorf(svrkit.DataLoss, "inbox entry %d of type %s does not decode: %v", e.GetVersion(), e.GetType(), err)
+		return svrkit.Errorf(svrkit.DataLoss, "inbox entry %d of type %s does not decode: %v", e.GetVersion(), e.GetType(), err)
 	}
 	if t, ok := inboxType(item.GetType()); !ok || t != e.GetType() {
-		return nil, svrkit.Errorf(svrkit.DataLoss, "inbox entry %d of type %s holds an item of type %s", e.GetVersion(), e.GetType(), item.GetType())
+		return svrkit.Errorf(svrkit.DataLoss, "inbox entry %d of type %s holds an item of type %s", e.GetVersion(), e.GetType(), item.GetType())
 	}
 	item.Version = e.GetVersion()
 	item.AtUnixMs = e.GetAtUnixMs()
-	return item, nil
+	return nil
 }
 
 // Deliver implements im.MessageDataServer.
@@ -262,10 +262,13 @@ func (s *Server) SyncInbox(ctx context.Context, req *im.SyncInboxRequest) (*im.S
 		ContinueFlag: r.GetMore(),
 		Gap:          r.GetGap(),
 	}
+	// One allocation for the page's items, not one per item.
+	slab := make([]im.SyncItem, len(r.GetEntries()))
 	for i, e := range r.GetEntries() {
-		if out.Items[i], err = decodeItem(e); err != nil {
+		if err := decodeItem(&slab[i], e); err != nil {
 			return nil, err
 		}
+		out.Items[i] = &slab[i]
 	}
 	if !r.GetMore() {
 		s.remember(user, st, gen, device, key, r.GetSyncKey())
