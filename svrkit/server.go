@@ -455,6 +455,10 @@ func (h *serverEvents) OnTick() (time.Duration, gnet.Action) {
 	s.clock.Store(now)
 	s.workers.reap(now)
 	idle := s.opts.idleTimeout
+	tick := time.Second
+	if idle > 0 {
+		tick = min(idle/2, time.Second)
+	}
 	s.mu.Lock()
 	for sc := range s.conns {
 		sc.mu.Lock()
@@ -465,15 +469,14 @@ func (h *serverEvents) OnTick() (time.Duration, gnet.Action) {
 			}
 		}
 		sc.mu.Unlock()
-		if quiet && idle > 0 && now-sc.lastActive.Load() > int64(idle) {
+		// lastActive is the coarse clock, up to a tick behind the traffic
+		// it marks: only past idle plus a tick is the peer surely idle.
+		if quiet && idle > 0 && now-sc.lastActive.Load() > int64(idle+tick) {
 			_ = sc.c.Close()
 		}
 	}
 	s.mu.Unlock()
-	if idle <= 0 {
-		return time.Second, gnet.None
-	}
-	return min(idle/2, time.Second), gnet.None
+	return tick, gnet.None
 }
 
 // keepBatchBytes is the batch buffer capacity a connection keeps while it

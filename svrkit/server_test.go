@@ -381,6 +381,23 @@ func TestIdleTimeout(t *testing.T) {
 	expectClosed(t, nc)
 }
 
+// A connection whose traffic never pauses for the idle timeout stays open,
+// however the server's coarse clock falls between the pings.
+func TestIdleTimeoutSparesActiveConn(t *testing.T) {
+	s := startServer(t, &testService{}, svrkit.WithIdleTimeout(400*time.Millisecond))
+	nc := dialRaw(t, s)
+	for i := range 8 {
+		ping, _ := wire.AppendFrame(nil, &wire.Header{Kind: wire.KindPing, ReqID: uint32(i + 1)}, nil, "", nil, 0)
+		if _, err := nc.Write(ping); err != nil {
+			t.Fatalf("ping %d: %v", i, err)
+		}
+		if f := readFrame(t, nc); f.Kind != wire.KindPong {
+			t.Fatalf("ping %d: got %v", i, f.Kind)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 // Shutdown with calls in flight: calls that finish within the drain get
 // their answers, the rest get a definite status, and new calls are refused.
 func TestShutdownDrains(t *testing.T) {
