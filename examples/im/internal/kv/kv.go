@@ -338,7 +338,13 @@ func (db *DB) Scan(ctx context.Context, row []byte, afterVersion uint64, limit i
 	}
 	start := entryKey(nil, row, afterVersion+1)
 	var arena []byte
-	res.Entries = make([]Entry, 0, min(limit, 128))
+	// Entries are above afterVersion and at most Meta.MaxVersion, so a row
+	// with nothing new (most rows of a sync) costs no allocation.
+	var room uint64
+	if res.Meta.MaxVersion > afterVersion {
+		room = res.Meta.MaxVersion - afterVersion
+	}
+	res.Entries = make([]Entry, 0, min(uint64(limit), 128, room))
 	for valid := it.SeekGE(start); valid; valid = it.Next() {
 		if len(res.Entries) == limit {
 			res.More = true
