@@ -780,7 +780,7 @@ func (cc *clientConn) fail(err error) {
 
 func (cc *clientConn) readLoop() {
 	max := cc.ep.c.opts.maxFrameSize
-	br := bufio.NewReaderSize(cc.nc, 64<<10)
+	br := bufio.NewReaderSize(heardReader{cc}, 64<<10)
 	buf := make([]byte, 4096)
 	for {
 		if _, err := io.ReadFull(br, buf[:wire.PrefixSize]); err != nil {
@@ -807,12 +807,6 @@ func (cc *clientConn) readLoop() {
 			cc.fail(Errorf(Unavailable, "protocol error from %s: %v", cc.ep.addr, err))
 			return
 		}
-		if br.Buffered() == 0 {
-			// Only the last frame of a read needs the time: the health
-			// check's resolution is seconds, and reading the clock per
-			// frame cost a few percent of CPU.
-			cc.lastHeard.Store(time.Now().UnixNano())
-		}
 		switch f.Kind {
 		case wire.KindResponse:
 			cc.deliver(&f)
@@ -835,6 +829,20 @@ func (cc *clientConn) readLoop() {
 			buf = make([]byte, 4096) // do not pin a huge buffer
 		}
 	}
+}
+
+// heardReader is the connection as its reader's bufio.Reader sees it: it
+// records when bytes last arrived, once per read from the socket rather
+// than per frame (the health check's resolution is seconds, and reading the
+// clock per frame cost a few percent of CPU).
+type heardReader struct{ cc *clientConn }
+
+func (r heardReader) Read(p []byte) (int, error) {
+	n, err := r.cc.nc.Read(p)
+	if n > 0 {
+		r.cc.lastHeard.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 func (cc *clientConn) readFailed(err error) {

@@ -3,6 +3,7 @@ package svrkit_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/svrkit/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -142,6 +144,40 @@ func TestDeadEndpointSkipped(t *testing.T) {
 		if err := c.Invoke(ctxTimeout(t, 5*time.Second), methodByCmd(cmdEcho), wrapperspb.Bytes(nil), new(wrapperspb.BytesValue)); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
+	}
+}
+
+// A connection that never stops receiving frames is alive, even when no
+// read of it ever ends at a frame boundary: the health check must not close
+// it as silent.
+func TestBusyConnNotMistakenForSilent(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// No call: the health check dials the endpoint's first connection.
+	newClient(t, l.Addr().String(), svrkit.WithHealthInterval(50*time.Millisecond))
+	l.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
+	nc, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	go io.Copy(io.Discard, nc) // the client's pings
+	// A stream of pongs written so that every write ends half way through
+	// a frame, for over 6 times the staleness limit (3 health intervals).
+	pong, _ := wire.AppendFrame(nil, &wire.Header{Kind: wire.KindPong}, nil, "", make([]byte, 60), 0)
+	half := len(pong) / 2
+	if _, err := nc.Write(pong[:half]); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(time.Second); time.Now().Before(end); {
+		chunk := append(append(append([]byte(nil), pong[half:]...), pong...), pong[:half]...)
+		if _, err := nc.Write(chunk); err != nil {
+			t.Fatalf("the client closed a connection that was receiving frames: %v", err)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
