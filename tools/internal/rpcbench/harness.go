@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/svrkit/svrkit/tools/internal/latency"
 	"github.com/svrkit/svrkit/tools/internal/rpcbench/echopb"
 )
 
@@ -164,7 +165,7 @@ func Run(cfg Config) (*Report, error) {
 	for _, c := range cfg.Callers {
 		maxCallers = max(maxCallers, c)
 	}
-	hists := make([]Histogram, maxCallers)
+	hists := make([]latency.Histogram, maxCallers)
 
 	type key struct {
 		size, callers int
@@ -243,7 +244,7 @@ type callerState struct {
 // measure runs one cell: callers goroutines in a closed loop on sys, a
 // warm-up, then the measured window. hists (one per caller) are reset and
 // reused across cells so that recording never allocates.
-func measure(sys System, size, callers int, warmup, window time.Duration, hists []Histogram) (Sample, error) {
+func measure(sys System, size, callers int, warmup, window time.Duration, hists []latency.Histogram) (Sample, error) {
 	payload := make([]byte, size)
 	for i := range payload {
 		payload[i] = byte(i*7 + 1)
@@ -267,7 +268,7 @@ func measure(sys System, size, callers int, warmup, window time.Duration, hists 
 	runtime.GC()
 	for i := range callers {
 		wg.Add(1)
-		go func(call Caller, h *Histogram, st *callerState) {
+		go func(call Caller, h *latency.Histogram, st *callerState) {
 			defer wg.Done()
 			for phase.Load() != phaseStop {
 				t0 := time.Now()
@@ -308,7 +309,7 @@ func measure(sys System, size, callers int, warmup, window time.Duration, hists 
 		return Sample{}, errors.New("callers still blocked in calls 30s after the window closed")
 	}
 
-	var all Histogram
+	var all latency.Histogram
 	s := Sample{Elapsed: elapsed}
 	for i := range callers {
 		all.Merge(&hists[i])

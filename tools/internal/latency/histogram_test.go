@@ -1,4 +1,4 @@
-package rpcbench
+package latency
 
 import (
 	"math"
