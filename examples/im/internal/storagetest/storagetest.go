@@ -199,9 +199,6 @@ func (c *Cluster) RestartStorage(t testing.TB) {
 	c.start(t, "storage")
 }
 
-// Host returns a running Logicsvr's host.
-func (c *Cluster) Host(name string) *logicsvr.Host { return c.hosts[name] }
-
 func (c *Cluster) invoker(t testing.TB, service string) svrkit.Invoker {
 	t.Helper()
 	inv, err := c.client.Client(service)
