@@ -2,9 +2,10 @@ package svrkit
 
 import (
 	"context"
-	"google.golang.org/protobuf/proto"
 	"sync"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 )
 
 // callCtx is the context.Context a server handler runs with. It replaces

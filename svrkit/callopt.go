@@ -16,8 +16,9 @@ func WithRoutingKey(key string) CallOption {
 	return func(o *callOptions) { o.routingKey, o.hasRoutingKey = key, true }
 }
 
-// WithPriority sets the call's admission priority (higher is more important)
-// over the method's default; an overloaded server sheds low priorities first.
+// WithPriority sets the call's priority (higher is more important) over the
+// method's default. It travels in the request frame for admission control;
+// svrkit's server does not act on it yet.
 func WithPriority(p uint8) CallOption {
 	return func(o *callOptions) { o.priority = p }
 }

@@ -21,6 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(stallServerEnv) != "" {
+		serveForStallTest()
+	}
 	goleak.VerifyTestMain(m,
 		// gnet's process-wide goroutine pool lives as long as the process.
 		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),

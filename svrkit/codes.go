@@ -1,9 +1,6 @@
 package svrkit
 
-import (
-	"net/http"
-	"strconv"
-)
+import "strconv"
 
 // Code is a call's status. The values 0–16 mean what gRPC's codes mean, so
 // people who know gRPC read them at once; values from AppCodeBase up belong to
@@ -85,38 +82,4 @@ func CodeFromString(s string) (c Code, ok bool) {
 		}
 	}
 	return Unknown, false
-}
-
-// HTTPStatus maps a code to the HTTP status an HTTP front (a CGI binding)
-// answers with; the mapping is Connect's. Application codes are errors the
-// client caused, so they map to 400.
-func (c Code) HTTPStatus() int {
-	switch c {
-	case OK:
-		return http.StatusOK
-	case Canceled:
-		return 499
-	case InvalidArgument, FailedPrecondition, OutOfRange:
-		return http.StatusBadRequest
-	case DeadlineExceeded:
-		return http.StatusGatewayTimeout
-	case NotFound:
-		return http.StatusNotFound
-	case AlreadyExists, Aborted:
-		return http.StatusConflict
-	case PermissionDenied:
-		return http.StatusForbidden
-	case ResourceExhausted:
-		return http.StatusTooManyRequests
-	case Unimplemented:
-		return http.StatusNotImplemented
-	case Unavailable:
-		return http.StatusServiceUnavailable
-	case Unauthenticated:
-		return http.StatusUnauthorized
-	}
-	if c >= AppCodeBase {
-		return http.StatusBadRequest
-	}
-	return http.StatusInternalServerError
 }

@@ -56,18 +56,16 @@
 // worker), the hand-off from the event loop to a worker, and the worker's
 // hand-back to the loop for the batched write (an eventfd wake-up and, in
 // gnet, three allocations per batch). A NonBlocking method skips both
-// hand-offs: 1.4–1.65× the calls per second at 64 callers on the 2-core
-// development machine, though at 1024 callers with 1 KiB payloads the one
-// event loop doing all the protobuf work fell behind the workers. Declare
-// methods NonBlocking when they never block and are cheap.
+// hand-offs, which pays while the event loop keeps up; with many callers
+// and larger payloads one loop doing all the protobuf work falls behind the
+// workers. Declare methods NonBlocking when they never block and are cheap.
 //
 // One caller's round trip is bounded below by the transport: a gnet loop is
 // an OS thread woken from epoll_wait for every request, where Go's netpoller
 // (gRPC-Go's transport) can hand readiness to a running scheduler thread.
-// On the development machine the raw gnet echo's single-caller p50 was
-// 44–48µs, gRPC-Go's 35µs and svrkit's 63–65µs (all about halve when other
-// work keeps the machine's CPUs awake: most of a lone call's time is waking
-// idle threads).
+// Most of a lone call's time is waking idle threads, which is why a single
+// caller's latency improves when other work keeps the CPUs awake.
+// tools/rpcbench and the README keep the figures.
 //
 // # Failure semantics
 //
@@ -92,5 +90,7 @@
 //
 // No streaming (unary calls only), no TLS (run it on a trusted network or
 // behind a proxy), no server-side load shedding by priority yet: Priority
-// travels in every frame for the overload control that will use it.
+// travels in every frame for the overload control that will use it. A
+// stalled peer costs bounded memory and no missed deadlines, but requests
+// already queued behind it are not moved to another connection.
 package svrkit

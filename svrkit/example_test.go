@@ -2,6 +2,7 @@ package svrkit_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"time"
@@ -41,8 +42,21 @@ func Example() {
 // Errors carry a code across the wire; match on the code, not the text.
 func ExampleCodeOf() {
 	err := fmt.Errorf("loading profile: %w", svrkit.NewError(svrkit.NotFound, "no such user"))
-	fmt.Println(svrkit.CodeOf(err), svrkit.CodeOf(err).HTTPStatus())
-	// Output: not_found 404
+	fmt.Println(svrkit.CodeOf(err))
+	// Output: not_found
+}
+
+// A handler wraps the error of the layer below with %w: the caller gets
+// the code and the message, and errors.Is still finds the cause on this
+// side.
+func ExampleErrorf() {
+	errNoRow := errors.New("no such row")
+	err := svrkit.Errorf(svrkit.NotFound, "profile of user %d: %w", 42, errNoRow)
+	fmt.Println(svrkit.CodeOf(err), errors.Is(err, errNoRow))
+	fmt.Println(err)
+	// Output:
+	// not_found true
+	// svrkit: not_found: profile of user 42: no such row
 }
 
 // A routing file names each service's endpoints; clients created with the

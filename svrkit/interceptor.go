@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/svrkit/svrkit/svrkit/internal/chain"
 )
 
 // UnaryHandler runs a method for a decoded request.
@@ -21,24 +23,20 @@ type UnaryInvoker func(ctx context.Context, method *MethodDesc, req, resp proto.
 // to send the call.
 type UnaryClientInterceptor func(ctx context.Context, method *MethodDesc, req, resp proto.Message, next UnaryInvoker) error
 
-// ChainServer folds interceptors into one handler, the first outermost.
-func ChainServer(h UnaryHandler, method *MethodDesc, ics ...UnaryServerInterceptor) UnaryHandler {
-	for i := len(ics) - 1; i >= 0; i-- {
-		ic, next := ics[i], h
-		h = func(ctx context.Context, req proto.Message) (proto.Message, error) {
+// chainServer folds interceptors into one handler, the first outermost.
+func chainServer(h UnaryHandler, method *MethodDesc, ics []UnaryServerInterceptor) UnaryHandler {
+	return chain.Fold(h, ics, func(ic UnaryServerInterceptor, next UnaryHandler) UnaryHandler {
+		return func(ctx context.Context, req proto.Message) (proto.Message, error) {
 			return ic(ctx, req, method, next)
 		}
-	}
-	return h
+	})
 }
 
-// ChainClient folds interceptors into one invoker, the first outermost.
-func ChainClient(inv UnaryInvoker, ics ...UnaryClientInterceptor) UnaryInvoker {
-	for i := len(ics) - 1; i >= 0; i-- {
-		ic, next := ics[i], inv
-		inv = func(ctx context.Context, method *MethodDesc, req, resp proto.Message) error {
+// chainClient folds interceptors into one invoker, the first outermost.
+func chainClient(inv UnaryInvoker, ics []UnaryClientInterceptor) UnaryInvoker {
+	return chain.Fold(inv, ics, func(ic UnaryClientInterceptor, next UnaryInvoker) UnaryInvoker {
+		return func(ctx context.Context, method *MethodDesc, req, resp proto.Message) error {
 			return ic(ctx, method, req, resp, next)
 		}
-	}
-	return inv
+	})
 }

@@ -66,8 +66,13 @@ func (s *testService) Panic(ctx context.Context, req *emptypb.Empty) (*emptypb.E
 	panic("deliberate test panic")
 }
 
+// Fail fails with the requested code, and a detail naming it.
 func (s *testService) Fail(ctx context.Context, req *wrapperspb.UInt32Value) (*emptypb.Empty, error) {
-	return nil, svrkit.Errorf(svrkit.Code(req.Value), "failed with code %d", req.Value)
+	e, err := svrkit.Errorf(svrkit.Code(req.Value), "failed with code %d", req.Value).AddDetail(wrapperspb.UInt32(req.Value))
+	if err != nil {
+		return nil, err
+	}
+	return nil, e
 }
 
 func (s *testService) Meta(ctx context.Context, req *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {

@@ -33,7 +33,7 @@
 //
 // # Errors
 //
-// A failed call answers the HTTP status of its code (svrkit.Code.HTTPStatus)
+// A failed call answers the HTTP status of its code (HTTPStatus)
 // and a JSON body in Connect's error shape, whatever the request's encoding:
 //
 //	{"code":"not_found","message":"no such user"}
@@ -58,6 +58,7 @@ package cgi
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,9 +74,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/svrkit/svrkit/svrkit"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/svrkit/internal/chain"
 )
 
 // DefaultMaxBodySize bounds request bodies unless WithMaxBodySize says
@@ -171,10 +175,12 @@ func (h *Handler) RegisterService(sd *svrkit.ServiceDesc, impl any) {
 	for i := range sd.Methods {
 		m := &sd.Methods[i]
 		handler := m.Handler
-		base := func(ctx context.Context, req proto.Message) (proto.Message, error) {
+		base := svrkit.UnaryHandler(func(ctx context.Context, req proto.Message) (proto.Message, error) {
 			return handler(impl, ctx, req)
-		}
-		r := &route{method: m, call: svrkit.ChainServer(base, m, h.opts.interceptors...)}
+		})
+		r := &route{method: m, call: chain.Fold(base, h.opts.interceptors, func(ic svrkit.UnaryServerInterceptor, next svrkit.UnaryHandler) svrkit.UnaryHandler {
+			return func(ctx context.Context, req proto.Message) (proto.Message, error) { return ic(ctx, req, m, next) }
+		})}
 		for _, path := range []string{m.FullName, m.CGIPath} {
 			if path == "" {
 				continue
@@ -302,7 +308,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt *route, ct st
 	resp, err := h.call(ctx, rt, req)
 	if err != nil {
 		e := svrkit.AsError(err)
-		writeError(w, e.Code().HTTPStatus(), e)
+		writeError(w, HTTPStatus(e.Code()), e)
 		return
 	}
 	if resp == nil {
@@ -362,19 +368,46 @@ func metadataFrom(h http.Header) svrkit.Metadata {
 
 // ErrorBody is the JSON body of a failed call, in Connect's shape.
 type ErrorBody struct {
-	Code    string `json:"code"`
-	Message string `json:"message,omitempty"`
+	Code    string        `json:"code"`
+	Message string        `json:"message,omitempty"`
+	Details []ErrorDetail `json:"details,omitempty"`
+}
+
+// ErrorDetail is one typed detail of a failed call, in Connect's shape:
+// the message's full protobuf name and its binary encoding in base64.
+type ErrorDetail struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
 }
 
 // Err returns the error the body describes; unknown code names read as
-// svrkit.Unknown.
+// svrkit.Unknown, and details that do not decode are left out.
 func (b ErrorBody) Err() *svrkit.Error {
 	c, _ := svrkit.CodeFromString(b.Code)
-	return svrkit.NewError(c, b.Message)
+	e := svrkit.NewError(c, b.Message)
+	for _, d := range b.Details {
+		v, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(d.Value, "="))
+		if err != nil {
+			continue
+		}
+		_, _ = e.AddDetail(&anypb.Any{TypeUrl: "type.googleapis.com/" + d.Type, Value: v})
+	}
+	return e
+}
+
+func errorBodyOf(e *svrkit.Error) ErrorBody {
+	b := ErrorBody{Code: e.Code().String(), Message: e.Message()}
+	for _, d := range e.Details() {
+		b.Details = append(b.Details, ErrorDetail{
+			Type:  string(d.MessageName()),
+			Value: base64.RawStdEncoding.EncodeToString(d.Value),
+		})
+	}
+	return b
 }
 
 func writeError(w http.ResponseWriter, status int, e *svrkit.Error) {
-	b, _ := json.Marshal(ErrorBody{Code: e.Code().String(), Message: e.Message()})
+	b, _ := json.Marshal(errorBodyOf(e))
 	w.Header().Set("Content-Type", ContentTypeJSON)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)

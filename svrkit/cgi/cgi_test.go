@@ -3,6 +3,7 @@ package cgi_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // The echo service is written by hand, so that its handler can misbehave on
@@ -505,5 +507,22 @@ func TestDescribe(t *testing.T) {
 	}
 	if !errors.Is(err, svrkit.NewError(svrkit.NotFound, "")) {
 		t.Errorf("errors.Is does not match the code of %v", err)
+	}
+}
+
+// Typed error details travel in Connect's JSON shape and back.
+func TestErrorBodyDetails(t *testing.T) {
+	v, _ := proto.Marshal(wrapperspb.UInt32(7))
+	eb := cgi.ErrorBody{Code: "not_found", Message: "m", Details: []cgi.ErrorDetail{
+		{Type: "google.protobuf.UInt32Value", Value: base64.RawStdEncoding.EncodeToString(v)},
+		{Type: "x.Broken", Value: "%%%"},
+	}}
+	e := eb.Err()
+	if e.Code() != svrkit.NotFound || len(e.Details()) != 1 {
+		t.Fatalf("Err() = %v with %d details", e, len(e.Details()))
+	}
+	var got wrapperspb.UInt32Value
+	if err := e.Details()[0].UnmarshalTo(&got); err != nil || got.Value != 7 {
+		t.Fatalf("detail %v, %v", &got, err)
 	}
 }

@@ -38,7 +38,12 @@
 //   - request: client to server. Body is the request message.
 //   - response: server to client, same request id. Status 0 means the body is
 //     the response message; any other status means the call failed and the
-//     message section says why (the body is then empty).
+//     message section says why. A failed call's body is then empty, or a
+//     google.rpc.Status message (google/rpc/status.proto) of which only
+//     field 3, details (repeated google.protobuf.Any), is set: typed error
+//     details. Its code and message fields are unset; the frame's status and
+//     message section are authoritative. A receiver that does not want the
+//     details ignores the body.
 //   - ping / pong: either side may ping; the peer answers a pong with the same
 //     request id and body. Used for health checks and idle detection.
 //   - goaway: server to client. The server accepts no new requests on this

@@ -1,0 +1,221 @@
+package svrkit
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/svrkit/svrkit/svrkit/wire"
+)
+
+// serverConn is the server's state for one connection.
+type serverConn struct {
+	s          *Server
+	c          gnet.Conn
+	lastActive atomic.Int64 // the server's coarse clock at the last traffic
+	flushedFn  gnet.AsyncCallback
+
+	wmu      sync.Mutex // held across a worker's write to the socket
+	fdClosed bool       // under wmu: gnet is closing the descriptor
+
+	mu       sync.Mutex
+	calls    map[uint32]*callCtx // running calls, for cancel frames
+	out      []byte              // frames waiting to be written
+	spare    []byte              // the other buffer, reused
+	inWrite  []byte              // the batch gnet is writing
+	backlog  int                 // bytes in gnet's outbound buffer, as last seen on the loop
+	writing  bool                // a worker's write or an AsyncWrite is in progress
+	closed   bool
+	sentAway bool
+}
+
+func (sc *serverConn) touch() { sc.lastActive.Store(sc.s.clock.Load()) }
+
+func (sc *serverConn) handleFrame(f *wire.Frame) gnet.Action {
+	switch f.Kind {
+	case wire.KindRequest:
+		sc.handleRequest(f)
+	case wire.KindPing:
+		sc.send(&wire.Header{Kind: wire.KindPong, ReqID: f.ReqID}, "", f.Body, true)
+	case wire.KindCancel:
+		sc.mu.Lock()
+		cc := sc.calls[f.ReqID]
+		if cc != nil {
+			cc.peerCanceled = true
+		}
+		sc.mu.Unlock()
+		if cc != nil {
+			cc.cancel(context.Canceled)
+		}
+	case wire.KindPong:
+	default:
+		sc.s.log.Warn("svrkit: closing connection", "peer", sc.c.RemoteAddr(), "err", "unexpected "+f.Kind.String()+" frame from client")
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+func (sc *serverConn) handleRequest(f *wire.Frame) {
+	s := sc.s
+	id := f.ReqID
+	m := s.methods[f.CmdID]
+	if m == nil {
+		sc.fail(id, Unimplemented, fmt.Sprintf("unknown cmdid %d", f.CmdID))
+		return
+	}
+	if s.draining.Load() {
+		sc.fail(id, Unavailable, "server is shutting down")
+		return
+	}
+	sc.mu.Lock()
+	if _, dup := sc.calls[id]; dup {
+		sc.mu.Unlock()
+		sc.fail(id, InvalidArgument, fmt.Sprintf("request id %d is already in flight on this connection", id))
+		return
+	}
+	if len(sc.calls) >= s.opts.maxConcurrentPerConn {
+		sc.mu.Unlock()
+		sc.fail(id, ResourceExhausted, "too many concurrent calls on this connection")
+		return
+	}
+	if s.inflight.Add(1) > int64(s.opts.maxConcurrent) {
+		s.inflight.Add(-1)
+		sc.mu.Unlock()
+		sc.fail(id, ResourceExhausted, "server is at its concurrent call limit")
+		return
+	}
+	ctx := &callCtx{parent: s.baseCtx, method: m.desc, conn: sc, sm: m, reqID: id}
+	sc.calls[id] = ctx
+	sc.mu.Unlock()
+
+	req := m.desc.NewRequest()
+	if err := proto.Unmarshal(f.Body, req); err != nil {
+		sc.finish(id, nil, Errorf(InvalidArgument, "cannot decode %s request: %v", m.desc.FullName, err), ctx)
+		return
+	}
+	if len(f.Meta) > 0 {
+		ctx.md = decodeMeta(f.Meta)
+	}
+	limit := m.desc.Timeout
+	if limit == 0 {
+		limit = s.opts.defaultTimeout
+	}
+	if f.Timeout > 0 || limit > 0 { // reading the clock costs, skip it when no deadline applies
+		now := time.Now()
+		if f.Timeout > 0 {
+			ctx.deadline, ctx.hasDeadline = now.Add(time.Duration(f.Timeout)*time.Microsecond), true
+		}
+		if limit > 0 && (!ctx.hasDeadline || now.Add(limit).Before(ctx.deadline)) {
+			ctx.deadline, ctx.hasDeadline = now.Add(limit), true
+		}
+	}
+	ctx.req = req
+	if m.desc.NonBlocking {
+		ctx.inline = true
+		sc.serve(ctx)
+		return
+	}
+	s.workers.submit(ctx)
+}
+
+func (sc *serverConn) serve(ctx *callCtx) {
+	var resp proto.Message
+	var err error
+	if ctx.hasDeadline && !time.Now().Before(ctx.deadline) {
+		err = NewError(DeadlineExceeded, "deadline expired before the call started")
+	} else {
+		resp, err = sc.s.run(ctx.sm, ctx, ctx.req)
+	}
+	ctx.req = nil
+	ctx.end()
+	sc.finish(ctx.reqID, resp, err, ctx)
+}
+
+// run calls the handler, turning a panic into an Internal error so one bad
+// request cannot take the connection or the server down.
+func (s *Server) run(m *serverMethod, ctx context.Context, req proto.Message) (resp proto.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("svrkit: handler panic", "method", m.desc.FullName, "panic", r, "stack", string(debug.Stack()))
+			resp, err = nil, Errorf(Internal, "handler panic in %s: %v", m.desc.FullName, r)
+		}
+	}()
+	return m.handler(ctx, req)
+}
+
+var marshalOpts = proto.MarshalOptions{}
+
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// finish sends the call's response (unless the caller canceled it) and
+// releases its slot.
+func (sc *serverConn) finish(id uint32, resp proto.Message, err error, ctx *callCtx) {
+	sc.mu.Lock()
+	canceled := ctx.peerCanceled
+	delete(sc.calls, id)
+	sc.mu.Unlock()
+	if !canceled {
+		h := wire.Header{Kind: wire.KindResponse, ReqID: id}
+		if err == nil && resp == nil {
+			err = Errorf(Internal, "%s returned a nil response and no error", ctx.method.FullName)
+		}
+		if err != nil {
+			e := AsError(err)
+			h.Status = uint32(e.code)
+			if e.code == OK {
+				h.Status = uint32(Unknown)
+			}
+			details, derr := e.appendDetails(nil)
+			if derr != nil {
+				details = nil // the status still goes; its details cannot
+			}
+			sc.send(&h, e.msg, details, ctx.inline)
+		} else {
+			bp := bodyPool.Get().(*[]byte)
+			body, merr := marshalOpts.MarshalAppend((*bp)[:0], resp)
+			if merr != nil {
+				h.Status = uint32(Internal)
+				sc.send(&h, "cannot encode response: "+merr.Error(), nil, ctx.inline)
+			} else {
+				sc.send(&h, "", body, ctx.inline)
+			}
+			if cap(body) <= 64<<10 {
+				*bp = body[:0]
+				bodyPool.Put(bp)
+			}
+		}
+	}
+	if sc.s.inflight.Add(-1) < 0 {
+		panic("svrkit: in-flight count below zero")
+	}
+}
+
+// fail answers a request the event loop refused.
+func (sc *serverConn) fail(id uint32, code Code, msg string) {
+	sc.send(&wire.Header{Kind: wire.KindResponse, ReqID: id, Status: uint32(code)}, msg, nil, true)
+}
+
+func (sc *serverConn) goAway(onLoop bool) {
+	sc.mu.Lock()
+	already := sc.sentAway
+	sc.sentAway = true
+	sc.mu.Unlock()
+	if !already {
+		sc.send(&wire.Header{Kind: wire.KindGoAway}, "server is shutting down", nil, onLoop)
+	}
+}
+
+func decodeMeta(b []byte) Metadata {
+	md := make(Metadata, 4)
+	_ = wire.RangeMeta(b, func(k, v []byte) bool {
+		md[string(k)] = string(v)
+		return true
+	})
+	return md
+}
