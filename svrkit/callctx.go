@@ -94,6 +94,10 @@ func (c *callCtx) Value(key any) any {
 		}
 	case methodKey:
 		return c.method
+	case identityKey:
+		if c.conn != nil {
+			return c.conn.identity
+		}
 	}
 	return c.parent.Value(key)
 }

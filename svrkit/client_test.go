@@ -167,6 +167,10 @@ func TestBusyConnNotMistakenForSilent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	hello, _ := wire.AppendFrame(nil, &wire.Header{Kind: wire.KindHello}, nil, "", make([]byte, wire.NonceSize), 0)
+	if _, err := nc.Write(hello); err != nil {
+		t.Fatal(err)
+	}
 	go io.Copy(io.Discard, nc) // the client's pings
 	// A stream of pongs written so that every write ends half way through
 	// a frame, for over 6 times the staleness limit (3 health intervals).

@@ -55,7 +55,11 @@ type call struct {
 
 var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
 
-func newClientConn(ep *endpoint, nc net.Conn) *clientConn {
+// openClientConn completes a connection the dial opened: it reads the
+// server's hello and, when the client has an identity, answers with the
+// auth frame, both within ctx (the dial's deadline); then it starts the
+// reader.
+func openClientConn(ctx context.Context, ep *endpoint, nc net.Conn) (*clientConn, error) {
 	cc := &clientConn{ep: ep, nc: nc, pending: make(map[uint32]*call)}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
@@ -64,8 +68,24 @@ func newClientConn(ep *endpoint, nc net.Conn) *clientConn {
 		}
 	}
 	cc.lastHeard.Store(time.Now().UnixNano())
-	go cc.readLoop()
-	return cc
+	br := bufio.NewReaderSize(heardReader{cc}, 64<<10)
+	if d, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(d)
+	}
+	interrupt := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Now()) })
+	auth, err := ep.c.opts.readHello(br, ep.addr)
+	if err == nil && auth != nil {
+		_, err = nc.Write(auth)
+	}
+	if !interrupt() && err == nil {
+		err = ctx.Err() // the deadline may already be set to now
+	}
+	if err != nil {
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	go cc.readLoop(br)
+	return cc, nil
 }
 
 func (cc *clientConn) usable() bool {
@@ -345,9 +365,8 @@ func (cc *clientConn) fail(err error) {
 	}
 }
 
-func (cc *clientConn) readLoop() {
+func (cc *clientConn) readLoop(br *bufio.Reader) {
 	max := cc.ep.c.opts.maxFrameSize
-	br := bufio.NewReaderSize(heardReader{cc}, 64<<10)
 	buf := make([]byte, 4096)
 	for {
 		if _, err := io.ReadFull(br, buf[:wire.PrefixSize]); err != nil {

@@ -51,7 +51,11 @@ type ServiceDesc struct {
 	HandlerType any
 	// Logicsvr is the Logicsvr the service belongs to, from the IDL.
 	Logicsvr string
-	Methods  []MethodDesc
+	// Callers are the identities (Logicsvr names) allowed to call the
+	// service when the server requires service authentication
+	// (WithTrustedCallers); empty means any authenticated caller.
+	Callers []string
+	Methods []MethodDesc
 }
 
 // ReservedCmdIDBase is the first cmdid reserved for framework methods (such

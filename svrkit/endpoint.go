@@ -120,7 +120,13 @@ func (ep *endpoint) startDialLocked(i uint32) (*dialing, error) {
 func (ep *endpoint) dial(i uint32, d *dialing) {
 	ctx, cancel := context.WithTimeout(ep.c.life, ep.c.opts.dialTimeout)
 	var dialer net.Dialer
+	var cc *clientConn
 	nc, err := dialer.DialContext(ctx, "tcp", ep.addr)
+	if err == nil {
+		if cc, err = openClientConn(ctx, ep, nc); err != nil {
+			_ = nc.Close()
+		}
+	}
 	cancel()
 	ep.mu.Lock()
 	ep.dials[i] = nil
@@ -131,13 +137,13 @@ func (ep *endpoint) dial(i uint32, d *dialing) {
 		ep.markDownLocked()
 		d.err = Errorf(Unavailable, "dial %s: %w", ep.addr, err)
 	case ep.retired.Load():
-		_ = nc.Close()
+		cc.fail(Errorf(Unavailable, "endpoint %s was removed", ep.addr))
 		d.err = Errorf(Unavailable, "endpoint %s was removed", ep.addr)
 	default:
 		ep.failures = 0
 		ep.downUntil.Store(0)
-		d.cc = newClientConn(ep, nc)
-		ep.conns[i].Store(d.cc)
+		d.cc = cc
+		ep.conns[i].Store(cc)
 	}
 	ep.mu.Unlock()
 	close(d.done)

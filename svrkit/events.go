@@ -56,10 +56,13 @@ func (h *serverEvents) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	s.mu.Lock()
 	s.conns[sc] = struct{}{}
 	s.mu.Unlock()
+	hello, nonce := s.hello()
+	sc.nonce = nonce
+	sc.send(&hello, "", nonce, true)
 	if s.draining.Load() {
 		sc.goAway(true)
-		sc.flushOnLoop()
 	}
+	sc.flushOnLoop()
 	return nil, gnet.None
 }
 

@@ -1,6 +1,7 @@
 package svrkit
 
 import (
+	"crypto/ed25519"
 	"log/slog"
 	"runtime"
 	"time"
@@ -49,6 +50,7 @@ type serverOptions struct {
 	interceptors         []UnaryServerInterceptor
 	logger               *slog.Logger
 	noDescribe           bool
+	auth                 *serverAuth
 }
 
 func defaultServerOptions() serverOptions {
@@ -74,6 +76,8 @@ type clientOptions struct {
 	backoffMax       time.Duration
 	interceptors     []UnaryClientInterceptor
 	resolver         Resolver
+	identity         string
+	key              ed25519.PrivateKey
 }
 
 func defaultClientOptions() clientOptions {

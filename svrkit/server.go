@@ -79,6 +79,7 @@ type Server struct {
 type serverMethod struct {
 	desc    *MethodDesc
 	handler UnaryHandler
+	callers []string // the service's, when the server requires authentication
 }
 
 // NewServer returns a server that answers only the describe method;
@@ -123,7 +124,7 @@ func (s *Server) RegisterService(desc *ServiceDesc, impl any) {
 		}
 		h := m.Handler
 		base := UnaryHandler(func(ctx context.Context, req proto.Message) (proto.Message, error) { return h(impl, ctx, req) })
-		s.methods[m.CmdID] = &serverMethod{desc: m, handler: chainServer(base, m, s.opts.interceptors)}
+		s.methods[m.CmdID] = &serverMethod{desc: m, handler: chainServer(base, m, s.opts.interceptors), callers: desc.Callers}
 	}
 	s.services = append(s.services, desc)
 }

@@ -454,14 +454,25 @@ func TestShutdownDrains(t *testing.T) {
 	}
 }
 
+// dialRaw opens a connection that speaks the wire protocol by hand; it
+// has read the server's hello, whose nonce it returns too.
 func dialRaw(t *testing.T, s *svrkit.Server) net.Conn {
+	nc, _ := dialRawHello(t, s)
+	return nc
+}
+
+func dialRawHello(t *testing.T, s *svrkit.Server) (net.Conn, wire.Frame) {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", s.Addr().String(), 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	return nc
+	hello := readFrame(t, nc)
+	if hello.Kind != wire.KindHello || len(hello.Body) != wire.NonceSize {
+		t.Fatalf("first frame %v with a %d-byte body, want a hello with a nonce", hello.Kind, len(hello.Body))
+	}
+	return nc, hello
 }
 
 func expectClosed(t *testing.T, nc net.Conn) {

@@ -33,6 +33,14 @@ type serverConn struct {
 	writing  bool                // a worker's write or an AsyncWrite is in progress
 	closed   bool
 	sentAway bool
+
+	// Service authentication, on the event loop (see auth.go). identity
+	// is read by workers too, after the loop set it before their calls.
+	nonce     []byte
+	identity  string
+	operator  bool
+	authTried bool
+	authErr   string
 }
 
 func (sc *serverConn) touch() { sc.lastActive.Store(sc.s.clock.Load()) }
@@ -53,6 +61,11 @@ func (sc *serverConn) handleFrame(f *wire.Frame) gnet.Action {
 		if cc != nil {
 			cc.cancel(context.Canceled)
 		}
+	case wire.KindAuth:
+		if err := sc.authenticate(f); err != nil {
+			sc.s.log.Warn("svrkit: closing connection", "peer", sc.c.RemoteAddr(), "err", err)
+			return gnet.Close
+		}
 	case wire.KindPong:
 	default:
 		sc.s.log.Warn("svrkit: closing connection", "peer", sc.c.RemoteAddr(), "err", "unexpected "+f.Kind.String()+" frame from client")
@@ -65,6 +78,14 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 	s := sc.s
 	id := f.ReqID
 	m := s.methods[f.CmdID]
+	if s.opts.auth != nil {
+		// Before the cmdid: a caller that has not authenticated learns
+		// nothing about what this server serves.
+		if code, msg := sc.admit(m); code != OK {
+			sc.fail(id, code, msg)
+			return
+		}
+	}
 	if m == nil {
 		sc.fail(id, Unimplemented, fmt.Sprintf("unknown cmdid %d", f.CmdID))
 		return

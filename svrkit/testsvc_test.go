@@ -36,6 +36,7 @@ const (
 	cmdRelay    = 7
 	cmdSlowSvc  = 8
 	cmdBlob     = 9
+	cmdIdentity = 10
 )
 
 func (s *testService) Echo(ctx context.Context, req *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
@@ -101,6 +102,11 @@ func (s *testService) Blob(ctx context.Context, req *wrapperspb.UInt32Value) (*w
 	return wrapperspb.Bytes(make([]byte, req.Value)), nil
 }
 
+// Identity returns the identity the caller's connection proved.
+func (s *testService) Identity(ctx context.Context, req *emptypb.Empty) (*wrapperspb.StringValue, error) {
+	return wrapperspb.String(svrkit.CallerIdentity(ctx)), nil
+}
+
 func method[Req, Resp proto.Message](cmd uint32, name string, fn func(*testService, context.Context, Req) (Resp, error)) svrkit.MethodDesc {
 	return svrkit.MethodDesc{
 		CmdID:       cmd,
@@ -125,6 +131,7 @@ var testDesc = svrkit.ServiceDesc{
 		method(cmdRelay, "Relay", (*testService).Relay),
 		withTimeout(method(cmdSlowSvc, "SlowWithTimeout", (*testService).Sleep), 50*time.Millisecond),
 		method(cmdBlob, "Blob", (*testService).Blob),
+		method(cmdIdentity, "Identity", (*testService).Identity),
 	},
 }
 

@@ -175,6 +175,15 @@ type ServiceOptions struct {
 	// max_concurrent is the default max_concurrent of the service's methods
 	// that set none themselves.
 	MaxConcurrent uint32 `protobuf:"varint,4,opt,name=max_concurrent,json=maxConcurrent,proto3" json:"max_concurrent,omitempty"`
+	// callers names the Logicsvrs allowed to call the service over svrkit's
+	// binary RPC, e.g. ["accountdata", "contactdata", "messagedata"] for a
+	// storage service. It is enforced by servers that require service
+	// authentication (every service `svrkit up` runs does): a caller must
+	// prove its Logicsvr identity when it connects, and a call from an
+	// identity not listed here is refused with permission_denied. Empty
+	// means any authenticated caller. Operators (svrkit call with the
+	// operator key) may call every service.
+	Callers       []string `protobuf:"bytes,5,rep,name=callers,proto3" json:"callers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -237,6 +246,13 @@ func (x *ServiceOptions) GetMaxConcurrent() uint32 {
 	return 0
 }
 
+func (x *ServiceOptions) GetCallers() []string {
+	if x != nil {
+		return x.Callers
+	}
+	return nil
+}
+
 var file_svrkit_options_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
@@ -288,14 +304,15 @@ const file_svrkit_options_proto_rawDesc = "" +
 	"\bpriority\x18\x05 \x01(\rR\bpriority\x12!\n" +
 	"\fnon_blocking\x18\x06 \x01(\bR\vnonBlocking\x12%\n" +
 	"\x0emax_concurrent\x18\a \x01(\rR\rmaxConcurrentB\b\n" +
-	"\x06_cmdid\"\x93\x01\n" +
+	"\x06_cmdid\"\xad\x01\n" +
 	"\x0eServiceOptions\x12\x1a\n" +
 	"\blogicsvr\x18\x01 \x01(\tR\blogicsvr\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x02 \x01(\rR\ttimeoutMs\x12\x1f\n" +
 	"\vrouting_key\x18\x03 \x01(\tR\n" +
 	"routingKey\x12%\n" +
-	"\x0emax_concurrent\x18\x04 \x01(\rR\rmaxConcurrent:O\n" +
+	"\x0emax_concurrent\x18\x04 \x01(\rR\rmaxConcurrent\x12\x18\n" +
+	"\acallers\x18\x05 \x03(\tR\acallers:O\n" +
 	"\x06method\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\v2\x15.svrkit.MethodOptionsR\x06method:S\n" +
 	"\aservice\x12\x1f.google.protobuf.ServiceOptions\x18\xba\x8e\x03 \x01(\v2\x16.svrkit.ServiceOptionsR\aserviceB.Z,github.com/svrkit/svrkit/idl/svrkit;svrkitpbb\x06proto3"
 

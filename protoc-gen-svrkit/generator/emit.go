@@ -202,6 +202,13 @@ func (e *emitter) service(s *Service) {
 	if s.Logicsvr != "" {
 		descFields = append(descFields, field("Logicsvr", jen.Lit(s.Logicsvr)))
 	}
+	if len(s.Callers) > 0 {
+		var callers []jen.Code
+		for _, c := range s.Callers {
+			callers = append(callers, jen.Lit(c))
+		}
+		descFields = append(descFields, field("Callers", jen.Index().String().Values(callers...)))
+	}
 	var methods []jen.Code
 	for _, m := range s.Methods {
 		methods = append(methods, e.methodDesc(s, m))

@@ -38,7 +38,10 @@ type Service struct {
 	// RoutingKey is the request field path of the routing key, as written
 	// in the IDL ("user_id", "header.uin"); empty if none.
 	RoutingKey string
-	Methods    []*Method
+	// Callers are the Logicsvrs allowed to call the service; empty means
+	// any authenticated caller.
+	Callers []string
+	Methods []*Method
 }
 
 // Method is a validated rpc and its svrkit options, with the service's
@@ -140,6 +143,19 @@ func (l *loader) service(f *protogen.File, ps *protogen.Service) *Service {
 	if s.Logicsvr != "" && !logicsvrName.MatchString(s.Logicsvr) {
 		l.errorf(f, at(ps.Location.Path, serviceOptionsField, svrkitpb.E_Service.Field, 1), "service %s: logicsvr %q is not a valid name: use letters, digits, '_' and '-', starting with a letter",
 			ps.Desc.FullName(), s.Logicsvr)
+	}
+	seen := map[string]bool{}
+	for i, c := range opts.GetCallers() {
+		switch {
+		case !logicsvrName.MatchString(c):
+			l.errorf(f, at(ps.Location.Path, serviceOptionsField, svrkitpb.E_Service.Field, 5, int32(i)), "service %s: caller %q is not a valid Logicsvr name: use letters, digits, '_' and '-', starting with a letter",
+				ps.Desc.FullName(), c)
+		case seen[c]:
+			l.errorf(f, at(ps.Location.Path, serviceOptionsField, svrkitpb.E_Service.Field, 5, int32(i)), "service %s: caller %q is listed twice", ps.Desc.FullName(), c)
+		default:
+			seen[c] = true
+			s.Callers = append(s.Callers, c)
+		}
 	}
 	for _, pm := range ps.Methods {
 		s.Methods = append(s.Methods, l.method(f, s, pm, opts))

@@ -50,6 +50,8 @@ func TestInvalidIDL(t *testing.T) {
 		{"priority", []string{"invalid/priority.proto"}, []string{
 			`invalid/priority.proto:9:3: service invalid.S: logicsvr "9lives" is not a valid name: use letters, digits, '_' and '-', starting with a letter`,
 			`invalid/priority.proto:12:5: method invalid.S.Over: priority 256 is out of range 0-255`,
+			`invalid/priority.proto:20:3: service invalid.Guarded: caller "2fast" is not a valid Logicsvr name: use letters, digits, '_' and '-', starting with a letter`,
+			`invalid/priority.proto:20:3: service invalid.Guarded: caller "send" is listed twice`,
 		}},
 		{"collision", []string{"invalid/collision.proto"}, []string{
 			`invalid/collision.proto:9:1: service invalid.Greeter: generated name GreeterServer collides with message invalid.GreeterServer (invalid/collision.proto:7:1)`,

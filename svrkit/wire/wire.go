@@ -11,10 +11,12 @@
 //	offset size field
 //	     0    4 length     bytes that follow this field (>= 24)
 //	     4    1 version    1 for this specification
-//	     5    1 kind       1 request, 2 response, 3 ping, 4 pong, 5 goaway, 6 cancel
+//	     5    1 kind       1 request, 2 response, 3 ping, 4 pong, 5 goaway,
+//	                       6 cancel, 7 hello, 8 auth
 //	     6    1 priority   request priority for admission control (0 = unset;
 //	                       higher is more important)
-//	     7    1 flags      reserved; senders write 0, receivers ignore unknown bits
+//	     7    1 flags      bit 0 on hello: authentication required; other bits
+//	                       reserved: senders write 0, receivers ignore them
 //	     8    4 request id chosen by the client, unique among its in-flight
 //	                       requests on one connection; responses carry it back
 //	    12    4 cmdid      the method's numeric id (0 on control frames)
@@ -51,6 +53,25 @@
 //     should open a new connection for further calls.
 //   - cancel: client to server. The caller of request id no longer waits; the
 //     server cancels the handler's context and sends no response.
+//   - hello: server to client, the first frame on every connection, sent as
+//     soon as the server accepts it. Body: NonceSize random bytes, the
+//     connection's nonce. Flags bit 0 (FlagAuthRequired) says the server
+//     requires service authentication: until the client has sent a valid
+//     auth frame, every request is answered with status 16
+//     (unauthenticated). A client reads the hello before it sends anything.
+//   - auth: client to server, at most once, right after the hello and
+//     before any request (requests may follow it in the same write).
+//     Metadata key "identity": who is calling (a Logicsvr name, or an
+//     operator's). Body: the Ed25519 signature (RFC 8032, 64 bytes) of
+//     AuthMessage(nonce, identity), the bytes "svrkit-auth-v1", one zero
+//     byte, the nonce and the identity. The server checks it with the
+//     public key it trusts for that identity. The server sends nothing back
+//     for an auth frame: a refused one leaves the connection
+//     unauthenticated, and its requests are answered status 16. The nonce
+//     is fresh per connection, so a recorded auth frame is worth nothing
+//     on another connection. Nothing after the handshake is signed or
+//     encrypted: the handshake proves who connected, not that every later
+//     byte came from them.
 //
 // # Limits and errors
 //
@@ -102,7 +123,25 @@ const (
 	KindPong     Kind = 4
 	KindGoAway   Kind = 5
 	KindCancel   Kind = 6
+	KindHello    Kind = 7
+	KindAuth     Kind = 8
 )
+
+// FlagAuthRequired, set on a hello frame, says the server requires
+// service authentication.
+const FlagAuthRequired uint8 = 1
+
+// NonceSize is the size of a hello frame's nonce.
+const NonceSize = 32
+
+// AuthMessage returns the bytes an auth frame's signature covers.
+func AuthMessage(nonce []byte, identity string) []byte {
+	const domain = "svrkit-auth-v1\x00"
+	b := make([]byte, 0, len(domain)+len(nonce)+len(identity))
+	b = append(b, domain...)
+	b = append(b, nonce...)
+	return append(b, identity...)
+}
 
 func (k Kind) String() string {
 	switch k {
@@ -118,6 +157,10 @@ func (k Kind) String() string {
 		return "goaway"
 	case KindCancel:
 		return "cancel"
+	case KindHello:
+		return "hello"
+	case KindAuth:
+		return "auth"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -207,7 +250,7 @@ func Parse(b []byte, max int) (Frame, error) {
 		return f, ErrVersion
 	}
 	f.Kind = Kind(b[1])
-	if f.Kind < KindRequest || f.Kind > KindCancel {
+	if f.Kind < KindRequest || f.Kind > KindAuth {
 		return f, ErrKind
 	}
 	f.Priority = b[2]

@@ -53,7 +53,7 @@ func TestParseErrors(t *testing.T) {
 		{"truncated body", good[:len(good)-1], 0, ErrTruncated},
 		{"bad version", mod(func(b []byte) []byte { b[4] = 9; return b }), 0, ErrVersion},
 		{"kind zero", mod(func(b []byte) []byte { b[5] = 0; return b }), 0, ErrKind},
-		{"kind high", mod(func(b []byte) []byte { b[5] = 7; return b }), 0, ErrKind},
+		{"kind high", mod(func(b []byte) []byte { b[5] = 9; return b }), 0, ErrKind},
 		{"sections overflow", mod(func(b []byte) []byte { binary.BigEndian.PutUint16(b[24:], 3); return b }), 0, ErrSections},
 		{"bad meta", mod(func(b []byte) []byte { binary.BigEndian.PutUint16(b[24:], 2); return b }), 0, ErrMetadata},
 	}

@@ -2,6 +2,7 @@ package rpcbench
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"time"
 
@@ -30,17 +31,32 @@ type svrkitSystem struct {
 	method *svrkit.MethodDesc
 }
 
-func startSvrkit(o Options, desc *svrkit.ServiceDesc) (System, error) {
+// startSvrkit starts desc's echo. With auth, the server requires service
+// authentication and the service lists the client's identity among its
+// callers, so every call passes the caller check.
+func startSvrkit(o Options, desc *svrkit.ServiceDesc, auth bool) (System, error) {
 	var sopts []svrkit.ServerOption
+	var copts []svrkit.ClientOption
 	if o.EventLoops > 0 {
 		sopts = append(sopts, svrkit.WithEventLoops(o.EventLoops))
+	}
+	if auth {
+		pub, priv, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			return nil, err
+		}
+		guarded := *desc
+		guarded.Callers = []string{"other", "bench"}
+		desc = &guarded
+		sopts = append(sopts, svrkit.WithRequireAuth(svrkit.Keyring{"bench": pub}))
+		copts = append(copts, svrkit.WithIdentity("bench", priv))
 	}
 	srv := svrkit.NewServer(sopts...)
 	srv.RegisterService(desc, svrkitEcho{})
 	if err := srv.Start("127.0.0.1:0"); err != nil {
 		return nil, err
 	}
-	client, err := svrkit.NewClient(srv.Addr().String())
+	client, err := svrkit.NewClient(srv.Addr().String(), copts...)
 	if err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -57,7 +57,14 @@ var systems = []system{
 		name:  "svrkit",
 		about: "svrkit.NewServer / svrkit.NewClient, default options",
 		proto: true,
-		start: func(o Options) (System, error) { return startSvrkit(o, &EchoServiceDesc) },
+		start: func(o Options) (System, error) { return startSvrkit(o, &EchoServiceDesc, false) },
+	},
+	{
+		name:  "svrkit-auth",
+		about: "svrkit with service authentication: the server requires it, the client proves an identity the service lists as a caller",
+		proto: true,
+		extra: true,
+		start: func(o Options) (System, error) { return startSvrkit(o, &EchoServiceDesc, true) },
 	},
 	{
 		name:  "grpc",
@@ -83,7 +90,7 @@ var systems = []system{
 		about: "svrkit with Echo declared NonBlocking, so it runs on the event loop",
 		proto: true,
 		extra: true,
-		start: func(o Options) (System, error) { return startSvrkit(o, &EchoInlineServiceDesc) },
+		start: func(o Options) (System, error) { return startSvrkit(o, &EchoInlineServiceDesc, false) },
 	},
 }
 

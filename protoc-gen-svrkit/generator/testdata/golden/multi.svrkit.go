@@ -69,6 +69,7 @@ var Account_ServiceDesc = svrkit.ServiceDesc{
 	Name:        Account_ServiceName,
 	HandlerType: (*AccountServer)(nil),
 	Logicsvr:    "account",
+	Callers:     []string{"web", "batch-jobs"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:    Account_Register_CmdID,
