@@ -77,6 +77,7 @@ var AccountData_ServiceDesc = svrkit.ServiceDesc{
 	Name:        AccountData_ServiceName,
 	HandlerType: (*AccountDataServer)(nil),
 	Logicsvr:    "accountdata",
+	Callers:     []string{"account", "contact", "send"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:    AccountData_CreateAccount_CmdID,
@@ -298,6 +299,7 @@ var ContactData_ServiceDesc = svrkit.ServiceDesc{
 	Name:        ContactData_ServiceName,
 	HandlerType: (*ContactDataServer)(nil),
 	Logicsvr:    "contactdata",
+	Callers:     []string{"contact"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:      ContactData_PutContact_CmdID,
@@ -488,6 +490,7 @@ var MessageData_ServiceDesc = svrkit.ServiceDesc{
 	Name:        MessageData_ServiceName,
 	HandlerType: (*MessageDataServer)(nil),
 	Logicsvr:    "messagedata",
+	Callers:     []string{"accountdata", "contactdata", "send", "sync"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:      MessageData_Deliver_CmdID,

@@ -1753,7 +1753,7 @@ const file_im_storage_proto_rawDesc = "" +
 	"\x16INBOX_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12INBOX_TYPE_ACCOUNT\x10\x01\x12\x17\n" +
 	"\x13INBOX_TYPE_CONTACTS\x10\x02\x12\x17\n" +
-	"\x13INBOX_TYPE_MESSAGES\x10\x032\x91\x06\n" +
+	"\x13INBOX_TYPE_MESSAGES\x10\x032\xb8\x06\n" +
 	"\aStorage\x12/\n" +
 	"\x03Get\x12\x10.im.KVGetRequest\x1a\f.im.KVRecord\"\b\xca\xf3\x18\x04\b\x01 \x01\x12/\n" +
 	"\x03Put\x12\x10.im.KVPutRequest\x1a\x0e.im.KVPutReply\"\x06\xca\xf3\x18\x02\b\x02\x128\n" +
@@ -1767,8 +1767,8 @@ const file_im_storage_proto_rawDesc = "" +
 	"\x04Sync\x12\x14.im.InboxSyncRequest\x1a\x12.im.InboxSyncReply\"\b\xca\xf3\x18\x04\b\x16 \x01\x12L\n" +
 	"\n" +
 	"CurrentKey\x12\x1a.im.InboxCurrentKeyRequest\x1a\x18.im.InboxCurrentKeyReply\"\b\xca\xf3\x18\x04\b\x17 \x01\x12R\n" +
-	"\fRemoveDevice\x12\x1c.im.InboxRemoveDeviceRequest\x1a\x1a.im.InboxRemoveDeviceReply\"\b\xca\xf3\x18\x04\b\x18 \x01\x1a\x19\xd2\xf3\x18\x15\n" +
-	"\astorage\x10\x88'\x1a\auser_idB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
+	"\fRemoveDevice\x12\x1c.im.InboxRemoveDeviceRequest\x1a\x1a.im.InboxRemoveDeviceReply\"\b\xca\xf3\x18\x04\b\x18 \x01\x1a@\xd2\xf3\x18<\n" +
+	"\astorage\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\vmessagedataB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
 	file_im_storage_proto_rawDescOnce sync.Once

@@ -50,8 +50,9 @@ const (
 // UnimplementedStorageServer in implementations so that methods added to the
 // IDL later answer Unimplemented instead of breaking the build.
 //
-// Storage is the data-storage service. It trusts its callers: it sits on
-// the internal network only and has no CGI paths.
+// Storage is the data-storage service. It has no CGI paths and answers
+// only the data-access services over authenticated svrkit RPC (callers):
+// every write it takes is trusted to be on behalf of the right user.
 type StorageServer interface {
 	// Get returns a key's value and version, or not_found.
 	Get(context.Context, *KVGetRequest) (*KVRecord, error)
@@ -147,6 +148,7 @@ var Storage_ServiceDesc = svrkit.ServiceDesc{
 	Name:        Storage_ServiceName,
 	HandlerType: (*StorageServer)(nil),
 	Logicsvr:    "storage",
+	Callers:     []string{"accountdata", "contactdata", "messagedata"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:      Storage_Get_CmdID,
@@ -442,8 +444,9 @@ func RegisterStorageServer(r svrkit.Registrar, impl StorageServer) {
 
 // StorageClient is the client API for the im.Storage service.
 //
-// Storage is the data-storage service. It trusts its callers: it sits on
-// the internal network only and has no CGI paths.
+// Storage is the data-storage service. It has no CGI paths and answers
+// only the data-access services over authenticated svrkit RPC (callers):
+// every write it takes is trusted to be on behalf of the right user.
 type StorageClient interface {
 	// Get returns a key's value and version, or not_found.
 	Get(ctx context.Context, in *KVGetRequest, opts ...svrkit.CallOption) (*KVRecord, error)
