@@ -30,6 +30,13 @@ type callCtx struct {
 	req    proto.Message
 	inline bool // runs on the event loop (NonBlocking method)
 
+	// prio is the request's priorities (business as sent, 0 = unset; user
+	// as admitted), inherited by the calls the handler makes.
+	prio callPriority
+	// queuedAt is when the call was handed to the worker pool (unix nanos),
+	// for the queuing time overload control measures.
+	queuedAt int64
+
 	// peerCanceled is set (under the server connection's lock) when the
 	// client sent a cancel frame: the call then gets no response.
 	peerCanceled bool
@@ -94,6 +101,8 @@ func (c *callCtx) Value(key any) any {
 		}
 	case methodKey:
 		return c.method
+	case priorityKey:
+		return &c.prio
 	case identityKey:
 		if c.conn != nil {
 			return c.conn.identity

@@ -16,9 +16,9 @@ func WithRoutingKey(key string) CallOption {
 	return func(o *callOptions) { o.routingKey, o.hasRoutingKey = key, true }
 }
 
-// WithPriority sets the call's priority (higher is more important) over the
-// method's default. It travels in the request frame for admission control;
-// svrkit's server does not act on it yet.
+// WithPriority sets the call's business priority (higher is more
+// important) over the method's and the inherited one. An overloaded server
+// sheds low priorities first (see WithEntryPriority).
 func WithPriority(p uint8) CallOption {
 	return func(o *callOptions) { o.priority = p }
 }

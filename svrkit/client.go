@@ -220,10 +220,8 @@ func (c *Client) invoke(ctx context.Context, m *MethodDesc, req, resp proto.Mess
 			md = wire.AppendMeta(md, k, v)
 		}
 	}
-	h := wire.Header{Kind: wire.KindRequest, CmdID: m.CmdID, Priority: m.Priority}
-	if co != nil && co.priority != 0 {
-		h.Priority = co.priority
-	}
+	h := wire.Header{Kind: wire.KindRequest, CmdID: m.CmdID}
+	h.Priority, h.Flags = requestPriority(ctx, m, co, key, hasKey)
 	deadline, hasDeadline := ctx.Deadline()
 	if m.Timeout > 0 {
 		if d := time.Now().Add(m.Timeout); !hasDeadline || d.Before(deadline) {
@@ -236,6 +234,8 @@ func (c *Client) invoke(ctx context.Context, m *MethodDesc, req, resp proto.Mess
 		retries = 0
 	}
 	var tried *endpoint
+	var lastErr error
+	var lastCode Code
 	for attempt := 0; ; attempt++ {
 		ep, perr := c.pick(key, hasKey, tried)
 		if perr != nil {
@@ -244,12 +244,24 @@ func (c *Client) invoke(ctx context.Context, m *MethodDesc, req, resp proto.Mess
 		if hasDeadline {
 			h.Timeout = wire.TimeoutFromDuration(time.Until(deadline))
 		}
+		if ep == tried && lastCode == Overloaded {
+			return lastErr // never again to the endpoint that refused it
+		}
 		sent, err := ep.call(ctx, &h, md, body, resp, deadline, hasDeadline)
 		if err == nil {
 			return nil
 		}
-		if attempt >= retries || CodeOf(err) != Unavailable || ctx.Err() != nil ||
-			(hasDeadline && !time.Now().Before(deadline)) || (sent && !m.Idempotent) {
+		lastErr, lastCode = err, CodeOf(err)
+		switch {
+		case attempt >= retries || ctx.Err() != nil || (hasDeadline && !time.Now().Before(deadline)):
+			return err
+		case lastCode == Overloaded:
+			// Refused unrun, so any call may go elsewhere; a call routed by
+			// key must stay with the endpoint that owns its key.
+			if hasKey {
+				return err
+			}
+		case lastCode != Unavailable || (sent && !m.Idempotent):
 			return err
 		}
 		tried = ep

@@ -3,7 +3,7 @@ package svrkit
 import "strconv"
 
 // Code is a call's status. The values 0–16 mean what gRPC's codes mean, so
-// people who know gRPC read them at once; values from AppCodeBase up belong to
+// people who know gRPC read them at once; 17 (Overloaded) is svrkit's own; values from AppCodeBase up belong to
 // applications (the IM backend's "wrong password" is one), and cross the wire
 // unchanged.
 type Code uint32
@@ -27,6 +27,11 @@ const (
 	Unavailable        Code = 14
 	DataLoss           Code = 15
 	Unauthenticated    Code = 16
+	// Overloaded refuses a request, unrun, because the server is
+	// overloaded and sheds the request's priority (see WithOverloadControl).
+	// It is never retried on the same endpoint; being unrun, it may be
+	// retried on another.
+	Overloaded Code = 17
 )
 
 // AppCodeBase is the first application-defined code. Codes between
@@ -51,6 +56,7 @@ var codeNames = [...]string{
 	Unavailable:        "unavailable",
 	DataLoss:           "data_loss",
 	Unauthenticated:    "unauthenticated",
+	Overloaded:         "overloaded",
 }
 
 // String returns the code's snake_case name (as Connect spells them), or

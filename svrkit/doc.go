@@ -67,6 +67,17 @@
 // caller's latency improves when other work keeps the CPUs awake.
 // tools/rpcbench and the README keep the figures.
 //
+// # Overload control
+//
+// Every server sheds load by priority when it falls behind, after WeChat's
+// DAGOR (see admission.go for the mechanism and priority.go for where a
+// request's priorities come from): the business priority of the method
+// from the IDL, inherited along the call chain, and a user priority hashed
+// from the user (rotating hourly). Refusals are immediate, unrun, with
+// status Overloaded; clients learn the server's admission level from its
+// responses and refuse locally what it would refuse. Server.AdmissionStats
+// shows the level, the queuing time and what was admitted and shed.
+//
 // # Failure semantics
 //
 // Every failure a caller sees is an *Error with a code:
@@ -77,6 +88,9 @@
 //     server to cancel the handler and send nothing;
 //   - the connection breaks, the endpoint cannot be dialed, or the server is
 //     shutting down: Unavailable;
+//   - the server is overloaded and sheds the request's priority:
+//     Overloaded (unrun; retried on another endpoint when the call is not
+//     routed by key, never on the same one);
 //   - unknown cmdid: Unimplemented; undecodable request: InvalidArgument;
 //     too many concurrent calls or an oversize frame: ResourceExhausted;
 //     handler panic: Internal.
@@ -89,8 +103,11 @@
 // # What it does not do
 //
 // No streaming (unary calls only), no TLS (run it on a trusted network or
-// behind a proxy), no server-side load shedding by priority yet: Priority
-// travels in every frame for the overload control that will use it. A
-// stalled peer costs bounded memory and no missed deadlines, but requests
-// already queued behind it are not moved to another connection.
+// behind a proxy: service authentication proves who connected, it does not
+// hide or protect the bytes). A stalled peer costs bounded memory and no
+// missed deadlines, but requests already queued behind it are not moved to
+// another connection. Overload control measures queuing for workers, so a
+// server whose handlers all wait on a slow dependency (workers blocked, the
+// CPU idle) is not detected as overloaded by it; the concurrency limits
+// bound that case.
 package svrkit

@@ -29,6 +29,11 @@ type endpoint struct {
 	next      atomic.Uint32
 	downUntil atomic.Int64 // unix nanos; the endpoint is skipped before it
 
+	// The admission level the server last reported on a response, and
+	// when (unix nanos): calls below it are refused here, unsent.
+	level   atomic.Uint32
+	levelAt atomic.Int64
+
 	// conns are fixed slots; nil or dead ones are redialed. They and
 	// retired are written under mu and read without it on the call path.
 	conns   []atomic.Pointer[clientConn]
@@ -38,6 +43,14 @@ type endpoint struct {
 	dials    []*dialing // per slot, the dial in progress
 	failures int
 }
+
+// levelTTL is how long a reported admission level holds without news: a
+// client that refuses everything below it locally sends the server
+// nothing of those priorities, so it must not go on refusing once the
+// server stops reporting (it answers nothing, or went idle).
+const levelTTL = time.Second
+
+var errShedLocally = NewError(Overloaded, "endpoint is overloaded and refuses this request's priority (refused locally, unsent)")
 
 // dialing is one dial in progress; done closes when cc or err is set.
 type dialing struct {
@@ -58,6 +71,10 @@ func newEndpoint(c *Client, addr string) *endpoint {
 // call sends one request on a connection of this endpoint and waits for
 // its answer. sent reports whether the request may have reached the server.
 func (ep *endpoint) call(ctx context.Context, h *wire.Header, md, body []byte, resp proto.Message, deadline time.Time, hasDeadline bool) (sent bool, err error) {
+	if lvl := ep.level.Load(); lvl != 0 && uint32(admissionKey(h.Priority, h.Flags, 0)) < lvl &&
+		time.Now().UnixNano()-ep.levelAt.Load() < int64(levelTTL) {
+		return false, errShedLocally
+	}
 	cc, err := ep.conn(ctx, deadline, hasDeadline)
 	if err != nil {
 		return false, err

@@ -56,6 +56,9 @@ func (h *serverEvents) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	s.mu.Lock()
 	s.conns[sc] = struct{}{}
 	s.mu.Unlock()
+	if s.adm != nil {
+		sc.shard = s.adm.shard()
+	}
 	hello, nonce := s.hello()
 	sc.nonce = nonce
 	sc.send(&hello, "", nonce, true)
@@ -100,6 +103,9 @@ func (h *serverEvents) OnTick() (time.Duration, gnet.Action) {
 	now := time.Now().UnixNano()
 	s.clock.Store(now)
 	s.workers.reap(now)
+	if s.adm != nil {
+		s.adm.tick(now)
+	}
 	idle := s.opts.idleTimeout
 	tick := time.Second
 	if idle > 0 {

@@ -51,6 +51,7 @@ type serverOptions struct {
 	logger               *slog.Logger
 	noDescribe           bool
 	auth                 *serverAuth
+	overloadThreshold    time.Duration
 }
 
 func defaultServerOptions() serverOptions {
@@ -62,6 +63,7 @@ func defaultServerOptions() serverOptions {
 		idleTimeout:          5 * time.Minute,
 		eventLoops:           max(1, runtime.NumCPU()/2),
 		logger:               slog.Default(),
+		overloadThreshold:    DefaultOverloadThreshold,
 	}
 }
 
@@ -173,6 +175,14 @@ func WithLogger(l *slog.Logger) ServerOption {
 			o.logger = l
 		}
 	})
+}
+
+// WithOverloadControl sets the average queuing time over which the server
+// counts as overloaded and sheds its lowest-priority requests (default
+// DefaultOverloadThreshold); 0 turns overload control off, leaving only
+// the concurrency limits of WithMaxConcurrent. See Server.
+func WithOverloadControl(threshold time.Duration) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) { o.overloadThreshold = threshold })
 }
 
 // WithoutDescribe leaves out the describe method (cmdid DescribeCmdID) that

@@ -70,6 +70,7 @@ type Server struct {
 	inflight atomic.Int64
 	draining atomic.Bool
 	workers  *workerPool
+	adm      *admission // nil without overload control
 	// clock is a coarse clock (unix nanos) advanced by the engine's tick
 	// about once a second, for idle timeouts: reading the real clock on
 	// every request cost several percent of CPU on the development VM.
@@ -100,6 +101,9 @@ func NewServer(opts ...ServerOption) *Server {
 	}
 	s.clock.Store(time.Now().UnixNano())
 	s.workers = newWorkerPool(func(cc *callCtx) { cc.conn.serve(cc) }, 10*time.Second, &s.clock)
+	if o.overloadThreshold > 0 {
+		s.adm = newAdmission(o.overloadThreshold, o.eventLoops, s.workers)
+	}
 	if !o.noDescribe {
 		s.RegisterService(&DescribeServiceDesc, NewDescriber(s.Services))
 	}

@@ -41,6 +41,8 @@ type serverConn struct {
 	operator  bool
 	authTried bool
 	authErr   string
+
+	shard uint32 // the admission shard it counts in
 }
 
 func (sc *serverConn) touch() { sc.lastActive.Store(sc.s.clock.Load()) }
@@ -94,6 +96,12 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 		sc.fail(id, Unavailable, "server is shutting down")
 		return
 	}
+	key := admissionKey(f.Priority, f.Flags, id)
+	if s.adm != nil && !m.desc.NonBlocking && !s.adm.admit(sc.shard, key) {
+		// A constant message: refusing must cost as little as possible.
+		sc.fail(id, Overloaded, "server is overloaded and refuses this request's priority")
+		return
+	}
 	sc.mu.Lock()
 	if _, dup := sc.calls[id]; dup {
 		sc.mu.Unlock()
@@ -111,7 +119,8 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 		sc.fail(id, ResourceExhausted, "server is at its concurrent call limit")
 		return
 	}
-	ctx := &callCtx{parent: s.baseCtx, method: m.desc, conn: sc, sm: m, reqID: id}
+	ctx := &callCtx{parent: s.baseCtx, method: m.desc, conn: sc, sm: m, reqID: id,
+		prio: callPriority{business: f.Priority, user: uint8(key & 0x7f)}}
 	sc.calls[id] = ctx
 	sc.mu.Unlock()
 
@@ -127,8 +136,12 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 	if limit == 0 {
 		limit = s.opts.defaultTimeout
 	}
-	if f.Timeout > 0 || limit > 0 { // reading the clock costs, skip it when no deadline applies
-		now := time.Now()
+	var now time.Time
+	if f.Timeout > 0 || limit > 0 || (s.adm != nil && !m.desc.NonBlocking) { // reading the clock costs
+		now = time.Now()
+		ctx.queuedAt = now.UnixNano()
+	}
+	if f.Timeout > 0 || limit > 0 {
 		if f.Timeout > 0 {
 			ctx.deadline, ctx.hasDeadline = now.Add(time.Duration(f.Timeout)*time.Microsecond), true
 		}
@@ -148,8 +161,21 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 func (sc *serverConn) serve(ctx *callCtx) {
 	var resp proto.Message
 	var err error
-	if ctx.hasDeadline && !time.Now().Before(ctx.deadline) {
+	adm := sc.s.adm
+	var start time.Time
+	if ctx.hasDeadline || (adm != nil && !ctx.inline) {
+		start = time.Now()
+	}
+	if adm != nil && !ctx.inline {
+		adm.waited(sc.shard, start.UnixNano()-ctx.queuedAt)
+	}
+	if ctx.hasDeadline && !start.Before(ctx.deadline) {
+		// Its caller has given up: running it would be wasted work, the
+		// worst kind under overload.
 		err = NewError(DeadlineExceeded, "deadline expired before the call started")
+		if adm != nil {
+			adm.expired.Add(1)
+		}
 	} else {
 		resp, err = sc.s.run(ctx.sm, ctx, ctx.req)
 	}

@@ -29,6 +29,12 @@ import (
 // gained nothing under load.)
 func (sc *serverConn) send(h *wire.Header, msg string, body []byte, onLoop bool) {
 	limit := sc.s.opts.maxFrameSize
+	if h.Kind == wire.KindResponse && sc.s.adm != nil {
+		// Every response tells the client the admission level, so that it
+		// refuses locally what this server would refuse.
+		lvl := sc.s.adm.level.Load()
+		h.Priority, h.Flags = uint8(lvl>>7), uint8(lvl&0x7f)
+	}
 	sc.mu.Lock()
 	if sc.closed {
 		sc.mu.Unlock()

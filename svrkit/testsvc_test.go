@@ -37,6 +37,7 @@ const (
 	cmdSlowSvc  = 8
 	cmdBlob     = 9
 	cmdIdentity = 10
+	cmdSpin     = 11
 )
 
 func (s *testService) Echo(ctx context.Context, req *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
@@ -102,6 +103,15 @@ func (s *testService) Blob(ctx context.Context, req *wrapperspb.UInt32Value) (*w
 	return wrapperspb.Bytes(make([]byte, req.Value)), nil
 }
 
+// Spin keeps a CPU busy for the requested time: a handler whose cost is
+// CPU, to overload a server with.
+func (s *testService) Spin(ctx context.Context, req *durationpb.Duration) (*durationpb.Duration, error) {
+	s.calls.Add(1)
+	for end := time.Now().Add(req.AsDuration()); time.Now().Before(end); {
+	}
+	return req, nil
+}
+
 // Identity returns the identity the caller's connection proved.
 func (s *testService) Identity(ctx context.Context, req *emptypb.Empty) (*wrapperspb.StringValue, error) {
 	return wrapperspb.String(svrkit.CallerIdentity(ctx)), nil
@@ -132,6 +142,7 @@ var testDesc = svrkit.ServiceDesc{
 		withTimeout(method(cmdSlowSvc, "SlowWithTimeout", (*testService).Sleep), 50*time.Millisecond),
 		method(cmdBlob, "Blob", (*testService).Blob),
 		method(cmdIdentity, "Identity", (*testService).Identity),
+		method(cmdSpin, "Spin", (*testService).Spin),
 	},
 }
 

@@ -141,6 +141,17 @@ func (p *workerPool) loop(w *worker) {
 	}
 }
 
+// oldestWait returns how long the call at the head of the queue has
+// waited, in nanoseconds at now, or 0 when the queue is empty.
+func (p *workerPool) oldestWait(now int64) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.head == len(p.queue) {
+		return 0
+	}
+	return now - p.queue[p.head].queuedAt
+}
+
 // reap stops workers idle for longer than idleTime at now (unix nanos);
 // the oldest are at the bottom of the stack.
 func (p *workerPool) reap(now int64) {

@@ -29,7 +29,7 @@ func HTTPStatus(c svrkit.Code) int {
 		return http.StatusTooManyRequests
 	case svrkit.Unimplemented:
 		return http.StatusNotImplemented
-	case svrkit.Unavailable:
+	case svrkit.Unavailable, svrkit.Overloaded:
 		return http.StatusServiceUnavailable
 	case svrkit.Unauthenticated:
 		return http.StatusUnauthorized

@@ -13,10 +13,15 @@
 //	     4    1 version    1 for this specification
 //	     5    1 kind       1 request, 2 response, 3 ping, 4 pong, 5 goaway,
 //	                       6 cancel, 7 hello, 8 auth
-//	     6    1 priority   request priority for admission control (0 = unset;
-//	                       higher is more important)
-//	     7    1 flags      bit 0 on hello: authentication required; other bits
-//	                       reserved: senders write 0, receivers ignore them
+//	     6    1 priority   on requests: business priority for admission
+//	                       control (0 = unset; higher is more important);
+//	                       on responses: the business part of the server's
+//	                       admission level (see Overload control)
+//	     7    1 flags      on requests: bits 0–6 the user priority (1–127;
+//	                       0 = unset), bit 7 reserved; on responses: bits
+//	                       0–6 the user part of the admission level; on
+//	                       hello: bit 0 authentication required. Other bits
+//	                       are reserved: senders write 0, receivers ignore them
 //	     8    4 request id chosen by the client, unique among its in-flight
 //	                       requests on one connection; responses carry it back
 //	    12    4 cmdid      the method's numeric id (0 on control frames)
@@ -72,6 +77,17 @@
 //     on another connection. Nothing after the handshake is signed or
 //     encrypted: the handshake proves who connected, not that every later
 //     byte came from them.
+//
+// # Overload control
+//
+// A request's admission key is business<<7 | user, from its priority and
+// flags (an unset business priority counts as 128; an unset user priority
+// as one the server picks). A server under overload refuses requests whose
+// key is below its admission level with status 17 (overloaded), unrun,
+// and reports its current level on every response: priority = level>>7,
+// flags = level&0x7f (both 0 when it admits everything). A client may
+// refuse locally, without sending, requests below the level its endpoint
+// last reported, for as long as the report is recent.
 //
 // # Limits and errors
 //

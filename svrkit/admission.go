@@ -1,0 +1,311 @@
+package svrkit
+
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// admission is a server's overload control, after DAGOR (WeChat's, SoCC
+// 2018).
+//
+// Detection is by queuing time, not CPU: the time an admitted request waits
+// between the event loop handing it over and a worker starting it. It
+// grows when the server cannot keep up, whatever the bottleneck (CPU, a
+// lock, a slow dependency holding workers), and stays near zero otherwise
+// even at high CPU. Each window — a second, or DefaultAdmissionWindowReqs
+// requests, whichever ends first — the average wait is compared with the
+// threshold (WithOverloadControl).
+//
+// Admission is by priority (see priority.go): a request is admitted when
+// its key (business<<7 | user) is at least the level, and refused at once
+// with Overloaded otherwise, before it is decoded. Every window the level
+// moves from a histogram of the window's arrivals by key: while overloaded,
+// up so that about 5% fewer requests would have been admitted; otherwise
+// down so that about 1% more would be. Shedding grows fast and relaxes
+// slowly, and always starts with the lowest business priority and, within
+// it, the lowest user priorities. The level never rises above the highest
+// key seen, so the most important requests are never all refused.
+//
+// The level travels back to clients on every response (see wire), and
+// clients refuse locally, without sending, requests below it
+// (collaborative shedding): an overloaded server does not spend even a
+// refusal on them.
+//
+// Counting is sharded by connection (a shard per event loop, roughly), so
+// that loops do not contend on one cache line, and the histogram records
+// which business priorities it holds so a window's roll reads only those
+// rows.
+type admission struct {
+	threshold int64 // nanoseconds of average queuing time that mean overload
+	window    int64 // nanoseconds
+	pool      *workerPool
+
+	level  atomic.Uint32 // requests with a key below it are refused
+	shards []*admissionShard
+	next   atomic.Uint32 // round robin of shards over connections
+
+	rolling     sync.Mutex
+	windowStart atomic.Int64 // unix nanos
+
+	mu       sync.Mutex // guards the fields below
+	hist     []uint32   // scratch: one window's arrivals by key
+	lastWait time.Duration
+	overload bool
+	admitted [256]uint64 // per business priority, since start
+	shed     [256]uint64
+	expired  atomic.Uint64
+}
+
+const (
+	admissionKeys = 1 << 15
+	// DefaultOverloadThreshold is the average queuing time over which a
+	// server counts as overloaded unless WithOverloadControl says otherwise
+	// (DAGOR's production value).
+	DefaultOverloadThreshold = 20 * time.Millisecond
+	// DefaultAdmissionWindowReqs bounds an admission window in requests.
+	DefaultAdmissionWindowReqs = 2000
+	admissionWindow            = time.Second
+	shedStep                   = 0.05 // fraction more refused per overloaded window
+	relaxStep                  = 0.01 // fraction more admitted per calm window
+)
+
+type admissionShard struct {
+	hist     [admissionKeys]atomic.Uint32
+	touched  [4]atomic.Uint64 // bit b: business priority b has arrivals
+	arrivals atomic.Uint32
+	waitSum  atomic.Int64
+	waitN    atomic.Int64
+}
+
+func newAdmission(threshold time.Duration, shards int, pool *workerPool) *admission {
+	a := &admission{threshold: int64(threshold), window: int64(admissionWindow), pool: pool, hist: make([]uint32, admissionKeys)}
+	for range max(shards, 1) {
+		a.shards = append(a.shards, new(admissionShard))
+	}
+	a.windowStart.Store(time.Now().UnixNano())
+	return a
+}
+
+// shard returns the shard index for a new connection.
+func (a *admission) shard() uint32 { return a.next.Add(1) % uint32(len(a.shards)) }
+
+// admit counts an arrival with key on shard i and reports whether it is
+// admitted. It runs on the event loop for every request.
+func (a *admission) admit(i uint32, key uint16) bool {
+	sh := a.shards[i]
+	sh.hist[key].Add(1)
+	b := key >> 7
+	if bit := uint64(1) << (b & 63); sh.touched[b>>6].Load()&bit == 0 {
+		sh.touched[b>>6].Or(bit)
+	}
+	if sh.arrivals.Add(1)%256 == 0 {
+		a.maybeRoll()
+	}
+	return uint32(key) >= a.level.Load()
+}
+
+// waited records how long an admitted request waited for a worker.
+func (a *admission) waited(i uint32, d int64) {
+	sh := a.shards[i]
+	sh.waitSum.Add(d)
+	sh.waitN.Add(1)
+}
+
+// maybeRoll ends the window early once it holds enough requests.
+func (a *admission) maybeRoll() {
+	var n uint32
+	for _, sh := range a.shards {
+		n += sh.arrivals.Load()
+	}
+	if n >= DefaultAdmissionWindowReqs {
+		a.roll(time.Now().UnixNano())
+	}
+}
+
+// tick ends the window when its time is up; the server's ticker calls it.
+func (a *admission) tick(now int64) {
+	if now-a.windowStart.Load() >= a.window {
+		a.roll(now)
+	}
+}
+
+// roll closes the window: it collects the arrivals and waits, decides
+// whether the server is overloaded, and moves the level.
+func (a *admission) roll(now int64) {
+	if !a.rolling.TryLock() {
+		return // another goroutine is rolling this window
+	}
+	defer a.rolling.Unlock()
+	a.windowStart.Store(now)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+
+	hist := a.hist
+	var touched [4]uint64
+	var waitSum, waitN int64
+	for _, sh := range a.shards {
+		sh.arrivals.Store(0)
+		waitSum += sh.waitSum.Swap(0)
+		waitN += sh.waitN.Swap(0)
+		for w := range sh.touched {
+			set := sh.touched[w].Swap(0)
+			touched[w] |= set
+			for ; set != 0; set &= set - 1 {
+				b := w*64 + bits.TrailingZeros64(set)
+				for k := b << 7; k < (b+1)<<7; k++ {
+					hist[k] += sh.hist[k].Swap(0)
+				}
+			}
+		}
+	}
+
+	level := a.level.Load()
+	var admitted uint64
+	topKey := -1
+	for w := len(touched) - 1; w >= 0; w-- {
+		for set := touched[w]; set != 0; set &= set - 1 {
+			b := w*64 + bits.TrailingZeros64(set)
+			for k := b << 7; k < (b+1)<<7; k++ {
+				n := uint64(hist[k])
+				if n == 0 {
+					continue
+				}
+				topKey = max(topKey, k)
+				if uint32(k) >= level {
+					admitted += n
+					a.admitted[b] += n
+				} else {
+					a.shed[b] += n
+				}
+			}
+		}
+	}
+
+	a.lastWait = 0
+	if waitN > 0 {
+		a.lastWait = time.Duration(waitSum / waitN)
+	}
+	// A queue whose head has waited past the threshold is overloaded even
+	// if nothing started this window (every worker stuck).
+	oldest := a.pool.oldestWait(now)
+	a.overload = int64(a.lastWait) > a.threshold || oldest > a.threshold
+
+	a.level.Store(nextLevel(hist, level, admitted, topKey, a.overload))
+
+	for w, set := range touched {
+		for ; set != 0; set &= set - 1 {
+			b := w*64 + bits.TrailingZeros64(set)
+			clear(hist[b<<7 : (b+1)<<7])
+		}
+	}
+}
+
+// nextLevel moves the admission level after a window whose arrivals by key
+// are hist, of which admitted were at or above level, and whose highest
+// key was topKey (-1: no arrivals).
+//
+// Overloaded: the lowest key such that the arrivals at or above it fit 95%
+// of admitted, and at least one more non-empty key refused than before,
+// but never above topKey. Calm: the same with 101%, at least one more
+// non-empty key admitted; when nothing arrived below the level (clients
+// refused it locally, having learnt the level), two user priorities lower,
+// so that relaxing without data is slow and shedding can resume before a
+// flood.
+func nextLevel(hist []uint32, level uint32, admitted uint64, topKey int, overloaded bool) uint32 {
+	if topKey < 0 {
+		if overloaded {
+			return level
+		}
+		return level - min(level, 2)
+	}
+	target := float64(admitted) * (1 + relaxStep)
+	if overloaded {
+		target = float64(admitted) * (1 - shedStep)
+	}
+	next := uint32(0)
+	var cum float64
+	for k := topKey; k >= 0; k-- {
+		n := float64(hist[k])
+		if n == 0 {
+			continue
+		}
+		if cum+n > target {
+			next = uint32(k + 1)
+			break
+		}
+		cum += n
+	}
+	if overloaded {
+		if next <= level {
+			// Refuse at least the lowest non-empty key still admitted.
+			for k := int(level); k <= topKey; k++ {
+				if hist[k] != 0 {
+					next = uint32(k + 1)
+					break
+				}
+			}
+		}
+		return min(max(next, level), uint32(topKey))
+	}
+	below := -1 // the highest non-empty key below the level
+	for k := min(int(level), topKey+1) - 1; k >= 0; k-- {
+		if hist[k] != 0 {
+			below = k
+			break
+		}
+	}
+	switch {
+	case below < 0:
+		return level - min(level, 2)
+	case next < level:
+		return next
+	default:
+		return uint32(below) // admit at least one more key
+	}
+}
+
+// AdmissionStats is a snapshot of a server's overload control.
+type AdmissionStats struct {
+	// Enabled is false when the server runs without overload control.
+	Enabled bool
+	// Overloaded says whether the last window's queuing time passed the
+	// threshold.
+	Overloaded bool
+	// QueueWait is the average time requests waited for a worker in the
+	// last window.
+	QueueWait time.Duration
+	// LevelBusiness and LevelUser are the admission level: requests below
+	// (LevelBusiness, LevelUser), business first, are refused. Both are 0
+	// when everything is admitted.
+	LevelBusiness, LevelUser uint8
+	// Admitted and Shed count requests by business priority since the
+	// server started, as of the last window (a request without one counts
+	// under DefaultPriority).
+	Admitted, Shed [256]uint64
+	// Expired counts admitted requests dropped unrun because their
+	// deadline had passed when a worker reached them.
+	Expired uint64
+}
+
+// AdmissionStats returns a snapshot of the server's overload control.
+func (s *Server) AdmissionStats() AdmissionStats {
+	a := s.adm
+	if a == nil {
+		return AdmissionStats{}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	lvl := a.level.Load()
+	return AdmissionStats{
+		Enabled:       true,
+		Overloaded:    a.overload,
+		QueueWait:     a.lastWait,
+		LevelBusiness: uint8(lvl >> 7),
+		LevelUser:     uint8(lvl & 0x7f),
+		Admitted:      a.admitted,
+		Shed:          a.shed,
+		Expired:       a.expired.Load(),
+	}
+}

@@ -1,0 +1,147 @@
+package svrkit
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// feed records n arrivals of (business, user) on shard 0 and returns how
+// many were admitted.
+func feed(a *admission, business, user uint8, n int) int {
+	ok := 0
+	for range n {
+		if a.admit(0, admissionKey(business, user, 0)) {
+			ok++
+		}
+	}
+	return ok
+}
+
+// window feeds one window of mixed traffic — business priorities 50, 128
+// and 200, every user priority — with the given queuing time, then rolls
+// it, and returns what each business priority got admitted.
+func window(a *admission, wait time.Duration) map[uint8]int {
+	got := map[uint8]int{}
+	for _, b := range []uint8{50, 128, 200} {
+		for u := uint8(1); u <= 127; u++ {
+			got[b] += feed(a, b, u, 2)
+		}
+	}
+	a.waited(0, int64(wait))
+	a.roll(time.Now().UnixNano())
+	return got
+}
+
+func newTestAdmission() *admission {
+	return newAdmission(20*time.Millisecond, 1, newWorkerPool(func(*callCtx) {}, time.Minute, new(atomic.Int64)))
+}
+
+// While overloaded the level rises window after window, shedding the
+// lowest business priority first and, within one, the lowest user
+// priorities; once calm it falls again, more slowly.
+func TestAdmissionLevelMoves(t *testing.T) {
+	a := newTestAdmission()
+	var levels []uint32
+	// Overloaded until business 50 is shed entirely.
+	for a.level.Load()>>7 < 128 {
+		window(a, 50*time.Millisecond)
+		l := a.level.Load()
+		if len(levels) > 0 && l <= levels[len(levels)-1] {
+			t.Fatalf("level did not rise in an overloaded window: %v then %d", levels, l)
+		}
+		levels = append(levels, l)
+		if len(levels) > 200 {
+			t.Fatalf("business 50 still admitted after 200 overloaded windows: %v", levels)
+		}
+	}
+	got := window(a, 50*time.Millisecond)
+	if got[50] != 0 || got[200] != 127*2 {
+		t.Fatalf("admitted per business priority %v: want none of 50 and all of 200", got)
+	}
+	// Within business 128, the lowest user priorities went first.
+	lvl := a.level.Load()
+	for u := uint8(1); u <= 127; u++ {
+		admitted := uint32(admissionKey(128, u, 0)) >= lvl
+		if admitted != (u >= uint8(lvl&0x7f)) && lvl>>7 == 128 {
+			t.Fatalf("user %d: admitted=%v at level %d.%d", u, admitted, lvl>>7, lvl&0x7f)
+		}
+	}
+
+	// Calm: the level falls, by at least one key per window, until all
+	// is admitted.
+	prev := a.level.Load()
+	windows := 0
+	for a.level.Load() > 0 {
+		window(a, time.Millisecond)
+		if l := a.level.Load(); l >= prev {
+			t.Fatalf("level did not fall in a calm window: %d -> %d", prev, l)
+		} else {
+			prev = l
+		}
+		windows++
+		if windows > 1000 {
+			t.Fatal("level never returned to 0")
+		}
+	}
+	if windows < 5 {
+		t.Fatalf("relaxed from full shedding in %d windows; relaxing should be slower than shedding", windows)
+	}
+}
+
+// The most important requests are never all refused, however long the
+// overload lasts.
+func TestAdmissionNeverRefusesEverything(t *testing.T) {
+	a := newTestAdmission()
+	for range 500 {
+		window(a, time.Second)
+	}
+	if got := window(a, time.Second); got[200] == 0 {
+		t.Fatalf("everything refused: %v", got)
+	}
+}
+
+// All of one user's requests of one business priority get the same
+// verdict within an hour's salt, whatever the request ids.
+func TestAdmissionOneVerdictPerUser(t *testing.T) {
+	a := newTestAdmission()
+	for range 20 {
+		window(a, 50*time.Millisecond)
+	}
+	shed, admitted := 0, 0
+	for user := range 200 {
+		key := fmt.Sprint("user-", user)
+		verdict := map[bool]int{}
+		for call := range 10 {
+			ok := uint32(admissionKey(128, userPriority(key), uint32(call))) >= a.level.Load()
+			verdict[ok]++
+		}
+		if len(verdict) != 1 {
+			t.Fatalf("%s got both verdicts: %v", key, verdict)
+		}
+		if verdict[true] > 0 {
+			admitted++
+		} else {
+			shed++
+		}
+	}
+	if shed == 0 || admitted == 0 {
+		t.Fatalf("level %d.%d shed %d and admitted %d of 200 users; want some of each", a.level.Load()>>7, a.level.Load()&0x7f, shed, admitted)
+	}
+}
+
+// With no arrivals below the level (clients refused them locally), a calm
+// window lowers it by a small step, not to zero at once.
+func TestAdmissionRelaxesSlowlyWithoutData(t *testing.T) {
+	a := newTestAdmission()
+	a.level.Store(uint32(admissionKey(128, 64, 0)))
+	before := a.level.Load()
+	for u := uint8(64); u <= 127; u++ {
+		feed(a, 128, u, 3)
+	}
+	a.roll(time.Now().UnixNano())
+	if after := a.level.Load(); after == 0 || before-after > 2 {
+		t.Fatalf("level %d -> %d in one calm window without data below it", before, after)
+	}
+}

@@ -1,0 +1,82 @@
+package svrkit_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/svrkit/svrkit/svrkit"
+)
+
+// A server whose CPU cannot keep up sheds its low-priority requests with
+// Overloaded and keeps serving its high-priority ones; clients learn the
+// level from responses and refuse low-priority calls themselves, unsent.
+func TestOverloadShedsLowPriorityFirst(t *testing.T) {
+	s := startServer(t, &testService{}, svrkit.WithOverloadControl(5*time.Millisecond))
+	c := newClient(t, s.Addr().String(), svrkit.WithRetries(0))
+	spin := methodByCmd(cmdSpin)
+
+	type tally struct{ ok, overloaded, local, other atomic.Int64 }
+	var low, high tally
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	call := func(p uint8, tl *tally) {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := c.Invoke(ctx, spin, durationpb.New(500*time.Microsecond), new(durationpb.Duration), svrkit.WithPriority(p))
+			cancel()
+			switch svrkit.CodeOf(err) {
+			case svrkit.OK:
+				tl.ok.Add(1)
+			case svrkit.Overloaded:
+				tl.overloaded.Add(1)
+				if strings.Contains(err.Error(), "refused locally") {
+					tl.local.Add(1)
+				}
+			default:
+				tl.other.Add(1)
+				t.Errorf("priority %d: %v", p, err)
+			}
+		}
+	}
+	// Far more CPU demand than the machine has: 48 callers of 0.5 ms of
+	// CPU each, most of them low priority.
+	for i := range 48 {
+		wg.Add(1)
+		if i%8 == 0 {
+			go call(250, &high)
+		} else {
+			go call(10, &low)
+		}
+	}
+	waitFor(t, func() bool {
+		st := s.AdmissionStats()
+		return st.Shed[10] > 0 && low.local.Load() > 0
+	})
+	close(stop)
+	waitGroupWithin(t, &wg, 30*time.Second)
+
+	st := s.AdmissionStats()
+	t.Logf("low: %d ok, %d overloaded (%d locally); high: %d ok, %d overloaded; server shed %d low, level %d.%d, wait %v",
+		low.ok.Load(), low.overloaded.Load(), low.local.Load(), high.ok.Load(), high.overloaded.Load(), st.Shed[10], st.LevelBusiness, st.LevelUser, st.QueueWait)
+	if high.overloaded.Load() != 0 {
+		t.Errorf("%d high-priority calls were refused while low-priority ones were being shed", high.overloaded.Load())
+	}
+	if st.Shed[250] != 0 {
+		t.Errorf("server shed %d high-priority requests", st.Shed[250])
+	}
+	if high.ok.Load() == 0 {
+		t.Error("no high-priority call succeeded")
+	}
+}
