@@ -192,6 +192,13 @@ func (a *admission) roll(now int64) {
 	oldest := a.pool.oldestWait(now)
 	a.overload = int64(a.lastWait) > a.threshold || oldest > a.threshold
 
+	// While overloaded, admit no more than the workers started: the
+	// window's service rate. Against a sudden flood this cuts at once to
+	// what the server can do, where the 5% step alone would take dozens
+	// of windows while every queued request expires.
+	if a.overload && uint64(waitN) < admitted {
+		admitted = uint64(waitN)
+	}
 	a.level.Store(nextLevel(hist, level, admitted, topKey, a.overload))
 
 	for w, set := range touched {
