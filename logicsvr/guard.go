@@ -2,131 +2,15 @@ package logicsvr
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"runtime/debug"
-	"strconv"
-	"strings"
-	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 
-	svrkitpb "github.com/svrkit/svrkit/idl/svrkit"
 	"github.com/svrkit/svrkit/svrkit"
 )
-
-// RequestIDKey is the metadata key (and, as X-Request-Id, the HTTP header)
-// of a call's request id. A Logicsvr keeps the id it is given, makes one up
-// when there is none, logs it with every line about the call, echoes it in
-// HTTP responses and sends it on with every call its handlers make through
-// Host.Client, so one id follows a request through every service it touches.
-const RequestIDKey = "x-request-id"
-
-// methodState is what the host keeps per method: its limits, its in-flight
-// count and its metrics on each transport. It is created at registration and
-// read without locks afterwards.
-type methodState struct {
-	desc     *svrkit.MethodDesc
-	limit    int64 // 0: unbounded
-	inflight atomic.Int64
-	http     *transportMetrics
-	rpc      *transportMetrics
-	panics   prometheus.Counter
-}
-
-func (h *Host) newMethodState(md *svrkit.MethodDesc, limit int) *methodState {
-	st := &methodState{desc: md, limit: int64(limit)}
-	st.http = h.metrics.forMethod(md, "http")
-	st.rpc = h.metrics.forMethod(md, "rpc")
-	cmdid := strconv.FormatUint(uint64(md.CmdID), 10)
-	st.panics = h.metrics.panics.WithLabelValues(md.FullName, cmdid)
-	h.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name:        metricInFlight,
-		Help:        "Calls running now, over both transports, by method.",
-		ConstLabels: prometheus.Labels{"method": md.FullName, "cmdid": cmdid},
-	}, func() float64 { return float64(st.inflight.Load()) }))
-	return st
-}
-
-// idlMaxConcurrent reads a method's max_concurrent option (or its service's)
-// from the descriptor the generated code registered.
-func idlMaxConcurrent(service string, md *svrkit.MethodDesc) int {
-	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service))
-	if err != nil {
-		return 0
-	}
-	sd, ok := d.(protoreflect.ServiceDescriptor)
-	if !ok {
-		return 0
-	}
-	name, ok := strings.CutPrefix(md.FullName, "/"+service+"/")
-	if !ok {
-		return 0
-	}
-	if m := sd.Methods().ByName(protoreflect.Name(name)); m != nil {
-		if o, _ := proto.GetExtension(m.Options(), svrkitpb.E_Method).(*svrkitpb.MethodOptions); o.GetMaxConcurrent() > 0 {
-			return int(o.GetMaxConcurrent())
-		}
-	}
-	o, _ := proto.GetExtension(sd.Options(), svrkitpb.E_Service).(*svrkitpb.ServiceOptions)
-	return int(o.GetMaxConcurrent())
-}
-
-// callInfo is what a handler's context carries about its call.
-type callInfo struct {
-	requestID string
-	method    *svrkit.MethodDesc
-	log       *slog.Logger
-}
-
-type callInfoKey struct{}
-
-// RequestID returns the request id of the call ctx belongs to, or "".
-func RequestID(ctx context.Context) string {
-	if ci, _ := ctx.Value(callInfoKey{}).(*callInfo); ci != nil {
-		return ci.requestID
-	}
-	return ""
-}
-
-// Logger returns a logger for the call ctx belongs to: the host's logger
-// with the request id and method attached. Outside a call it returns
-// slog.Default().
-func Logger(ctx context.Context) *slog.Logger {
-	if ci, _ := ctx.Value(callInfoKey{}).(*callInfo); ci != nil {
-		return ci.log.With("request_id", ci.requestID, "method", ci.method.FullName)
-	}
-	return slog.Default()
-}
-
-// newRequestID returns 16 random hex digits.
-func newRequestID() string {
-	var b [8]byte
-	u := rand.Uint64()
-	for i := range b {
-		b[i] = byte(u >> (8 * i))
-	}
-	return hex.EncodeToString(b[:])
-}
-
-// PropagateRequestID is a client interceptor that sends the request id of
-// the call being handled (RequestID(ctx)) with every outgoing call, unless
-// the outgoing metadata already has one. Host.Client installs it; add it to
-// clients made otherwise.
-func PropagateRequestID(ctx context.Context, method *svrkit.MethodDesc, req, resp proto.Message, next svrkit.UnaryInvoker) error {
-	if id := RequestID(ctx); id != "" {
-		if _, set := svrkit.OutgoingMetadata(ctx)[RequestIDKey]; !set {
-			ctx = svrkit.WithOutgoingMetadata(ctx, svrkit.Metadata{RequestIDKey: id})
-		}
-	}
-	return next(ctx, method, req, resp)
-}
 
 // observe returns the outermost interceptor of one transport: it settles
 // the request id, counts the call and its latency, and logs failures.
