@@ -50,11 +50,16 @@
 //     per method in the config. A call over it is refused at once with
 //     resource_exhausted (HTTP 429): no queueing, so a slow CGI sheds its own
 //     excess instead of taking every worker of the process.
-//   - Each method's timeout from the IDL (timeout_ms) is its deadline, and
-//     the caller gets DeadlineExceeded (HTTP 504) at the deadline even if the
-//     handler ignores its context. The handler's goroutine keeps its slot of
-//     the limit until it really returns, so a stuck CGI fills its own limit
-//     and is then refused fast, while the others are untouched.
+//   - Each method's timeout from the IDL (timeout_ms), or the caller's
+//     earlier deadline, is the deadline of the handler's context on both
+//     transports. A handler that returns after it is answered
+//     DeadlineExceeded (HTTP 504), whatever it returned; a caller with a
+//     deadline of its own (svrkit and Connect clients send theirs) stops
+//     waiting at it. The host never abandons a running handler: one that
+//     ignores its context keeps its slot of the limit until it really
+//     returns, so a stuck CGI fills its own limit and is then refused fast,
+//     while the others are untouched. Enforcing the deadline through the
+//     context, once, is what keeps it free: no goroutine or timer per call.
 //
 // # Request ids and logs
 //

@@ -58,13 +58,19 @@ func (h *Host) observe(transport string) svrkit.UnaryServerInterceptor {
 	}
 }
 
-// guard is the innermost interceptor, the isolation the seed's mmweb
-// lacked. It refuses a call over its method's concurrency limit at once; it
-// turns a panic into an Internal error (counted, logged with its stack);
-// and when the call has a deadline it answers DeadlineExceeded at the
-// deadline even if the handler ignores its context. A handler that outlives
-// its deadline keeps its concurrency slot until it really returns, so a
-// stuck CGI exhausts its own limit, not the process.
+// guard is the host's inner interceptor, the isolation the seed's mmweb
+// lacked. It refuses a call over its method's concurrency limit at once, and
+// turns a panic into an Internal error (counted, logged with its stack).
+//
+// It enforces no deadline of its own: the transport already gives the
+// handler a context that ends at the call's deadline (see svrkit.Server and
+// svrkit/cgi), so a deadline costs a call nothing here. The one thing guard
+// adds is the answer: a handler that returns after its context ended is
+// answered with the context's error (DeadlineExceeded, HTTP 504), whatever
+// it returned, so the caller never takes a late result for a timely one.
+// The handler runs on the caller's goroutine and keeps its concurrency slot
+// until it really returns, so a CGI stuck past its deadline exhausts its own
+// limit, not the process.
 func (h *Host) guard(ctx context.Context, req proto.Message, m *svrkit.MethodDesc, next svrkit.UnaryHandler) (proto.Message, error) {
 	st := h.methods[m]
 	if st == nil {
@@ -74,34 +80,14 @@ func (h *Host) guard(ctx context.Context, req proto.Message, m *svrkit.MethodDes
 		st.inflight.Add(-1)
 		return nil, svrkit.Errorf(svrkit.ResourceExhausted, "%s is at its limit of %d concurrent calls", m.FullName, st.limit)
 	}
-	if _, ok := ctx.Deadline(); !ok || m.NonBlocking {
-		defer st.inflight.Add(-1)
-		return h.runRecover(ctx, st, m, req, next)
-	}
-	done := make(chan callResult, 1)
-	go func() {
-		resp, err := h.runRecover(ctx, st, m, req, next)
-		st.inflight.Add(-1)
-		done <- callResult{resp, err}
-	}()
-	select {
-	case r := <-done:
-		return r.resp, r.err
-	case <-ctx.Done():
-		// The handler may still finish in the same instant; prefer its
-		// answer if it is there.
-		select {
-		case r := <-done:
-			return r.resp, r.err
-		default:
+	defer st.inflight.Add(-1)
+	resp, err := h.runRecover(ctx, st, m, req, next)
+	if _, ok := ctx.Deadline(); ok {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, svrkit.AsError(cerr)
 		}
-		return nil, svrkit.AsError(ctx.Err())
 	}
-}
-
-type callResult struct {
-	resp proto.Message
-	err  error
+	return resp, err
 }
 
 func (h *Host) runRecover(ctx context.Context, st *methodState, m *svrkit.MethodDesc, req proto.Message, next svrkit.UnaryHandler) (resp proto.Message, err error) {
