@@ -12,7 +12,8 @@ import (
 // Client returns a client of the named service (a protobuf full name, e.g.
 // "im.AccountStore"), with endpoints from the config's routing table and
 // kept up to date when it changes. The client sends the request id of the
-// call being handled with every call (PropagateRequestID). Clients are made
+// call being handled with every call (PropagateRequestID), and has the
+// options of WithClientOptions. Clients are made
 // once per service and closed by Shutdown; it is an error to ask for a
 // service the routing table does not list.
 func (h *Host) Client(service string) (svrkit.Invoker, error) {
@@ -24,8 +25,9 @@ func (h *Host) Client(service string) (svrkit.Invoker, error) {
 	if c := h.clients[service]; c != nil {
 		return c, nil
 	}
-	c, err := svrkit.NewClient(service, svrkit.WithResolver(h.resolver),
-		svrkit.WithClientInterceptors(PropagateRequestID))
+	opts := append([]svrkit.ClientOption{svrkit.WithResolver(h.resolver),
+		svrkit.WithClientInterceptors(PropagateRequestID)}, h.clientOpts...)
+	c, err := svrkit.NewClient(service, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("logicsvr %s: client of %s: %w", h.name, service, err)
 	}

@@ -35,13 +35,17 @@ type Host struct {
 
 	resolver      svrkit.Resolver
 	closeResolver func()
+	clientOpts    []svrkit.ClientOption
 	infoOnly      bool
 
 	mu       sync.Mutex
 	methods  map[*svrkit.MethodDesc]*methodState // complete before Start; read-only after
 	services []*svrkit.ServiceDesc
-	clients  map[string]*svrkit.Client
-	started  bool
+	// interceptors wrap the handlers of the host's services (see Use);
+	// complete before Start, read-only after.
+	interceptors []svrkit.UnaryServerInterceptor
+	clients      map[string]*svrkit.Client
+	started      bool
 
 	httpAddr, rpcAddr, adminAddr net.Addr
 
@@ -71,15 +75,17 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 	}
 	cfg = cfg.withDefaults()
 	h := &Host{
-		name:     cfg.Name,
-		cfg:      cfg,
-		log:      o.logger,
-		metrics:  newMetrics(),
-		infoOnly: o.infoOnly,
-		methods:  map[*svrkit.MethodDesc]*methodState{},
-		clients:  map[string]*svrkit.Client{},
-		failed:   make(chan error, 3),
-		stopped:  make(chan struct{}),
+		name:         cfg.Name,
+		cfg:          cfg,
+		log:          o.logger,
+		metrics:      newMetrics(),
+		infoOnly:     o.infoOnly,
+		clientOpts:   o.clientOpts,
+		interceptors: o.interceptors,
+		methods:      map[*svrkit.MethodDesc]*methodState{},
+		clients:      map[string]*svrkit.Client{},
+		failed:       make(chan error, 3),
+		stopped:      make(chan struct{}),
 	}
 	switch {
 	case o.infoOnly:
@@ -96,7 +102,7 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 
 	var frontOpts []cgi.Option
 	frontOpts = append(frontOpts,
-		cgi.WithInterceptors(h.observe("http"), h.guard),
+		cgi.WithInterceptors(h.observe("http"), h.guard, h.intercept),
 		cgi.WithLogger(h.log),
 		cgi.WithDefaultTimeout(time.Duration(cfg.DefaultTimeout)),
 	)
@@ -106,7 +112,7 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 	h.front = cgi.NewHandler(frontOpts...)
 	if cfg.RPC != Off {
 		rpcOpts := []svrkit.ServerOption{
-			svrkit.WithServerInterceptors(h.observe("rpc"), h.guard),
+			svrkit.WithServerInterceptors(h.observe("rpc"), h.guard, h.intercept),
 			svrkit.WithLogger(h.log),
 			svrkit.WithDefaultTimeout(time.Duration(cfg.DefaultTimeout)),
 		}
@@ -117,8 +123,7 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 		h.rpc = svrkit.NewServer(rpcOpts...)
 	}
 	// The describe method is served by both transports; give it metrics.
-	d := &svrkit.DescribeServiceDesc.Methods[0]
-	h.methods[d] = h.newMethodState(d, 0)
+	h.methods[describeMethod] = h.newMethodState(describeMethod, 0)
 	return h, nil
 }
 
@@ -193,6 +198,26 @@ func (h *Host) RegisterService(sd *svrkit.ServiceDesc, impl any) {
 		h.rpc.RegisterService(&own, impl)
 	}
 	h.services = append(h.services, &own)
+}
+
+// Use adds server interceptors around every call of the host's services, on
+// both transports, the first outermost. They run inside the host's own (so
+// a call they see has its request id, is counted, within its method's
+// concurrency limit, and a panic in them is an Internal error like a
+// handler's) and around the handler, after WithInterceptors' ones. The
+// framework's describe method does not pass through them.
+//
+// A Logicsvr's handler constructor, which gets the host from its generated
+// main, is the place to call it: a check every method of the service
+// needs, such as authentication, is declared there once instead of in
+// each method. Like RegisterService, it panics after Start.
+func (h *Host) Use(ics ...svrkit.UnaryServerInterceptor) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.started {
+		panic("logicsvr: Use after Start")
+	}
+	h.interceptors = append(h.interceptors, ics...)
 }
 
 // Services returns the services registered so far (without the describe

@@ -14,6 +14,10 @@ import (
 	"github.com/svrkit/svrkit/svrkit"
 )
 
+// describeMethod is the framework's describe method, which both transports
+// serve on their own.
+var describeMethod = &svrkit.DescribeServiceDesc.Methods[0]
+
 // methodState is what the host keeps per method: its limits, its in-flight
 // count and its metrics on each transport. It is created at registration and
 // read without locks afterwards.

@@ -90,6 +90,20 @@ func (h *Host) guard(ctx context.Context, req proto.Message, m *svrkit.MethodDes
 	return resp, err
 }
 
+// intercept is the host's innermost interceptor: it runs the ones of Use and
+// WithInterceptors around the handler. One of them costs no allocation;
+// more are chained per call.
+func (h *Host) intercept(ctx context.Context, req proto.Message, m *svrkit.MethodDesc, next svrkit.UnaryHandler) (proto.Message, error) {
+	ics := h.interceptors
+	switch {
+	case len(ics) == 0 || m == describeMethod:
+		return next(ctx, req)
+	case len(ics) == 1:
+		return ics[0](ctx, req, m, next)
+	}
+	return svrkit.ChainServer(next, m, ics...)(ctx, req)
+}
+
 func (h *Host) runRecover(ctx context.Context, st *methodState, m *svrkit.MethodDesc, req proto.Message, next svrkit.UnaryHandler) (resp proto.Message, err error) {
 	defer func() {
 		if p := recover(); p != nil {
