@@ -96,6 +96,9 @@ func NewAccount(h *logicsvr.Host) (im.AccountServer, error) {
 		ttl:    time.Duration(cfg.SessionTTL),
 		kdf:    make(chan struct{}, cfg.KDFConcurrency),
 	}
+	// Register and Login are how a client gets a token; every other CGI
+	// wants one.
+	h.Use(signer.Require(im.Account_ServiceName, im.Account_Register_FullMethodName, im.Account_Login_FullMethodName))
 	if !h.InfoOnly() {
 		// The hash Login checks unknown names against, so they cost what
 		// a wrong password costs.
@@ -240,10 +243,7 @@ func (s *accountServer) Login(ctx context.Context, req *im.LoginRequest) (*im.Lo
 }
 
 func (s *accountServer) GetProfile(ctx context.Context, req *im.GetProfileRequest) (*im.Profile, error) {
-	caller, err := s.signer.Caller(ctx)
-	if err != nil {
-		return nil, err
-	}
+	caller := session.From(ctx)
 	id := req.GetUserId()
 	if id == 0 {
 		id = caller.UserID
@@ -266,10 +266,7 @@ func publicProfile(rec *im.AccountRecord) *im.Profile {
 }
 
 func (s *accountServer) SetProfile(ctx context.Context, req *im.SetProfileRequest) (*im.Profile, error) {
-	caller, err := s.signer.Caller(ctx)
-	if err != nil {
-		return nil, err
-	}
+	caller := session.From(ctx)
 	if err := checkNickname(req.GetNickname()); err != nil {
 		return nil, err
 	}
