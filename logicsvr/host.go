@@ -87,17 +87,11 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 		failed:       make(chan error, 3),
 		stopped:      make(chan struct{}),
 	}
-	switch {
-	case o.infoOnly:
-	case cfg.RoutesFile != "":
-		rt, err := svrkit.LoadRouteTable(cfg.RoutesFile, time.Second)
-		if err != nil {
-			return nil, fmt.Errorf("logicsvr: %w", err)
+	if !o.infoOnly {
+		var err error
+		if h.resolver, h.closeResolver, err = newResolver(cfg); err != nil {
+			return nil, err
 		}
-		h.resolver, h.closeResolver = rt, func() { _ = rt.Close() }
-	default:
-		cr := newConfigRoutes(cfg.path, cfg.raw, cfg.Routes, h.log, time.Second)
-		h.resolver, h.closeResolver = cr, cr.close
 	}
 
 	var frontOpts []cgi.Option

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -78,6 +79,9 @@ func run(name string, register func(*Host) error, args []string, stdout, stderr 
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
+	// The process's logger: what the runtime logs on its own (a routing
+	// table that failed to reload, say) comes out in the configured format.
+	slog.SetDefault(log)
 	opts := append([]Option{WithLogger(log)}, extra...)
 	if flags.PrintInfo {
 		opts = append(opts, infoOnly())

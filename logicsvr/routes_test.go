@@ -1,13 +1,13 @@
 package logicsvr
 
 import (
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/svrkit/svrkit/svrkit"
 )
 
 func TestConfigRoutesReload(t *testing.T) {
@@ -23,32 +23,63 @@ func TestConfigRoutesReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newConfigRoutes(cfg.path, cfg.raw, cfg.Routes, slog.New(slog.NewTextHandler(io.Discard, nil)), 10*time.Millisecond)
-	defer r.close()
+	r, stopRoutes, err := newResolver(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopRoutes()
 	if got, err := r.Resolve("a.A"); err != nil || !slices.Equal(got, []string{"127.0.0.1:1"}) {
 		t.Fatalf("Resolve = %v, %v", got, err)
 	}
-	if _, err := r.Resolve("b.B"); err == nil {
-		t.Fatal("Resolve of a missing service succeeded")
+	if _, err := r.Resolve("b.B"); svrkit.CodeOf(err) != svrkit.NotFound {
+		t.Fatalf("Resolve of a missing service: %v, want not_found", err)
 	}
 	notified := make(chan []string, 4)
 	stop := r.Watch("a.A", func(addrs []string) { notified <- addrs })
 	defer stop()
 
-	// A bad edit is ignored; a good one is applied and notified.
-	write(`{"routes": {"a.A": [""]}}`)
-	time.Sleep(50 * time.Millisecond)
+	// A bad edit (anywhere in the config) is noticed and ignored.
+	write(`{"routes": {"a.A": ["127.0.0.1:9"]}, "htpp": ":1"}`)
+	rt := r.(*svrkit.RouteTable)
+	waitUntil(t, func() bool { return rt.LastError() != nil })
 	if got, _ := r.Resolve("a.A"); !slices.Equal(got, []string{"127.0.0.1:1"}) {
 		t.Fatalf("bad edit applied: %v", got)
 	}
+	// A good one is applied and notified.
 	write(`{"routes": {"a.A": ["127.0.0.1:2", "127.0.0.1:3"]}}`)
 	select {
 	case got := <-notified:
 		if !slices.Equal(got, []string{"127.0.0.1:2", "127.0.0.1:3"}) {
 			t.Errorf("notified %v", got)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("no notification of the new routes")
+	}
+}
+
+func TestConfigMadeInCodeHasFixedRoutes(t *testing.T) {
+	r, stop, err := newResolver(Config{Routes: map[string][]string{"a.A": {"127.0.0.1:1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if got, err := r.Resolve("a.A"); err != nil || !slices.Equal(got, []string{"127.0.0.1:1"}) {
+		t.Fatalf("Resolve = %v, %v", got, err)
+	}
+	if _, err := r.Resolve("b.B"); svrkit.CodeOf(err) != svrkit.NotFound {
+		t.Fatalf("Resolve of a missing service: %v, want not_found", err)
+	}
+}
+
+// waitUntil polls cond until it holds, failing the test after 10s.
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
