@@ -41,7 +41,11 @@ func TestConfigRoutesReload(t *testing.T) {
 	// A bad edit (anywhere in the config) is noticed and ignored.
 	write(`{"routes": {"a.A": ["127.0.0.1:9"]}, "htpp": ":1"}`)
 	rt := r.(*svrkit.RouteTable)
-	waitUntil(t, func() bool { return rt.LastError() != nil })
+	for deadline := time.Now().Add(10 * time.Second); rt.LastError() == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("bad edit not noticed within 10s")
+		}
+	}
 	if got, _ := r.Resolve("a.A"); !slices.Equal(got, []string{"127.0.0.1:1"}) {
 		t.Fatalf("bad edit applied: %v", got)
 	}
@@ -68,18 +72,6 @@ func TestConfigMadeInCodeHasFixedRoutes(t *testing.T) {
 	}
 	if _, err := r.Resolve("b.B"); svrkit.CodeOf(err) != svrkit.NotFound {
 		t.Fatalf("Resolve of a missing service: %v, want not_found", err)
-	}
-}
-
-// waitUntil polls cond until it holds, failing the test after 10s.
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
