@@ -23,17 +23,7 @@ func TestConfigRoutesReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, stopRoutes, err := newResolver(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopRoutes()
-	if got, err := r.Resolve("a.A"); err != nil || !slices.Equal(got, []string{"127.0.0.1:1"}) {
-		t.Fatalf("Resolve = %v, %v", got, err)
-	}
-	if _, err := r.Resolve("b.B"); svrkit.CodeOf(err) != svrkit.NotFound {
-		t.Fatalf("Resolve of a missing service: %v, want not_found", err)
-	}
+	r := resolverOf(t, cfg)
 	notified := make(chan []string, 4)
 	stop := r.Watch("a.A", func(addrs []string) { notified <- addrs })
 	defer stop()
@@ -62,17 +52,25 @@ func TestConfigRoutesReload(t *testing.T) {
 }
 
 func TestConfigMadeInCodeHasFixedRoutes(t *testing.T) {
-	r, stop, err := newResolver(Config{Routes: map[string][]string{"a.A": {"127.0.0.1:1"}}})
+	resolverOf(t, Config{Routes: map[string][]string{"a.A": {"127.0.0.1:1"}}})
+}
+
+// resolverOf returns the resolver of cfg, checking that it routes a.A to
+// 127.0.0.1:1 and knows no b.B, and stops it when the test ends.
+func resolverOf(t *testing.T, cfg Config) svrkit.Resolver {
+	t.Helper()
+	r, stop, err := newResolver(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	t.Cleanup(stop)
 	if got, err := r.Resolve("a.A"); err != nil || !slices.Equal(got, []string{"127.0.0.1:1"}) {
 		t.Fatalf("Resolve = %v, %v", got, err)
 	}
 	if _, err := r.Resolve("b.B"); svrkit.CodeOf(err) != svrkit.NotFound {
 		t.Fatalf("Resolve of a missing service: %v, want not_found", err)
 	}
+	return r
 }
 
 func TestParseConfigErrors(t *testing.T) {
