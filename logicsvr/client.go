@@ -12,10 +12,10 @@ import (
 // Client returns a client of the named service (a protobuf full name, e.g.
 // "im.AccountStore"), with endpoints from the config's routing table and
 // kept up to date when it changes. The client sends the request id of the
-// call being handled with every call (PropagateRequestID), and has the
-// options of WithClientOptions. Clients are made
-// once per service and closed by Shutdown; it is an error to ask for a
-// service the routing table does not list.
+// call being handled with every call (PropagateRequestID) and has the
+// options of WithClientOptions. Clients are made once per service and
+// closed by Shutdown; it is an error to ask for a service the routing table
+// does not list.
 func (h *Host) Client(service string) (svrkit.Invoker, error) {
 	if h.infoOnly {
 		return noRoutes(service), nil

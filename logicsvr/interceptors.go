@@ -65,9 +65,10 @@ func (h *Host) observe(transport string) svrkit.UnaryServerInterceptor {
 // It enforces no deadline of its own: the transport already gives the
 // handler a context that ends at the call's deadline (see svrkit.Server and
 // svrkit/cgi), so a deadline costs a call nothing here. The one thing guard
-// adds is the answer: a handler that returns after its context ended is
-// answered with the context's error (DeadlineExceeded, HTTP 504), whatever
-// it returned, so the caller never takes a late result for a timely one.
+// adds is the answer: when the handler of a call with a deadline returns
+// after its context ended, the call is answered with the context's error
+// (DeadlineExceeded, HTTP 504), whatever the handler returned, so the caller
+// never takes a late result for a timely one.
 // The handler runs on the caller's goroutine and keeps its concurrency slot
 // until it really returns, so a CGI stuck past its deadline exhausts its own
 // limit, not the process.
