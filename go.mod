@@ -14,6 +14,8 @@ require connectrpc.com/connect v1.19.1
 
 require golang.org/x/crypto v0.57.0
 
+require github.com/hashicorp/golang-lru/v2 v2.0.7
+
 require (
 	github.com/DataDog/zstd v1.5.7 // indirect
 	github.com/RaduBerinde/axisds v0.1.0 // indirect

@@ -92,11 +92,8 @@ type Config struct {
 	// means one file describes one deployment.
 	App json.RawMessage `json:"app,omitempty"`
 
-	// path is the file the config was loaded from, re-read for routes;
-	// raw is its content then, so the watcher reloads only what changed
-	// since.
+	// path is the file the config was loaded from, re-read for routes.
 	path string
-	raw  []byte
 }
 
 // MethodLimits are the limits of one method. Zero fields keep the IDL's.
@@ -154,7 +151,7 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("logicsvr: config %s: %w", path, err)
 	}
-	c.path, c.raw = path, raw
+	c.path = path
 	return c, nil
 }
 

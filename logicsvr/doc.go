@@ -21,14 +21,14 @@
 // construct each service's handler and register it, and runs the host:
 //
 //	HTTP  :8080  ──> middleware ──> svrkit/cgi ──┐
-//	                (request id,    (routes,     │   observe ──> guard ──> handler
-//	                 drain, status   decode,     ├─> (metrics,   (limit,
-//	                 counts)         encode)     │    request id, panic,
+//	                (request id,    (routes,     │   observe ──> guard ──> Use's ────> handler
+//	                 drain, status   decode,     ├─> (metrics,   (limit,   interceptors
+//	                 counts)         encode)     │    request id, panic,   (auth, ...)
 //	RPC   :7070  ──> svrkit.Server (gnet) ───────┘    logs)       deadline)
 //	admin :9090  ──> /healthz /readyz /metrics /buildinfo /debug/pprof/
 //
-// Both transports call the same handler through the same two interceptors,
-// so a method has one concurrency limit, one set of metrics (labelled by
+// Both transports call the same handler through the same interceptors, so
+// a method has one concurrency limit, one set of metrics (labelled by
 // transport) and one behaviour whichever way it is called.
 //
 // The HTTP front is svrkit/cgi: each method is served at its IDL CGI path
@@ -50,11 +50,16 @@
 //     per method in the config. A call over it is refused at once with
 //     resource_exhausted (HTTP 429): no queueing, so a slow CGI sheds its own
 //     excess instead of taking every worker of the process.
-//   - Each method's timeout from the IDL (timeout_ms) is its deadline, and
-//     the caller gets DeadlineExceeded (HTTP 504) at the deadline even if the
-//     handler ignores its context. The handler's goroutine keeps its slot of
-//     the limit until it really returns, so a stuck CGI fills its own limit
-//     and is then refused fast, while the others are untouched.
+//   - Each method's timeout from the IDL (timeout_ms), or the caller's
+//     earlier deadline, is the deadline of the handler's context on both
+//     transports. A handler that returns after it is answered
+//     DeadlineExceeded (HTTP 504), whatever it returned; a caller with a
+//     deadline of its own (svrkit and Connect clients send theirs) stops
+//     waiting at it. The host never abandons a running handler: one that
+//     ignores its context keeps its slot of the limit until it really
+//     returns, so a stuck CGI fills its own limit and is then refused fast,
+//     while the others are untouched. Enforcing the deadline through the
+//     context, once, is what keeps it free: no goroutine or timer per call.
 //
 // # Request ids and logs
 //
@@ -79,6 +84,24 @@
 // close and in-flight HTTP and RPC calls drain within the drain timeout
 // (Host.Shutdown has the steps). The process then exits 0, or 1 if calls had
 // to be cut. A second signal exits at once.
+//
+// # Extending the host
+//
+// A check that every method of a service needs (a session token, a tenant)
+// is a server interceptor, declared once: the handler constructor the
+// generated main calls gets the host and installs it with Host.Use, before
+// the host serves:
+//
+//	func NewAccount(h *logicsvr.Host) (im.AccountServer, error) {
+//		...
+//		h.Use(signer.Require(im.Account_ServiceName, im.Account_Login_FullMethodName))
+//		return &accountServer{...}, nil
+//	}
+//
+// A main written by hand, or a program embedding a host, passes Options to
+// Main or New instead: WithInterceptors for the same server interceptors,
+// WithClientOptions for the clients Host.Client makes (their interceptors,
+// retries, connection counts, or a resolver other than the routing table).
 //
 // # Handlers with state
 //

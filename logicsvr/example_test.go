@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/svrkit/svrkit/examples/hello"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
@@ -136,4 +138,53 @@ func ExampleHost_AppConfig() {
 	// Output:
 	// Hi /var/lib/greeter
 	// closing the database
+}
+
+// A handler constructor declares, once, a check every method of its service
+// needs: here, that a call carries an API key. The interceptor runs on both
+// transports, inside the host's own (request id, metrics, limits).
+func ExampleHost_Use() {
+	newGreeter := func(h *logicsvr.Host) (hello.GreeterServer, error) {
+		h.Use(func(ctx context.Context, req proto.Message, m *svrkit.MethodDesc, next svrkit.UnaryHandler) (proto.Message, error) {
+			if svrkit.IncomingMetadata(ctx)["x-api-key"] != "secret" {
+				return nil, svrkit.NewError(svrkit.Unauthenticated, "missing or wrong API key")
+			}
+			return next(ctx, req)
+		})
+		return greeter{}, nil
+	}
+
+	h, err := logicsvr.New(logicsvr.Config{Name: "hello", HTTP: "127.0.0.1:0", RPC: "127.0.0.1:0", Admin: "127.0.0.1:0"},
+		logicsvr.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		panic(err)
+	}
+	impl, err := newGreeter(h) // what the generated main does
+	if err != nil {
+		panic(err)
+	}
+	hello.RegisterGreeterServer(h, impl)
+	if err := h.Start(); err != nil {
+		panic(err)
+	}
+	defer h.Shutdown(context.Background())
+
+	for _, key := range []string{"", "secret"} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+h.HTTPAddr().String()+"/cgi-bin/hello/sayhello",
+			strings.NewReader(`{"name":"Ada"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if key != "" {
+			req.Header.Set("X-Api-Key", key)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			panic(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		fmt.Println(res.StatusCode, string(body))
+	}
+	// Output:
+	// 401 {"code":"unauthenticated","message":"missing or wrong API key"}
+	// 200 {"message":"Hello, Ada!"}
 }

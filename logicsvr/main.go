@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -34,15 +35,18 @@ import (
 // register still runs (that is how the services are known), with clients
 // that fail every call, so handler constructors should not do work that
 // only a serving process needs.
-func Main(name string, register func(*Host) error) {
+//
+// opts apply after Main's own (the logger the config asks for); a
+// hand-written main passes WithInterceptors or WithClientOptions here.
+func Main(name string, register func(*Host) error, opts ...Option) {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
-	os.Exit(run(name, register, os.Args[1:], os.Stdout, os.Stderr, sigs))
+	os.Exit(run(name, register, os.Args[1:], os.Stdout, os.Stderr, sigs, opts...))
 }
 
 // run is Main without the process: tests drive it with their own signal
 // channel.
-func run(name string, register func(*Host) error, args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
+func run(name string, register func(*Host) error, args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, extra ...Option) int {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -75,7 +79,10 @@ func run(name string, register func(*Host) error, args []string, stdout, stderr 
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
-	opts := []Option{WithLogger(log)}
+	// The process's logger: what the runtime logs on its own (a routing
+	// table that failed to reload, say) comes out in the configured format.
+	slog.SetDefault(log)
+	opts := append([]Option{WithLogger(log)}, extra...)
 	if flags.PrintInfo {
 		opts = append(opts, infoOnly())
 	}

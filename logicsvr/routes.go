@@ -1,146 +1,61 @@
 package logicsvr
 
 import (
-	"bytes"
-	"context"
-	"log/slog"
-	"maps"
-	"os"
+	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/svrkit/svrkit/svrkit"
 )
 
-// configRoutes is the svrkit.Resolver over the "routes" object of a config
-// file. It re-reads the file every interval and tells watchers of services
-// whose endpoints changed; a file that no longer parses is logged and
-// ignored, keeping the last good table, as svrkit.RouteTable does.
-type configRoutes struct {
-	path string
-	log  *slog.Logger
+// routesReloadInterval is how often the host re-reads the file its routing
+// table comes from.
+const routesReloadInterval = time.Second
 
-	mu       sync.Mutex
-	routes   map[string][]string
-	raw      []byte
-	watchers map[string]map[*func([]string)]struct{}
-
-	stop context.CancelFunc
-	done chan struct{}
+// newResolver returns the routing table of the services the host calls and
+// what stops following it. The table is svrkit's: a routing file named by
+// routes_file, or else the "routes" object of the config file itself, both
+// re-read when they change; a config made in code has a table that never
+// changes.
+func newResolver(cfg Config) (svrkit.Resolver, func(), error) {
+	var rt *svrkit.RouteTable
+	var err error
+	switch {
+	case cfg.RoutesFile != "":
+		rt, err = svrkit.LoadRouteTable(cfg.RoutesFile, routesReloadInterval)
+	case cfg.path != "":
+		rt, err = svrkit.LoadRouteTableFunc(cfg.path, routesReloadInterval, routesOfConfig)
+	default:
+		return staticRoutes(cfg.Routes), func() {}, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("logicsvr: %w", err)
+	}
+	return rt, func() { _ = rt.Close() }, nil
 }
 
-// newConfigRoutes serves routes, parsed from raw, the content of the file
-// at path ("" for a config not read from a file, which never changes).
-func newConfigRoutes(path string, raw []byte, routes map[string][]string, log *slog.Logger, interval time.Duration) *configRoutes {
-	r := &configRoutes{
-		path: path, log: log,
-		routes:   routes,
-		raw:      raw,
-		watchers: map[string]map[*func([]string)]struct{}{},
-		done:     make(chan struct{}),
-	}
-	if path == "" {
-		close(r.done)
-		r.stop = func() {}
-		return r
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.stop = cancel
-	go r.watch(ctx, interval)
-	return r
+// routesOfConfig reads the routing table out of a config file. A config
+// that no longer parses as a whole is refused, so an edit with a typo
+// anywhere keeps the last good table.
+func routesOfConfig(raw []byte) (map[string][]string, error) {
+	c, err := parseConfig(raw)
+	return c.Routes, err
 }
 
-// Resolve implements svrkit.Resolver. A service missing from the table is
-// an error, so that a Logicsvr whose config lacks a dependency fails at
-// start, when its handlers create their clients, not at its first call.
-func (r *configRoutes) Resolve(service string) ([]string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	addrs, ok := r.routes[service]
+// staticRoutes is the routing table of a config made in code. A service
+// missing from it is an error, as in svrkit.RouteTable, so that a Logicsvr
+// whose config lacks a dependency fails at start, when its handlers create
+// their clients, not at its first call.
+type staticRoutes map[string][]string
+
+// Resolve implements svrkit.Resolver.
+func (r staticRoutes) Resolve(service string) ([]string, error) {
+	addrs, ok := r[service]
 	if !ok {
-		where := "the config's routes"
-		if r.path != "" {
-			where = "routes of " + r.path
-		}
-		return nil, svrkit.Errorf(svrkit.NotFound, "service %s is not in %s", service, where)
+		return nil, svrkit.Errorf(svrkit.NotFound, "service %s is not in the config's routes", service)
 	}
 	return slices.Clone(addrs), nil
 }
 
-// Watch implements svrkit.Resolver.
-func (r *configRoutes) Watch(service string, notify func([]string)) func() {
-	p := &notify
-	r.mu.Lock()
-	if r.watchers[service] == nil {
-		r.watchers[service] = map[*func([]string)]struct{}{}
-	}
-	r.watchers[service][p] = struct{}{}
-	r.mu.Unlock()
-	return func() {
-		r.mu.Lock()
-		delete(r.watchers[service], p)
-		r.mu.Unlock()
-	}
-}
-
-func (r *configRoutes) close() {
-	r.stop()
-	<-r.done
-}
-
-func (r *configRoutes) watch(ctx context.Context, interval time.Duration) {
-	defer close(r.done)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	var lastErr string
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		raw, err := os.ReadFile(r.path)
-		if err == nil && bytes.Equal(raw, r.raw) {
-			continue
-		}
-		var c Config
-		if err == nil {
-			c, err = parseConfig(raw)
-		}
-		if err != nil {
-			if err.Error() != lastErr {
-				r.log.Error("logicsvr: routes not reloaded; keeping the last good table", "path", r.path, "err", err)
-				lastErr = err.Error()
-			}
-			continue
-		}
-		lastErr = ""
-		r.raw = raw
-		r.update(c.Routes)
-	}
-}
-
-func (r *configRoutes) update(next map[string][]string) {
-	r.mu.Lock()
-	old := r.routes
-	r.routes = next
-	var notes []func()
-	for svc, ws := range r.watchers {
-		if slices.Equal(old[svc], next[svc]) {
-			continue
-		}
-		addrs := slices.Clone(next[svc])
-		for w := range ws {
-			notes = append(notes, func() { (*w)(addrs) })
-		}
-	}
-	changed := !maps.EqualFunc(old, next, slices.Equal)
-	r.mu.Unlock()
-	if changed {
-		r.log.Info("logicsvr: routes reloaded", "path", r.path, "services", len(next))
-	}
-	for _, n := range notes {
-		n()
-	}
-}
+// Watch implements svrkit.Resolver: the table never changes.
+func (staticRoutes) Watch(string, func([]string)) func() { return func() {} }

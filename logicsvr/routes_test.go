@@ -1,13 +1,13 @@
 package logicsvr
 
 import (
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/svrkit/svrkit/svrkit"
 )
 
 func TestConfigRoutesReload(t *testing.T) {
@@ -23,33 +23,54 @@ func TestConfigRoutesReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newConfigRoutes(cfg.path, cfg.raw, cfg.Routes, slog.New(slog.NewTextHandler(io.Discard, nil)), 10*time.Millisecond)
-	defer r.close()
-	if got, err := r.Resolve("a.A"); err != nil || !slices.Equal(got, []string{"127.0.0.1:1"}) {
-		t.Fatalf("Resolve = %v, %v", got, err)
-	}
-	if _, err := r.Resolve("b.B"); err == nil {
-		t.Fatal("Resolve of a missing service succeeded")
-	}
+	r := resolverOf(t, cfg)
 	notified := make(chan []string, 4)
 	stop := r.Watch("a.A", func(addrs []string) { notified <- addrs })
 	defer stop()
 
-	// A bad edit is ignored; a good one is applied and notified.
-	write(`{"routes": {"a.A": [""]}}`)
-	time.Sleep(50 * time.Millisecond)
+	// A bad edit (anywhere in the config) is noticed and ignored.
+	write(`{"routes": {"a.A": ["127.0.0.1:9"]}, "htpp": ":1"}`)
+	rt := r.(*svrkit.RouteTable)
+	for deadline := time.Now().Add(10 * time.Second); rt.LastError() == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("bad edit not noticed within 10s")
+		}
+	}
 	if got, _ := r.Resolve("a.A"); !slices.Equal(got, []string{"127.0.0.1:1"}) {
 		t.Fatalf("bad edit applied: %v", got)
 	}
+	// A good one is applied and notified.
 	write(`{"routes": {"a.A": ["127.0.0.1:2", "127.0.0.1:3"]}}`)
 	select {
 	case got := <-notified:
 		if !slices.Equal(got, []string{"127.0.0.1:2", "127.0.0.1:3"}) {
 			t.Errorf("notified %v", got)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("no notification of the new routes")
 	}
+}
+
+func TestConfigMadeInCodeHasFixedRoutes(t *testing.T) {
+	resolverOf(t, Config{Routes: map[string][]string{"a.A": {"127.0.0.1:1"}}})
+}
+
+// resolverOf returns the resolver of cfg, checking that it routes a.A to
+// 127.0.0.1:1 and knows no b.B, and stops it when the test ends.
+func resolverOf(t *testing.T, cfg Config) svrkit.Resolver {
+	t.Helper()
+	r, stop, err := newResolver(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	if got, err := r.Resolve("a.A"); err != nil || !slices.Equal(got, []string{"127.0.0.1:1"}) {
+		t.Fatalf("Resolve = %v, %v", got, err)
+	}
+	if _, err := r.Resolve("b.B"); svrkit.CodeOf(err) != svrkit.NotFound {
+		t.Fatalf("Resolve of a missing service: %v, want not_found", err)
+	}
+	return r
 }
 
 func TestParseConfigErrors(t *testing.T) {

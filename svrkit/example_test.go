@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
+	"path/filepath"
 	"time"
 
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -62,10 +64,20 @@ func ExampleErrorf() {
 // A routing file names each service's endpoints; clients created with the
 // table as resolver follow its changes without a restart.
 func ExampleLoadRouteTable() {
-	routes, err := svrkit.ParseRoutes([]byte(`{"services": {"im.MessageStore": ["10.0.0.1:7101", "10.0.0.2:7101"]}}`))
+	dir, err := os.MkdirTemp("", "routes")
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(routes["im.MessageStore"])
-	// Output: [10.0.0.1:7101 10.0.0.2:7101]
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "routes.json")
+	if err := os.WriteFile(path, []byte(`{"services": {"im.MessageStore": ["10.0.0.1:7101", "10.0.0.2:7101"]}}`), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	routes, err := svrkit.LoadRouteTable(path, time.Second)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer routes.Close()
+	fmt.Println(routes.Resolve("im.MessageStore"))
+	// Output: [10.0.0.1:7101 10.0.0.2:7101] <nil>
 }

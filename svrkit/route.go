@@ -40,9 +40,13 @@ type Resolver interface {
 // routing key), not the table's. A file that fails to parse on reload is
 // logged and ignored: the last good table stays in force, so a bad edit
 // never takes a running service's routes away.
+//
+// A table can follow a file of another format too (LoadRouteTableFunc):
+// the logicsvr host follows the "routes" object of its config file so.
 type RouteTable struct {
 	path     string
 	interval time.Duration
+	parse    func([]byte) (map[string][]string, error)
 	log      *slog.Logger
 
 	mu       sync.Mutex
@@ -61,11 +65,20 @@ type routeWatch struct{ notify func([]string) }
 // LoadRouteTable reads the routing file at path and re-reads it every
 // interval (1s if zero) until Close.
 func LoadRouteTable(path string, interval time.Duration) (*RouteTable, error) {
+	return LoadRouteTableFunc(path, interval, parseRoutes)
+}
+
+// LoadRouteTableFunc is LoadRouteTable for a file of another format: parse
+// returns the table (service name to endpoints) the file's content holds.
+// It is called with the content read at start and again each time the
+// content changes; an error at start fails the load, one on a reload keeps
+// the last good table. Reload errors are logged with slog.Default().
+func LoadRouteTableFunc(path string, interval time.Duration, parse func(raw []byte) (map[string][]string, error)) (*RouteTable, error) {
 	if interval <= 0 {
 		interval = time.Second
 	}
 	t := &RouteTable{
-		path: path, interval: interval, log: slog.Default(),
+		path: path, interval: interval, parse: parse, log: slog.Default(),
 		watchers: map[string]map[*routeWatch]struct{}{},
 		quit:     make(chan struct{}), done: make(chan struct{}),
 	}
@@ -73,7 +86,7 @@ func LoadRouteTable(path string, interval time.Duration) (*RouteTable, error) {
 	if err != nil {
 		return nil, err
 	}
-	svcs, err := ParseRoutes(raw)
+	svcs, err := parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("svrkit: routing file %s: %w", path, err)
 	}
@@ -82,8 +95,8 @@ func LoadRouteTable(path string, interval time.Duration) (*RouteTable, error) {
 	return t, nil
 }
 
-// ParseRoutes parses the routing file format (see RouteTable).
-func ParseRoutes(raw []byte) (map[string][]string, error) {
+// parseRoutes parses the routing file format (see RouteTable).
+func parseRoutes(raw []byte) (map[string][]string, error) {
 	var f struct {
 		Services map[string][]string `json:"services"`
 	}
@@ -123,7 +136,7 @@ func (t *RouteTable) Resolve(service string) ([]string, error) {
 	defer t.mu.Unlock()
 	addrs, ok := t.services[service]
 	if !ok {
-		return nil, Errorf(NotFound, "service %s is not in routing file %s", service, t.path)
+		return nil, Errorf(NotFound, "service %s is not in the routes of %s", service, t.path)
 	}
 	return slices.Clone(addrs), nil
 }
@@ -199,7 +212,7 @@ func (t *RouteTable) reload() {
 	}
 	var svcs map[string][]string
 	if err == nil {
-		svcs, err = ParseRoutes(raw)
+		svcs, err = t.parse(raw)
 	}
 	if err != nil {
 		changed := t.lastErr == nil || t.lastErr.Error() != err.Error()

@@ -1,9 +1,7 @@
-package svrkit_test
+package svrkit
 
 import (
 	"testing"
-
-	"github.com/svrkit/svrkit/svrkit"
 )
 
 func TestParseRoutes(t *testing.T) {
@@ -21,7 +19,7 @@ func TestParseRoutes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := svrkit.ParseRoutes([]byte(c.in))
+			_, err := parseRoutes([]byte(c.in))
 			if (err == nil) != c.ok {
 				t.Fatalf("err = %v, want ok=%v", err, c.ok)
 			}
@@ -34,7 +32,7 @@ func FuzzParseRoutes(f *testing.F) {
 	f.Add([]byte(`{"services": {}}`))
 	f.Add([]byte(`{`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		routes, err := svrkit.ParseRoutes(b)
+		routes, err := parseRoutes(b)
 		if err != nil {
 			return
 		}

@@ -38,8 +38,9 @@ type LabServer interface {
 	Echo(context.Context, *EchoRequest) (*EchoReply, error)
 	// Panic panics.
 	Panic(context.Context, *PanicRequest) (*PanicReply, error)
-	// Stuck sleeps sleep_ms ignoring its context: the host must still answer
-	// at the 300ms timeout, and refuse more than two at once.
+	// Stuck sleeps sleep_ms ignoring its context: past its 300ms timeout the
+	// host answers it deadline_exceeded when it returns, keeps its slot until
+	// then, and refuses more than two at once.
 	Stuck(context.Context, *EchoRequest) (*EchoReply, error)
 }
 
@@ -147,8 +148,9 @@ type LabClient interface {
 	Echo(ctx context.Context, in *EchoRequest, opts ...svrkit.CallOption) (*EchoReply, error)
 	// Panic panics.
 	Panic(ctx context.Context, in *PanicRequest, opts ...svrkit.CallOption) (*PanicReply, error)
-	// Stuck sleeps sleep_ms ignoring its context: the host must still answer
-	// at the 300ms timeout, and refuse more than two at once.
+	// Stuck sleeps sleep_ms ignoring its context: past its 300ms timeout the
+	// host answers it deadline_exceeded when it returns, keeps its slot until
+	// then, and refuses more than two at once.
 	Stuck(ctx context.Context, in *EchoRequest, opts ...svrkit.CallOption) (*EchoReply, error)
 }
 

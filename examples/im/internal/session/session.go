@@ -1,6 +1,8 @@
 // Package session issues and checks the IM backend's session tokens: the
 // "Authorization: Bearer <token>" every client-facing CGI but Register and
-// Login wants (idl/im/account.proto).
+// Login wants (idl/im/account.proto). Each client-facing Logicsvr checks it
+// in one place, the interceptor Require returns, before any handler runs;
+// handlers read the caller with From.
 //
 // # Format
 //

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	"github.com/svrkit/svrkit/svrkit"
 )
 
@@ -166,4 +169,60 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestRequire(t *testing.T) {
+	s := newSigner(t, "secret", time.Unix(1_700_000_000, 0))
+	tok, _, _ := s.Issue(9, "laptop", time.Minute)
+	expired, _ := s.Sign(Claims{UserID: 9, DeviceID: "laptop", IssuedAt: time.Unix(1, 0), Expires: time.Unix(2, 0)})
+	ic := s.Require("im.Account", "/im.Account/Login")
+	handler := func(ctx context.Context, _ proto.Message) (proto.Message, error) {
+		return wrapperspb.UInt64(From(ctx).UserID), nil
+	}
+	for _, tc := range []struct {
+		name, method, header string
+		want                 error
+		user                 uint64
+	}{
+		{"valid token", "/im.Account/GetProfile", Header(tok), nil, 9},
+		{"missing", "/im.Account/GetProfile", "", ErrMissing, 0},
+		{"forged", "/im.Account/GetProfile", Header(tok + "x"), ErrInvalid, 0},
+		{"expired", "/im.Account/SetProfile", Header(expired), ErrExpired, 0},
+		{"open method", "/im.Account/Login", "", nil, 7},
+		{"other service", "/im.AccountData/GetAccount", "", nil, 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			if tc.header != "" {
+				ctx = svrkit.WithIncomingMetadata(ctx, svrkit.Metadata{MetadataKey: tc.header})
+			}
+			ran := false
+			next := handler
+			if tc.user == 7 { // the handler of a method Require lets through
+				next = func(ctx context.Context, _ proto.Message) (proto.Message, error) {
+					ran = true
+					return wrapperspb.UInt64(7), nil
+				}
+			}
+			resp, err := ic(ctx, nil, &svrkit.MethodDesc{FullName: tc.method}, next)
+			if err != tc.want {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if err == nil && resp.(*wrapperspb.UInt64Value).GetValue() != tc.user {
+				t.Fatalf("handler acted for user %v, want %d", resp, tc.user)
+			}
+			if tc.user == 7 && !ran {
+				t.Fatal("the handler did not run")
+			}
+		})
+	}
+}
+
+func TestFromWithoutRequirePanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("From outside Require did not panic")
+		}
+	}()
+	From(context.Background())
 }

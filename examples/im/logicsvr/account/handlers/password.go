@@ -12,10 +12,9 @@ import (
 )
 
 // Argon2id parameters for new hashes: OWASP's minimum recommendation for
-// argon2id (19 MiB of memory, 2 passes, 1 lane). On this project's 2-core
-// development machine one hash takes about 22 ms of one core
-// (BenchmarkHashPassword). Stored hashes carry their own parameters, so
-// these can be raised later without invalidating existing passwords.
+// argon2id (19 MiB of memory, 2 passes, 1 lane); BenchmarkHashPassword
+// measures what one hash costs. Stored hashes carry their own parameters,
+// so these can be raised later without invalidating existing passwords.
 const (
 	argonTime    = 2
 	argonMemory  = 19 * 1024 // KiB

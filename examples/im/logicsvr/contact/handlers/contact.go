@@ -3,8 +3,8 @@
 // its generated main calls.
 //
 // Every CGI acts for the user of the session token (package
-// github.com/svrkit/svrkit/examples/im/internal/session), never for a user
-// named in the request: the only user ids in requests are the contacts
+// github.com/svrkit/svrkit/examples/im/internal/session, whose interceptor
+// NewContact installs), never for a user named in the request: the only user ids in requests are the contacts
 // themselves. The lists, their versions and their sync items are kept by the
 // ContactData service (idl/im/data.proto); names are resolved through
 // AccountData. This Logicsvr keeps no state.
@@ -35,21 +35,18 @@ func NewContact(h *logicsvr.Host) (im.ContactServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &contactServer{signer: signer, accounts: im.NewAccountDataClient(accounts), contacts: im.NewContactDataClient(contacts)}, nil
+	h.Use(signer.Require(im.Contact_ServiceName))
+	return &contactServer{accounts: im.NewAccountDataClient(accounts), contacts: im.NewContactDataClient(contacts)}, nil
 }
 
 type contactServer struct {
 	im.UnimplementedContactServer
-	signer   *session.Signer
 	accounts im.AccountDataClient
 	contacts im.ContactDataClient
 }
 
 func (s *contactServer) AddContact(ctx context.Context, req *im.AddContactRequest) (*im.ContactReply, error) {
-	caller, err := s.signer.Caller(ctx)
-	if err != nil {
-		return nil, err
-	}
+	caller := session.From(ctx)
 	if req.GetName() == "" || len(req.GetName()) > 32 {
 		return nil, svrkit.NewError(svrkit.InvalidArgument, "name must be 1 to 32 bytes")
 	}
@@ -73,10 +70,7 @@ func (s *contactServer) AddContact(ctx context.Context, req *im.AddContactReques
 }
 
 func (s *contactServer) RemoveContact(ctx context.Context, req *im.RemoveContactRequest) (*im.ContactReply, error) {
-	caller, err := s.signer.Caller(ctx)
-	if err != nil {
-		return nil, err
-	}
+	caller := session.From(ctx)
 	if req.GetUserId() == 0 {
 		return nil, svrkit.NewError(svrkit.InvalidArgument, "user_id is required")
 	}
@@ -84,9 +78,6 @@ func (s *contactServer) RemoveContact(ctx context.Context, req *im.RemoveContact
 }
 
 func (s *contactServer) ListContacts(ctx context.Context, _ *im.ListContactsRequest) (*im.ContactList, error) {
-	caller, err := s.signer.Caller(ctx)
-	if err != nil {
-		return nil, err
-	}
+	caller := session.From(ctx)
 	return s.contacts.GetContacts(ctx, &im.GetContactsRequest{UserId: caller.UserID})
 }

@@ -63,12 +63,12 @@ func NewSend(h *logicsvr.Host) (im.SendServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sendServer{signer: signer, accounts: im.NewAccountDataClient(accounts), messages: im.NewMessageDataClient(messages)}, nil
+	h.Use(signer.Require(im.Send_ServiceName))
+	return &sendServer{accounts: im.NewAccountDataClient(accounts), messages: im.NewMessageDataClient(messages)}, nil
 }
 
 type sendServer struct {
 	im.UnimplementedSendServer
-	signer   *session.Signer
 	accounts im.AccountDataClient
 	messages im.MessageDataClient
 }
@@ -115,10 +115,7 @@ func CheckVoice(req *im.SendVoiceRequest) error {
 }
 
 func (s *sendServer) SendText(ctx context.Context, req *im.SendTextRequest) (*im.SendReply, error) {
-	caller, err := s.signer.Caller(ctx)
-	if err != nil {
-		return nil, err
-	}
+	caller := session.From(ctx)
 	if err := CheckText(req); err != nil {
 		return nil, err
 	}
@@ -132,10 +129,7 @@ func (s *sendServer) SendText(ctx context.Context, req *im.SendTextRequest) (*im
 }
 
 func (s *sendServer) SendVoice(ctx context.Context, req *im.SendVoiceRequest) (*im.SendReply, error) {
-	caller, err := s.signer.Caller(ctx)
-	if err != nil {
-		return nil, err
-	}
+	caller := session.From(ctx)
 	if err := CheckVoice(req); err != nil {
 		return nil, err
 	}

@@ -37,20 +37,17 @@ func NewSync(h *logicsvr.Host) (im.SyncServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &syncServer{signer: signer, messages: im.NewMessageDataClient(messages)}, nil
+	h.Use(signer.Require(im.Sync_ServiceName))
+	return &syncServer{messages: im.NewMessageDataClient(messages)}, nil
 }
 
 type syncServer struct {
 	im.UnimplementedSyncServer
-	signer   *session.Signer
 	messages im.MessageDataClient
 }
 
 func (s *syncServer) Sync(ctx context.Context, req *im.SyncRequest) (*im.SyncReply, error) {
-	caller, err := s.signer.Caller(ctx)
-	if err != nil {
-		return nil, err
-	}
+	caller := session.From(ctx)
 	limit := req.GetLimit()
 	if limit == 0 {
 		limit = DefaultLimit
