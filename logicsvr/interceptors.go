@@ -102,7 +102,11 @@ func (h *Host) intercept(ctx context.Context, req proto.Message, m *svrkit.Metho
 	case len(ics) == 1:
 		return ics[0](ctx, req, m, next)
 	}
-	return svrkit.ChainServer(next, m, ics...)(ctx, req)
+	for i := len(ics) - 1; i >= 0; i-- {
+		ic, inner := ics[i], next
+		next = func(ctx context.Context, req proto.Message) (proto.Message, error) { return ic(ctx, req, m, inner) }
+	}
+	return next(ctx, req)
 }
 
 func (h *Host) runRecover(ctx context.Context, st *methodState, m *svrkit.MethodDesc, req proto.Message, next svrkit.UnaryHandler) (resp proto.Message, err error) {

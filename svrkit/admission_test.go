@@ -29,7 +29,13 @@ func window(a *admission, wait time.Duration) map[uint8]int {
 			got[b] += feed(a, b, u, 2)
 		}
 	}
-	a.waited(0, int64(wait))
+	// Every admitted request started, after wait: the server keeps up
+	// with what it admits.
+	for _, n := range got {
+		for range n {
+			a.waited(0, int64(wait))
+		}
+	}
 	a.roll(time.Now().UnixNano())
 	return got
 }
@@ -143,5 +149,29 @@ func TestAdmissionRelaxesSlowlyWithoutData(t *testing.T) {
 	a.roll(time.Now().UnixNano())
 	if after := a.level.Load(); after == 0 || before-after > 2 {
 		t.Fatalf("level %d -> %d in one calm window without data below it", before, after)
+	}
+}
+
+// A flood far above what the workers start is cut to the service rate in
+// one window, not 5% at a time.
+func TestAdmissionCutsToServiceRate(t *testing.T) {
+	a := newTestAdmission()
+	admitted := 0
+	for u := uint8(1); u <= 127; u++ {
+		admitted += feed(a, 128, u, 8)
+	}
+	for range admitted / 4 { // the workers started a quarter of them
+		a.waited(0, int64(100*time.Millisecond))
+	}
+	a.roll(time.Now().UnixNano())
+	next := 0
+	for u := uint8(1); u <= 127; u++ {
+		next += feed(a, 128, u, 8)
+	}
+	if next > admitted/4 {
+		t.Fatalf("after a window that started %d of %d, the next admits %d", admitted/4, admitted, next)
+	}
+	if next < admitted/8 {
+		t.Fatalf("admits %d after a window that started %d: cut far below the service rate", next, admitted/4)
 	}
 }
