@@ -23,6 +23,7 @@ var benchDesc = svrkit.ServiceDesc{
 	Methods: []svrkit.MethodDesc{{
 		CmdID:       1,
 		FullName:    "/logicsvr.bench.Bench/Echo",
+		CGIPath:     "/cgi-bin/bench/echo",
 		NewRequest:  func() proto.Message { return new(wrapperspb.BytesValue) },
 		NewResponse: func() proto.Message { return new(wrapperspb.BytesValue) },
 		Handler: func(_ any, _ context.Context, req proto.Message) (proto.Message, error) {

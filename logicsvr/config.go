@@ -22,8 +22,9 @@ import (
 //	{
 //	  "name":  "account",
 //	  "http":  "0.0.0.0:8080",
-//	  "rpc":   "0.0.0.0:7070",
+//	  "rpc":   "10.0.0.5:7070",
 //	  "admin": "127.0.0.1:9090",
+//	  "auth": {"key_file": "/etc/im/keys/account.key", "keyring_file": "/etc/im/keys/keyring.json"},
 //	  "drain_timeout": "10s",
 //	  "drain_delay":   "2s",
 //	  "log_level": "info",
@@ -49,11 +50,44 @@ type Config struct {
 
 	// HTTP, RPC and Admin are the listen addresses of the CGI front, the
 	// binary RPC server and the admin endpoints ("host:port"; port 0 picks
-	// a free one). Empty means the default: :8080, :7070 and
-	// 127.0.0.1:9090. "off" disables HTTP or RPC.
+	// a free one). Empty means the default: 127.0.0.1:8080,
+	// 127.0.0.1:7070 and 127.0.0.1:9090 — loopback, so that nothing is
+	// reachable from other machines until a deployment says so ("off"
+	// disables HTTP or RPC). A Logicsvr whose services have no CGI paths
+	// (a data or storage service) does not serve HTTP at all unless
+	// HTTPInternal is set.
 	HTTP  string `json:"http,omitempty"`
 	RPC   string `json:"rpc,omitempty"`
 	Admin string `json:"admin,omitempty"`
+
+	// Auth turns on service authentication for the binary RPC: the server
+	// accepts only callers that prove an identity in the keyring, and only
+	// those the IDL lists as callers of each service; the Logicsvr's
+	// clients prove its own identity. Without it, any process that reaches
+	// the RPC port may call every method — acceptable on one machine's
+	// loopback only.
+	Auth *AuthConfig `json:"auth,omitempty"`
+
+	// Dev marks a development run (svrkit up sets it): handlers may then
+	// accept development secrets that a production run must refuse.
+	Dev bool `json:"dev,omitempty"`
+
+	// HTTPInternal serves the services without CGI paths over HTTP too,
+	// at their Connect routes (off by default: those are internal
+	// services, and HTTP has no service authentication). HTTPDescribe
+	// serves the describe method over HTTP (off by default: a public
+	// front should not hand out its schema; the RPC port serves it to
+	// authenticated callers).
+	HTTPInternal bool `json:"http_internal,omitempty"`
+	HTTPDescribe bool `json:"http_describe,omitempty"`
+	// HTTPReadTimeout bounds reading one HTTP request, body included
+	// (default 30s): a client that trickles its body cannot hold a
+	// connection longer. HTTPIdleTimeout closes idle keep-alive
+	// connections (default 2m). MaxHTTPConns bounds the open HTTP
+	// connections (default 4096); more wait to be accepted.
+	HTTPReadTimeout Duration `json:"http_read_timeout,omitempty"`
+	HTTPIdleTimeout Duration `json:"http_idle_timeout,omitempty"`
+	MaxHTTPConns    int      `json:"max_http_conns,omitempty"`
 
 	// DrainDelay is how long the Logicsvr keeps serving, with readiness
 	// already false, after it is told to stop: the time a load balancer
@@ -96,6 +130,21 @@ type Config struct {
 	path string
 }
 
+// AuthConfig is where a Logicsvr finds its service credentials (see
+// svrkit.GenerateKeys for the files).
+type AuthConfig struct {
+	// Identity is who this Logicsvr is to the services it calls; default
+	// its name.
+	Identity string `json:"identity,omitempty"`
+	// KeyFile is its Ed25519 private key (PEM, mode 0600).
+	KeyFile string `json:"key_file"`
+	// KeyringFile lists the public keys of the identities it trusts.
+	KeyringFile string `json:"keyring_file"`
+	// Operators are identities that may call every service (`svrkit
+	// call` with an operator key); default ["operator"].
+	Operators []string `json:"operators,omitempty"`
+}
+
 // MethodLimits are the limits of one method. Zero fields keep the IDL's.
 type MethodLimits struct {
 	// MaxConcurrent bounds the method's calls running at once.
@@ -132,10 +181,13 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // Defaults of the listen addresses and the drain bound.
 const (
-	DefaultHTTPAddr     = ":8080"
-	DefaultRPCAddr      = ":7070"
-	DefaultAdminAddr    = "127.0.0.1:9090"
-	DefaultDrainTimeout = 10 * time.Second
+	DefaultHTTPAddr        = "127.0.0.1:8080"
+	DefaultRPCAddr         = "127.0.0.1:7070"
+	DefaultAdminAddr       = "127.0.0.1:9090"
+	DefaultDrainTimeout    = 10 * time.Second
+	DefaultHTTPReadTimeout = 30 * time.Second
+	DefaultHTTPIdleTimeout = 2 * time.Minute
+	DefaultMaxHTTPConns    = 4096
 	// Off disables the HTTP front or the RPC server.
 	Off = "off"
 )
@@ -170,6 +222,9 @@ func parseConfig(raw []byte) (Config, error) {
 	if c.Routes != nil && c.RoutesFile != "" {
 		return Config{}, errors.New(`set "routes" or "routes_file", not both`)
 	}
+	if a := c.Auth; a != nil && (a.KeyFile == "" || a.KeyringFile == "") {
+		return Config{}, errors.New(`"auth" needs "key_file" and "keyring_file"`)
+	}
 	for svc, addrs := range c.Routes {
 		for _, a := range addrs {
 			if a == "" {
@@ -193,6 +248,25 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = Duration(DefaultDrainTimeout)
+	}
+	if c.HTTPReadTimeout == 0 {
+		c.HTTPReadTimeout = Duration(DefaultHTTPReadTimeout)
+	}
+	if c.HTTPIdleTimeout == 0 {
+		c.HTTPIdleTimeout = Duration(DefaultHTTPIdleTimeout)
+	}
+	if c.MaxHTTPConns == 0 {
+		c.MaxHTTPConns = DefaultMaxHTTPConns
+	}
+	if c.Auth != nil {
+		a := *c.Auth
+		if a.Identity == "" {
+			a.Identity = c.Name
+		}
+		if a.Operators == nil {
+			a.Operators = []string{"operator"}
+		}
+		c.Auth = &a
 	}
 	return c
 }

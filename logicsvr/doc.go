@@ -27,6 +27,10 @@
 //	RPC   :7070  ──> svrkit.Server (gnet) ───────┘    logs)       deadline)
 //	admin :9090  ──> /healthz /readyz /metrics /buildinfo /debug/pprof/
 //
+// (Ports are the defaults, on loopback: see Config for the trust boundary —
+// service authentication on RPC, internal services off HTTP, read timeouts
+// and a connection cap on the front.)
+//
 // Both transports call the same handler through the same interceptors, so
 // a method has one concurrency limit, one set of metrics (labelled by
 // transport) and one behaviour whichever way it is called.

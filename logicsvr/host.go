@@ -46,6 +46,7 @@ type Host struct {
 	interceptors []svrkit.UnaryServerInterceptor
 	clients      map[string]*svrkit.Client
 	started      bool
+	httpRoutes   int // services registered on the HTTP front
 
 	httpAddr, rpcAddr, adminAddr net.Addr
 
@@ -87,10 +88,24 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 		failed:       make(chan error, 3),
 		stopped:      make(chan struct{}),
 	}
+	var rpcAuth []svrkit.ServerOption
 	if !o.infoOnly {
 		var err error
 		if h.resolver, h.closeResolver, err = newResolver(cfg); err != nil {
 			return nil, err
+		}
+		if cfg.Auth != nil {
+			key, err := svrkit.ReadKey(cfg.Auth.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("logicsvr %s: auth: %w", cfg.Name, err)
+			}
+			ring, err := svrkit.ReadKeyring(cfg.Auth.KeyringFile)
+			if err != nil {
+				return nil, fmt.Errorf("logicsvr %s: auth: %w", cfg.Name, err)
+			}
+			rpcAuth = append(rpcAuth, svrkit.WithRequireAuth(ring, cfg.Auth.Operators...))
+			// First, so that WithClientOptions can still replace it.
+			h.clientOpts = append([]svrkit.ClientOption{svrkit.WithIdentity(cfg.Auth.Identity, key)}, h.clientOpts...)
 		}
 	}
 
@@ -103,6 +118,9 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 	if cfg.MaxBodyBytes > 0 {
 		frontOpts = append(frontOpts, cgi.WithMaxBodySize(cfg.MaxBodyBytes))
 	}
+	if !cfg.HTTPDescribe {
+		frontOpts = append(frontOpts, cgi.WithoutDescribe())
+	}
 	h.front = cgi.NewHandler(frontOpts...)
 	if cfg.RPC != Off {
 		rpcOpts := []svrkit.ServerOption{
@@ -113,6 +131,7 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 		if cfg.MaxConcurrent > 0 {
 			rpcOpts = append(rpcOpts, svrkit.WithMaxConcurrent(cfg.MaxConcurrent, min(cfg.MaxConcurrent, 8192)))
 		}
+		rpcOpts = append(rpcOpts, rpcAuth...)
 		// NewServer serves the describe method by itself.
 		h.rpc = svrkit.NewServer(rpcOpts...)
 	}
@@ -187,11 +206,20 @@ func (h *Host) RegisterService(sd *svrkit.ServiceDesc, impl any) {
 		}
 		h.methods[m] = h.newMethodState(m, limit)
 	}
-	h.front.RegisterService(&own, impl)
+	if h.cfg.HTTPInternal || hasCGI(sd) {
+		h.front.RegisterService(&own, impl)
+		h.httpRoutes++
+	}
 	if h.rpc != nil {
 		h.rpc.RegisterService(&own, impl)
 	}
 	h.services = append(h.services, &own)
+}
+
+// hasCGI reports whether a method of sd has a CGI path: a service without
+// one is internal, called by other services only.
+func hasCGI(sd *svrkit.ServiceDesc) bool {
+	return slices.ContainsFunc(sd.Methods, func(m svrkit.MethodDesc) bool { return m.CGIPath != "" })
 }
 
 // Use adds server interceptors around every call of the host's services, on

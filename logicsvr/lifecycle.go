@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // Start listens on the configured addresses and serves in the background.
@@ -38,12 +40,15 @@ func (h *Host) Start() error {
 	closers = append(closers, func() { adminLn.Close() })
 	h.adminAddr = adminLn.Addr()
 	var httpLn net.Listener
-	if h.cfg.HTTP != Off {
+	// A Logicsvr of internal services only has nothing to serve on HTTP,
+	// and so does not listen there at all.
+	if h.cfg.HTTP != Off && (h.httpRoutes > 0 || h.cfg.HTTPDescribe) {
 		if httpLn, err = net.Listen("tcp", h.cfg.HTTP); err != nil {
 			return fail(fmt.Errorf("http: %w", err))
 		}
 		closers = append(closers, func() { httpLn.Close() })
 		h.httpAddr = httpLn.Addr()
+		httpLn = netutil.LimitListener(httpLn, h.cfg.MaxHTTPConns)
 	}
 	if h.rpc != nil {
 		if err := h.rpc.Start(h.cfg.RPC); err != nil {
@@ -58,7 +63,8 @@ func (h *Host) Start() error {
 		h.httpSrv = &http.Server{
 			Handler:           h.httpHandler(),
 			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+			ReadTimeout:       time.Duration(h.cfg.HTTPReadTimeout),
+			IdleTimeout:       time.Duration(h.cfg.HTTPIdleTimeout),
 			ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 			ConnState: func(c net.Conn, st http.ConnState) {
 				if st == http.StateNew {

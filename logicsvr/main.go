@@ -39,6 +39,9 @@ import (
 // opts apply after Main's own (the logger the config asks for); a
 // hand-written main passes WithInterceptors or WithClientOptions here.
 func Main(name string, register func(*Host) error, opts ...Option) {
+	// Whatever the process writes (a database, logs, caches) is its own:
+	// files 0600 and directories 0700 unless it says otherwise.
+	syscall.Umask(0o077)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
 	os.Exit(run(name, register, os.Args[1:], os.Stdout, os.Stderr, sigs, opts...))

@@ -2,6 +2,7 @@ package svrkit_test
 
 import (
 	"crypto/ed25519"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +132,45 @@ func TestServiceAuthOptional(t *testing.T) {
 		if err := c.Invoke(ctxTimeout(t, 5*time.Second), methodByCmd(cmdIdentity), &emptypb.Empty{}, resp); err != nil || resp.Value != "" {
 			t.Fatalf("call: %v, identity %q", err, resp.Value)
 		}
+	}
+}
+
+// Generated key files round-trip, existing keys are kept, and a key file
+// others can read is refused.
+func TestKeyFiles(t *testing.T) {
+	dir := t.TempDir() + "/keys"
+	ring, err := svrkit.GenerateKeys(dir, []string{"send", "sync"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send, err := svrkit.ReadKey(svrkit.KeyPath(dir, "send"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svrkit.GenerateKeys(dir, []string{"send", "sync", "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := svrkit.ReadKey(svrkit.KeyPath(dir, "send"))
+	if !send.Equal(again) {
+		t.Fatal("GenerateKeys replaced an existing key")
+	}
+	keys, err := svrkit.ReadKeyring(ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 3 || !keys["send"].Equal(send.Public()) {
+		t.Fatalf("keyring %v", keys)
+	}
+	if err := os.Chmod(svrkit.KeyPath(dir, "send"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svrkit.ReadKey(svrkit.KeyPath(dir, "send")); err == nil || !strings.Contains(err.Error(), "too open") {
+		t.Fatalf("world-readable key: %v", err)
+	}
+	if err := os.WriteFile(ring, []byte(`{"keys": {"x": "bm90IGEga2V5"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svrkit.ReadKeyring(ring); err == nil {
+		t.Fatal("a keyring with a short key was accepted")
 	}
 }
