@@ -170,4 +170,3 @@ func TestDefaultAddressesAreLoopback(t *testing.T) {
 		}
 	}
 }
-
