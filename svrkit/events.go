@@ -125,10 +125,31 @@ func (h *serverEvents) OnTick() (time.Duration, gnet.Action) {
 		// it marks: only past idle plus a tick is the peer surely idle.
 		if quiet && idle > 0 && now-sc.lastActive.Load() > int64(idle+tick) {
 			_ = sc.c.Close()
+			continue
+		}
+		if ft := s.opts.frameTimeout; ft > 0 {
+			if since := sc.partialSince.Load(); since != 0 && now-since > int64(ft+tick) {
+				s.log.Warn("svrkit: closing connection", "peer", sc.c.RemoteAddr(), "reason", "a frame did not arrive whole within the frame timeout", "timeout", ft)
+				_ = sc.c.Close()
+			}
 		}
 	}
 	s.mu.Unlock()
 	return tick, gnet.None
+}
+
+// notePartial records, when it starts, that the input buffer holds part of
+// a frame; a buffer with nothing in it clears the record.
+func (sc *serverConn) notePartial(c gnet.Conn) {
+	if c.InboundBuffered() == 0 {
+		if sc.partialSince.Load() != 0 {
+			sc.partialSince.Store(0)
+		}
+		return
+	}
+	if sc.partialSince.Load() == 0 {
+		sc.partialSince.Store(sc.s.clock.Load())
+	}
 }
 
 // keepBatchBytes is the batch buffer capacity a connection keeps while it
@@ -151,9 +172,13 @@ func (h *serverEvents) OnTraffic(c gnet.Conn) gnet.Action {
 func (h *serverEvents) handleFrames(c gnet.Conn, sc *serverConn) gnet.Action {
 	s := h.s
 	sc.touch()
-	for {
+	for progressed := false; ; progressed = true {
+		if progressed && sc.partialSince.Load() != 0 {
+			sc.partialSince.Store(0) // a frame arrived whole: the clock restarts
+		}
 		prefix, err := c.Peek(wire.PrefixSize)
 		if err != nil {
+			sc.notePartial(c)
 			return gnet.None // need more bytes
 		}
 		size, err := wire.FrameSize(prefix, s.opts.maxFrameSize)
@@ -162,6 +187,7 @@ func (h *serverEvents) handleFrames(c gnet.Conn, sc *serverConn) gnet.Action {
 			return gnet.Close
 		}
 		if c.InboundBuffered() < size {
+			sc.notePartial(c)
 			return gnet.None
 		}
 		buf, _ := c.Peek(size)

@@ -45,6 +45,7 @@ type serverOptions struct {
 	maxFrameSize         int
 	maxPendingBytes      int
 	idleTimeout          time.Duration
+	frameTimeout         time.Duration
 	defaultTimeout       time.Duration
 	eventLoops           int
 	interceptors         []UnaryServerInterceptor
@@ -61,6 +62,7 @@ func defaultServerOptions() serverOptions {
 		maxFrameSize:         wire.DefaultMaxFrameSize,
 		maxPendingBytes:      DefaultMaxPendingBytes,
 		idleTimeout:          5 * time.Minute,
+		frameTimeout:         30 * time.Second,
 		eventLoops:           max(1, runtime.NumCPU()/2),
 		logger:               slog.Default(),
 		overloadThreshold:    DefaultOverloadThreshold,
@@ -139,6 +141,13 @@ func WithMaxConcurrent(total, perConn int) ServerOption {
 // d (default 5 minutes; 0 disables).
 func WithIdleTimeout(d time.Duration) ServerOption {
 	return serverOptionFunc(func(o *serverOptions) { o.idleTimeout = d })
+}
+
+// WithFrameTimeout bounds how long a frame may take to arrive once its
+// first byte has (default 30s; 0 disables): a peer that trickles a frame
+// a byte at a time is closed instead of holding its connection forever.
+func WithFrameTimeout(d time.Duration) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) { o.frameTimeout = d })
 }
 
 // WithDefaultTimeout bounds calls whose caller sent no deadline and whose

@@ -19,6 +19,9 @@ type serverConn struct {
 	s          *Server
 	c          gnet.Conn
 	lastActive atomic.Int64 // the server's coarse clock at the last traffic
+	// partialSince is the coarse clock when the input buffer last started
+	// holding part of a frame, 0 when it holds none.
+	partialSince atomic.Int64
 	flushedFn  gnet.AsyncCallback
 
 	wmu      sync.Mutex // held across a worker's write to the socket

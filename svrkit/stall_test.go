@@ -24,10 +24,17 @@ import (
 // process that the test can stop with SIGSTOP.
 const stallServerEnv = "SVRKIT_TEST_SERVE"
 
+// stallServerIdleEnv, if set, is the server process's idle timeout.
+const stallServerIdleEnv = "SVRKIT_TEST_SERVE_IDLE"
+
 // serveForStallTest runs when the test binary was started as a server; it
 // prints the address, then serves until killed.
 func serveForStallTest() {
-	s := svrkit.NewServer()
+	var opts []svrkit.ServerOption
+	if d, err := time.ParseDuration(os.Getenv(stallServerIdleEnv)); err == nil {
+		opts = append(opts, svrkit.WithIdleTimeout(d))
+	}
+	s := svrkit.NewServer(opts...)
 	s.RegisterService(&testDesc, &testService{})
 	if err := s.Start("127.0.0.1:0"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -40,10 +47,10 @@ func serveForStallTest() {
 // startStallableServer starts the test service in its own process and
 // returns its address and pid; the process is killed when the test ends
 // (after SIGCONT, so a stopped one dies too).
-func startStallableServer(t *testing.T) (string, int) {
+func startStallableServer(t *testing.T, env ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), stallServerEnv+"=1")
+	cmd.Env = append(append(os.Environ(), stallServerEnv+"=1"), env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
