@@ -134,6 +134,7 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 		rpcOpts = append(rpcOpts, rpcAuth...)
 		// NewServer serves the describe method by itself.
 		h.rpc = svrkit.NewServer(rpcOpts...)
+		h.metrics.reg.MustRegister(newAdmissionCollector(h.rpc))
 	}
 	// The describe method is served by both transports; give it metrics.
 	h.methods[describeMethod] = h.newMethodState(describeMethod, 0)
