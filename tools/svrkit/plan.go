@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 )
 
 // plan asks each Logicsvr what it serves, reserves ports for every
@@ -37,7 +39,7 @@ func (u *up) plan(topo *topology) (map[string][]string, error) {
 			}
 		}
 		for r := 1; r <= s.Replicas; r++ {
-			in := &instance{svc: s, name: s.Name, state: "starting"}
+			in := &instance{svc: s, name: s.Name, state: upstate.Starting}
 			if s.Replicas > 1 {
 				in.name = fmt.Sprintf("%s-%d", s.Name, r)
 			}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 )
 
 // instance is one running copy of a service, supervised by up.
@@ -22,7 +24,7 @@ type instance struct {
 	http, rpc, admin string // reserved loopback addresses, kept across restarts
 
 	mu       sync.Mutex
-	state    string // starting, ready, crashed, stopping, stopped
+	state    string // an upstate state
 	restarts int
 	cmd      *exec.Cmd     // the current (or last) process; nil before the first start
 	exited   chan struct{} // closed when the current process has exited
@@ -72,7 +74,7 @@ func (u *up) run() error {
 	}
 	if ctx.Err() == nil {
 		u.printStatus()
-		u.logf("all services ready; Enter shows their status, Ctrl-C stops them")
+		u.logf("all services ready; Enter shows their status, Ctrl-C (or SIGTERM) stops them")
 		if len(u.usage) > 0 {
 			u.out.block(u.expandUsage(strings.Join(u.usage, "\n")) + "\n")
 		}
@@ -92,6 +94,8 @@ func (u *up) run() error {
 	u.printStatus()
 	return nil
 }
+
+var errStopping = errors.New("stopping")
 
 // start launches an instance's process, its output streamed with its
 // prefix. It runs in its own process group so that a terminal's Ctrl-C
@@ -140,13 +144,11 @@ func (u *up) start(in *instance) error {
 		close(exited)
 	}()
 	in.mu.Lock()
-	in.cmd, in.exited, in.state = cmd, exited, "starting"
+	in.cmd, in.exited, in.state = cmd, exited, upstate.Starting
 	in.mu.Unlock()
 	u.saveState()
 	return nil
 }
-
-var errStopping = errors.New("stopping")
 
 // readyCheck reports whether the instance answers its readiness probe.
 func (u *up) readyCheck(ctx context.Context, in *instance) bool {
@@ -190,7 +192,7 @@ func (u *up) waitAllReady(ctx context.Context) error {
 			in.mu.Lock()
 			st := in.state
 			in.mu.Unlock()
-			if st != "ready" {
+			if st != upstate.Ready {
 				waiting = append(waiting, in.name)
 			}
 		}
@@ -236,7 +238,7 @@ func (u *up) supervise(ctx context.Context, in *instance) {
 		select {
 		case <-exited:
 		default:
-			in.setState("ready")
+			in.setState(upstate.Ready)
 			u.saveState()
 			u.logf("%s ready (pid %d) http=%s rpc=%s admin=%s", in.name, pid, in.http, in.rpc, in.admin)
 		}
@@ -249,12 +251,12 @@ func (u *up) supervise(ctx context.Context, in *instance) {
 			return
 		}
 		in.mu.Lock()
-		if in.state == "stopping" || in.state == "stopped" {
+		if in.state == upstate.Stopping || in.state == upstate.Stopped {
 			in.mu.Unlock()
 			return
 		}
 		code := in.cmd.ProcessState.String()
-		in.state = "crashed"
+		in.state = upstate.Crashed
 		in.restarts++
 		in.mu.Unlock()
 		u.saveState()
@@ -287,7 +289,7 @@ func (u *up) stopAll() {
 	var wg sync.WaitGroup
 	for _, in := range u.instances {
 		in.mu.Lock()
-		in.state = "stopping"
+		in.state = upstate.Stopping
 		cmd, exited := in.cmd, in.exited
 		in.mu.Unlock()
 		if cmd == nil {
@@ -305,7 +307,7 @@ func (u *up) stopAll() {
 				_ = syscall.Kill(-pgid, syscall.SIGKILL)
 				<-exited
 			}
-			in.setState("stopped")
+			in.setState(upstate.Stopped)
 		}()
 	}
 	wg.Wait()

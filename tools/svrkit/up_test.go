@@ -12,12 +12,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 )
 
 // upRun is `svrkit up` running in process against testdata/up, with its
@@ -157,10 +160,8 @@ func TestUpRunsTopology(t *testing.T) {
 		}
 	}
 	// The state file tells tools the same.
-	var st upState
-	if b, err := os.ReadFile(filepath.Join(data, StateFile)); err != nil {
-		t.Fatal(err)
-	} else if err := json.Unmarshal(b, &st); err != nil {
+	st, err := upstate.Read(filepath.Join(data, upstate.FileName))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(st.Instances) != 4 {
@@ -169,6 +170,13 @@ func TestUpRunsTopology(t *testing.T) {
 	for _, is := range st.Instances {
 		if want := insts[is.Name]; is.PID != want.pid || is.HTTP != want.http || is.State != "ready" {
 			t.Errorf("state file: %+v, want pid %d http %s ready", is, want.pid, want.http)
+		}
+	}
+	// It records what each serves: a Logicsvr's from its -buildinfo, a
+	// plain main's from the topology.
+	for name, svc := range map[string]string{"users": "notes.Users", "notes-2": "notes.Notes", "hello": "hello.Greeter"} {
+		if in, ok := st.Find(svc); !ok || !slices.Contains(in.Serves, svc) || (name != "notes-2" && in.Name != name) {
+			t.Errorf("state file: Find(%s) = %+v, %v; want %s serving it", svc, in, ok, name)
 		}
 	}
 
@@ -215,7 +223,7 @@ func TestUpRunsTopology(t *testing.T) {
 		t.Fatal("svrkit up did not stop")
 	}
 	u.done <- 0 // for the cleanup
-	if _, err := os.Stat(filepath.Join(data, StateFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(data, upstate.FileName)); !os.IsNotExist(err) {
 		t.Errorf("state file left behind after stop: %v", err)
 	}
 	for name, in := range insts {
@@ -320,8 +328,7 @@ func TestKilledUpLeavesNoServices(t *testing.T) {
 	})
 	deadline := time.Now().Add(4 * time.Minute)
 	for {
-		var st upState
-		if b, err := os.ReadFile(filepath.Join(data, StateFile)); err == nil && json.Unmarshal(b, &st) == nil && len(st.Instances) == 4 {
+		if st, err := upstate.Read(filepath.Join(data, upstate.FileName)); err == nil && len(st.Instances) == 4 {
 			ready := 0
 			pids = pids[:0]
 			for _, in := range st.Instances {
