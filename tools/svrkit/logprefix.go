@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -57,11 +59,30 @@ func (p *prefixWriter) block(text string) {
 	io.WriteString(p.w, text)
 }
 
-// stream copies r to the writer line by line under name's prefix.
+// maxLine is the longest line stream prints whole. A longer one is cut
+// there, marked, and the rest of it read and dropped: one runaway line
+// costs bounded memory and never stops the stream, since a service whose
+// output is not read blocks on the full pipe and stops serving.
+const maxLine = 64 << 10
+
+// stream copies r to the writer line by line under name's prefix until r
+// ends or fails.
 func (p *prefixWriter) stream(name string, r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		p.line(name, sc.Text())
+	br := bufio.NewReaderSize(r, maxLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			text, cut := string(line), 0
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				cut += len(bytes.TrimSuffix(line, []byte("\n")))
+			}
+			p.line(name, fmt.Sprintf("%s [... %d more bytes of this line dropped]", text, cut))
+		} else if len(line) > 0 {
+			p.line(name, strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r"))
+		}
+		if err != nil {
+			return
+		}
 	}
 }

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStreamKeepsDrainingAfterALongLine writes, through a pipe that blocks
+// the writer until the stream reads (as a child blocks on a full pipe), a
+// line far over maxLine (and over the 1 MiB that once stopped the stream
+// for good) and then more lines: the stream must read all of it, cut the
+// long line, and print what follows.
+func TestStreamKeepsDrainingAfterALongLine(t *testing.T) {
+	var out bytes.Buffer
+	p := newPrefixWriter(&out)
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.stream("svc", pr)
+	}()
+	wrote := make(chan error, 1)
+	go func() {
+		long := strings.Repeat("x", 2<<20)
+		_, err := io.WriteString(pw, "first\n"+long+"\nafter\r\nno newline at the end")
+		pw.Close()
+		wrote <- err
+	}()
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer is still blocked: the stream stopped reading")
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stream did not return after the pipe closed")
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("%d lines, want 4:\n%.300s", len(lines), out.String())
+	}
+	if lines[0] != "svc       | first" || lines[2] != "svc       | after" || lines[3] != "svc       | no newline at the end" {
+		t.Errorf("lines = %q, %q, %q", lines[0], lines[2], lines[3])
+	}
+	if want := fmt.Sprintf("[... %d more bytes of this line dropped]", 2<<20-maxLine); !strings.HasSuffix(lines[1], want) || len(lines[1]) > maxLine+100 {
+		t.Errorf("long line: %d bytes ending %q; want it cut at maxLine, ending %q", len(lines[1]), lines[1][max(0, len(lines[1])-60):], want)
+	}
+}
