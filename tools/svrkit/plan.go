@@ -12,38 +12,21 @@ import (
 	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 )
 
-// plan asks each Logicsvr what it serves, reserves ports for every
-// instance and returns the routing table of the whole topology.
+// plan asks each Logicsvr binary what it serves, makes the instances,
+// reserves their ports and returns the routing table of the whole
+// topology: each protobuf service's RPC addresses.
 func (u *up) plan(topo *topology) (map[string][]string, error) {
 	routes := map[string][]string{}
 	for _, s := range topo.Services {
 		if s.Kind == kindLogicsvr {
-			out, err := exec.CommandContext(u.e.ctx, s.bin, "-buildinfo").Output()
+			serves, err := u.askServes(s)
 			if err != nil {
-				var ee *exec.ExitError
-				if errors.As(err, &ee) {
-					return nil, fmt.Errorf("%s -buildinfo: %v\n%s", s.Name, err, ee.Stderr)
-				}
-				return nil, fmt.Errorf("%s -buildinfo: %v", s.Name, err)
+				return nil, err
 			}
-			var bi struct {
-				Logicsvr string
-				Services []struct{ Name string }
-			}
-			if err := json.Unmarshal(out, &bi); err != nil || bi.Logicsvr == "" {
-				return nil, fmt.Errorf("%s: %s is not a Logicsvr (its -buildinfo printed %.200q); set \"kind\": \"main\"", s.Name, s.Package, out)
-			}
-			s.Serves = nil
-			for _, svc := range bi.Services {
-				s.Serves = append(s.Serves, svc.Name)
-			}
+			s.Serves = serves
 		}
-		for r := 1; r <= s.Replicas; r++ {
-			in := &instance{svc: s, name: s.Name, state: upstate.Starting}
-			if s.Replicas > 1 {
-				in.name = fmt.Sprintf("%s-%d", s.Name, r)
-			}
-			u.instances = append(u.instances, in)
+		for _, name := range s.instanceNames() {
+			u.instances = append(u.instances, &instance{svc: s, name: name, state: upstate.Starting})
 		}
 	}
 	ports, err := freePorts(3 * len(u.instances))
@@ -57,6 +40,31 @@ func (u *up) plan(topo *topology) (map[string][]string, error) {
 		}
 	}
 	return routes, nil
+}
+
+// askServes runs a Logicsvr binary with -buildinfo, which prints what it
+// serves without starting.
+func (u *up) askServes(s *topoService) ([]string, error) {
+	out, err := exec.CommandContext(u.e.ctx, s.bin, "-buildinfo").Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("%s -buildinfo: %v\n%s", s.Name, err, ee.Stderr)
+		}
+		return nil, fmt.Errorf("%s -buildinfo: %v", s.Name, err)
+	}
+	var bi struct {
+		Logicsvr string
+		Services []struct{ Name string }
+	}
+	if err := json.Unmarshal(out, &bi); err != nil || bi.Logicsvr == "" {
+		return nil, fmt.Errorf("%s: %s is not a Logicsvr (its -buildinfo printed %.200q); set \"kind\": \"main\"", s.Name, s.Package, out)
+	}
+	var serves []string
+	for _, svc := range bi.Services {
+		serves = append(serves, svc.Name)
+	}
+	return serves, nil
 }
 
 // freePorts reserves n distinct free loopback ports. They are released

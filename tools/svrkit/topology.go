@@ -8,7 +8,8 @@ import (
 	"regexp"
 )
 
-// topology is the file's content.
+// topology is a topology file: the services `svrkit up` runs together (the
+// format is in upHelp).
 type topology struct {
 	Services []*topoService `json:"services"`
 	// Usage is printed once every service is ready: how to talk to them.
@@ -34,9 +35,10 @@ const (
 	kindMain     = "main"
 )
 
-var instanceName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+var serviceName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 
-// loadTopology reads and validates a topology file.
+// loadTopology reads and validates a topology file, filling in defaults
+// (kind logicsvr, one replica).
 func loadTopology(path string) (*topology, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -55,7 +57,7 @@ func loadTopology(path string) (*topology, error) {
 	for i, s := range t.Services {
 		where := fmt.Sprintf("%s: service %d (%s)", path, i+1, s.Name)
 		switch {
-		case !instanceName.MatchString(s.Name):
+		case !serviceName.MatchString(s.Name):
 			return nil, fmt.Errorf("%s: name must be letters, digits, '_' and '-', starting with a letter", where)
 		case seen[s.Name]:
 			return nil, fmt.Errorf("%s: name used twice", where)
@@ -88,5 +90,28 @@ func loadTopology(path string) (*topology, error) {
 			}
 		}
 	}
+	// Instance names share one namespace: state file, logs, {http:NAME}.
+	owner := map[string]string{}
+	for _, s := range t.Services {
+		for _, n := range s.instanceNames() {
+			if other, dup := owner[n]; dup {
+				return nil, fmt.Errorf("%s: service %s: instance name %s is also an instance of service %s; rename one", path, s.Name, n, other)
+			}
+			owner[n] = s.Name
+		}
+	}
 	return &t, nil
+}
+
+// instanceNames are the names of a service's instances: the service's
+// own with one replica, NAME-1, NAME-2... with more.
+func (s *topoService) instanceNames() []string {
+	if s.Replicas <= 1 {
+		return []string{s.Name}
+	}
+	names := make([]string, s.Replicas)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s-%d", s.Name, i+1)
+	}
+	return names
 }

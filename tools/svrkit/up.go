@@ -15,7 +15,7 @@ import (
 // up runs a topology on one machine. Its parts, one file each:
 //
 //	topology.go      the topology file: load and validate
-//	placeholders.go  {http}, {routes}, {http:NAME}...: expansion
+//	placeholders.go  {http}, {routes}, {http:NAME}...: expansion and warnings
 //	build.go         compiling every service's main
 //	plan.go          what each Logicsvr serves, ports, routing table, configs
 //	supervisor.go    start, readiness, restart with backoff, stop
@@ -57,7 +57,8 @@ The topology file is JSON:
 
 A topology may also have "usage": lines printed once every service is
 ready, telling a person how to talk to the services; {state} is the state
-file, {http:NAME} (and rpc, admin) an instance's address.
+file, {data} and {dir} as below, {http:NAME} (and rpc, admin) the address
+of the instance NAME, or of the first instance of the service NAME.
 
 Per service:
   name      unique; instances are named name, or name-1, name-2... with replicas
@@ -82,6 +83,8 @@ Per service:
             merged into the generated config; the Logicsvr's own settings
             go in its "app" object, e.g. {"app": {"dir": "{data}/{name}"}}
   env       extra environment variables
+
+A placeholder up does not know is left as it is, with a warning.
 
 While it runs, up keeps the state of every instance (pid, state, restarts,
 addresses) in {data}/up.json, for tools and tests; it is removed at exit.
@@ -147,6 +150,9 @@ func runUp(e *env, args []string) error {
 	}
 	u := &up{e: e, dir: filepath.Dir(path), readyWait: *readyWait, stopTimeout: *stopTimeout, out: newPrefixWriter(e.stdout),
 		usage: topo.Usage}
+	for _, w := range topo.placeholderWarnings() {
+		u.logf("warning: %s", w)
+	}
 	if *work == "" {
 		tmp, err := os.MkdirTemp("", "svrkit-up-")
 		if err != nil {

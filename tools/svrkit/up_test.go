@@ -254,6 +254,7 @@ func TestUpTopologyErrors(t *testing.T) {
 		{"bad kind", `{"services":[{"name":"a","package":"./a","kind":"lambda"}]}`, `kind must be logicsvr or main`},
 		{"serves on a Logicsvr", `{"services":[{"name":"a","package":"./a","serves":["x.Y"]}]}`, "drop serves"},
 		{"config on a main", `{"services":[{"name":"a","package":"./a","kind":"main","config":{}}]}`, "config is for Logicsvrs"},
+		{"instance names clash", `{"services":[{"name":"a","package":"./a","replicas":2},{"name":"a-1","package":"./b"}]}`, "service a-1: instance name a-1 is also an instance of service a"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -275,9 +276,11 @@ func TestUpTopologyErrors(t *testing.T) {
 	}
 }
 
-func TestUpExpandsPlaceholdersInConfig(t *testing.T) {
+func TestUpExpandsPlaceholders(t *testing.T) {
 	u := &up{dir: "/topo", data: "/topo/.data", work: "/work"}
-	in := &instance{name: "storage-1", http: "127.0.0.1:1", rpc: "127.0.0.1:2", admin: "127.0.0.1:3"}
+	storage := &topoService{Name: "storage", Replicas: 2}
+	in := &instance{svc: storage, name: "storage-1", http: "127.0.0.1:1", rpc: "127.0.0.1:2", admin: "127.0.0.1:3"}
+	in2 := &instance{svc: storage, name: "storage-2", http: "127.0.0.1:4", rpc: "127.0.0.1:5", admin: "127.0.0.1:6"}
 	var cfg map[string]any
 	if err := json.Unmarshal([]byte(`{"app": {"dir": "{data}/{name}", "peers": ["{rpc}", 3], "n": 1}}`), &cfg); err != nil {
 		t.Fatal(err)
@@ -290,9 +293,52 @@ func TestUpExpandsPlaceholdersInConfig(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("expanded config = %s, want %s", got, want)
 	}
-	u.instances = []*instance{in}
-	if got, want := u.expandUsage("imcli -up {state} # CGIs at {http:storage-1}"), "imcli -up /topo/.data/up.json # CGIs at 127.0.0.1:1"; got != want {
-		t.Errorf("expandUsage = %q, want %q", got, want)
+	u.instances = []*instance{in, in2}
+	for usage, want := range map[string]string{
+		"imcli -up {state} # CGIs at {http:storage-2}": "imcli -up /topo/.data/up.json # CGIs at 127.0.0.1:4",
+		// A service with replicas stands for its first instance.
+		"curl http://{http:storage}/ {rpc:storage} {admin:storage-1}": "curl http://127.0.0.1:1/ 127.0.0.1:2 127.0.0.1:3",
+		`curl -d '{"name":"x"}' {data}`:                               `curl -d '{"name":"x"}' /topo/.data`,
+	} {
+		if got := u.expandUsage(usage); got != want {
+			t.Errorf("expandUsage(%q) = %q, want %q", usage, got, want)
+		}
+	}
+}
+
+// TestUpWarnsAboutUnknownPlaceholders checks that a placeholder up would
+// leave as it is gets a warning when the topology loads, before the build.
+func TestUpWarnsAboutUnknownPlaceholders(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "topology.json"), `{
+	  "usage": ["curl http://{http:web}/ http://{http:web-2}/ {state} {http:nosuch} {port:web} '{\"a\": {}}'"],
+	  "services": [
+	    {"name": "web", "package": "./web", "replicas": 2, "config": {"app": {"dir": "{data}/{nmae}"}}},
+	    {"name": "tool", "package": "./tool", "kind": "main", "args": ["-addr", "{rpc}", "-x", "{rcp}"], "env": {"A": "{dir}"}}
+	  ]}`)
+	topo, err := loadTopology(filepath.Join(dir, "topology.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(topo.placeholderWarnings(), "\n")
+	for _, want := range []string{
+		"service web: {nmae} is not a placeholder",
+		"service tool: {rcp} is not a placeholder",
+		"usage: {http:nosuch} is not a placeholder",
+		"usage: {port:web} is not a placeholder",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings lack %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "\n") + 1; n != 4 {
+		t.Errorf("%d warnings, want 4:\n%s", n, got)
+	}
+
+	// up prints them before it builds anything (the packages do not exist).
+	code, stdout, _ := runCmd(t, dir, "up", "-bindir", t.TempDir(), ".")
+	if code != 1 || !strings.Contains(stdout, "warning: service tool: {rcp} is not a placeholder") {
+		t.Errorf("up: exit %d, stdout:\n%s", code, stdout)
 	}
 }
 
