@@ -54,3 +54,23 @@ func TestStreamKeepsDrainingAfterALongLine(t *testing.T) {
 		t.Errorf("long line: %d bytes ending %q; want it cut at maxLine, ending %q", len(lines[1]), lines[1][max(0, len(lines[1])-60):], want)
 	}
 }
+
+// TestStatusLine checks the terminal status line: cut to fit one row, and
+// wiped before the next ordinary line.
+func TestStatusLine(t *testing.T) {
+	var out bytes.Buffer
+	p := newPrefixWriter(&out)
+	p.showStatus("svrkit up", "building, 5s: "+strings.Repeat("p", 200))
+	p.line("users", "ready")
+	p.clearStatus() // nothing shown: writes nothing
+	status, rest, ok := strings.Cut(out.String(), "\r\x1b[K"+"users")
+	if !ok {
+		t.Fatalf("the status line was not wiped before the next line: %q", out.String())
+	}
+	if !strings.HasPrefix(status, "\r\x1b[Ksvrkit up | building, 5s: ppp") || !strings.HasSuffix(status, "...") || len(status)-len("\r\x1b[K") != statusWidth {
+		t.Errorf("status line %q: want it cut to %d columns", status, statusWidth)
+	}
+	if rest != "     | ready\n" {
+		t.Errorf("after the status: %q", rest)
+	}
+}

@@ -16,7 +16,7 @@ import (
 //
 //	topology.go      the topology file: load and validate
 //	placeholders.go  {http}, {routes}, {http:NAME}...: expansion and warnings
-//	build.go         compiling every service's main
+//	build.go         one go build for every main, with progress
 //	plan.go          what each Logicsvr serves, ports, routing table, configs
 //	supervisor.go    start, readiness, restart with backoff, stop
 //	state.go         the state file and the status table
@@ -89,10 +89,11 @@ A placeholder up does not know is left as it is, with a warning.
 While it runs, up keeps the state of every instance (pid, state, restarts,
 addresses) in {data}/up.json, for tools and tests; it is removed at exit.
 
-Binaries are built with 'go build' into a cache directory (so an unchanged
-service is not relinked) from the topology file's directory, whose module
-must hold the packages. Each instance keeps its ports across restarts, so
-routing tables stay valid.
+Binaries are built by one 'go build' from the topology file's directory,
+whose module must hold the packages, into a cache directory, so an unchanged
+service is not relinked. The first build on a clean build cache compiles
+every dependency (minutes on a small machine); up shows its progress. Each
+instance keeps its ports across restarts, so routing tables stay valid.
 
 flags:
 `

@@ -33,13 +33,14 @@ type upRun struct {
 	mu    sync.Mutex
 	lines []string
 	cond  chan struct{} // closed and replaced on every new line
+	eof   chan struct{} // closed when up's output ends: it has exited
 }
 
 func startUp(t *testing.T, args ...string) *upRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	u := &upRun{t: t, cancel: cancel, done: make(chan int, 1), cond: make(chan struct{})}
+	u := &upRun{t: t, cancel: cancel, done: make(chan int, 1), cond: make(chan struct{}), eof: make(chan struct{})}
 	e := &env{ctx: ctx, dir: ".", stdin: strings.NewReader(""), stdout: pw, stderr: pw}
 	go func() {
 		code := run(e, append([]string{"up"}, args...))
@@ -57,6 +58,7 @@ func startUp(t *testing.T, args ...string) *upRun {
 			u.mu.Unlock()
 		}
 		io.Copy(io.Discard, pr)
+		close(u.eof)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -70,10 +72,12 @@ func startUp(t *testing.T, args ...string) *upRun {
 }
 
 // waitFor waits, bounded, for an output line at index >= from matching re
-// and returns its submatches and the index after it.
+// and returns its submatches and the index after it. It gives up at once
+// when up has exited without printing it.
 func (u *upRun) waitFor(re *regexp.Regexp, from int, d time.Duration) ([]string, int) {
 	u.t.Helper()
 	deadline := time.After(d)
+	ended := false
 	for {
 		u.mu.Lock()
 		for i := from; i < len(u.lines); i++ {
@@ -84,8 +88,13 @@ func (u *upRun) waitFor(re *regexp.Regexp, from int, d time.Duration) ([]string,
 		}
 		cond := u.cond
 		u.mu.Unlock()
+		if ended {
+			u.t.Fatalf("svrkit up exited without a line matching %q; output:\n%s", re, u.output())
+		}
 		select {
 		case <-cond:
+		case <-u.eof:
+			ended = true // look at the last lines once more
 		case <-deadline:
 			u.t.Fatalf("no line matching %q within %v; output:\n%s", re, d, u.output())
 		}
