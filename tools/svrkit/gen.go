@@ -13,20 +13,22 @@ import (
 
 	"github.com/svrkit/svrkit/protoc-gen-svrkit/compiler"
 	"github.com/svrkit/svrkit/protoc-gen-svrkit/generator"
+	"github.com/svrkit/svrkit/tools/internal/cmdline"
 )
 
 func init() {
 	register(&command{
 		name:    "gen",
-		usage:   "gen [flags] PATH...",
 		summary: "compile .proto IDL into Go message and svrkit code (no protoc needed)",
+		help:    genHelp,
 		run:     runGen,
 	})
 }
 
-const genHelp = `usage: svrkit gen [flags] PATH...
-
-Compiles .proto files into Go: <name>.pb.go, the same bytes protoc-gen-go
+var genHelp = cmdline.Help{
+	Name:  "svrkit gen",
+	Usage: []string{"svrkit gen [flags] PATH..."},
+	Text: `Compiles .proto files into Go: <name>.pb.go, the same bytes protoc-gen-go
 writes, and <name>.svrkit.go, the same bytes protoc-gen-svrkit writes.
 
 A PATH is a .proto file, a directory (its .proto files) or DIR/... (every
@@ -50,8 +52,10 @@ binary.
 Keep the command beside the IDL as a go:generate directive; 'go generate ./...'
 then regenerates everything, and a test can run each directive with -check.
 
-flags:
-`
+Exit status: 0 on success (with -check: the files are fresh); 1 when a .proto
+has errors (file:line:column: message) or, with -check, files are stale; 2
+for bad usage.`,
+}
 
 // stringList is a repeatable flag.
 type stringList []string
@@ -61,7 +65,6 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runGen(e *env, args []string) error {
 	fset := flag.NewFlagSet("gen", flag.ContinueOnError)
-	fset.SetOutput(e.stderr)
 	var importPaths stringList
 	fset.Var(&importPaths, "I", "import `dir` (repeatable; default .)")
 	out := fset.String("out", ".", "output root `dir`")
@@ -69,20 +72,11 @@ func runGen(e *env, args []string) error {
 	module := fset.String("module", "", "with paths=import, strip this Go module `prefix` from output paths")
 	check := fset.Bool("check", false, "write nothing; list stale generated files and exit 1 if any")
 	mains := fset.Bool("mains", false, "also write one main package per Logicsvr: <go package of its .proto>/logicsvr/<name>/main.go, importing its handlers from .../logicsvr/<name>/handlers (see package logicsvr)")
-	fset.Usage = func() {
-		fmt.Fprint(e.stderr, genHelp)
-		fset.PrintDefaults()
-	}
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return errUsage
+	if err := e.parse(fset, args, genHelp); err != nil {
+		return err
 	}
 	if fset.NArg() == 0 {
-		fmt.Fprintln(e.stderr, "svrkit gen: no .proto files given")
-		fset.Usage()
-		return errUsage
+		return e.usagef(genHelp, "no .proto files given")
 	}
 
 	g := &generation{e: e}

@@ -3,13 +3,14 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/svrkit/svrkit/tools/internal/cmdline"
 )
 
 // up runs a topology on one machine. Its parts, one file each:
@@ -19,28 +20,30 @@ import (
 //	build.go         one go build for every main, with progress
 //	plan.go          what each Logicsvr serves, ports, routing table, configs
 //	supervisor.go    start, readiness, restart with backoff, stop
-//	state.go         the state file and the status table
+//	state.go         the state file (package upstate) and the status table
 //	logprefix.go     the services' output, line by line, with their names
 
 func init() {
 	register(&command{
 		name:    "up",
-		usage:   "up [flags] DIR|FILE",
 		summary: "build and run a topology of Logicsvrs and services on this machine",
+		help:    upHelp,
 		run:     runUp,
 	})
 }
 
-const upHelp = `usage: svrkit up [flags] DIR|FILE
-
-Builds and runs, on this machine, every service of a topology file
+var upHelp = cmdline.Help{
+	Name:  "svrkit up",
+	Usage: []string{"svrkit up [flags] DIR|FILE"},
+	Text: `Builds and runs, on this machine, every service of a topology file
 (DIR/topology.json, or FILE): each Logicsvr and any other go-buildable main.
 It picks free loopback ports, writes each service's routing table so the
 services find each other, waits until all are ready, streams their logs with
 a per-service prefix, prints a status table when all are ready (and again
 on Enter), restarts one that crashes (with backoff, on the same ports), and
-on Ctrl-C stops all of them cleanly (SIGTERM, then SIGKILL after
--stop-timeout).
+on Ctrl-C or SIGTERM stops all of them cleanly (SIGTERM, then SIGKILL after
+-stop-timeout) and exits 0. To stop an up running in the background of a
+shell: kill %1 (its job number; 'jobs' lists them), or kill PID.
 
 The topology file is JSON:
 
@@ -87,7 +90,8 @@ Per service:
 A placeholder up does not know is left as it is, with a warning.
 
 While it runs, up keeps the state of every instance (pid, state, restarts,
-addresses) in {data}/up.json, for tools and tests; it is removed at exit.
+addresses, what it serves) in {data}/up.json, for tools and tests (see
+package upstate); it is removed at exit.
 
 Binaries are built by one 'go build' from the topology file's directory,
 whose module must hold the packages, into a cache directory, so an unchanged
@@ -95,8 +99,9 @@ service is not relinked. The first build on a clean build cache compiles
 every dependency (minutes on a small machine); up shows its progress. Each
 instance keeps its ports across restarts, so routing tables stay valid.
 
-flags:
-`
+Exit status: 0 when stopped by Ctrl-C or SIGTERM, 1 when a service fails to
+build or to get ready, 2 for bad usage.`,
+}
 
 // up is one run of the command.
 type up struct {
@@ -120,26 +125,16 @@ type up struct {
 
 func runUp(e *env, args []string) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
 	work := fs.String("workdir", "", "where config files and routing tables are written (default: a temporary directory, removed at exit)")
 	dataDir := fs.String("datadir", "", "where services keep their data, {data} in the topology (default: DIR/.data, kept across runs)")
 	binDir := fs.String("bindir", "", "where binaries are built (default: a cache directory per topology)")
 	readyWait := fs.Duration("ready-timeout", 2*time.Minute, "how long to wait for every service to be ready")
 	stopTimeout := fs.Duration("stop-timeout", 15*time.Second, "how long services may drain after SIGTERM before SIGKILL")
-	fs.Usage = func() {
-		fmt.Fprint(e.stderr, upHelp)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return errUsage
+	if err := e.parse(fs, args, upHelp); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(e.stderr, "svrkit up: give one topology directory or file")
-		fs.Usage()
-		return errUsage
+		return e.usagef(upHelp, "give one topology directory or file")
 	}
 	path := e.abs(fs.Arg(0))
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
