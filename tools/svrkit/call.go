@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/cgi"
 	"github.com/svrkit/svrkit/tools/internal/cmdline"
+	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -43,8 +45,11 @@ var callHelp = cmdline.Help{
 	Text: `Calls METHOD (package.Service/Method or package.Service.Method) on the
 service at TARGET with a JSON request and prints the JSON response.
 
-TARGET is host:port for svrkit's binary RPC, or http://host:port for the HTTP
-front (svrkit/cgi), where the method's Connect route is called.
+TARGET is host:port for svrkit's binary RPC, http://host:port for the HTTP
+front (svrkit/cgi), where the method's Connect route is called, or the name
+of a service that 'svrkit up' runs (an instance, a topology service or a
+protobuf service, as for 'svrkit addr'), called over binary RPC at the
+address in up's state file (-up).
 
 The request and response types come from the server's describe endpoint,
 or from .proto files given with -proto (and -I) when the server has none.
@@ -63,6 +68,7 @@ func runCall(e *env, args []string) error {
 	fset.Var(&headers, "H", "send metadata `key:value` (repeatable)")
 	timeout := fset.Duration("timeout", 10*time.Second, "give up after this long")
 	list := fset.Bool("list", false, "list the services and methods instead of calling")
+	upState := fset.String("up", filepath.Join(".data", upstate.FileName), "svrkit up's state `file`, where a TARGET given by name is found")
 	if err := e.parse(fset, args, callHelp); err != nil {
 		return err
 	}
@@ -73,6 +79,13 @@ func runCall(e *env, args []string) error {
 		return e.usagef(callHelp, "give a TARGET and a METHOD")
 	}
 	target := fset.Arg(0)
+	if !strings.Contains(target, ":") {
+		in, err := findInstance(e, *upState, target)
+		if err != nil {
+			return err
+		}
+		target = in.RPC
+	}
 
 	md := svrkit.Metadata{}
 	for _, h := range headers {

@@ -4,6 +4,7 @@
 //	svrkit gen   compile .proto IDL into Go (message code and svrkit code)
 //	svrkit call  call a method of a running service with a JSON request
 //	svrkit up    build and run a topology of Logicsvrs on this machine
+//	svrkit addr  print an address of a service that svrkit up runs
 //
 // Each subcommand lives in its own file and registers itself from an init
 // function with register, so adding one touches no other file:

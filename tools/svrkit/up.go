@@ -90,8 +90,8 @@ Per service:
 A placeholder up does not know is left as it is, with a warning.
 
 While it runs, up keeps the state of every instance (pid, state, restarts,
-addresses, what it serves) in {data}/up.json, for tools and tests (see
-package upstate); it is removed at exit.
+addresses, what it serves) in {data}/up.json, for tools and tests ('svrkit
+addr' and 'svrkit call' read it; see package upstate); it is removed at exit.
 
 Binaries are built by one 'go build' from the topology file's directory,
 whose module must hold the packages, into a cache directory, so an unchanged
