@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"path/filepath"
@@ -65,6 +66,9 @@ func runAddr(e *env, args []string) error {
 // findInstance looks name up in the state file of a running svrkit up.
 func findInstance(e *env, stateFile, name string) (upstate.Instance, error) {
 	st, err := upstate.Read(e.abs(stateFile))
+	if errors.Is(err, upstate.ErrNotRunning) {
+		return upstate.Instance{}, fmt.Errorf("%w (start it with svrkit up DIR, or give -up DIR/.data/up.json)", err)
+	}
 	if err != nil {
 		return upstate.Instance{}, err
 	}

@@ -137,7 +137,7 @@ func ReadStateFile(path string) (Addrs, error) {
 	st, err := upstate.Read(path)
 	if err != nil {
 		if errors.Is(err, upstate.ErrNotRunning) {
-			return Addrs{}, fmt.Errorf("%w: is `svrkit up examples/im` running?", err)
+			return Addrs{}, fmt.Errorf("%w (start the IM backend with: go run ./tools/svrkit up examples/im)", err)
 		}
 		return Addrs{}, err
 	}

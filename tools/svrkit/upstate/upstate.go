@@ -69,7 +69,7 @@ var ErrNotRunning = errors.New("no svrkit up is running there")
 func Read(path string) (*State, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w (start one with svrkit up)", path, ErrNotRunning)
+		return nil, fmt.Errorf("%s: %w", path, ErrNotRunning)
 	}
 	if err != nil {
 		return nil, err
