@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/svrkit/svrkit/tools/internal/cmdline/cmdlinetest"
 )
 
 // TestHelpConvention holds every subcommand to package cmdline's
@@ -11,17 +13,11 @@ func TestHelpConvention(t *testing.T) {
 	dir := t.TempDir()
 	for name := range commands {
 		t.Run(name, func(t *testing.T) {
-			for _, args := range [][]string{{name, "-h"}, {"help", name}} {
-				code, stdout, stderr := runCmd(t, dir, args...)
-				if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "usage: svrkit "+name+" ") ||
-					!strings.Contains(stdout, "\nExit status: ") || !strings.Contains(stdout, "\nflags:\n  -") {
-					t.Errorf("svrkit %s: exit %d, stderr %q, stdout:\n%s\nwant exit 0 and the help (usage, exit status, flags) on stdout only", strings.Join(args, " "), code, stderr, stdout)
-				}
-			}
-			code, stdout, stderr := runCmd(t, dir, name, "-no-such-flag")
-			if code != 2 || stdout != "" || !strings.Contains(stderr, "flag provided but not defined: -no-such-flag\nusage: svrkit "+name+" ") ||
-				!strings.HasSuffix(stderr, "Run 'svrkit "+name+" -h' for help.\n") {
-				t.Errorf("svrkit %s -no-such-flag: exit %d, stdout %q, stderr:\n%s\nwant exit 2, the mistake and the usage line on stderr", name, code, stdout, stderr)
+			svrkit := func(args ...string) (int, string, string) { return runCmd(t, dir, append([]string{name}, args...)...) }
+			cmdlinetest.Check(t, "svrkit "+name, svrkit)
+			code, stdout, stderr := runCmd(t, dir, "help", name)
+			if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "usage: svrkit "+name+" ") || !strings.Contains(stdout, "\nflags:\n  -") {
+				t.Errorf("svrkit help %s: exit %d, stderr %q, stdout:\n%s\nwant exit 0 and the help with flags on stdout only", name, code, stderr, stdout)
 			}
 		})
 	}
