@@ -51,7 +51,11 @@ func (u *up) build(topo *topology, binDir string) error {
 			rounds = append(rounds, []*mainPkg{p})
 		}
 	}
-	u.logf("building %d services into %s", len(topo.Services), binDir)
+	plural := "s"
+	if len(topo.Services) == 1 {
+		plural = ""
+	}
+	u.logf("building %d service%s into %s", len(topo.Services), plural, binDir)
 	prog := newBuildProgress(u, pkgs, start)
 	defer prog.stop()
 	for i, r := range rounds {
