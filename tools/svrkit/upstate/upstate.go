@@ -24,8 +24,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
+
+	"github.com/svrkit/svrkit/tools/internal/jsonfile"
 )
 
 // FileName is the state file's name in up's data directory.
@@ -82,20 +83,7 @@ func Read(path string) (*State, error) {
 }
 
 // Write replaces the state file at path with st, atomically.
-func Write(path string, st *State) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func Write(path string, st *State) error { return jsonfile.Write(path, st, 0o644) }
 
 // Instance returns the instance named name ("send", or "send-1" with
 // replicas).
