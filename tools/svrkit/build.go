@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -199,6 +200,8 @@ type buildProgress struct {
 	total    int // packages in the build graph, once known
 	counting bool
 
+	ctx     context.Context // ends at stop: the package count is not needed after
+	cancel  context.CancelFunc
 	done    chan struct{} // closed by stop
 	stopped chan struct{} // closed when the reporting goroutine has returned
 	once    sync.Once
@@ -209,6 +212,7 @@ const progressEvery = 10 * time.Second
 func newBuildProgress(u *up, pkgs []*mainPkg, start time.Time) *buildProgress {
 	p := &buildProgress{u: u, start: start, bins: len(pkgs), mains: map[string][]*topoService{},
 		done: make(chan struct{}), stopped: make(chan struct{})}
+	p.ctx, p.cancel = context.WithCancel(u.e.ctx)
 	for _, pkg := range pkgs {
 		p.mains[pkg.importPath] = pkg.services
 	}
@@ -281,7 +285,7 @@ func (p *buildProgress) count() {
 	for ip := range p.mains {
 		args = append(args, ip)
 	}
-	cmd := exec.CommandContext(p.u.e.ctx, "go", append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, args...)...)
+	cmd := exec.CommandContext(p.ctx, "go", append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, args...)...)
 	cmd.Dir = p.u.dir
 	out, err := cmd.Output()
 	if err != nil {
@@ -330,6 +334,7 @@ func (p *buildProgress) summary() string {
 // stop ends the progress reports; it may be called more than once.
 func (p *buildProgress) stop() {
 	p.once.Do(func() {
+		p.cancel()
 		close(p.done)
 		<-p.stopped
 		if p.u.out.terminal {
