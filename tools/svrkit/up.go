@@ -43,7 +43,9 @@ a per-service prefix, prints a status table when all are ready (and again
 on Enter), restarts one that crashes (with backoff, on the same ports), and
 on Ctrl-C or SIGTERM stops all of them cleanly (SIGTERM, then SIGKILL after
 -stop-timeout) and exits 0. To stop an up running in the background of a
-shell: kill %1 (its job number; 'jobs' lists them), or kill PID.
+shell: kill %1 (its job number; 'jobs' lists them), which signals the whole
+job, or kill PID with svrkit's own pid ('go run' does not pass SIGTERM on
+to the program it runs; 'go tool' does).
 
 The topology file is JSON:
 
