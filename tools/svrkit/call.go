@@ -55,6 +55,13 @@ The request and response types come from the server's describe endpoint,
 or from .proto files given with -proto (and -I) when the server has none.
 Over binary RPC the method's cmdid comes from its svrkit options.
 
+Services that require service authentication (all that 'svrkit up' runs)
+answer only callers that prove an identity: -key names a private key file
+(and -identity the identity it proves, default the file's name without
+.key). A TARGET given by name uses up's operator key (keys/operator.key
+beside the state file) unless -key is set; an operator may call every
+service.
+
 Exit status: 0 on success; 1 when the call fails (its code and message on
 stderr: "svrkit call: invalid_argument: name is required"); 2 for bad usage.`,
 }
@@ -69,6 +76,8 @@ func runCall(e *env, args []string) error {
 	timeout := fset.Duration("timeout", 10*time.Second, "give up after this long")
 	list := fset.Bool("list", false, "list the services and methods instead of calling")
 	upState := fset.String("up", filepath.Join(".data", upstate.FileName), "svrkit up's state `file`, where a TARGET given by name is found")
+	keyFile := fset.String("key", "", "prove an identity with this Ed25519 private key `file` (PEM)")
+	identity := fset.String("identity", "", "the `identity` -key proves (default: the key file's name without .key)")
 	if err := e.parse(fset, args, callHelp); err != nil {
 		return err
 	}
@@ -85,6 +94,25 @@ func runCall(e *env, args []string) error {
 			return err
 		}
 		target = in.RPC
+		if *keyFile == "" {
+			// up keeps its keys beside its state file, in {data}/keys.
+			op := svrkit.KeyPath(filepath.Join(filepath.Dir(e.abs(*upState)), "keys"), operatorIdentity)
+			if _, err := os.Stat(op); err == nil {
+				*keyFile = op
+			}
+		}
+	}
+	var clientOpts []svrkit.ClientOption
+	if *keyFile != "" {
+		key, err := svrkit.ReadKey(*keyFile)
+		if err != nil {
+			return err
+		}
+		id := *identity
+		if id == "" {
+			id = strings.TrimSuffix(filepath.Base(*keyFile), ".key")
+		}
+		clientOpts = append(clientOpts, svrkit.WithIdentity(id, key))
 	}
 
 	md := svrkit.Metadata{}
@@ -102,7 +130,7 @@ func runCall(e *env, args []string) error {
 		ctx = svrkit.WithOutgoingMetadata(ctx, md)
 	}
 
-	inv, closeInv, err := dial(target)
+	inv, closeInv, err := dial(target, clientOpts...)
 	if err != nil {
 		return err
 	}
@@ -157,11 +185,11 @@ func runCall(e *env, args []string) error {
 
 // dial returns an invoker for target: the HTTP front for http(s) URLs, the
 // binary RPC client otherwise.
-func dial(target string) (svrkit.Invoker, func(), error) {
+func dial(target string, opts ...svrkit.ClientOption) (svrkit.Invoker, func(), error) {
 	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
 		return cgi.NewClient(target, &http.Client{}), func() {}, nil
 	}
-	c, err := svrkit.NewClient(target)
+	c, err := svrkit.NewClient(target, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -12,7 +12,10 @@ import (
 // time: ports, paths, the state file.
 //
 // In a service's args, env values, config strings and ready probe, the
-// instance's own: {http} {rpc} {admin} {routes} {name} {dir} {data}.
+// instance's own: {http} {rpc} {admin} {routes} {name} {dir} {data}, and
+// its service credentials: {key} (its identity's private key file),
+// {keyring} (the public keys of every identity) and {keys} (their
+// directory).
 //
 // In the usage lines: {data} {dir} {state}, and {http:NAME} {rpc:NAME}
 // {admin:NAME} where NAME is an instance, or a service (its first instance).
@@ -21,7 +24,7 @@ import (
 // about it when it loads the topology, before the long build, so a typo
 // does not surface as a strange flag value minutes later.
 var (
-	instancePlaceholders = []string{"{http}", "{rpc}", "{admin}", "{routes}", "{name}", "{dir}", "{data}"}
+	instancePlaceholders = []string{"{http}", "{rpc}", "{admin}", "{routes}", "{name}", "{dir}", "{data}", "{key}", "{keyring}", "{keys}"}
 	usagePlaceholders    = []string{"{data}", "{dir}", "{state}"}
 	addrKinds            = []string{"http", "rpc", "admin"}
 
@@ -34,7 +37,8 @@ var (
 // expand replaces an instance's placeholders in s.
 func (u *up) expand(in *instance, s string) string {
 	return strings.NewReplacer("{http}", in.http, "{rpc}", in.rpc, "{admin}", in.admin,
-		"{routes}", u.routesPath(), "{name}", in.name, "{dir}", u.dir, "{data}", u.data).Replace(s)
+		"{routes}", u.routesPath(), "{name}", in.name, "{dir}", u.dir, "{data}", u.data,
+		"{key}", u.keyPath(in), "{keyring}", u.keyring, "{keys}", u.keysDir()).Replace(s)
 }
 
 // expandJSON replaces an instance's placeholders in every string of a

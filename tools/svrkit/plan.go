@@ -18,12 +18,13 @@ import (
 func (u *up) plan(topo *topology) (map[string][]string, error) {
 	routes := map[string][]string{}
 	for _, s := range topo.Services {
+		s.identity = s.Name
 		if s.Kind == kindLogicsvr {
-			serves, err := u.askServes(s)
+			logicsvr, serves, err := u.askServes(s)
 			if err != nil {
 				return nil, err
 			}
-			s.Serves = serves
+			s.Serves, s.identity = serves, logicsvr
 		}
 		for _, name := range s.instanceNames() {
 			u.instances = append(u.instances, &instance{svc: s, name: name, state: upstate.Starting})
@@ -44,27 +45,26 @@ func (u *up) plan(topo *topology) (map[string][]string, error) {
 
 // askServes runs a Logicsvr binary with -buildinfo, which prints what it
 // serves without starting.
-func (u *up) askServes(s *topoService) ([]string, error) {
+func (u *up) askServes(s *topoService) (logicsvr string, serves []string, err error) {
 	out, err := exec.CommandContext(u.e.ctx, s.bin, "-buildinfo").Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return nil, fmt.Errorf("%s -buildinfo: %v\n%s", s.Name, err, ee.Stderr)
+			return "", nil, fmt.Errorf("%s -buildinfo: %v\n%s", s.Name, err, ee.Stderr)
 		}
-		return nil, fmt.Errorf("%s -buildinfo: %v", s.Name, err)
+		return "", nil, fmt.Errorf("%s -buildinfo: %v", s.Name, err)
 	}
 	var bi struct {
 		Logicsvr string
 		Services []struct{ Name string }
 	}
 	if err := json.Unmarshal(out, &bi); err != nil || bi.Logicsvr == "" {
-		return nil, fmt.Errorf("%s: %s is not a Logicsvr (its -buildinfo printed %.200q); set \"kind\": \"main\"", s.Name, s.Package, out)
+		return "", nil, fmt.Errorf("%s: %s is not a Logicsvr (its -buildinfo printed %.200q); set \"kind\": \"main\"", s.Name, s.Package, out)
 	}
-	var serves []string
 	for _, svc := range bi.Services {
 		serves = append(serves, svc.Name)
 	}
-	return serves, nil
+	return bi.Logicsvr, serves, nil
 }
 
 // freePorts reserves n distinct free loopback ports. They are released
@@ -113,6 +113,15 @@ func (u *up) writeConfigs(routes map[string][]string) error {
 		cfg["http"], cfg["rpc"], cfg["admin"], cfg["routes"] = in.http, in.rpc, in.admin, routes
 		if _, set := cfg["drain_timeout"]; !set {
 			cfg["drain_timeout"] = u.stopTimeout.String()
+		}
+		// A development run on this machine, behind service
+		// authentication (see credentials.go); the topology may say
+		// otherwise.
+		if _, set := cfg["dev"]; !set {
+			cfg["dev"] = true
+		}
+		if _, set := cfg["auth"]; !set {
+			cfg["auth"] = map[string]any{"key_file": u.keyPath(in), "keyring_file": u.keyring}
 		}
 		b, err := json.MarshalIndent(cfg, "", "  ")
 		if err != nil {

@@ -27,7 +27,8 @@ type topoService struct {
 	Config   json.RawMessage   `json:"config,omitempty"`
 	Env      map[string]string `json:"env,omitempty"`
 
-	bin string // built binary
+	bin      string // built binary
+	identity string // who its instances are to the services they call: the Logicsvr's name, or the service's
 }
 
 const (

@@ -19,6 +19,7 @@ import (
 //	placeholders.go  {http}, {routes}, {http:NAME}...: expansion and warnings
 //	build.go         one go build for every main, with progress
 //	plan.go          what each Logicsvr serves, ports, routing table, configs
+//	credentials.go   service keys in {data}/keys, private data files
 //	supervisor.go    start, readiness, restart with backoff, stop
 //	state.go         the state file (package upstate) and the status table
 //	logprefix.go     the services' output, line by line, with their names
@@ -77,9 +78,11 @@ Per service:
   args      arguments; {http} {rpc} {admin} are the instance's ports
             (host:port), {routes} a svrkit routing file of every service in
             the topology, {name} the instance name, {dir} the topology's
-            directory, {data} the data directory (-datadir). A Logicsvr's
-            args are added after up's own flags. The placeholders work in
-            env values and in the strings of config too.
+            directory, {data} the data directory (-datadir), {key} the
+            service's private key, {keyring} the trusted public keys,
+            {keys} their directory. A Logicsvr's args are added after up's
+            own flags. The placeholders work in env values and in the
+            strings of config too.
   serves    (kind main) protobuf service names its {rpc} port serves
   ready     (kind main) "tcp:ADDR" (accepts connections) or "http:URL"
             (answers 200); default tcp:{rpc}, else tcp:{http}
@@ -90,6 +93,14 @@ Per service:
   env       extra environment variables
 
 A placeholder up does not know is left as it is, with a warning.
+
+Every service runs behind service authentication: up gives each identity
+(a Logicsvr's name, a main service's name, and "operator", whose key 'svrkit
+call' presents) an Ed25519 key in {data}/keys, made once and kept, and
+writes each Logicsvr's config with "auth" (its RPC accepts only callers the
+IDL lists; see package logicsvr) and "dev": true (a development run; a
+topology's config may set either). Everything under {data} is readable by
+its owner only (umask 077, inherited by the services).
 
 While it runs, up keeps the state of every instance (pid, state, restarts,
 addresses, what it serves) in {data}/up.json, for tools and tests ('svrkit
@@ -111,6 +122,7 @@ type up struct {
 	dir         string // the topology's directory
 	work        string // config files and the routing table
 	data        string // where services keep their data: {data}
+	keyring     string // the keyring of the topology's identities, in {data}/keys
 	readyWait   time.Duration
 	stopTimeout time.Duration
 	out         *prefixWriter
@@ -168,6 +180,10 @@ func runUp(e *env, args []string) error {
 	if *dataDir != "" {
 		u.data = e.abs(*dataDir)
 	}
+	privateFiles()
+	if err := privateData(u.data); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
 	bins := *binDir
 	if bins == "" {
 		cache, err := os.UserCacheDir()
@@ -182,6 +198,9 @@ func runUp(e *env, args []string) error {
 	}
 	routes, err := u.plan(topo)
 	if err != nil {
+		return err
+	}
+	if err := u.provisionKeys(); err != nil {
 		return err
 	}
 	if err := u.writeConfigs(routes); err != nil {

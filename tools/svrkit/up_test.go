@@ -20,6 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 )
 
@@ -187,6 +191,32 @@ func TestUpRunsTopology(t *testing.T) {
 		if in, ok := st.Find(svc); !ok || !slices.Contains(in.Serves, svc) || (name != "notes-2" && in.Name != name) {
 			t.Errorf("state file: Find(%s) = %+v, %v; want %s serving it", svc, in, ok, name)
 		}
+	}
+
+	// Every Logicsvr runs behind service authentication with keys up made
+	// in the data directory, which is private: a caller without a key is
+	// refused, the operator key up made works (svrkit call by name uses
+	// it), and notes reaches users with its own below.
+	if st, err := os.Stat(data); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("data directory: %v, mode %v; want 0700", err, st.Mode().Perm())
+	}
+	if st, err := os.Stat(filepath.Join(data, "keys", "operator.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("operator key: %v; want a 0600 file", err)
+	}
+	anon, err := svrkit.NewClient(insts["users"].rpc, svrkit.WithRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := anon.Invoke(ctx, &svrkit.DescribeServiceDesc.Methods[0], &emptypb.Empty{}, &descriptorpb.FileDescriptorSet{}); svrkit.CodeOf(err) != svrkit.Unauthenticated {
+		t.Errorf("call without a key: %v, want unauthenticated", err)
+	}
+	var listed strings.Builder
+	e := &env{ctx: ctx, dir: ".", stdin: strings.NewReader(""), stdout: &listed, stderr: &listed}
+	if code := run(e, []string{"call", "-list", "-up", filepath.Join(data, upstate.FileName), "users"}); code != 0 || !strings.Contains(listed.String(), "notes.Users") {
+		t.Errorf("svrkit call -list users with the operator key: exit %d, %s", code, listed.String())
 	}
 
 	// The routing tables up wrote let both notes replicas reach users.

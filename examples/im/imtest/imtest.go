@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 )
 
@@ -120,6 +121,23 @@ func (b *Backend) Instance(name string) Instance {
 		b.t.Fatalf("no instance %q in %s", name, b.StateFile)
 	}
 	return in
+}
+
+// RPC returns a binary RPC client of the named instance that proves
+// identity with the key svrkit up made for it ("send" to call as the send
+// Logicsvr would, "operator" to call anything), closed when the test ends.
+func (b *Backend) RPC(name, identity string) *svrkit.Client {
+	b.t.Helper()
+	key, err := svrkit.ReadKey(svrkit.KeyPath(filepath.Join(filepath.Dir(b.StateFile), "keys"), identity))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	c, err := svrkit.NewClient(b.Instance(name).RPC, svrkit.WithIdentity(identity, key))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // Kill SIGKILLs the named instance's process (up restarts it) and returns
