@@ -121,7 +121,7 @@ func tokenize(s string) []token {
 			i++
 		default:
 			j := i
-			for j < len(s) && s[j] != ' ' && s[j] != '\t' && s[j] != '<' && s[j] != '>' && !(s[j] == '/' && j == i) {
+			for j < len(s) && s[j] != ' ' && s[j] != '\t' && s[j] != '<' && s[j] != '>' && s[j] != '/' {
 				j++
 			}
 			toks = append(toks, token{s[i:j], i + 1})
@@ -200,7 +200,7 @@ func Parse(s string) (*Rule, error) {
 	num, pct := strings.CutSuffix(t.text, "%")
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return nil, p.errAt(t, fmt.Sprintf("%q is not a number", t.text))
+		return nil, p.errAt(t, "expected a number")
 	}
 	if pct {
 		v /= 100
