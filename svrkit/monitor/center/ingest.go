@@ -1,0 +1,295 @@
+package center
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/svrkit/monitor/monitorpb"
+)
+
+type regionKey struct {
+	machine  uint32
+	instance uint64
+}
+
+func regionDBKey(k regionKey) []byte {
+	b := []byte{prefixRegion}
+	b = binary.BigEndian.AppendUint32(b, k.machine)
+	return binary.BigEndian.AppendUint64(b, k.instance)
+}
+
+func parseRegionDBKey(b []byte) (regionKey, bool) {
+	if len(b) != 13 {
+		return regionKey{}, false
+	}
+	return regionKey{binary.BigEndian.Uint32(b[1:]), binary.BigEndian.Uint64(b[5:])}, true
+}
+
+// regionState is what the center remembers of a region: its last reading
+// and what each slot is.
+type regionState struct {
+	service string
+	lastMs  int64
+	synced  bool
+	series  []uint32 // slot -> series id (0: not declared yet)
+	kinds   []uint8
+	values  []int64
+	set     []bool
+}
+
+func (st *regionState) encode() []byte {
+	b := binary.AppendUvarint(nil, uint64(len(st.service)))
+	b = append(b, st.service...)
+	b = binary.AppendVarint(b, st.lastMs)
+	if st.synced {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(st.series)))
+	for i := range st.series {
+		b = binary.AppendUvarint(b, uint64(st.series[i]))
+		flags := st.kinds[i]
+		if st.set[i] {
+			flags |= 0x80
+		}
+		b = append(b, flags)
+		b = binary.AppendVarint(b, st.values[i])
+	}
+	return b
+}
+
+func decodeRegionState(b []byte) (*regionState, error) {
+	bad := errors.New("truncated region state")
+	st := &regionState{}
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return nil, bad
+	}
+	st.service = string(b[k : k+int(n)])
+	b = b[k+int(n):]
+	v, k := binary.Varint(b)
+	if k <= 0 || len(b) < k+1 {
+		return nil, bad
+	}
+	st.lastMs, st.synced = v, b[k] == 1
+	b = b[k+1:]
+	slots, k := binary.Uvarint(b)
+	if k <= 0 || slots > 1<<20 {
+		return nil, bad
+	}
+	b = b[k:]
+	for i := uint64(0); i < slots; i++ {
+		sid, k1 := binary.Uvarint(b)
+		if k1 <= 0 || len(b) < k1+1 {
+			return nil, bad
+		}
+		flags := b[k1]
+		val, k2 := binary.Varint(b[k1+1:])
+		if k2 <= 0 {
+			return nil, bad
+		}
+		b = b[k1+1+k2:]
+		st.series = append(st.series, uint32(sid))
+		st.kinds = append(st.kinds, flags&0x7f)
+		st.set = append(st.set, flags&0x80 != 0)
+		st.values = append(st.values, val)
+	}
+	return st, nil
+}
+
+// total is a series' running state on one machine, for the Prometheus
+// export: a counter's total since the center started, a gauge's last
+// level.
+type total struct {
+	value  int64
+	lastMs int64
+}
+
+// Limits on a report, so that a bad or hostile agent costs bounded work.
+const (
+	maxRegionsPerReport = 4096
+	maxValuesPerRegion  = 1 << 20
+	maxFutureSkew       = time.Minute
+)
+
+// Report applies one agent report (see the package doc).
+func (c *Center) Report(req *monitorpb.ReportRequest) (*monitorpb.ReportReply, error) {
+	now := c.cfg.Now()
+	switch {
+	case req.GetMachine() == "" || len(req.GetMachine()) > 255:
+		return nil, svrkit.NewError(svrkit.InvalidArgument, "report names no machine (or a name over 255 bytes)")
+	case req.GetUnixMs() <= 0:
+		return nil, svrkit.NewError(svrkit.InvalidArgument, "report has no time")
+	case req.GetUnixMs() > now.Add(maxFutureSkew).UnixMilli():
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "report time %v is ahead of the center's clock (%v): check the machine's clock",
+			time.UnixMilli(req.GetUnixMs()).UTC(), now.UTC())
+	case len(req.GetRegions()) > maxRegionsPerReport:
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "report has %d regions, over %d", len(req.GetRegions()), maxRegionsPerReport)
+	}
+	for _, rr := range req.GetRegions() {
+		if len(rr.GetSlots()) != len(rr.GetValues()) || len(rr.GetSlots()) > maxValuesPerRegion {
+			return nil, svrkit.Errorf(svrkit.InvalidArgument, "region %016x: %d slots and %d values", rr.GetInstance(), len(rr.GetSlots()), len(rr.GetValues()))
+		}
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.db.NewBatch()
+	defer b.Close()
+	mid := c.machineLocked(b, req.GetMachine())
+	for _, p := range req.GetProblems() {
+		if len(p) > 500 {
+			p = p[:500]
+		}
+		c.problemLocked("machine %s: %s", req.GetMachine(), p)
+	}
+	ms := req.GetUnixMs()
+	sec := ms / 1000
+	sums := map[uint32]int64{}
+	var reply monitorpb.ReportReply
+	maxGap := c.cfg.MaxGap.Milliseconds()
+	for _, rr := range req.GetRegions() {
+		key := regionKey{mid, rr.GetInstance()}
+		st := c.regions[key]
+		if st == nil {
+			st = &regionState{service: rr.GetService()}
+		}
+		if ms <= st.lastMs {
+			continue // already applied: a resent report
+		}
+		for _, d := range rr.GetDecls() {
+			c.declareLocked(b, st, d, req.GetMachine())
+		}
+		chain := st.lastMs != 0 && rr.GetPrevUnixMs() == st.lastMs
+		// Increases are counted only on top of a complete baseline (a
+		// synced region, and this reading its successor or a full one)
+		// and only across at most MaxGap: across a longer silence they are
+		// not spread, and the curve shows the gap.
+		apply := st.synced && (chain || rr.GetFull()) && ms-st.lastMs <= maxGap
+		// A region the center meets for the first time counts from zero
+		// if its process started within the gap: nothing was missed.
+		fresh := st.lastMs == 0 && rr.GetFull() && ms-rr.GetStartUnixMs() <= maxGap
+		listed := make(map[uint32]bool, len(rr.GetSlots()))
+		unknown := false
+		for i, slot := range rr.GetSlots() {
+			if int(slot) >= len(st.series) || st.series[slot] == 0 {
+				unknown = true
+				continue
+			}
+			v := rr.GetValues()[i]
+			listed[slot] = true
+			if st.kinds[slot] == kindCounter {
+				switch {
+				case apply:
+					// A slot declared since the last reading starts at 0.
+					if d := v - st.values[slot]; d > 0 {
+						sums[st.series[slot]] += d
+					}
+				case fresh && v > 0:
+					sums[st.series[slot]] += v
+				}
+			}
+			st.values[slot], st.set[slot] = v, true
+		}
+		if rr.GetFull() {
+			for slot := range st.series {
+				if st.kinds[slot] == kindGauge && !listed[uint32(slot)] {
+					st.set[slot] = false
+				}
+			}
+		}
+		if !rr.GetFinal() {
+			for slot, sid := range st.series {
+				if sid != 0 && st.kinds[slot] == kindGauge && st.set[slot] {
+					sums[sid] += st.values[slot]
+				}
+			}
+		}
+		st.lastMs = ms
+		switch {
+		case unknown:
+			st.synced = false
+		case rr.GetFull():
+			st.synced = true
+		case !chain:
+			st.synced = false
+		}
+		if !st.synced {
+			reply.Resync = append(reply.Resync, rr.GetInstance())
+		}
+		if rr.GetFinal() {
+			delete(c.regions, key)
+			b.Delete(regionDBKey(key), nil)
+			continue
+		}
+		c.regions[key] = st
+		b.Set(regionDBKey(key), st.encode(), nil)
+	}
+	c.writePointsLocked(b, mid, sec, sums)
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return nil, svrkit.Errorf(svrkit.Internal, "monitor center: storing a report: %v", err)
+	}
+	return &reply, nil
+}
+
+// declareLocked records a region's declaration of a slot.
+func (c *Center) declareLocked(b *pebble.Batch, st *regionState, d *monitorpb.Decl, machine string) {
+	if d.GetName() == "" || len(d.GetName()) > 1024 || d.GetSlot() >= maxValuesPerRegion || (d.GetKind() != kindCounter && d.GetKind() != kindGauge) {
+		c.problemLocked("machine %s, service %s: a malformed declaration of slot %d (%q)", machine, st.service, d.GetSlot(), d.GetName())
+		return
+	}
+	for uint32(len(st.series)) <= d.GetSlot() {
+		st.series = append(st.series, 0)
+		st.kinds = append(st.kinds, 0)
+		st.values = append(st.values, 0)
+		st.set = append(st.set, false)
+	}
+	s := c.seriesLocked(b, d.GetName(), d.GetId(), d.GetKind(), d.GetUnit(), d.GetAlert(), st.service)
+	st.series[d.GetSlot()] = s.ID
+	st.kinds[d.GetSlot()] = uint8(d.GetKind())
+}
+
+func (c *Center) writePointsLocked(b *pebble.Batch, mid uint32, sec int64, sums map[uint32]int64) {
+	one := rollup{1, 1}.encode()
+	b.Set(pointKey(levelRaw, heartbeatSeries, mid, sec), encodeValue(1), nil)
+	b.Merge(pointKey(levelMinute, heartbeatSeries, mid, sec), one, nil)
+	b.Merge(pointKey(levelHour, heartbeatSeries, mid, sec), one, nil)
+	for sid, v := range sums {
+		s := c.series[sid-1]
+		if s.Kind == kindCounter && v == 0 {
+			continue
+		}
+		b.Set(pointKey(levelRaw, sid, mid, sec), encodeValue(v), nil)
+		r := rollup{v, 1}.encode()
+		b.Merge(pointKey(levelMinute, sid, mid, sec), r, nil)
+		b.Merge(pointKey(levelHour, sid, mid, sec), r, nil)
+		t := c.totals[[2]uint32{sid, mid}]
+		if t == nil {
+			t = &total{}
+			c.totals[[2]uint32{sid, mid}] = t
+		}
+		if s.Kind == kindCounter {
+			t.value += v
+		} else {
+			t.value = v
+		}
+		t.lastMs = sec * 1000
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("monitor center: %v", err))
+	}
+	return b
+}
+
+func unmarshalJSON(b []byte, v any) error { return json.Unmarshal(b, v) }
