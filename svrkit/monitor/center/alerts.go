@@ -211,13 +211,18 @@ func (a *alerter) transition(key string, ref ruleRef, hold bool, v float64, msg 
 	}
 	prev := st.State
 	var note *Notification
+	// A nodata rule's duration is its window: it fires when it holds.
+	pendFor := ref.r.For
+	if ref.r.NoData {
+		pendFor = 0
+	}
 	switch {
 	case hold && st.State == "ok":
 		st.State, st.Since = "pending", now.UnixMilli()
-		if ref.r.For == 0 {
+		if pendFor == 0 {
 			st.State = "firing"
 		}
-	case hold && st.State == "pending" && now.Sub(time.UnixMilli(st.Since)) >= ref.r.For:
+	case hold && st.State == "pending" && now.Sub(time.UnixMilli(st.Since)) >= pendFor:
 		st.State = "firing"
 	case !hold && st.State == "pending":
 		st.State = "ok"

@@ -35,7 +35,6 @@
 package center
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -99,8 +98,10 @@ type Center struct {
 	problems     map[string]time.Time
 	alerts       *alerter
 
-	stop chan struct{}
-	done sync.WaitGroup
+	stop      chan struct{}
+	done      sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
 }
 
 type seriesRec struct {
@@ -176,12 +177,16 @@ func Open(cfg Config) (*Center, error) {
 	return c, nil
 }
 
-// Close stops the background work and closes the database.
+// Close stops the background work and closes the database. Calls after
+// the first return its result.
 func (c *Center) Close() error {
-	close(c.stop)
-	c.done.Wait()
-	c.alerts.close()
-	return c.db.Close()
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		c.done.Wait()
+		c.alerts.close()
+		c.closeErr = c.db.Close()
+	})
+	return c.closeErr
 }
 
 func (c *Center) background() {
@@ -377,19 +382,4 @@ func (c *Center) Machines() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.machineNames)
-}
-
-// wait is a helper for tests and tools: it polls cond until it holds or
-// ctx ends.
-func wait(ctx context.Context, cond func() bool) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
 }

@@ -36,7 +36,9 @@ func parseRegionDBKey(b []byte) (regionKey, bool) {
 type regionState struct {
 	service string
 	lastMs  int64
-	synced  bool
+	// synced: every slot's value is the last reading's; baselined: every
+	// slot has a value from some full reading (stale, if not synced).
+	synced, baselined bool
 	series  []uint32 // slot -> series id (0: not declared yet)
 	kinds   []uint8
 	values  []int64
@@ -47,11 +49,14 @@ func (st *regionState) encode() []byte {
 	b := binary.AppendUvarint(nil, uint64(len(st.service)))
 	b = append(b, st.service...)
 	b = binary.AppendVarint(b, st.lastMs)
+	var flags byte
 	if st.synced {
-		b = append(b, 1)
-	} else {
-		b = append(b, 0)
+		flags |= 1
 	}
+	if st.baselined {
+		flags |= 2
+	}
+	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(st.series)))
 	for i := range st.series {
 		b = binary.AppendUvarint(b, uint64(st.series[i]))
@@ -78,7 +83,7 @@ func decodeRegionState(b []byte) (*regionState, error) {
 	if k <= 0 || len(b) < k+1 {
 		return nil, bad
 	}
-	st.lastMs, st.synced = v, b[k] == 1
+	st.lastMs, st.synced, st.baselined = v, b[k]&1 != 0, b[k]&2 != 0
 	b = b[k+1:]
 	slots, k := binary.Uvarint(b)
 	if k <= 0 || slots > 1<<20 {
@@ -155,6 +160,9 @@ func (c *Center) Report(req *monitorpb.ReportRequest) (*monitorpb.ReportReply, e
 	sums := map[uint32]int64{}
 	var reply monitorpb.ReportReply
 	maxGap := c.cfg.MaxGap.Milliseconds()
+	// The machine's heartbeat says "every counter increase of this second
+	// is here": not so when no region's increase could be counted.
+	counted := len(req.GetRegions()) == 0
 	for _, rr := range req.GetRegions() {
 		key := regionKey{mid, rr.GetInstance()}
 		st := c.regions[key]
@@ -172,10 +180,11 @@ func (c *Center) Report(req *monitorpb.ReportRequest) (*monitorpb.ReportReply, e
 		// synced region, and this reading its successor or a full one)
 		// and only across at most MaxGap: across a longer silence they are
 		// not spread, and the curve shows the gap.
-		apply := st.synced && (chain || rr.GetFull()) && ms-st.lastMs <= maxGap
+		apply := ms-st.lastMs <= maxGap && (st.synced && chain || rr.GetFull() && st.baselined)
 		// A region the center meets for the first time counts from zero
 		// if its process started within the gap: nothing was missed.
 		fresh := st.lastMs == 0 && rr.GetFull() && ms-rr.GetStartUnixMs() <= maxGap
+		counted = counted || apply || fresh
 		listed := make(map[uint32]bool, len(rr.GetSlots()))
 		unknown := false
 		for i, slot := range rr.GetSlots() {
@@ -217,7 +226,7 @@ func (c *Center) Report(req *monitorpb.ReportRequest) (*monitorpb.ReportReply, e
 		case unknown:
 			st.synced = false
 		case rr.GetFull():
-			st.synced = true
+			st.synced, st.baselined = true, true
 		case !chain:
 			st.synced = false
 		}
@@ -232,7 +241,7 @@ func (c *Center) Report(req *monitorpb.ReportRequest) (*monitorpb.ReportReply, e
 		c.regions[key] = st
 		b.Set(regionDBKey(key), st.encode(), nil)
 	}
-	c.writePointsLocked(b, mid, sec, sums)
+	c.writePointsLocked(b, mid, sec, sums, counted)
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return nil, svrkit.Errorf(svrkit.Internal, "monitor center: storing a report: %v", err)
 	}
@@ -256,18 +265,20 @@ func (c *Center) declareLocked(b *pebble.Batch, st *regionState, d *monitorpb.De
 	st.kinds[d.GetSlot()] = uint8(d.GetKind())
 }
 
-func (c *Center) writePointsLocked(b *pebble.Batch, mid uint32, sec int64, sums map[uint32]int64) {
-	one := rollup{1, 1}.encode()
-	b.Set(pointKey(levelRaw, heartbeatSeries, mid, sec), encodeValue(1), nil)
-	b.Merge(pointKey(levelMinute, heartbeatSeries, mid, sec), one, nil)
-	b.Merge(pointKey(levelHour, heartbeatSeries, mid, sec), one, nil)
+func (c *Center) writePointsLocked(b *pebble.Batch, mid uint32, sec int64, sums map[uint32]int64, heartbeat bool) {
+	if heartbeat {
+		one := rollup{1, 1}.encode()
+		b.Merge(pointKey(levelRaw, heartbeatSeries, mid, sec), one, nil)
+		b.Merge(pointKey(levelMinute, heartbeatSeries, mid, sec), one, nil)
+		b.Merge(pointKey(levelHour, heartbeatSeries, mid, sec), one, nil)
+	}
 	for sid, v := range sums {
 		s := c.series[sid-1]
 		if s.Kind == kindCounter && v == 0 {
 			continue
 		}
-		b.Set(pointKey(levelRaw, sid, mid, sec), encodeValue(v), nil)
 		r := rollup{v, 1}.encode()
+		b.Merge(pointKey(levelRaw, sid, mid, sec), r, nil)
 		b.Merge(pointKey(levelMinute, sid, mid, sec), r, nil)
 		b.Merge(pointKey(levelHour, sid, mid, sec), r, nil)
 		t := c.totals[[2]uint32{sid, mid}]

@@ -204,14 +204,8 @@ func (c *Center) scan(l level, sid uint32, fromSec, toSec int64, f func(machine 
 			if t < fromSec || t >= toSec {
 				continue
 			}
-			var r rollup
-			if l.prefix == prefixRaw {
-				v, err := decodeValue(it.Value())
-				if err != nil {
-					continue
-				}
-				r = rollup{v, 1}
-			} else if r, err = decodeRollup(it.Value()); err != nil {
+			r, err := decodeRollup(it.Value())
+			if err != nil {
 				continue
 			}
 			f(binary.BigEndian.Uint32(k[9:]), t, r)

@@ -14,16 +14,19 @@ import (
 // key space partitioned by time so that retention drops whole partitions
 // with one range deletion:
 //
-//	r part series machine second  -> value (zigzag varint)      part = 1 hour
+//	r part series machine second  -> {sum, n} (merge: adds)     part = 1 hour
 //	m part series machine minute  -> {sum, n} (merge: adds)     part = 1 day
 //	h part series machine hour    -> {sum, n} (merge: adds)     part = 30 days
-//	t part machine second         -> "" (the machine reported)  part = 1 hour
+//
+// Series 0 is the machines' heartbeat: 1 per second a machine reported.
 //
 // All integers are big-endian, so keys sort by time within a series and
 // machine, and a query is one seek per partition it spans. A counter's
 // per-second value is its increase in that second, stored only when not
-// zero: a second with a heartbeat (t) and no value is a zero, a second
-// without a heartbeat is a gap. A gauge's value is stored every second it
+// zero: a second with a heartbeat and no value is a zero, a second
+// without a heartbeat is a gap. Every level is a merge of {sum, n}, so
+// two reports in one second (an agent reading faster than once a second)
+// add up, and a gauge's value is the average of its readings. A gauge's value is stored every second it
 // is set. Minute and hour rollups are pebble merge operands summed by the
 // merger, so late points (an agent replaying its buffer) land in the
 // right bucket without a read.
@@ -35,7 +38,6 @@ const (
 	prefixRaw       = 'r'
 	prefixMinute    = 'm'
 	prefixHour      = 'h'
-	prefixHeartbeat = 't'
 	prefixName      = 'n'
 	prefixSeries    = 's'
 	prefixMachine   = 'M'
@@ -80,25 +82,6 @@ func seriesPrefix(l level, part, series uint32) []byte {
 	binary.BigEndian.PutUint32(k[1:], part)
 	binary.BigEndian.PutUint32(k[5:], series)
 	return k
-}
-
-func heartbeatKey(machine uint32, unixSec int64) []byte {
-	k := make([]byte, 13)
-	k[0] = prefixHeartbeat
-	binary.BigEndian.PutUint32(k[1:], levelRaw.partOf(unixSec))
-	binary.BigEndian.PutUint32(k[5:], machine)
-	binary.BigEndian.PutUint32(k[9:], uint32(unixSec))
-	return k
-}
-
-func encodeValue(v int64) []byte { return binary.AppendVarint(nil, v) }
-
-func decodeValue(b []byte) (int64, error) {
-	v, n := binary.Varint(b)
-	if n <= 0 {
-		return 0, errors.New("bad point value")
-	}
-	return v, nil
 }
 
 // A rollup is the sum and count of a bucket's per-second values.
@@ -185,23 +168,17 @@ func dropExpired(db *pebble.DB, now time.Time, ret Retention) error {
 	for _, x := range []struct {
 		l    level
 		keep time.Duration
-		also byte
-	}{{levelRaw, ret.Raw, prefixHeartbeat}, {levelMinute, ret.Minute, 0}, {levelHour, ret.Hour, 0}} {
+	}{{levelRaw, ret.Raw}, {levelMinute, ret.Minute}, {levelHour, ret.Hour}} {
 		cut := x.l.partOf(now.Add(-x.keep).Unix())
 		if cut == 0 {
 			continue
 		}
-		for _, p := range []byte{x.l.prefix, x.also} {
-			if p == 0 {
-				continue
-			}
-			lo := []byte{p, 0, 0, 0, 0}
-			hi := make([]byte, 5)
-			hi[0] = p
-			binary.BigEndian.PutUint32(hi[1:], cut)
-			if err := db.DeleteRange(lo, hi, pebble.NoSync); err != nil {
-				return err
-			}
+		lo := []byte{x.l.prefix, 0, 0, 0, 0}
+		hi := make([]byte, 5)
+		hi[0] = x.l.prefix
+		binary.BigEndian.PutUint32(hi[1:], cut)
+		if err := db.DeleteRange(lo, hi, pebble.NoSync); err != nil {
+			return err
 		}
 	}
 	return nil
