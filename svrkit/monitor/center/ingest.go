@@ -39,10 +39,10 @@ type regionState struct {
 	// synced: every slot's value is the last reading's; baselined: every
 	// slot has a value from some full reading (stale, if not synced).
 	synced, baselined bool
-	series  []uint32 // slot -> series id (0: not declared yet)
-	kinds   []uint8
-	values  []int64
-	set     []bool
+	series            []uint32 // slot -> series id (0: not declared yet)
+	kinds             []uint8
+	values            []int64
+	set               []bool
 }
 
 func (st *regionState) encode() []byte {

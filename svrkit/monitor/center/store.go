@@ -35,14 +35,14 @@ import (
 // (JSON); M name -> machine id; g machine instance -> region state; a key
 // -> alert state.
 const (
-	prefixRaw       = 'r'
-	prefixMinute    = 'm'
-	prefixHour      = 'h'
-	prefixName      = 'n'
-	prefixSeries    = 's'
-	prefixMachine   = 'M'
-	prefixRegion    = 'g'
-	prefixAlert     = 'a'
+	prefixRaw     = 'r'
+	prefixMinute  = 'm'
+	prefixHour    = 'h'
+	prefixName    = 'n'
+	prefixSeries  = 's'
+	prefixMachine = 'M'
+	prefixRegion  = 'g'
+	prefixAlert   = 'a'
 )
 
 // A level is one resolution of the store.

@@ -187,4 +187,3 @@ func (s *query) Query(ctx context.Context, req *monitorpb.QueryRequest) (*monito
 func (s *query) ListAlerts(ctx context.Context, req *monitorpb.ListAlertsRequest) (*monitorpb.ListAlertsReply, error) {
 	return s.c.Alerts(), nil
 }
-
