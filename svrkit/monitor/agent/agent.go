@@ -193,6 +193,13 @@ func (a *Agent) Tick(ctx context.Context) {
 	a.flush(ctx)
 }
 
+// Flush sends what is queued, oldest first, until a send fails, and
+// reports how many reports are still queued.
+func (a *Agent) Flush(ctx context.Context) int {
+	a.flush(ctx)
+	return a.Stats().Queued
+}
+
 func (a *Agent) problem(p string) {
 	if a.told[p] {
 		return

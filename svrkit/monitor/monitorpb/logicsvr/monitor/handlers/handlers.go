@@ -147,43 +147,17 @@ func serveDashboard(h *logicsvr.Host, c *center.Center, app AppConfig) (stop fun
 // NewMonitorIngest returns the agents' side of the center.
 func NewMonitorIngest(h *logicsvr.Host) (monitorpb.MonitorIngestServer, error) {
 	c, err := centerOf(h)
-	if err != nil {
-		return nil, err
+	if err != nil || c == nil {
+		return monitorpb.UnimplementedMonitorIngestServer{}, err
 	}
-	return &ingest{c: c}, nil
+	return c.IngestServer(), nil
 }
 
 // NewMonitorQuery returns the query side of the center.
 func NewMonitorQuery(h *logicsvr.Host) (monitorpb.MonitorQueryServer, error) {
 	c, err := centerOf(h)
-	if err != nil {
-		return nil, err
+	if err != nil || c == nil {
+		return monitorpb.UnimplementedMonitorQueryServer{}, err
 	}
-	return &query{c: c}, nil
-}
-
-type ingest struct {
-	monitorpb.UnimplementedMonitorIngestServer
-	c *center.Center
-}
-
-func (s *ingest) Report(ctx context.Context, req *monitorpb.ReportRequest) (*monitorpb.ReportReply, error) {
-	return s.c.Report(req)
-}
-
-type query struct {
-	monitorpb.UnimplementedMonitorQueryServer
-	c *center.Center
-}
-
-func (s *query) ListSeries(ctx context.Context, req *monitorpb.ListSeriesRequest) (*monitorpb.ListSeriesReply, error) {
-	return s.c.ListSeries(req), nil
-}
-
-func (s *query) Query(ctx context.Context, req *monitorpb.QueryRequest) (*monitorpb.QueryReply, error) {
-	return s.c.Query(req)
-}
-
-func (s *query) ListAlerts(ctx context.Context, req *monitorpb.ListAlertsRequest) (*monitorpb.ListAlertsReply, error) {
-	return s.c.Alerts(), nil
+	return c.QueryServer(), nil
 }
