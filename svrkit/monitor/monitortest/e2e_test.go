@@ -39,14 +39,14 @@ func newFakeClock() *fakeClock {
 func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *fakeClock) tick()          { c.mu.Lock(); c.t = c.t.Add(time.Second); c.mu.Unlock() }
 
-func newAgent(t *testing.T, dir, addr string, clk *fakeClock, buffer time.Duration, opts ...svrkit.ClientOption) *agent.Agent {
+func newAgent(t *testing.T, machine, dir, addr string, clk *fakeClock, buffer time.Duration, opts ...svrkit.ClientOption) *agent.Agent {
 	t.Helper()
 	client, err := svrkit.NewClient(addr, append([]svrkit.ClientOption{svrkit.WithDialTimeout(time.Second), svrkit.WithRetries(0)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	a, err := agent.New(agent.Config{Dir: dir, Machine: "m1", Period: time.Second, Buffer: buffer, Center: client,
+	a, err := agent.New(agent.Config{Dir: dir, Machine: machine, Period: time.Second, Buffer: buffer, Center: client,
 		SendTimeout: 2 * time.Second, Logger: quiet, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func TestCrashedProcessLosesNothing(t *testing.T) {
 	c := StartCenter(t, center.Config{Logger: quiet})
 	clk := newFakeClock()
 	start := clk.now()
-	a := newAgent(t, dir, c.Addr, clk, time.Minute)
+	a := newAgent(t, "m1", dir, c.Addr, clk, time.Minute)
 	p := StartProcess(t, "svc", dir)
 	p.Do(t, "set 5")
 	ctx := context.Background()
@@ -112,7 +112,7 @@ func TestCenterDownForAMinute(t *testing.T) {
 			c := StartCenter(t, center.Config{Logger: quiet, MaxGap: 3 * time.Second})
 			clk := newFakeClock()
 			start := clk.now()
-			a := newAgent(t, dir, c.Addr, clk, tc.buffer)
+			a := newAgent(t, "m1", dir, c.Addr, clk, tc.buffer)
 			p := StartProcess(t, "svc", dir)
 			ctx := context.Background()
 			step := func() {
@@ -168,7 +168,7 @@ func TestAgentRestart(t *testing.T) {
 	start := clk.now()
 	p := StartProcess(t, "svc", dir)
 	ctx := context.Background()
-	a1 := newAgent(t, dir, c.Addr, clk, time.Minute)
+	a1 := newAgent(t, "m1", dir, c.Addr, clk, time.Minute)
 	for i := 0; i < 5; i++ {
 		p.Do(t, "add 3")
 		clk.tick()
@@ -176,7 +176,7 @@ func TestAgentRestart(t *testing.T) {
 	}
 	p.Do(t, "add 4") // read by nobody before the restart
 	clk.tick()
-	a2 := newAgent(t, dir, c.Addr, clk, time.Minute)
+	a2 := newAgent(t, "m1", dir, c.Addr, clk, time.Minute)
 	a2.Tick(ctx)
 	p.Do(t, "add 1")
 	clk.tick()
@@ -192,7 +192,7 @@ func TestBadRegions(t *testing.T) {
 	dir := t.TempDir()
 	c := StartCenter(t, center.Config{Logger: quiet})
 	clk := newFakeClock()
-	a := newAgent(t, dir, c.Addr, clk, time.Minute)
+	a := newAgent(t, "m1", dir, c.Addr, clk, time.Minute)
 	if err := os.WriteFile(filepath.Join(dir, "junk.1.0000000000000001.svrmon"), []byte("not a region at all, just some bytes"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestOnlyTheAgentReports(t *testing.T) {
 	dir := t.TempDir()
 	p := StartProcess(t, "svc", dir)
 	p.Do(t, "add 1")
-	ok := newAgent(t, dir, c.Addr, clk, time.Minute, svrkit.WithIdentity("monitoragent", agentKey))
+	ok := newAgent(t, "m1", dir, c.Addr, clk, time.Minute, svrkit.WithIdentity("monitoragent", agentKey))
 	ok.Tick(context.Background())
 	if st := ok.Stats(); st.Sent != 1 {
 		t.Errorf("the agent's report was not taken: %+v", st)
