@@ -219,7 +219,10 @@ func (c *Center) sweep() {
 	for k, st := range c.regions {
 		if now.UnixMilli()-st.lastMs > time.Hour.Milliseconds() {
 			delete(c.regions, k)
-			_ = c.db.Delete(regionDBKey(k), pebble.NoSync)
+			b := c.db.NewBatch()
+			deleteRegion(b, k)
+			_ = b.Commit(pebble.NoSync)
+			b.Close()
 		}
 	}
 	for p, at := range c.problems {
@@ -360,20 +363,11 @@ func (c *Center) load() error {
 	if err := it.Close(); err != nil {
 		return err
 	}
-	it, err = c.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixRegion}, UpperBound: []byte{prefixRegion + 1}})
+	regions, err := loadRegions(c.db, c.log)
 	if err != nil {
 		return err
 	}
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		k, ok := parseRegionDBKey(it.Key())
-		st, err := decodeRegionState(it.Value())
-		if !ok || err != nil {
-			c.log.Warn("monitor center: dropping an unreadable region state", "key", fmt.Sprintf("%x", it.Key()), "err", err)
-			continue
-		}
-		c.regions[k] = st
-	}
+	c.regions = regions
 	return nil
 }
 

@@ -1,9 +1,7 @@
 package center
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,102 +10,6 @@ import (
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/monitor/monitorpb"
 )
-
-type regionKey struct {
-	machine  uint32
-	instance uint64
-}
-
-func regionDBKey(k regionKey) []byte {
-	b := []byte{prefixRegion}
-	b = binary.BigEndian.AppendUint32(b, k.machine)
-	return binary.BigEndian.AppendUint64(b, k.instance)
-}
-
-func parseRegionDBKey(b []byte) (regionKey, bool) {
-	if len(b) != 13 {
-		return regionKey{}, false
-	}
-	return regionKey{binary.BigEndian.Uint32(b[1:]), binary.BigEndian.Uint64(b[5:])}, true
-}
-
-// regionState is what the center remembers of a region: its last reading
-// and what each slot is.
-type regionState struct {
-	service string
-	lastMs  int64
-	// synced: every slot's value is the last reading's; baselined: every
-	// slot has a value from some full reading (stale, if not synced).
-	synced, baselined bool
-	series            []uint32 // slot -> series id (0: not declared yet)
-	kinds             []uint8
-	values            []int64
-	set               []bool
-}
-
-func (st *regionState) encode() []byte {
-	b := binary.AppendUvarint(nil, uint64(len(st.service)))
-	b = append(b, st.service...)
-	b = binary.AppendVarint(b, st.lastMs)
-	var flags byte
-	if st.synced {
-		flags |= 1
-	}
-	if st.baselined {
-		flags |= 2
-	}
-	b = append(b, flags)
-	b = binary.AppendUvarint(b, uint64(len(st.series)))
-	for i := range st.series {
-		b = binary.AppendUvarint(b, uint64(st.series[i]))
-		flags := st.kinds[i]
-		if st.set[i] {
-			flags |= 0x80
-		}
-		b = append(b, flags)
-		b = binary.AppendVarint(b, st.values[i])
-	}
-	return b
-}
-
-func decodeRegionState(b []byte) (*regionState, error) {
-	bad := errors.New("truncated region state")
-	st := &regionState{}
-	n, k := binary.Uvarint(b)
-	if k <= 0 || uint64(len(b)-k) < n {
-		return nil, bad
-	}
-	st.service = string(b[k : k+int(n)])
-	b = b[k+int(n):]
-	v, k := binary.Varint(b)
-	if k <= 0 || len(b) < k+1 {
-		return nil, bad
-	}
-	st.lastMs, st.synced, st.baselined = v, b[k]&1 != 0, b[k]&2 != 0
-	b = b[k+1:]
-	slots, k := binary.Uvarint(b)
-	if k <= 0 || slots > 1<<20 {
-		return nil, bad
-	}
-	b = b[k:]
-	for i := uint64(0); i < slots; i++ {
-		sid, k1 := binary.Uvarint(b)
-		if k1 <= 0 || len(b) < k1+1 {
-			return nil, bad
-		}
-		flags := b[k1]
-		val, k2 := binary.Varint(b[k1+1:])
-		if k2 <= 0 {
-			return nil, bad
-		}
-		b = b[k1+1+k2:]
-		st.series = append(st.series, uint32(sid))
-		st.kinds = append(st.kinds, flags&0x7f)
-		st.set = append(st.set, flags&0x80 != 0)
-		st.values = append(st.values, val)
-	}
-	return st, nil
-}
 
 // total is a series' running state on one machine, for the Prometheus
 // export: a counter's total since the center started, a gauge's last
@@ -205,12 +107,16 @@ func (c *Center) Report(req *monitorpb.ReportRequest) (*monitorpb.ReportReply, e
 					sums[st.series[slot]] += v
 				}
 			}
-			st.values[slot], st.set[slot] = v, true
+			if st.values[slot] != v || !st.set[slot] {
+				st.values[slot], st.set[slot] = v, true
+				st.markDirty(int(slot))
+			}
 		}
 		if rr.GetFull() {
 			for slot := range st.series {
-				if st.kinds[slot] == kindGauge && !listed[uint32(slot)] {
+				if st.kinds[slot] == kindGauge && !listed[uint32(slot)] && st.set[slot] {
 					st.set[slot] = false
+					st.markDirty(slot)
 				}
 			}
 		}
@@ -235,11 +141,11 @@ func (c *Center) Report(req *monitorpb.ReportRequest) (*monitorpb.ReportReply, e
 		}
 		if rr.GetFinal() {
 			delete(c.regions, key)
-			b.Delete(regionDBKey(key), nil)
+			deleteRegion(b, key)
 			continue
 		}
 		c.regions[key] = st
-		b.Set(regionDBKey(key), st.encode(), nil)
+		st.save(b, key)
 	}
 	c.writePointsLocked(b, mid, sec, sums, counted)
 	if err := b.Commit(pebble.NoSync); err != nil {
@@ -263,6 +169,7 @@ func (c *Center) declareLocked(b *pebble.Batch, st *regionState, d *monitorpb.De
 	s := c.seriesLocked(b, d.GetName(), d.GetId(), d.GetKind(), d.GetUnit(), d.GetAlert(), st.service)
 	st.series[d.GetSlot()] = s.ID
 	st.kinds[d.GetSlot()] = uint8(d.GetKind())
+	st.markDirty(int(d.GetSlot()))
 }
 
 func (c *Center) writePointsLocked(b *pebble.Batch, mid uint32, sec int64, sums map[uint32]int64, heartbeat bool) {

@@ -32,8 +32,9 @@ import (
 // right bucket without a read.
 //
 // Catalog and state keys: n name -> series id; s id -> series record
-// (JSON); M name -> machine id; g machine instance -> region state; a key
-// -> alert state.
+// (JSON); M name -> machine id; g machine instance -> region state, G
+// machine instance chunk -> 256 of its slots (region.go); a key -> alert
+// state.
 const (
 	prefixRaw     = 'r'
 	prefixMinute  = 'm'
@@ -41,7 +42,8 @@ const (
 	prefixName    = 'n'
 	prefixSeries  = 's'
 	prefixMachine = 'M'
-	prefixRegion  = 'g'
+	prefixRegion      = 'g'
+	prefixRegionChunk = 'G'
 	prefixAlert   = 'a'
 )
 
@@ -144,7 +146,12 @@ func openPebble(dir string) (*pebble.DB, error) {
 	cache := pebble.NewCache(32 << 20)
 	defer cache.Unref()
 	return pebble.Open(dir, &pebble.Options{
-		Cache:              cache,
+		Cache: cache,
+		// A report of a machine with many busy points is a batch of a
+		// few MB; below half the memtable it is applied in place rather
+		// than flushed as a memtable of its own, which costs several times
+		// more.
+		MemTableSize:       64 << 20,
 		Logger:             quietLogger{},
 		Merger:             rollupMerger,
 		FormatMajorVersion: pebble.FormatNewest,
