@@ -36,15 +36,15 @@ import (
 // machine instance chunk -> 256 of its slots (region.go); a key -> alert
 // state.
 const (
-	prefixRaw     = 'r'
-	prefixMinute  = 'm'
-	prefixHour    = 'h'
-	prefixName    = 'n'
-	prefixSeries  = 's'
-	prefixMachine = 'M'
+	prefixRaw         = 'r'
+	prefixMinute      = 'm'
+	prefixHour        = 'h'
+	prefixName        = 'n'
+	prefixSeries      = 's'
+	prefixMachine     = 'M'
 	prefixRegion      = 'g'
 	prefixRegionChunk = 'G'
-	prefixAlert   = 'a'
+	prefixAlert       = 'a'
 )
 
 // A level is one resolution of the store.
