@@ -6,6 +6,7 @@
 //	monitoragent -center 127.0.0.1:7070                 # the center's RPC address(es), comma-separated
 //	monitoragent -routes routes.json                    # or a svrkit routing file naming svrkit.monitoring.MonitorIngest
 //	monitoragent -identity-key agent.key ...            # prove the identity "monitoragent" to a center that requires it
+//	monitoragent -health 127.0.0.1:9471 ...             # answer GET /healthz there (a supervisor's readiness probe), with the agent's counters
 //
 // The key file holds an Ed25519 private key in hex: its 32-byte seed or
 // the 64-byte key. The agent stops on SIGTERM or SIGINT.
@@ -15,10 +16,13 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -49,6 +53,7 @@ func run(args []string) int {
 	routes := fs.String("routes", "", "a svrkit routing `file` naming "+monitorpb.MonitorIngest_ServiceName+" (instead of -center)")
 	keyFile := fs.String("identity-key", "", "`file` with the Ed25519 private key (hex) proving the identity "+Identity)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	health := fs.String("health", "", "serve GET /healthz (the agent's counters as JSON) on this `address`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -98,6 +103,19 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if *health != "" {
+		ln, err := net.Listen("tcp", *health)
+		if err != nil {
+			log.Error("monitoragent: -health", "err", err)
+			return 1
+		}
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(a.Stats())
+		})}
+		go srv.Serve(ln)
+		defer srv.Close()
+	}
 	log.Info("monitoragent running", "dir", *dir, "center", target, "period", *period)
 	if err := a.Run(ctx); err != nil {
 		log.Error("monitoragent", "err", err)
