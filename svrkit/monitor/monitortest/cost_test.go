@@ -86,71 +86,85 @@ func (c *captureInvoker) Invoke(ctx context.Context, m *svrkit.MethodDesc, req, 
 	return nil
 }
 
-func BenchmarkAgentReport(b *testing.B) {
+// costMachine is a machine of costProcesses x costPoints points whose
+// agent has made its first, full reading. step changes frac of the
+// points, reads them and returns the report.
+type costMachine struct {
+	agent  *agent.Agent
+	change func(frac float64)
+	inv    *captureInvoker
+	clk    *fakeClock
+}
+
+func newCostMachine(b *testing.B) *costMachine {
+	b.Helper()
+	dir := b.TempDir()
+	m := &costMachine{change: costRegions(b, dir), inv: &captureInvoker{}, clk: newFakeClock()}
+	a, err := agent.New(agent.Config{Dir: dir, Machine: "m1", Center: m.inv, Logger: quiet, Now: m.clk.now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.agent = a
+	a.Tick(context.Background())
+	return m
+}
+
+// step moves the points and the clock; the next Tick reads them.
+func (m *costMachine) step(frac float64) {
+	m.change(frac)
+	m.clk.tick()
+}
+
+// benchFractions runs f for the two shapes of load.
+func benchFractions(b *testing.B, f func(b *testing.B, frac float64)) {
 	for _, frac := range []float64{1, 0.01} {
-		b.Run(fmt.Sprintf("10000x8/changed=%g%%", frac*100), func(b *testing.B) {
-			dir := b.TempDir()
-			change := costRegions(b, dir)
-			inv := &captureInvoker{}
-			clk := newFakeClock()
-			a, err := agent.New(agent.Config{Dir: dir, Machine: "m1", Center: inv, Logger: quiet, Now: clk.now})
-			if err != nil {
-				b.Fatal(err)
-			}
-			a.Tick(context.Background()) // the first, full reading
-			b.ReportAllocs()
-			b.ResetTimer()
-			var bytes int
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				change(frac)
-				clk.tick()
-				b.StartTimer()
-				a.Tick(context.Background())
-				bytes += inv.bytes
-			}
-			b.ReportMetric(float64(bytes)/float64(b.N), "bytes/report")
-		})
+		b.Run(fmt.Sprintf("10000x8/changed=%g%%", frac*100), func(b *testing.B) { f(b, frac) })
 	}
 }
 
+func BenchmarkAgentReport(b *testing.B) {
+	benchFractions(b, func(b *testing.B, frac float64) {
+		m := newCostMachine(b)
+		b.ReportAllocs()
+		b.ResetTimer()
+		var bytes int
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			m.step(frac)
+			b.StartTimer()
+			m.agent.Tick(context.Background())
+			bytes += m.inv.bytes
+		}
+		b.ReportMetric(float64(bytes)/float64(b.N), "bytes/report")
+	})
+}
+
 func BenchmarkCenterReport(b *testing.B) {
-	for _, frac := range []float64{1, 0.01} {
-		b.Run(fmt.Sprintf("10000x8/changed=%g%%", frac*100), func(b *testing.B) {
-			dir := b.TempDir()
-			change := costRegions(b, dir)
-			inv := &captureInvoker{}
-			clk := newFakeClock()
-			a, err := agent.New(agent.Config{Dir: dir, Machine: "m1", Center: inv, Logger: quiet, Now: clk.now})
-			if err != nil {
+	benchFractions(b, func(b *testing.B, frac float64) {
+		m := newCostMachine(b)
+		c, err := center.Open(center.Config{Dir: b.TempDir(), Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Report(m.inv.last); err != nil {
+			b.Fatal(err)
+		}
+		// Prepare the reports first: the timer covers the center only.
+		reqs := make([]*monitorpb.ReportRequest, b.N)
+		for i := range reqs {
+			m.step(frac)
+			m.agent.Tick(context.Background())
+			reqs[i] = m.inv.last
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for _, r := range reqs {
+			if _, err := c.Report(r); err != nil {
 				b.Fatal(err)
 			}
-			c, err := center.Open(center.Config{Dir: b.TempDir(), Logger: quiet})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			a.Tick(context.Background())
-			if _, err := c.Report(inv.last); err != nil {
-				b.Fatal(err)
-			}
-			// Prepare the reports first: the timer covers the center only.
-			reqs := make([]*monitorpb.ReportRequest, b.N)
-			for i := range reqs {
-				change(frac)
-				clk.tick()
-				a.Tick(context.Background())
-				reqs[i] = inv.last
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for _, r := range reqs {
-				if _, err := c.Report(r); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // BenchmarkAddToCurve measures the time from monitor.Add in a process to
