@@ -161,13 +161,17 @@ func TestInterceptors(t *testing.T) {
 			return fail
 		})
 	}
+	Refused(md, svrkit.ResourceExhausted)
+	Refused(nil, svrkit.Unimplemented)
 	got := readRegion(t, Region())
 	for name, want := range map[string]int64{
-		`svrkit.server.calls{method="/test.S/M"}`:                     4,
-		`svrkit.client.calls{method="/test.S/M"}`:                     4,
-		`svrkit.server.errors{method="/test.S/M",code="unavailable"}`: 1,
-		`svrkit.server.errors{method="/test.S/M",code="app"}`:         1,
-		`svrkit.client.errors{method="/test.S/M",code="unavailable"}`: 1,
+		`svrkit.server.refused{method="/test.S/M",code="resource_exhausted"}`: 1,
+		`svrkit.server.refused{method="unknown",code="unimplemented"}`:        1,
+		`svrkit.server.calls{method="/test.S/M"}`:                             4,
+		`svrkit.client.calls{method="/test.S/M"}`:                             4,
+		`svrkit.server.errors{method="/test.S/M",code="unavailable"}`:         1,
+		`svrkit.server.errors{method="/test.S/M",code="app"}`:                 1,
+		`svrkit.client.errors{method="/test.S/M",code="unavailable"}`:         1,
 	} {
 		if got[name] != want {
 			t.Errorf("%s = %d, want %d", name, got[name], want)

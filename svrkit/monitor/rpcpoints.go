@@ -62,6 +62,7 @@ type methodPoints struct {
 	calls   *shm.Slot
 	buckets [len(LatencyBucketsMs) + 1]*shm.Slot
 	errs    [numCodes]atomic.Pointer[shm.Slot]
+	refused [numCodes]atomic.Pointer[shm.Slot]
 }
 
 type sidePoints struct {
@@ -126,22 +127,46 @@ func (p *methodPoints) record(d time.Duration, err error) {
 	if err == nil {
 		return
 	}
-	code := svrkit.CodeOf(err)
+	p.count(&p.errs, "errors", svrkit.CodeOf(err))
+}
+
+// count adds one to the series of code in slots, making it on first use.
+func (p *methodPoints) count(slots *[numCodes]atomic.Pointer[shm.Slot], what string, code svrkit.Code) {
 	ci := int(code)
 	if code >= svrkit.AppCodeBase || ci >= numCodes-1 {
 		ci = numCodes - 1
 	}
-	s := p.errs[ci].Load()
+	s := slots[ci].Load()
 	if s == nil {
 		name := code.String()
 		if ci == numCodes-1 {
 			name = "app"
 		}
-		s = named(SeriesName("svrkit."+p.side+".errors", "method", p.method, "code", name), Counter, "count")
+		s = named(SeriesName("svrkit."+p.side+"."+what, "method", p.method, "code", name), Counter, "count")
 		if s == nil {
 			return
 		}
-		p.errs[ci].CompareAndSwap(nil, s)
+		slots[ci].CompareAndSwap(nil, s)
 	}
 	s.Value.Add(1)
+}
+
+// unknownMethod stands for requests whose cmdid names no method.
+var unknownMethod = &svrkit.MethodDesc{FullName: "unknown"}
+
+// Refused records a request a server answered without running any
+// handler, so without reaching ServerInterceptor: refused by admission
+// control, by service authentication, for an unknown cmdid (method nil) or
+// an undecodable body, or while draining. It records
+//
+//	svrkit.server.refused{method="...",code="resource_exhausted"}   count
+//
+// and has the shape of a hook the runtime can call; after a method's first
+// refusal with a code it allocates nothing.
+func Refused(method *svrkit.MethodDesc, code svrkit.Code) {
+	if method == nil {
+		method = unknownMethod
+	}
+	p := serverPoints.of(method)
+	p.count(&p.refused, "refused", code)
 }

@@ -24,6 +24,10 @@ const (
 	maxRegionsPerReport = 4096
 	maxValuesPerRegion  = 1 << 20
 	maxFutureSkew       = time.Minute
+	// MaxSeries bounds the catalog: declarations of new names beyond it
+	// are refused (and reported), so that no agent can grow the center's
+	// memory without end.
+	MaxSeries = 500_000
 )
 
 // Report applies one agent report (see the package doc).
@@ -158,6 +162,10 @@ func (c *Center) Report(req *monitorpb.ReportRequest) (*monitorpb.ReportReply, e
 func (c *Center) declareLocked(b *pebble.Batch, st *regionState, d *monitorpb.Decl, machine string) {
 	if d.GetName() == "" || len(d.GetName()) > 1024 || d.GetSlot() >= maxValuesPerRegion || (d.GetKind() != kindCounter && d.GetKind() != kindGauge) {
 		c.problemLocked("machine %s, service %s: a malformed declaration of slot %d (%q)", machine, st.service, d.GetSlot(), d.GetName())
+		return
+	}
+	if c.seriesByName[d.GetName()] == nil && len(c.series) >= MaxSeries {
+		c.problemLocked("the catalog holds %d series, its limit: %q (machine %s, service %s) is not recorded", MaxSeries, d.GetName(), machine, st.service)
 		return
 	}
 	for uint32(len(st.series)) <= d.GetSlot() {
