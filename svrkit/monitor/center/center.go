@@ -95,6 +95,7 @@ type Center struct {
 	machineNames []string // by id-1
 	regions      map[regionKey]*regionState
 	totals       map[[2]uint32]*total
+	pendingRoll  map[rollKey]rollup
 	problems     map[string]time.Time
 	alerts       *alerter
 
@@ -164,6 +165,7 @@ func Open(cfg Config) (*Center, error) {
 		machines:     map[string]uint32{},
 		regions:      map[regionKey]*regionState{},
 		totals:       map[[2]uint32]*total{},
+		pendingRoll:  map[rollKey]rollup{},
 		problems:     map[string]time.Time{},
 		stop:         make(chan struct{}),
 	}
@@ -184,6 +186,9 @@ func (c *Center) Close() error {
 		close(c.stop)
 		c.done.Wait()
 		c.alerts.close()
+		if err := c.flushRollups(); err != nil {
+			c.log.Error("monitor center: writing rollups at close", "err", err)
+		}
 		c.closeErr = c.db.Close()
 	})
 	return c.closeErr
@@ -195,6 +200,8 @@ func (c *Center) background() {
 	defer eval.Stop()
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
+	roll := time.NewTicker(rollupFlush)
+	defer roll.Stop()
 	c.sweep()
 	for {
 		select {
@@ -204,6 +211,10 @@ func (c *Center) background() {
 			c.alerts.evaluate(c.cfg.Now())
 		case <-sweep.C:
 			c.sweep()
+		case <-roll.C:
+			if err := c.flushRollups(); err != nil {
+				c.log.Error("monitor center: writing rollups", "err", err)
+			}
 		}
 	}
 }

@@ -182,20 +182,16 @@ func (c *Center) declareLocked(b *pebble.Batch, st *regionState, d *monitorpb.De
 
 func (c *Center) writePointsLocked(b *pebble.Batch, mid uint32, sec int64, sums map[uint32]int64, heartbeat bool) {
 	if heartbeat {
-		one := rollup{1, 1}.encode()
-		b.Merge(pointKey(levelRaw, heartbeatSeries, mid, sec), one, nil)
-		b.Merge(pointKey(levelMinute, heartbeatSeries, mid, sec), one, nil)
-		b.Merge(pointKey(levelHour, heartbeatSeries, mid, sec), one, nil)
+		b.Merge(pointKey(levelRaw, heartbeatSeries, mid, sec), rollup{1, 1}.encode(), nil)
+		c.rollLocked(heartbeatSeries, mid, sec, 1)
 	}
 	for sid, v := range sums {
 		s := c.series[sid-1]
 		if s.Kind == kindCounter && v == 0 {
 			continue
 		}
-		r := rollup{v, 1}.encode()
-		b.Merge(pointKey(levelRaw, sid, mid, sec), r, nil)
-		b.Merge(pointKey(levelMinute, sid, mid, sec), r, nil)
-		b.Merge(pointKey(levelHour, sid, mid, sec), r, nil)
+		b.Merge(pointKey(levelRaw, sid, mid, sec), rollup{v, 1}.encode(), nil)
+		c.rollLocked(sid, mid, sec, v)
 		t := c.totals[[2]uint32{sid, mid}]
 		if t == nil {
 			t = &total{}
@@ -219,3 +215,80 @@ func mustJSON(v any) []byte {
 }
 
 func unmarshalJSON(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// Rollups. Writing a minute and an hour merge operand with every point
+// would triple the keys a report writes; instead the center adds points to
+// pending rollups in memory and writes them as merge operands every
+// rollupFlush (and at Close), one per bucket. Queries add the pending
+// ones, so nothing is missing from a curve. A crash loses at most
+// rollupFlush of the minute and hour curves; the seconds, written with
+// every report, are intact.
+
+const rollupFlush = 10 * time.Second
+
+type rollKey struct {
+	l       byte // prefixMinute or prefixHour
+	series  uint32
+	machine uint32
+	bucket  uint32
+}
+
+func (c *Center) rollLocked(sid, mid uint32, sec int64, v int64) {
+	for _, l := range []level{levelMinute, levelHour} {
+		k := rollKey{l.prefix, sid, mid, l.bucketOf(sec)}
+		r := c.pendingRoll[k]
+		r.sum += v
+		r.n++
+		c.pendingRoll[k] = r
+	}
+}
+
+// FlushRollups writes the pending minute and hour rollups now, as the
+// center does every few seconds and at Close.
+func (c *Center) FlushRollups() error { return c.flushRollups() }
+
+// flushRollups writes the pending rollups.
+func (c *Center) flushRollups() error {
+	c.mu.Lock()
+	pending := c.pendingRoll
+	c.pendingRoll = map[rollKey]rollup{}
+	c.mu.Unlock()
+	if len(pending) == 0 {
+		return nil
+	}
+	b := c.db.NewBatch()
+	defer b.Close()
+	for k, r := range pending {
+		l := levelMinute
+		if k.l == prefixHour {
+			l = levelHour
+		}
+		sec := int64(k.bucket) * int64(l.step/time.Second)
+		b.Merge(pointKey(l, k.series, k.machine, sec), r.encode(), nil)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		// Put them back: the next flush tries again.
+		c.mu.Lock()
+		for k, r := range pending {
+			p := c.pendingRoll[k]
+			p.sum, p.n = p.sum+r.sum, p.n+r.n
+			c.pendingRoll[k] = p
+		}
+		c.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// pendingFor returns the pending rollups of a series at level l.
+func (c *Center) pendingFor(l level, sid uint32) map[rollKey]rollup {
+	out := map[rollKey]rollup{}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, r := range c.pendingRoll {
+		if k.l == l.prefix && k.series == sid {
+			out[k] = r
+		}
+	}
+	return out
+}

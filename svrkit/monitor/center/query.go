@@ -214,5 +214,12 @@ func (c *Center) scan(l level, sid uint32, fromSec, toSec int64, f func(machine 
 			return err
 		}
 	}
+	if l.prefix != prefixRaw {
+		for k, r := range c.pendingFor(l, sid) {
+			if t := int64(k.bucket) * stepSec; t >= fromSec && t < toSec {
+				f(k.machine, t, r)
+			}
+		}
+	}
 	return nil
 }

@@ -29,7 +29,8 @@ import (
 // add up, and a gauge's value is the average of its readings. A gauge's value is stored every second it
 // is set. Minute and hour rollups are pebble merge operands summed by the
 // merger, so late points (an agent replaying its buffer) land in the
-// right bucket without a read.
+// right bucket without a read; they are gathered in memory and written
+// every few seconds (see flushRollups).
 //
 // Catalog and state keys: n name -> series id; s id -> series record
 // (JSON); M name -> machine id; g machine instance -> region state, G

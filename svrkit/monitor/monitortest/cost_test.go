@@ -159,9 +159,14 @@ func BenchmarkCenterReport(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
-		for _, r := range reqs {
+		for i, r := range reqs {
 			if _, err := c.Report(r); err != nil {
 				b.Fatal(err)
+			}
+			if i%10 == 9 { // the center writes its rollups every 10 s
+				if err := c.FlushRollups(); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
 	})
