@@ -17,8 +17,10 @@
 // the time nothing arrived: counts are never spread over a gap they were
 // not seen in, and a replayed report (older than the last one applied) is
 // ignored, so an agent that resends or restarts counts nothing twice. A
-// report, its points, its rollups and the regions' new baselines are one
-// pebble batch: a crash leaves all or nothing of it.
+// report's points and the regions' new baselines are one pebble batch: a
+// crash leaves all or nothing of it. Minute and hour rollups are gathered
+// in memory and written every 10 seconds (a crash loses at most those 10
+// seconds of the coarse curves, never the seconds).
 //
 // # Storage
 //
