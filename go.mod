@@ -12,7 +12,15 @@ require (
 
 require connectrpc.com/connect v1.19.1
 
-require golang.org/x/crypto v0.57.0
+require (
+	github.com/chromedp/chromedp v0.23.0
+	golang.org/x/crypto v0.57.0
+)
+
+require (
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+)
 
 require github.com/hashicorp/golang-lru/v2 v2.0.7
 
