@@ -13,6 +13,7 @@ import (
 
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/cgi"
+	"github.com/svrkit/svrkit/svrkit/monitor"
 )
 
 // Host runs one Logicsvr: its services over HTTP (the CGI front) and binary
@@ -62,6 +63,9 @@ type Host struct {
 	buildInfo   *BuildInfo
 	startedAt   time.Time
 	onShutdown  []func(context.Context) error
+
+	extraHTTP   *http.ServeMux // routes beside the CGIs (HandleHTTP); nil if none
+	stopSampler context.CancelFunc
 }
 
 // New returns a host for the Logicsvr cfg describes, with no services yet.
@@ -75,6 +79,13 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 		o.logger = slog.Default()
 	}
 	cfg = cfg.withDefaults()
+	if !o.infoOnly {
+		// The process's monitor region, named for the Logicsvr, so that
+		// its points reach the machine's agent (see package monitor).
+		if err := monitor.Open(monitor.Options{Service: cfg.Name, Logger: o.logger}); err != nil {
+			o.logger.Warn("logicsvr: monitor", "err", err)
+		}
+	}
 	h := &Host{
 		name:         cfg.Name,
 		cfg:          cfg,
@@ -111,7 +122,7 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 
 	var frontOpts []cgi.Option
 	frontOpts = append(frontOpts,
-		cgi.WithInterceptors(h.observe("http"), h.guard, h.intercept),
+		cgi.WithInterceptors(monitor.ServerInterceptor, h.observe("http"), h.guard, h.intercept),
 		cgi.WithLogger(h.log),
 		cgi.WithDefaultTimeout(time.Duration(cfg.DefaultTimeout)),
 	)
@@ -124,7 +135,7 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 	h.front = cgi.NewHandler(frontOpts...)
 	if cfg.RPC != Off {
 		rpcOpts := []svrkit.ServerOption{
-			svrkit.WithServerInterceptors(h.observe("rpc"), h.guard, h.intercept),
+			svrkit.WithServerInterceptors(monitor.ServerInterceptor, h.observe("rpc"), h.guard, h.intercept),
 			svrkit.WithLogger(h.log),
 			svrkit.WithDefaultTimeout(time.Duration(cfg.DefaultTimeout)),
 		}

@@ -26,7 +26,11 @@ func (h *Host) httpHandler() http.Handler {
 			hdr.Set("Connection", "close")
 		}
 		sw := statusWriter{ResponseWriter: w, status: http.StatusOK}
-		h.front.ServeHTTP(&sw, r)
+		if _, pattern := h.extraHTTPHandler(r); pattern != "" {
+			h.extraHTTP.ServeHTTP(&sw, r)
+		} else {
+			h.front.ServeHTTP(&sw, r)
+		}
 		if c := statuses[sw.status]; c != nil {
 			c.Inc()
 		} else {
@@ -47,3 +51,30 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// HandleHTTP serves handler for pattern (as http.ServeMux reads it) on the
+// HTTP port beside the CGIs: pages and endpoints of a Logicsvr that are not
+// methods, such as the monitor center's dashboard at /monitor/. A request
+// that matches a pattern goes to its handler, every other one to the CGI
+// front, so a pattern must not cover CGI paths. A Logicsvr with such
+// routes serves HTTP even if none of its services has a CGI path. Call it
+// before Start.
+func (h *Host) HandleHTTP(pattern string, handler http.Handler) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.started {
+		panic("logicsvr: HandleHTTP after Start")
+	}
+	if h.extraHTTP == nil {
+		h.extraHTTP = http.NewServeMux()
+	}
+	h.extraHTTP.Handle(pattern, handler)
+}
+
+// extraHTTPHandler returns the HandleHTTP route of r, if any.
+func (h *Host) extraHTTPHandler(r *http.Request) (http.Handler, string) {
+	if h.extraHTTP == nil {
+		return nil, ""
+	}
+	return h.extraHTTP.Handler(r)
+}

@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// The Logicsvrs these tests run write their monitor regions here,
+	// removed with the rest, not in the machine's /dev/shm.
+	os.Setenv("SVRKIT_MONITOR_DIR", filepath.Join(dir, "monitor"))
 	labBin = filepath.Join(dir, "lab")
 	out, err := exec.Command("go", "build", "-o", labBin, "github.com/svrkit/svrkit/logicsvr/internal/labsvc/logicsvr/lab").CombinedOutput()
 	if err != nil {

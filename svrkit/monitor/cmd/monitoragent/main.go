@@ -5,17 +5,16 @@
 //
 //	monitoragent -center 127.0.0.1:7070                 # the center's RPC address(es), comma-separated
 //	monitoragent -routes routes.json                    # or a svrkit routing file naming svrkit.monitoring.MonitorIngest
-//	monitoragent -identity-key agent.key ...            # prove the identity "monitoragent" to a center that requires it
+//	monitoragent -key monitoragent.key ...              # prove the identity "monitoragent" to a center that requires it
 //	monitoragent -health 127.0.0.1:9471 ...             # answer GET /healthz there (a supervisor's readiness probe), with the agent's counters
 //
-// The key file holds an Ed25519 private key in hex: its 32-byte seed or
-// the 64-byte key. The agent stops on SIGTERM or SIGINT.
+// The key file is a svrkit key file (svrkit.ReadKey: PEM, readable by its
+// owner only); svrkit up gives the agent its own ({key}). The agent stops
+// on SIGTERM or SIGINT.
 package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,7 +24,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -51,7 +49,7 @@ func run(args []string) int {
 	buffer := fs.Duration("buffer", 10*time.Minute, "how much reading time is kept while the center is down")
 	centerAddr := fs.String("center", "", "the center's RPC `addresses`, comma-separated")
 	routes := fs.String("routes", "", "a svrkit routing `file` naming "+monitorpb.MonitorIngest_ServiceName+" (instead of -center)")
-	keyFile := fs.String("identity-key", "", "`file` with the Ed25519 private key (hex) proving the identity "+Identity)
+	keyFile := fs.String("key", "", "svrkit key `file` (PEM) proving the identity "+Identity)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	health := fs.String("health", "", "serve GET /healthz (the agent's counters as JSON) on this `address`")
 	if err := fs.Parse(args); err != nil {
@@ -83,7 +81,7 @@ func run(args []string) int {
 		return 2
 	}
 	if *keyFile != "" {
-		key, err := readKey(*keyFile)
+		key, err := svrkit.ReadKey(*keyFile)
 		if err != nil {
 			log.Error("monitoragent: identity key", "err", err)
 			return 1
@@ -124,22 +122,4 @@ func run(args []string) int {
 	st := a.Stats()
 	log.Info("monitoragent stopped", "sent", st.Sent, "queued", st.Queued, "merged", st.Merged)
 	return 0
-}
-
-func readKey(path string) (ed25519.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil {
-		return nil, fmt.Errorf("%s: not hex: %w", path, err)
-	}
-	switch len(raw) {
-	case ed25519.SeedSize:
-		return ed25519.NewKeyFromSeed(raw), nil
-	case ed25519.PrivateKeySize:
-		return ed25519.PrivateKey(raw), nil
-	}
-	return nil, fmt.Errorf("%s: %d bytes, want a %d-byte seed or a %d-byte key", path, len(raw), ed25519.SeedSize, ed25519.PrivateKeySize)
 }

@@ -37,7 +37,14 @@ import (
 	"github.com/svrkit/svrkit/examples/im/internal/session"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/svrkit/monitor"
 )
+
+// messagesID is the monitor point counting each type of message.
+var messagesID = map[im.MessageType]monitor.ID{
+	im.MessageType_MESSAGE_TYPE_TEXT:  im.Monitor_MESSAGES_TEXT_ID,
+	im.MessageType_MESSAGE_TYPE_VOICE: im.Monitor_MESSAGES_VOICE_ID,
+}
 
 // The limits of message.proto.
 const (
@@ -147,11 +154,13 @@ func (s *sendServer) SendVoice(ctx context.Context, req *im.SendVoiceRequest) (*
 // deliver writes m into the receiver's inbox and then the sender's (see the
 // package doc).
 func (s *sendServer) deliver(ctx context.Context, from uint64, m *im.Message) (*im.SendReply, error) {
+	monitor.Add(im.Monitor_SEND_CALLS_ID, 1)
 	to := m.GetToUserId()
 	if _, err := s.accounts.GetAccount(ctx, &im.GetAccountRequest{UserId: to}); err != nil {
 		if svrkit.CodeOf(err) == svrkit.NotFound {
 			return nil, svrkit.Errorf(svrkit.NotFound, "no user %d", to)
 		}
+		monitor.Add(im.Monitor_SEND_ERRORS_ID, 1)
 		return nil, err
 	}
 	dedup := strconv.FormatUint(from, 10) + ":" + m.GetClientMsgId()
@@ -161,6 +170,7 @@ func (s *sendServer) deliver(ctx context.Context, from uint64, m *im.Message) (*
 		DedupId: dedup,
 	})
 	if err != nil {
+		monitor.Add(im.Monitor_SEND_ERRORS_ID, 1)
 		return nil, err
 	}
 	if to != from {
@@ -174,8 +184,12 @@ func (s *sendServer) deliver(ctx context.Context, from uint64, m *im.Message) (*
 			Item:    &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: own}},
 			DedupId: dedup + ":self",
 		}); err != nil {
+			monitor.Add(im.Monitor_SEND_ERRORS_ID, 1)
 			return nil, err
 		}
+	}
+	if !theirs.GetDuplicate() {
+		monitor.Add(messagesID[m.GetType()], 1)
 	}
 	return &im.SendReply{SentUnixMs: theirs.GetAtUnixMs(), Duplicate: theirs.GetDuplicate()}, nil
 }
