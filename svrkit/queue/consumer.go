@@ -189,9 +189,13 @@ func (w *partitionWorker) run() {
 		// partition before this one is settled anyway, and a worker busy
 		// in a handler leaves no pull request open, so that a redelivery
 		// after an ack timeout goes to a consumer that is free.
-		// A missed heartbeat (a busy machine, a server changing) is
-		// handled by the iterator itself: it pulls again.
-		it, err := w.cons.Messages(jetstream.PullMaxMessages(1), jetstream.WithMessagesErrOnMissingHeartbeat(false))
+		// A pull request can be lost (sent while the partition's
+		// consumer has no leader, during a fail-over); the iterator
+		// notices by the missing heartbeats and pulls again, so the
+		// expiry bounds how long a partition can stall: 5s, where
+		// nats.go's default is 30s.
+		it, err := w.cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(pullExpiry),
+			jetstream.WithMessagesErrOnMissingHeartbeat(false))
 		if err == nil {
 			err = w.drain(it)
 			it.Stop()
@@ -215,6 +219,10 @@ func (w *partitionWorker) run() {
 		cancel()
 	}
 }
+
+// pullExpiry is how long a pull request waits at the server; heartbeats
+// come every half of it.
+const pullExpiry = 5 * time.Second
 
 // drain handles messages until the iterator fails or fetching stops.
 func (w *partitionWorker) drain(it jetstream.MessagesContext) error {
