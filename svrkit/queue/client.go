@@ -98,11 +98,8 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Client, error) {
 	if err := cfg.resolve(); err != nil {
 		return nil, err
 	}
-	o := defaultConsumerOptions()
-	for _, opt := range opts {
-		opt.apply(&o)
-	}
-	if err := o.check(); err != nil {
+	o, err := defaultConsumerOptions().with(opts)
+	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := withDefaultTimeout(ctx)

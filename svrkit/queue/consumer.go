@@ -82,11 +82,8 @@ func (c *Client) Consume(ctx context.Context, h Handler, opts ...Option) (*Consu
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil handler", ErrConfig)
 	}
-	o := c.opts
-	for _, opt := range opts {
-		opt.apply(&o)
-	}
-	if err := o.check(); err != nil {
+	o, err := c.opts.with(opts)
+	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := withDefaultTimeout(ctx)

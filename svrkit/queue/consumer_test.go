@@ -152,26 +152,38 @@ func TestRedeliveryAfterCrash(t *testing.T) {
 	lagZero(t, c)
 }
 
+// hangingPair starts two consumers of a one-partition stream, on two
+// clients as two processes would have, with a handler that hangs on an
+// item's first delivery (see hangOnFirst); publishes one item; and returns
+// once a handler hangs on it. release lets the hung handler return (it is
+// called at the end of the test at the latest).
+func hangingPair(t *testing.T, opts ...queue.Option) (c *queue.Client, rec *recorder, release func()) {
+	t.Helper()
+	s := newServer(t)
+	c = open(t, s, queue.Config{Partitions: 1}, opts...)
+	hung, released := make(chan struct{}), make(chan struct{})
+	rec = &recorder{}
+	h := hangOnFirst(rec, hung, released)
+	consume(t, c, h)
+	consume(t, open(t, s, queue.Config{Partitions: 1}, opts...), h)
+	var once sync.Once
+	release = func() { once.Do(func() { close(released) }) }
+	t.Cleanup(release) // before the consumers' Stop, which waits for the handler
+	publish(t, c, "k", "x")
+	<-hung
+	return c, rec, release
+}
+
 // TestRedeliveryAfterAckTimeout: a handler that hangs past the ack wait
 // loses its item to another consumer, which gets it as a second delivery.
 func TestRedeliveryAfterAckTimeout(t *testing.T) {
-	s := newServer(t)
-	opts := []queue.Option{queue.WithAckWait(400 * time.Millisecond)}
-	c1 := open(t, s, queue.Config{Partitions: 1}, opts...)
-	c2 := open(t, s, queue.Config{Partitions: 1}, opts...)
-	hung, release := make(chan struct{}), make(chan struct{})
-	var rec recorder
-	h := hangOnFirst(&rec, hung, release)
-	consume(t, c1, h)
-	consume(t, c2, h)
-	publish(t, c1, "k", "x")
-	<-hung
+	c, rec, release := hangingPair(t, queue.WithAckWait(400*time.Millisecond))
 	waitFor(t, 10*time.Second, "redelivery to the other consumer", func() bool { return rec.len() >= 1 })
-	close(release)
+	release()
 	if g := rec.all()[0]; g.deliveries != 2 {
 		t.Fatalf("got %+v; want the second delivery", g)
 	}
-	lagZero(t, c1)
+	lagZero(t, c)
 }
 
 // TestPerKeyOrder: items of one key are handled in publish order, even

@@ -99,24 +99,14 @@ func TestDeadLetterPermanentAndPanic(t *testing.T) {
 // handler hangs, or its process dies) is dead-lettered on the delivery
 // after the last, without calling a handler again.
 func TestDeadLetterAfterHangs(t *testing.T) {
-	s := newServer(t)
-	opts := []queue.Option{queue.WithMaxDeliver(1), queue.WithAckWait(300 * time.Millisecond)}
-	c1 := open(t, s, queue.Config{Partitions: 1}, opts...)
-	c2 := open(t, s, queue.Config{Partitions: 1}, opts...)
-	hung, release := make(chan struct{}), make(chan struct{})
-	var rec recorder
-	h := hangOnFirst(&rec, hung, release)
-	consume(t, c1, h)
-	consume(t, c2, h)
-	publish(t, c1, "k", "x")
-	<-hung
-	dl := deadLetters(t, c1, 1)
-	close(release)
+	c, rec, release := hangingPair(t, queue.WithMaxDeliver(1), queue.WithAckWait(300*time.Millisecond))
+	dl := deadLetters(t, c, 1)
+	release()
 	if d := dl[0]; d.Deliveries != 2 || !strings.Contains(d.Reason, "without an answer") {
 		t.Fatalf("dead letter %+v", d)
 	}
 	if rec.len() != 0 {
 		t.Fatalf("handler called again: %+v", rec.all())
 	}
-	lagZero(t, c1)
+	lagZero(t, c)
 }

@@ -122,28 +122,18 @@ func decodeItem(h nats.Header, seq uint64) (id, key string) {
 
 // checkKey and checkID keep keys and ids to what a NATS header line can
 // carry: no control characters (a line break would end the header).
-func checkKey(key string) error {
-	if key == "" {
-		return fmt.Errorf("%w: empty", ErrInvalidKey)
-	}
-	if len(key) > MaxKeyLen {
-		return fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidKey, len(key), MaxKeyLen)
-	}
-	if i := controlAt(key); i >= 0 {
-		return fmt.Errorf("%w: control character at byte %d", ErrInvalidKey, i)
-	}
-	return nil
-}
+func checkKey(key string) error { return checkHeaderValue(ErrInvalidKey, key, MaxKeyLen) }
+func checkID(id string) error   { return checkHeaderValue(ErrInvalidID, id, MaxIDLen) }
 
-func checkID(id string) error {
-	if id == "" {
-		return fmt.Errorf("%w: empty", ErrInvalidID)
+func checkHeaderValue(kind error, s string, max int) error {
+	if s == "" {
+		return fmt.Errorf("%w: empty", kind)
 	}
-	if len(id) > MaxIDLen {
-		return fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidID, len(id), MaxIDLen)
+	if len(s) > max {
+		return fmt.Errorf("%w: %d bytes, at most %d", kind, len(s), max)
 	}
-	if i := controlAt(id); i >= 0 {
-		return fmt.Errorf("%w: control character at byte %d", ErrInvalidID, i)
+	if i := controlAt(s); i >= 0 {
+		return fmt.Errorf("%w: control character at byte %d", kind, i)
 	}
 	return nil
 }

@@ -42,6 +42,14 @@ func defaultConsumerOptions() consumerOptions {
 	}
 }
 
+// with returns o changed by opts, checked.
+func (o consumerOptions) with(opts []Option) (consumerOptions, error) {
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	return o, o.check()
+}
+
 func (o *consumerOptions) check() error {
 	switch {
 	case o.ackWait < 10*time.Millisecond:
