@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -143,9 +144,8 @@ func (k *Consumer) Stop(ctx context.Context) error {
 // partitionWorker feeds one partition's messages to the handler, one at a
 // time.
 type partitionWorker struct {
-	k    *Consumer
-	p    int
-	cons jetstream.Consumer
+	k *Consumer
+	p int
 }
 
 // bind creates or updates the partition's durable consumer. MaxAckPending
@@ -156,7 +156,7 @@ type partitionWorker struct {
 // server drop a message silently.
 func (w *partitionWorker) bind(ctx context.Context) error {
 	o := w.k.opts
-	cons, err := w.k.c.js.CreateOrUpdateConsumer(ctx, w.k.c.cfg.Stream, jetstream.ConsumerConfig{
+	_, err := w.k.c.js.CreateOrUpdateConsumer(ctx, w.k.c.cfg.Stream, jetstream.ConsumerConfig{
 		Durable:       consumerName(w.p),
 		Description:   "svrkit/queue partition " + strconv.Itoa(w.p),
 		FilterSubject: w.k.c.subjects[w.p],
@@ -173,7 +173,6 @@ func (w *partitionWorker) bind(ctx context.Context) error {
 		}
 		return err
 	}
-	w.cons = cons
 	return nil
 }
 
@@ -186,16 +185,10 @@ func (w *partitionWorker) run() {
 		// partition before this one is settled anyway, and a worker busy
 		// in a handler leaves no pull request open, so that a redelivery
 		// after an ack timeout goes to a consumer that is free.
-		// A pull request can be lost (sent while the partition's
-		// consumer has no leader, during a fail-over); the iterator
-		// notices by the missing heartbeats and pulls again, so the
-		// expiry bounds how long a partition can stall: 5s, where
-		// nats.go's default is 30s.
-		it, err := w.cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(pullExpiry),
-			jetstream.WithMessagesErrOnMissingHeartbeat(false))
+		p, err := newPuller(w.k.c.nc, w.k.c.cfg.Stream, consumerName(w.p))
 		if err == nil {
-			err = w.drain(it)
-			it.Stop()
+			err = w.drain(p)
+			p.close()
 		}
 		if w.k.fetchCtx.Err() != nil || w.k.c.closed.Load() {
 			return
@@ -207,8 +200,8 @@ func (w *partitionWorker) run() {
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 2*time.Second)
-		// The consumer may have been deleted, or lost with a server:
-		// create it again (it keeps its state if it still exists).
+		// The consumer may have been deleted: create it again (if it
+		// still exists, it keeps its state).
 		ctx, cancel := context.WithTimeout(w.k.fetchCtx, attemptTimeout)
 		if err := w.bind(ctx); err != nil {
 			log.Warn("queue: cannot re-create consumer", "stream", w.k.c.cfg.Stream, "partition", w.p, "err", err)
@@ -217,14 +210,10 @@ func (w *partitionWorker) run() {
 	}
 }
 
-// pullExpiry is how long a pull request waits at the server; heartbeats
-// come every half of it.
-const pullExpiry = 5 * time.Second
-
-// drain handles messages until the iterator fails or fetching stops.
-func (w *partitionWorker) drain(it jetstream.MessagesContext) error {
+// drain handles messages until pulling fails or fetching stops.
+func (w *partitionWorker) drain(p *puller) error {
 	for {
-		msg, err := it.Next(jetstream.NextContext(w.k.fetchCtx))
+		msg, err := p.next(w.k.fetchCtx)
 		if err != nil {
 			return err
 		}
@@ -233,7 +222,7 @@ func (w *partitionWorker) drain(it jetstream.MessagesContext) error {
 }
 
 // deliver runs the handler on one message and settles it.
-func (w *partitionWorker) deliver(msg jetstream.Msg) {
+func (w *partitionWorker) deliver(msg *nats.Msg) {
 	k := w.k
 	meta, err := msg.Metadata()
 	if err != nil { // not a JetStream delivery; cannot happen on a pull consumer
@@ -241,9 +230,9 @@ func (w *partitionWorker) deliver(msg jetstream.Msg) {
 		_ = msg.NakWithDelay(k.opts.backoffMin)
 		return
 	}
-	m := &Message{msg: msg, payload: msg.Data(), partition: w.p, seq: meta.Sequence.Stream,
+	m := &Message{msg: msg, payload: msg.Data, partition: w.p, seq: meta.Sequence.Stream,
 		deliveries: int(meta.NumDelivered), published: meta.Timestamp}
-	m.id, m.key = decodeItem(msg.Headers(), m.seq)
+	m.id, m.key = decodeItem(msg.Header, m.seq)
 	if m.deliveries > k.opts.maxDeliver {
 		// The previous deliveries ended without an answer: the handler
 		// hung past the ack wait, or its process died.

@@ -37,7 +37,7 @@ type Message struct {
 	deliveries int
 	published  time.Time
 
-	msg     jetstream.Msg
+	msg     *nats.Msg
 	settled atomic.Int32 // unsettled, or how the handler settled it
 }
 
@@ -82,7 +82,7 @@ func (m *Message) Ack(ctx context.Context) error {
 	if !m.settled.CompareAndSwap(unsettled, settledAck) {
 		return errSettled
 	}
-	if err := m.msg.DoubleAck(ctx); err != nil {
+	if err := m.msg.AckSync(nats.Context(ctx)); err != nil {
 		m.settled.Store(unsettled)
 		return fmt.Errorf("queue: ack %s: %w", m.id, err)
 	}
