@@ -12,6 +12,7 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -208,7 +209,10 @@ func (e *benchEnv) startConsumer(b *testing.B, peer string, handle func([]byte))
 		if err != nil {
 			b.Fatal(err)
 		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(1))
+		// The queue's pull settings: a lost pull request noticed after
+		// two missed 2s heartbeats.
+		it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(10*time.Second),
+			jetstream.PullHeartbeat(2*time.Second), jetstream.WithMessagesErrOnMissingHeartbeat(false))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -218,8 +222,11 @@ func (e *benchEnv) startConsumer(b *testing.B, peer string, handle func([]byte))
 			defer it.Stop()
 			for {
 				m, err := it.Next(jetstream.NextContext(stopCtx))
-				if err != nil {
+				if stopCtx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 					return
+				}
+				if err != nil {
+					continue
 				}
 				handle(m.Data())
 				_ = m.Ack()

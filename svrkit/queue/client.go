@@ -213,7 +213,7 @@ func connect(ctx context.Context, cfg Config) (*nats.Conn, error) {
 			return nc, nil
 		}
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
-			return nil, fmt.Errorf("queue: connect to %s: %w: %w", url, ErrConfig, err)
+			return nil, fmt.Errorf("queue: connect to %s: credentials refused: %w: %w", url, ErrConfig, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -82,14 +82,15 @@ func retryable(err error) bool {
 	return false
 }
 
-// unavailable wraps the error of an operation that ran out of time or
-// attempts, keeping the last attempt's error and the context's.
+// unavailable wraps the error of an operation that ran out of time,
+// keeping the last attempt's error and the context's.
 func unavailable(op string, last, ctxErr error) error {
-	switch {
-	case last == nil:
-		return fmt.Errorf("queue: %s: no answer from the queue before the deadline: %w: %w", op, ErrUnavailable, ctxErr)
-	case ctxErr == nil:
-		return fmt.Errorf("queue: %s: %w: %w", op, ErrUnavailable, last)
+	const why = "no answer from the queue before the deadline (not running, unreachable, or a cluster without a leader)"
+	if errors.Is(last, context.DeadlineExceeded) || errors.Is(last, context.Canceled) {
+		last = nil // the attempt's own deadline says nothing more
 	}
-	return fmt.Errorf("queue: %s: no answer from the queue before the deadline (last attempt: %v): %w: %w", op, last, ErrUnavailable, ctxErr)
+	if last == nil {
+		return fmt.Errorf("queue: %s: %s: %w: %w", op, why, ErrUnavailable, ctxErr)
+	}
+	return fmt.Errorf("queue: %s: %s; last attempt: %v: %w: %w", op, why, last, ErrUnavailable, ctxErr)
 }
