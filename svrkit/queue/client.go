@@ -293,7 +293,7 @@ func (c *Client) ensureStreams(ctx context.Context, prefix string) (jetstream.St
 		return nil, fmt.Errorf("%w: stream %s exists with %v retention; the queue needs work-queue retention", ErrConfig, cfg.Stream, got.Retention)
 	}
 	dead := jetstream.StreamConfig{
-		Name:        cfg.Stream + "_DEAD",
+		Name:        c.deadStream(),
 		Description: "svrkit/queue dead letters of stream " + cfg.Stream,
 		Subjects:    []string{c.dead},
 		Storage:     jetstream.FileStorage,
@@ -311,6 +311,9 @@ func (c *Client) ensureStreams(ctx context.Context, prefix string) (jetstream.St
 	}
 	return s, nil
 }
+
+// deadStream names the stream of dead letters.
+func (c *Client) deadStream() string { return c.cfg.Stream + "_DEAD" }
 
 func orUnlimited(n int64) int64 {
 	if n == 0 {

@@ -118,7 +118,7 @@ func (c *Client) DeadLetters(ctx context.Context, after uint64, max int) ([]Dead
 	var s jetstream.Stream
 	err := retry(ctx, "dead letters", func(ctx context.Context) error {
 		var err error
-		s, err = c.js.Stream(ctx, c.cfg.Stream+"_DEAD")
+		s, err = c.js.Stream(ctx, c.deadStream())
 		return err
 	})
 	if err != nil {

@@ -98,7 +98,7 @@ func (c *Client) Lag(ctx context.Context) (Lag, error) {
 		}
 	}
 	err = retry(ctx, "lag", func(ctx context.Context) error {
-		s, err := c.js.Stream(ctx, c.cfg.Stream+"_DEAD")
+		s, err := c.js.Stream(ctx, c.deadStream())
 		if err == nil {
 			lag.DeadLetters = s.CachedInfo().State.Msgs
 		}

@@ -104,9 +104,20 @@ func (p *puller) next(ctx context.Context) (*nats.Msg, error) {
 	}
 }
 
-// close drops the subscription. A message the server sends afterwards is
-// delivered again after the ack wait.
+// close drops the subscription and hands back, for immediate redelivery,
+// a message that arrived but was not taken. One the server sends after
+// this is delivered again after the ack wait.
 func (p *puller) close() {
 	p.timer.Stop()
 	_ = p.sub.Unsubscribe() // fails only on a closed connection, which dropped it already
+	for {
+		select {
+		case m := <-p.msgs:
+			if m.Header.Get("Status") == "" {
+				_ = m.Nak()
+			}
+		default:
+			return
+		}
+	}
 }
