@@ -78,6 +78,17 @@ func (e *benchEnv) rawPublish(ctx context.Context, key string, payload []byte) e
 	return err
 }
 
+// cpuMeter reports the process's CPU time per operation, from start to
+// report, as cpu-µs/op.
+type cpuMeter time.Duration
+
+func startCPU() cpuMeter { return cpuMeter(processCPU()) }
+
+func (m cpuMeter) report(b *testing.B) {
+	used := processCPU() - time.Duration(m)
+	b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
 func benchKey(i int) string { return "group-" + strconv.Itoa(i%1000) }
 
 // BenchmarkPublish: one publisher waiting for each acknowledgement
@@ -101,6 +112,7 @@ func BenchmarkPublish(b *testing.B) {
 					b.ReportAllocs()
 					b.SetBytes(int64(len(payload)))
 					b.ResetTimer()
+					cpu := startCPU()
 					var next atomic.Int64
 					var wg sync.WaitGroup
 					for range par {
@@ -116,6 +128,7 @@ func BenchmarkPublish(b *testing.B) {
 						}()
 					}
 					wg.Wait()
+					cpu.report(b)
 				})
 			}
 		}
@@ -164,6 +177,7 @@ func BenchmarkConsume(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := startCPU()
 			stop := e.startConsumer(b, peer, func([]byte) { count() })
 			select {
 			case <-done:
@@ -171,6 +185,7 @@ func BenchmarkConsume(b *testing.B) {
 				b.Fatalf("handled %d of %d", handled.Load(), b.N)
 			}
 			b.StopTimer()
+			cpu.report(b)
 			stop()
 		})
 	}
@@ -258,6 +273,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := startCPU()
 			for i := range b.N {
 				payload := stamp(i, time.Now())
 				var err error
@@ -276,6 +292,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 				b.Fatalf("handled %d of %d", handled.Load(), b.N)
 			}
 			b.StopTimer()
+			cpu.report(b)
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
