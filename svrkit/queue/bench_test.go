@@ -89,6 +89,39 @@ func (m cpuMeter) report(b *testing.B) {
 	b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
+// publish publishes through the peer: the wrapper, or rawPublish.
+func (e *benchEnv) publish(ctx context.Context, peer, key string, payload []byte) error {
+	if peer == "raw" {
+		return e.rawPublish(ctx, key, payload)
+	}
+	_, err := e.q.Publish(ctx, key, payload)
+	return err
+}
+
+// countdown closes done when hit has been called n times.
+type countdown struct {
+	n    int64
+	hits atomic.Int64
+	done chan struct{}
+}
+
+func newCountdown(n int) *countdown { return &countdown{n: int64(n), done: make(chan struct{})} }
+
+func (c *countdown) hit() {
+	if c.hits.Add(1) == c.n {
+		close(c.done)
+	}
+}
+
+// wait waits for the last hit, failing the benchmark after 5 minutes.
+func (c *countdown) wait(b *testing.B) {
+	select {
+	case <-c.done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("handled %d of %d", c.hits.Load(), c.n)
+	}
+}
+
 func benchKey(i int) string { return "group-" + strconv.Itoa(i%1000) }
 
 // BenchmarkPublish: one publisher waiting for each acknowledgement
@@ -102,13 +135,6 @@ func BenchmarkPublish(b *testing.B) {
 				b.Run(name, func(b *testing.B) {
 					e := newBenchEnv(b, syncAlways)
 					ctx := context.Background()
-					pub := func(i int) error {
-						if peer == "raw" {
-							return e.rawPublish(ctx, benchKey(i), payload)
-						}
-						_, err := e.q.Publish(ctx, benchKey(i), payload)
-						return err
-					}
 					b.ReportAllocs()
 					b.SetBytes(int64(len(payload)))
 					b.ResetTimer()
@@ -120,7 +146,7 @@ func BenchmarkPublish(b *testing.B) {
 						go func() {
 							defer wg.Done()
 							for i := int(next.Add(1)); i <= b.N; i = int(next.Add(1)) {
-								if err := pub(i); err != nil {
+								if err := e.publish(ctx, peer, benchKey(i), payload); err != nil {
 									b.Error(err)
 									return
 								}
@@ -168,22 +194,12 @@ func BenchmarkConsume(b *testing.B) {
 		b.Run(peer, func(b *testing.B) {
 			e := newBenchEnv(b, false)
 			e.fill(b, peer != "queue", b.N)
-			var handled atomic.Int64
-			done := make(chan struct{})
-			count := func() {
-				if handled.Add(1) == int64(b.N) {
-					close(done)
-				}
-			}
+			handled := newCountdown(b.N)
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu := startCPU()
-			stop := e.startConsumer(b, peer, func([]byte) { count() })
-			select {
-			case <-done:
-			case <-time.After(5 * time.Minute):
-				b.Fatalf("handled %d of %d", handled.Load(), b.N)
-			}
+			stop := e.startConsumer(b, peer, func([]byte) { handled.hit() })
+			handled.wait(b)
 			b.StopTimer()
 			cpu.report(b)
 			stop()
@@ -259,14 +275,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.Run(peer, func(b *testing.B) {
 			e := newBenchEnv(b, false)
 			lat := make([]time.Duration, b.N)
-			var handled atomic.Int64
-			done := make(chan struct{})
+			handled := newCountdown(b.N)
 			record := func(payload []byte) {
 				i, start := decodeStamp(payload)
 				lat[i] = time.Since(start)
-				if handled.Add(1) == int64(b.N) {
-					close(done)
-				}
+				handled.hit()
 			}
 			stop := e.startConsumer(b, peer, record)
 			defer stop()
@@ -275,22 +288,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.ResetTimer()
 			cpu := startCPU()
 			for i := range b.N {
-				payload := stamp(i, time.Now())
-				var err error
-				if peer == "raw" {
-					err = e.rawPublish(ctx, benchKey(i), payload)
-				} else {
-					_, err = e.q.Publish(ctx, benchKey(i), payload)
-				}
-				if err != nil {
+				if err := e.publish(ctx, peer, benchKey(i), stamp(i, time.Now())); err != nil {
 					b.Fatal(err)
 				}
 			}
-			select {
-			case <-done:
-			case <-time.After(5 * time.Minute):
-				b.Fatalf("handled %d of %d", handled.Load(), b.N)
-			}
+			handled.wait(b)
 			b.StopTimer()
 			cpu.report(b)
 			slices.Sort(lat)
