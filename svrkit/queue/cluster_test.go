@@ -2,8 +2,10 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,17 +19,41 @@ import (
 
 // startCluster starts n JetStream nodes in this process, routed to each
 // other on loopback, each storing in its own directory, and waits until
-// they have elected a leader.
+// they have elected a leader. The route ports are picked free beforehand
+// (every node must be configured with the others'); if another process
+// takes one meanwhile, it starts again with new ones.
 func startCluster(t *testing.T, n int) []*embedded.Server {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		nodes, err := tryCluster(ctx, t, n)
+		if err == nil {
+			for _, s := range nodes {
+				t.Cleanup(s.Shutdown)
+			}
+			for _, s := range nodes {
+				if err := s.WaitHealthy(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return nodes
+		}
+		if !strings.Contains(err.Error(), "address already in use") || attempt == 5 {
+			t.Fatal(err)
+		}
+		t.Logf("attempt %d: %v; again with other ports", attempt, err)
+	}
+}
+
+// tryCluster starts the nodes once; on error it stops those it started.
+func tryCluster(ctx context.Context, t *testing.T, n int) ([]*embedded.Server, error) {
 	routes := make([]string, n)
 	for i := range routes {
 		routes[i] = freeAddr(t)
 	}
 	nodes := make([]*embedded.Server, n)
 	errs := make([]error, n)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	var wg sync.WaitGroup
 	for i := range nodes {
 		wg.Add(1)
@@ -44,20 +70,15 @@ func startCluster(t *testing.T, n int) []*embedded.Server {
 		}()
 	}
 	wg.Wait()
-	for i, s := range nodes {
-		if s != nil {
-			t.Cleanup(s.Shutdown)
+	if err := errors.Join(errs...); err != nil {
+		for _, s := range nodes {
+			if s != nil {
+				s.Shutdown()
+			}
 		}
-		if errs[i] != nil {
-			t.Fatalf("node %d: %v", i, errs[i])
-		}
+		return nil, err
 	}
-	for _, s := range nodes {
-		if err := s.WaitHealthy(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return nodes
+	return nodes, nil
 }
 
 // TestR3NothingAcknowledgedIsLost: a 3-node cluster holds a stream with 3

@@ -17,7 +17,6 @@ import (
 func TestPublishSurvivesRestart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "queue")
 	s := startServer(t, dir, "127.0.0.1:0")
-	addr := strings.TrimPrefix(s.URL(), "nats://")
 	c := open(t, s, queue.Config{Partitions: 4})
 	const n = 50
 	var want []string
@@ -28,7 +27,7 @@ func TestPublishSurvivesRestart(t *testing.T) {
 	c.Close()
 	s.Shutdown()
 
-	s2 := startServer(t, dir, addr)
+	s2 := startServer(t, dir, "127.0.0.1:0")
 	c2 := open(t, s2, queue.Config{Partitions: 4})
 	var rec recorder
 	consume(t, c2, func(ctx context.Context, m *queue.Message) error { rec.add(m); return nil })

@@ -10,11 +10,11 @@ import (
 
 	"github.com/svrkit/svrkit/svrkit/queue"
 	"github.com/svrkit/svrkit/svrkit/queue/embedded"
-	"go.uber.org/goleak"
+	"github.com/svrkit/svrkit/svrkit/queue/internal/leakcheck"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leakcheck.Main(m)
 }
 
 const testToken = "test-token-not-a-secret"

@@ -11,10 +11,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/svrkit/svrkit/svrkit/queue/embedded"
-	"go.uber.org/goleak"
+	"github.com/svrkit/svrkit/svrkit/queue/internal/leakcheck"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 func start(t *testing.T, cfg embedded.Config) (*embedded.Server, error) {
 	t.Helper()

@@ -19,7 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/svrkit/svrkit/svrkit/queue"
-	"go.uber.org/goleak"
+	"github.com/svrkit/svrkit/svrkit/queue/internal/leakcheck"
 )
 
 // TestMain lets the test binary be queuesvr itself, so the cluster test
@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	goleak.VerifyTestMain(m)
+	leakcheck.Main(m)
 }
 
 const token = "test-token-not-a-secret"
@@ -70,6 +70,8 @@ func serve(t *testing.T, args []string, getenv func(string) string) (url, admin 
 	return "", ""
 }
 
+// syncWriter serialises writes to w (a process's stdout and stderr, or a
+// log written by several goroutines).
 type syncWriter struct {
 	mu sync.Mutex
 	w  io.Writer
@@ -79,6 +81,16 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// String returns what was written, if w is a *bytes.Buffer.
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.w.(*bytes.Buffer); ok {
+		return b.String()
+	}
+	return ""
 }
 
 func TestServesBehindCredentials(t *testing.T) {
@@ -154,7 +166,13 @@ func TestRefusesBadStart(t *testing.T) {
 type node struct {
 	name, url, admin string
 	cmd              *exec.Cmd
-	log              bytes.Buffer
+	log              syncWriter
+	exited           chan struct{} // closed once the process has exited
+}
+
+func (nd *node) stop() {
+	_ = nd.cmd.Process.Kill()
+	<-nd.exited
 }
 
 func freeAddr(t *testing.T) string {
@@ -168,44 +186,76 @@ func freeAddr(t *testing.T) string {
 }
 
 // startNodes runs n queuesvr processes forming one cluster, as a topology
-// would, and waits until each answers /readyz.
+// would, and waits until each answers /readyz. Ports are picked free
+// beforehand (every node is configured with the others' route addresses);
+// if another process takes one meanwhile, it starts again with new ones.
 func startNodes(t *testing.T, n int) []*node {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		nodes, err := tryNodes(t, n)
+		if err == nil {
+			for _, nd := range nodes {
+				t.Cleanup(func() {
+					nd.stop()
+					if t.Failed() {
+						t.Logf("%s's log:\n%s", nd.name, nd.log.String())
+					}
+				})
+			}
+			return nodes
+		}
+		if !strings.Contains(err.Error(), "address already in use") || attempt == 5 {
+			t.Fatal(err)
+		}
+		t.Logf("attempt %d: %v; again with other ports", attempt, err)
+	}
+}
+
+// tryNodes starts the processes once; on error it stops them all.
+func tryNodes(t *testing.T, n int) ([]*node, error) {
 	routes := make([]string, n)
 	for i := range routes {
 		routes[i] = freeAddr(t)
 	}
 	nodes := make([]*node, n)
+	fail := func(err error) ([]*node, error) {
+		for _, nd := range nodes {
+			if nd != nil {
+				nd.stop()
+			}
+		}
+		return nil, err
+	}
 	for i := range nodes {
-		nd := &node{name: fmt.Sprint("node", i), url: "nats://" + freeAddr(t), admin: freeAddr(t)}
+		nd := &node{name: fmt.Sprint("node", i), url: "nats://" + freeAddr(t), admin: freeAddr(t), exited: make(chan struct{})}
+		nd.log.w = &bytes.Buffer{}
 		nd.cmd = exec.Command(os.Args[0], "-dir", filepath.Join(t.TempDir(), nd.name), "-name", nd.name,
 			"-listen", strings.TrimPrefix(nd.url, "nats://"), "-admin", nd.admin, "-log-level", "warn",
 			"-cluster-name", "proc", "-cluster-listen", routes[i], "-routes", strings.Join(routes, ","))
 		nd.cmd.Env = append(os.Environ(), "QUEUESVR_TEST_MAIN=1", "SVRKIT_QUEUE_TOKEN="+token,
 			"SVRKIT_QUEUE_CLUSTER_USER=route", "SVRKIT_QUEUE_CLUSTER_PASSWORD=route-secret")
-		nd.cmd.Stdout, nd.cmd.Stderr = &syncWriter{w: &nd.log}, &syncWriter{w: &nd.log}
+		nd.cmd.Stdout, nd.cmd.Stderr = &nd.log, &nd.log
 		if err := nd.cmd.Start(); err != nil {
-			t.Fatal(err)
+			return fail(err)
 		}
-		t.Cleanup(func() {
-			_ = nd.cmd.Process.Kill()
-			_ = nd.cmd.Wait()
-			if t.Failed() {
-				t.Logf("%s's log:\n%s", nd.name, nd.log.String())
-			}
-		})
+		go func() { _ = nd.cmd.Wait(); close(nd.exited) }()
 		nodes[i] = nd
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for _, nd := range nodes {
 		for !ready(nd.admin) {
+			select {
+			case <-nd.exited:
+				return fail(fmt.Errorf("%s exited: %s", nd.name, nd.log.String()))
+			default:
+			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s not ready after 60s", nd.name)
+				return fail(fmt.Errorf("%s not ready after 60s", nd.name))
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	return nodes
+	return nodes, nil
 }
 
 func ready(admin string) bool {
