@@ -234,9 +234,9 @@ func (w *partitionWorker) deliver(msg *nats.Msg) {
 		deliveries: int(meta.NumDelivered), published: meta.Timestamp}
 	m.id, m.key = decodeItem(msg.Header, m.seq)
 	if m.deliveries > k.opts.maxDeliver {
-		// The previous deliveries ended without an answer: the handler
-		// hung past the ack wait, or its process died.
-		w.deadLetter(m, fmt.Sprintf("delivered %d times without an answer (handler hung past the ack wait, or its process died)", m.deliveries-1))
+		// The last deliveries ended without an answer: a handler hung
+		// past the ack wait, its process died, or its consumer stopped.
+		w.deadLetter(m, fmt.Sprintf("delivered %d times, the last without an answer (a handler hung past the ack wait, its process died, or its consumer stopped)", m.deliveries-1))
 		return
 	}
 	ctx, cancel := context.WithTimeout(k.handlerCtx, k.opts.ackWait)
