@@ -630,8 +630,8 @@ const file_im_account_proto_rawDesc = "" +
 	"\bnickname\x18\x03 \x01(\tR\bnickname\x12'\n" +
 	"\x0fregistered_unix\x18\x04 \x01(\x03R\x0eregisteredUnix2\xb1\x04\n" +
 	"\aAccount\x12X\n" +
-	"\bRegister\x12\x13.im.RegisterRequest\x1a\x11.im.RegisterReply\"$\xca\xf3\x18 \b\x01\x12\x19/cgi-bin/account/register8\x80\x02\x12L\n" +
-	"\x05Login\x12\x10.im.LoginRequest\x1a\x0e.im.LoginReply\"!\xca\xf3\x18\x1d\b\x02\x12\x16/cgi-bin/account/login8\x80\x02\x12W\n" +
+	"\bRegister\x12\x13.im.RegisterRequest\x1a\x11.im.RegisterReply\"$\xca\xf3\x18 \b\x01\x12\x19/cgi-bin/account/register8\x80\b\x12L\n" +
+	"\x05Login\x12\x10.im.LoginRequest\x1a\x0e.im.LoginReply\"!\xca\xf3\x18\x1d\b\x02\x12\x16/cgi-bin/account/login8\x80\b\x12W\n" +
 	"\n" +
 	"GetProfile\x12\x15.im.GetProfileRequest\x1a\v.im.Profile\"%\xca\xf3\x18!\b\x03\x12\x1b/cgi-bin/account/getprofile \x01\x12W\n" +
 	"\n" +

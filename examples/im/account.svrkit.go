@@ -54,8 +54,9 @@ type AccountServer interface {
 	// Throttling: failed logins slow down further attempts on the same
 	// account and from the same client address. Past a few failures, an
 	// attempt is refused with resource_exhausted (HTTP 429) before the
-	// password is checked, its message saying how many seconds to wait; the
-	// wait doubles with each further failure, up to 15 minutes. A name that
+	// password is checked, its message saying how many seconds to wait, and
+	// answered after a quarter of a second; the wait doubles with each
+	// further failure, up to 15 minutes. A name that
 	// does not exist is throttled exactly as one that does. A device that
 	// logged in before sends the device_cookie it was given: its attempts
 	// are throttled on their own, so an attack on an account does not lock
@@ -276,8 +277,9 @@ type AccountClient interface {
 	// Throttling: failed logins slow down further attempts on the same
 	// account and from the same client address. Past a few failures, an
 	// attempt is refused with resource_exhausted (HTTP 429) before the
-	// password is checked, its message saying how many seconds to wait; the
-	// wait doubles with each further failure, up to 15 minutes. A name that
+	// password is checked, its message saying how many seconds to wait, and
+	// answered after a quarter of a second; the wait doubles with each
+	// further failure, up to 15 minutes. A name that
 	// does not exist is throttled exactly as one that does. A device that
 	// logged in before sends the device_cookie it was given: its attempts
 	// are throttled on their own, so an attack on an account does not lock

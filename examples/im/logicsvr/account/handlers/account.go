@@ -35,11 +35,22 @@
 // 1s doubling up to 5 minutes) and per account name (5 free, then 1s
 // doubling up to 15 minutes), both forgotten an hour after the last
 // failure. A throttled attempt is refused with resource_exhausted before
-// anything else happens: no storage read, no hash, so hammering costs the
-// server a map lookup. Attempts in flight count as failures until they
-// end, so a burst of parallel guesses gets no more than the free ones.
-// Names are counted whether they exist or not, so throttling tells nothing
-// about which exist.
+// anything else happens: no storage read, no hash. Attempts in flight count
+// as failures until they end, so a burst of parallel guesses gets no more
+// than the free ones. Names are counted whether they exist or not, so
+// throttling tells nothing about which exist; a name no account can have,
+// or a password shorter than any account's, is a failure of the address
+// without a hash.
+//
+// A refusal is held a quarter of a second before it is answered (at most
+// 64 of one address's at once; throttle.Tarpit). Refusing costs
+// microseconds, but a client hammering over many connections would get
+// thousands of answers a second, and the HTTP work and the log line of
+// each take the CPU that legitimate logins' hashes need; held, each of its
+// connections sends four requests a second. So the IDL's max_concurrent of
+// Register and Login is high (1024): held refusals sit in it, and the
+// per-address bounds, not the method's, are what keep one client from
+// filling it.
 //
 // Locking an account would let an attacker lock its owner out. Device
 // cookies (session.DeviceCookie) prevent that: a successful login answers
@@ -158,6 +169,7 @@ func NewAccount(h *logicsvr.Host) (im.AccountServer, error) {
 		kdf:        throttle.NewFair(cfg.KDFConcurrency),
 		sourceConc: cfg.SourceConcurrency,
 		failures:   throttle.NewBackoff(throttleKeys),
+		tarpit:     throttle.NewTarpit(tarpitHold, tarpitPerSource),
 		forwarders: cfg.TrustedForwarders,
 	}
 	// Register and Login are how a client gets a token; every other CGI
@@ -182,6 +194,7 @@ type accountServer struct {
 	kdf        *throttle.Fair // the hashing slots, shared fairly among clients
 	sourceConc int
 	failures   *throttle.Backoff // failed logins and password checks
+	tarpit     *throttle.Tarpit  // where refused logins wait
 	forwarders []string
 	dummyHash  string
 }
@@ -246,6 +259,9 @@ func (s *accountServer) Register(ctx context.Context, req *im.RegisterRequest) (
 	var hash string
 	var herr error
 	if err := s.withKDF(ctx, sourceQueue(source), s.sourceConc, func() { hash, herr = hashPassword(req.GetPassword()) }); err != nil {
+		if err == errBusySource {
+			return nil, s.refuse(ctx, source, 0, err)
+		}
 		return nil, err
 	}
 	if herr != nil {
@@ -280,7 +296,7 @@ func (s *accountServer) Register(ctx context.Context, req *im.RegisterRequest) (
 func (s *accountServer) sameRegistration(ctx context.Context, source string, req *im.RegisterRequest) (uint64, error) {
 	att, wait := s.failures.Admit(untrustedKeys(source, req.GetName())...)
 	if att == nil {
-		return 0, throttled(wait)
+		return 0, s.refuse(ctx, source, wait, throttled(wait))
 	}
 	defer att.Abandon()
 	rec, err := s.data.LookupAccount(ctx, &im.LookupAccountRequest{Name: req.GetName()})

@@ -36,6 +36,21 @@ func throttled(wait time.Duration) error {
 	return svrkit.Errorf(svrkit.ResourceExhausted, "too many failed logins; try again in %d s", max(secs, 1))
 }
 
+// tarpitHold is how long a refused login is held before it is answered, and
+// tarpitPerSource how many of one client's are held at once (see
+// throttle.Tarpit).
+const (
+	tarpitHold      = 250 * time.Millisecond
+	tarpitPerSource = 64
+)
+
+// refuse returns err, the answer to a refused attempt of source, after
+// holding it in the tarpit (for at most wait, when positive).
+func (s *accountServer) refuse(ctx context.Context, source string, wait time.Duration, err error) error {
+	s.tarpit.Hold(ctx, source, wait)
+	return err
+}
+
 // source names the client of the call in ctx for throttling: its address
 // as the HTTP front saw it, or as a trusted forwarder says over RPC; else
 // the RPC caller's identity.
@@ -92,15 +107,21 @@ func (s *accountServer) Login(ctx context.Context, req *im.LoginRequest) (*im.Lo
 	if len(password) > maxPasswordBytes {
 		return nil, svrkit.Errorf(svrkit.InvalidArgument, "password must be at most %d bytes", maxPasswordBytes)
 	}
+	source := s.source(ctx)
 	if !validName(name) || len(password) < minPasswordBytes {
-		// No account has such a name or password: a wrong login, without
-		// a hash. Both facts are public, so answering fast tells nothing.
+		// No account has such a name or password: a wrong login without a
+		// hash (both facts are public, so answering fast tells nothing),
+		// counted against the client address like any other.
+		att, wait := s.failures.Admit(throttle.Key{Name: "src:" + source, Policy: sourcePolicy})
+		if att == nil {
+			return nil, s.refuse(ctx, source, wait, throttled(wait))
+		}
+		att.Fail()
 		return nil, errLogin
 	}
 
 	// A device that logged in to this account before is throttled on its
 	// own; anyone else under the client address and the account.
-	source := s.source(ctx)
 	keys, queue, limit := untrustedKeys(source, name), sourceQueue(source), s.sourceConc
 	if ck, ok := s.signer.VerifyDeviceCookie(req.GetDeviceCookie(), name); ok {
 		keys = []throttle.Key{{Name: "cookie:" + strconv.FormatUint(ck.ID, 16), Policy: cookiePolicy}}
@@ -108,7 +129,7 @@ func (s *accountServer) Login(ctx context.Context, req *im.LoginRequest) (*im.Lo
 	}
 	att, wait := s.failures.Admit(keys...)
 	if att == nil {
-		return nil, throttled(wait)
+		return nil, s.refuse(ctx, source, wait, throttled(wait))
 	}
 	defer att.Abandon() // unless the password was checked
 
@@ -124,6 +145,9 @@ func (s *accountServer) Login(ctx context.Context, req *im.LoginRequest) (*im.Lo
 	var ok bool
 	var verr error
 	if err := s.withKDF(ctx, queue, limit, func() { ok, verr = checkPassword(hash, password) }); err != nil {
+		if err == errBusySource {
+			return nil, s.refuse(ctx, source, 0, err)
+		}
 		return nil, err
 	}
 	if verr != nil {

@@ -44,7 +44,8 @@ func (s *accountServer) ChangePassword(ctx context.Context, req *im.ChangePasswo
 	user := strconv.FormatUint(caller.UserID, 10)
 	att, wait := s.failures.Admit(throttle.Key{Name: "passwd:" + user, Policy: passwordPolicy})
 	if att == nil {
-		return nil, svrkit.Errorf(svrkit.ResourceExhausted, "too many wrong passwords; try again in %d s", int64(max(wait, time.Second)/time.Second))
+		return nil, s.refuse(ctx, "user:"+user, wait,
+			svrkit.Errorf(svrkit.ResourceExhausted, "too many wrong passwords; try again in %d s", int64(max(wait, time.Second)/time.Second)))
 	}
 	defer att.Abandon()
 	rec, err := s.data.GetAccount(ctx, &im.GetAccountRequest{UserId: caller.UserID})
