@@ -44,6 +44,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -107,7 +108,8 @@ type Report struct {
 	Guesses       int64   `json:"guesses_checked"`
 	GuessesPerSec float64 `json:"guesses_checked_per_s"`
 	Throttled     int64   `json:"throttled"`
-	AttackOther   int64   `json:"attack_other"`
+	// AttackOther counts the attacker's other answers by code.
+	AttackOther map[string]int64 `json:"attack_other,omitempty"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -202,7 +204,13 @@ func Run(ctx context.Context, addrs imclient.Addrs, cfg Config, progress io.Writ
 
 	runCtx, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
-	var attempts, guesses, throttled, other atomic.Int64
+	// over reports whether the run is over: its context's timer may fire
+	// late on a loaded machine, while calls already fail on its deadline.
+	end, _ := runCtx.Deadline()
+	over := func() bool { return runCtx.Err() != nil || !time.Now().Before(end) }
+	var attempts, guesses, throttled atomic.Int64
+	var otherMu sync.Mutex
+	other := map[string]int64{}
 	var wg sync.WaitGroup
 	var targets []string
 	for _, u := range users {
@@ -220,13 +228,13 @@ func Run(ctx context.Context, addrs imclient.Addrs, cfg Config, progress io.Writ
 		go func() {
 			defer wg.Done()
 			c := attackClients[i%len(attackClients)]
-			for n := 0; runCtx.Err() == nil; n++ {
+			for n := 0; !over(); n++ {
 				name := fmt.Sprintf("%s_spray_%d_%d", prefix, i, n)
 				if n%2 == 0 && len(targets) > 0 {
 					name = targets[(i+n/2)%len(targets)]
 				}
 				_, err := c.Login(runCtx, name, "guess-"+strconv.Itoa(rand.IntN(1e9)), "")
-				if runCtx.Err() != nil {
+				if over() {
 					return
 				}
 				attempts.Add(1)
@@ -236,7 +244,9 @@ func Run(ctx context.Context, addrs imclient.Addrs, cfg Config, progress io.Writ
 				case svrkit.ResourceExhausted:
 					throttled.Add(1)
 				default:
-					other.Add(1)
+					otherMu.Lock()
+					other[svrkit.CodeOf(err).String()]++
+					otherMu.Unlock()
 				}
 			}
 		}()
@@ -307,8 +317,12 @@ func Run(ctx context.Context, addrs imclient.Addrs, cfg Config, progress io.Writ
 				Guesses:       guesses.Load(),
 				GuessesPerSec: float64(guesses.Load()) / elapsed.Seconds(),
 				Throttled:     throttled.Load(),
-				AttackOther:   other.Load(),
 			}
+			otherMu.Lock()
+			if len(other) > 0 {
+				rep.AttackOther = maps.Clone(other)
+			}
+			otherMu.Unlock()
 			rep.All = summarize(logins, func(login) bool { return true })
 			rep.Returning = summarize(logins, func(l login) bool { return l.returning })
 			rep.NewDevice = summarize(logins, func(l login) bool { return !l.returning })
@@ -364,6 +378,10 @@ func printReport(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "| %s | %d | %.1f%% | %s | %.0f ms | %.0f ms | %.0f ms | %.0f ms |\n",
 			row.name, row.k.Logins, row.k.WithinGoalPc, failed, row.k.P50, row.k.P90, row.k.P99, row.k.Max)
 	}
-	fmt.Fprintf(w, "\nattacker: %.0f logins/s; %d passwords checked (%.1f/s), %d throttled, %d other answers\n",
-		r.AttackPerSec, r.Guesses, r.GuessesPerSec, r.Throttled, r.AttackOther)
+	other := "no other answers"
+	if len(r.AttackOther) > 0 {
+		other = fmt.Sprintf("other answers %v", r.AttackOther)
+	}
+	fmt.Fprintf(w, "\nattacker: %.0f logins/s; %d passwords checked (%.1f/s), %d throttled, %s\n",
+		r.AttackPerSec, r.Guesses, r.GuessesPerSec, r.Throttled, other)
 }

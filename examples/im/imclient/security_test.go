@@ -63,30 +63,51 @@ func TestSecurity(t *testing.T) {
 		must[imclient.Session](t, "the owner's device logs in")(owner.Login(ctx, "victim", "victim-password", "phone"))
 		for _, name := range []string{"victim", "nosuchuser"} {
 			attacker := fromAddr(t, be, "127.0.0.21")
-			var codes []string
-			for range 8 {
+			guess := func() error {
 				_, err := attacker.Login(ctx, name, "guess-password", "")
-				codes = append(codes, svrkit.CodeOf(err).String())
-				if svrkit.CodeOf(err) == svrkit.ResourceExhausted && !strings.Contains(err.Error(), "too many failed logins; try again in") {
-					t.Fatalf("%s: throttled with %v", name, err)
-				}
+				return err
 			}
-			want := "[unauthenticated unauthenticated unauthenticated unauthenticated unauthenticated " +
-				"resource_exhausted resource_exhausted resource_exhausted]"
-			if got := fmt.Sprint(codes); got != want {
-				t.Fatalf("8 wrong logins to %s answered %s, want %s", name, got, want)
+			for i := range 5 {
+				wantCode(t, fmt.Sprintf("%s: wrong password %d", name, i+1), guess(), svrkit.Unauthenticated, "wrong name or password")
+			}
+			// Then the account waits 1s, 2s, 4s, ... after each failure:
+			// refused until then (the tarpit paces the retries).
+			for _, limit := range []int{1, 2, 4} {
+				err := guess()
+				wantCode(t, name+": a guess right after a failure", err, svrkit.ResourceExhausted, "too many failed logins; try again in ")
+				var secs int
+				if _, serr := fmt.Sscanf(err.(*svrkit.Error).Message(), "too many failed logins; try again in %d s", &secs); serr != nil || secs < 1 || secs > limit {
+					t.Fatalf("%s: %q, want a wait of 1 to %d s", name, err.(*svrkit.Error).Message(), limit)
+				}
+				if limit == 4 {
+					break
+				}
+				for deadline := time.Now().Add(30 * time.Second); ; {
+					err := guess()
+					if svrkit.CodeOf(err) == svrkit.Unauthenticated {
+						break // admitted again, and failed again
+					}
+					wantCode(t, name+": waiting out the delay", err, svrkit.ResourceExhausted, "too many failed logins")
+					if time.Now().After(deadline) {
+						t.Fatalf("%s: still refused 30s after a failure", name)
+					}
+				}
 			}
 			// From another address too: it is the account that waits.
 			_, err := fromAddr(t, be, "127.0.0.22").Login(ctx, name, "guess-password", "")
 			wantCode(t, name+" from another address", err, svrkit.ResourceExhausted, "too many failed logins")
-		}
-		// The owner's device, with its cookie, is not locked out; a first
-		// login from a new device is, until the attack ends.
-		_, err := fromAddr(t, be, "127.0.0.23").Login(ctx, "nosuchuser", "guess-password", "new-phone")
-		wantCode(t, "a new device during the attack", err, svrkit.ResourceExhausted, "")
-		s := must[imclient.Session](t, "the owner's device during the attack")(owner.Login(ctx, "victim", "victim-password", "phone"))
-		if s.DeviceCookie == "" {
-			t.Fatal("login answered no device cookie")
+			if name != "victim" {
+				continue
+			}
+			// A first login from a new device is refused until the attack
+			// ends, the right password or not; the owner's device, with
+			// its cookie, is not locked out.
+			_, err = fromAddr(t, be, "127.0.0.23").Login(ctx, "victim", "victim-password", "new-phone")
+			wantCode(t, "a new device during the attack", err, svrkit.ResourceExhausted, "")
+			s := must[imclient.Session](t, "the owner's device during the attack")(owner.Login(ctx, "victim", "victim-password", "phone"))
+			if s.DeviceCookie == "" {
+				t.Fatal("login answered no device cookie")
+			}
 		}
 	})
 
@@ -94,17 +115,24 @@ func TestSecurity(t *testing.T) {
 	// ever new names is stopped after 20.
 	t.Run("per-source throttle", func(t *testing.T) {
 		sprayer := fromAddr(t, be, "127.0.0.24")
-		refused := 0
+		var codes []svrkit.Code
 		for i := range 30 {
 			_, err := sprayer.Login(ctx, fmt.Sprintf("spray%d", i), "guess-password", "")
-			if svrkit.CodeOf(err) == svrkit.ResourceExhausted {
-				refused++
-			} else {
-				wantCode(t, "spray", err, svrkit.Unauthenticated, "wrong name or password")
+			codes = append(codes, svrkit.CodeOf(err))
+		}
+		// 20 free failures, then refusals, with at most a guess a second
+		// (the delay doubles) as the tarpit paces the rest.
+		admitted := 0
+		for i, c := range codes {
+			switch {
+			case i < 20 && c != svrkit.Unauthenticated, i == 20 && c != svrkit.ResourceExhausted:
+				t.Fatalf("guess %d at a new name answered %v: %v", i+1, c, codes)
+			case i > 20 && c == svrkit.Unauthenticated:
+				admitted++
 			}
 		}
-		if refused != 10 {
-			t.Fatalf("%d of 30 guesses at distinct names refused, want the 10 after the first 20", refused)
+		if admitted > 2 {
+			t.Fatalf("%d of 9 guesses admitted after the address was throttled: %v", admitted, codes)
 		}
 	})
 
