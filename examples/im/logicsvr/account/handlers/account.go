@@ -1,11 +1,13 @@
 // Package handlers implements the account Logicsvr (idl/im/account.proto):
-// registration, login and profiles. NewAccount is the constructor its
-// generated main calls.
+// registration, login, logout, password changes and profiles. NewAccount is
+// the constructor its generated main calls.
 //
 // Accounts live behind the AccountData service (idl/im/data.proto), which
-// allocates user ids, keeps names unique and publishes profile changes to
-// the user's sync inbox; this Logicsvr keeps no state of its own, so any
-// number of replicas can run and any can restart.
+// allocates user ids (at random: see its package doc for why), keeps names
+// unique, keeps each account's session revocations and publishes profile
+// changes to the user's sync inbox. This Logicsvr keeps no state but the
+// login throttle's, in memory (see below), so any number of replicas can
+// run and any can restart.
 //
 // # Passwords
 //
@@ -24,9 +26,9 @@
 // (package examples/im/internal/throttle): round robin among client
 // addresses, with at most source_concurrency attempts (default 8) of one
 // address running or waiting; more are refused at once with
-// resource_exhausted. One client hammering Login therefore holds at most
-// that many of the method's max_concurrent slots, and a legitimate login
-// waits for at most one hash per other busy client, not for the hammer's
+// resource_exhausted. One client hammering Login therefore has at most
+// that many attempts hashing or waiting to, and a legitimate login waits
+// for at most one hash per other busy client, not for the hammer's
 // backlog. A call waiting for a slot gives up at its deadline.
 //
 // # Login throttling
