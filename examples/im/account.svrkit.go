@@ -42,9 +42,12 @@ type AccountServer interface {
 	// Register creates a user. A taken name is already_exists, unless the
 	// same registration took it (same name and password): then it answers
 	// that user id, so a client may repeat a Register that got no answer.
-	// Needs no token. Like Login, it shares the password hashing fairly
-	// among client addresses: more than a few registrations and logins at
-	// once from one address are resource_exhausted (HTTP 429; retry).
+	// Checking that password is a login attempt, throttled and counted as
+	// Login's: while the account or the address is throttled, a repeated
+	// Register is resource_exhausted (retry later). Needs no token. Like
+	// Login, it shares the password hashing fairly among client addresses:
+	// more than a few registrations and logins at once from one address are
+	// resource_exhausted (HTTP 429; retry).
 	Register(context.Context, *RegisterRequest) (*RegisterReply, error)
 	// Login checks a password and opens a session for one device. An unknown
 	// name and a wrong password are both unauthenticated with the same
@@ -265,9 +268,12 @@ type AccountClient interface {
 	// Register creates a user. A taken name is already_exists, unless the
 	// same registration took it (same name and password): then it answers
 	// that user id, so a client may repeat a Register that got no answer.
-	// Needs no token. Like Login, it shares the password hashing fairly
-	// among client addresses: more than a few registrations and logins at
-	// once from one address are resource_exhausted (HTTP 429; retry).
+	// Checking that password is a login attempt, throttled and counted as
+	// Login's: while the account or the address is throttled, a repeated
+	// Register is resource_exhausted (retry later). Needs no token. Like
+	// Login, it shares the password hashing fairly among client addresses:
+	// more than a few registrations and logins at once from one address are
+	// resource_exhausted (HTTP 429; retry).
 	Register(ctx context.Context, in *RegisterRequest, opts ...svrkit.CallOption) (*RegisterReply, error)
 	// Login checks a password and opens a session for one device. An unknown
 	// name and a wrong password are both unauthenticated with the same
