@@ -57,6 +57,17 @@ func newChecker(s *Signer, a *accounts) *Checker {
 	return c
 }
 
+// clockedChecker returns a Checker over the accounts states and the
+// signer of its tokens, both on a clock the test moves.
+func clockedChecker(t *testing.T, states map[uint64]*im.SessionState) (*Checker, *Signer, *accounts, *time.Time) {
+	t.Helper()
+	clock := time.Unix(1_700_000_000, 0)
+	s := newSigner(t, "secret", clock)
+	s.now = func() time.Time { return clock }
+	a := &accounts{states: states}
+	return newChecker(s, a), s, a, &clock
+}
+
 func callerCtx(tok string) context.Context {
 	return svrkit.WithIncomingMetadata(context.Background(), svrkit.Metadata{MetadataKey: Header(tok)})
 }
@@ -83,12 +94,8 @@ func TestRevoked(t *testing.T) {
 // The Checker refuses revoked tokens, reads an account's state at most
 // once per RevocationTTL, and sees a revocation once that has passed.
 func TestCheckerRevocation(t *testing.T) {
-	now := time.Unix(1_700_000_000, 0)
-	s := newSigner(t, "secret", now)
-	a := &accounts{states: map[uint64]*im.SessionState{9: {Counter: 4}}}
-	c := newChecker(s, a)
-	clock := now
-	c.now = func() time.Time { return clock }
+	c, s, a, clock := clockedChecker(t, map[uint64]*im.SessionState{9: {Counter: 4}})
+	now := *clock
 
 	phone, _, _ := s.Issue(9, "phone", 4, time.Hour)
 	laptop, _, _ := s.Issue(9, "laptop", 4, time.Hour)
@@ -108,9 +115,9 @@ func TestCheckerRevocation(t *testing.T) {
 
 	// The phone logs out: counter 5, the phone's floor 5.
 	a.set(9, &im.SessionState{Counter: 5, Devices: []*im.DeviceFloor{{DeviceId: "phone", Floor: 5}}})
-	clock = now.Add(RevocationTTL - time.Millisecond)
+	*clock = now.Add(RevocationTTL - time.Millisecond)
 	check("phone, within the staleness bound", phone, nil)
-	clock = now.Add(RevocationTTL)
+	*clock = now.Add(RevocationTTL)
 	check("phone, after the staleness bound", phone, ErrRevoked)
 	check("laptop, after the phone's logout", laptop, nil)
 	newPhone, _, _ := s.Issue(9, "phone", 5, time.Hour)
@@ -136,24 +143,19 @@ func TestCheckerRevocation(t *testing.T) {
 // dropped RevocationTTL after the read began: the bound holds however slow
 // the answer.
 func TestCheckerExpiresFromFetchStart(t *testing.T) {
-	now := time.Unix(1_700_000_000, 0)
-	s := newSigner(t, "secret", now)
-	a := &accounts{states: map[uint64]*im.SessionState{9: {Counter: 1}}}
-	c := newChecker(s, a)
-	clock := now
-	c.now = func() time.Time { return clock }
+	c, s, a, clock := clockedChecker(t, map[uint64]*im.SessionState{9: {Counter: 1}})
+	now := *clock
 	tok, _, _ := s.Issue(9, "phone", 1, time.Hour)
 	a.during = func() {
 		// The revocation lands, and the answer (of the old state, read
 		// before it) takes most of the bound to arrive.
 		a.set(9, &im.SessionState{Counter: 2, Floor: 2})
-		clock = now.Add(RevocationTTL - time.Millisecond)
+		*clock = now.Add(RevocationTTL - time.Millisecond)
 	}
-	a.states[9] = &im.SessionState{Counter: 1}
 	if _, err := c.Caller(callerCtx(tok)); err != nil {
 		t.Fatalf("first check: %v", err)
 	}
-	clock = now.Add(RevocationTTL)
+	*clock = now.Add(RevocationTTL)
 	if _, err := c.Caller(callerCtx(tok)); err != ErrRevoked {
 		t.Fatalf("RevocationTTL after the fetch began: %v, want ErrRevoked", err)
 	}

@@ -382,34 +382,17 @@ func (s *Server) UpdateProfile(ctx context.Context, req *im.UpdateProfileRequest
 	l.Lock()
 	defer l.Unlock()
 
-	rec, err := s.get(ctx, user)
-	if err != nil {
-		return nil, err
-	}
 	// A nickname already as asked writes nothing; the profile is published
 	// again below in case its first publish was lost.
-	for attempt := 1; rec.GetProfile().GetNickname() != req.GetNickname(); attempt++ {
-		next := proto.CloneOf(rec)
+	rec, err := s.update(ctx, user, func(next *im.AccountRecord) (bool, error) {
+		if next.GetProfile().GetNickname() == req.GetNickname() {
+			return false, nil
+		}
 		next.Profile.Nickname = req.GetNickname()
-		next.Version = 0
-		val, err := proto.Marshal(next)
-		if err != nil {
-			return nil, svrkit.Errorf(svrkit.Internal, "encode account: %v", err)
-		}
-		put, err := s.storage.Put(ctx, &im.KVPutRequest{UserId: user, Key: keyAccount, Value: val, ExpectVersion: rec.GetVersion()})
-		if err == nil {
-			next.Version = put.GetVersion()
-			s.cachePut(next)
-			rec = next
-			break
-		}
-		if svrkit.CodeOf(err) != svrkit.Aborted || attempt >= casAttempts {
-			return nil, err
-		}
-		// Someone else wrote the record (a second instance): re-read.
-		if rec, err = s.load(ctx, user); err != nil {
-			return nil, err
-		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	_, err = s.messages.Deliver(ctx, &im.DeliverRequest{
 		UserId:  user,
@@ -434,23 +417,44 @@ func (s *Server) RevokeSessions(ctx context.Context, req *im.RevokeSessionsReque
 	l := s.userLock(user)
 	l.Lock()
 	defer l.Unlock()
-
-	rec, err := s.get(ctx, user)
-	if err != nil {
-		return nil, err
-	}
-	for attempt := 1; ; attempt++ {
-		if req.GetNewPasswordHash() != "" && rec.GetPasswordHash() != req.GetExpectPasswordHash() {
-			return nil, svrkit.NewError(svrkit.Aborted, "the password changed meanwhile")
+	rec, err := s.update(ctx, user, func(next *im.AccountRecord) (bool, error) {
+		if req.GetNewPasswordHash() != "" && next.GetPasswordHash() != req.GetExpectPasswordHash() {
+			return false, svrkit.NewError(svrkit.Aborted, "the password changed meanwhile")
 		}
-		next := proto.CloneOf(rec)
-		next.Version = 0
 		if next.Sessions == nil {
 			next.Sessions = &im.SessionState{}
 		}
 		revoke(next.Sessions, device, req.GetExpiredBeforeUnix(), time.Now().Unix())
 		if h := req.GetNewPasswordHash(); h != "" {
 			next.PasswordHash = h
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	logicsvr.Logger(ctx).Info("sessions revoked", "user_id", user, "device", device,
+		"password_changed", req.GetNewPasswordHash() != "", "counter", rec.GetSessions().GetCounter())
+	return proto.CloneOf(rec), nil
+}
+
+// update writes the record change makes of a copy of user's current one,
+// with a compare-and-set on its version, and returns the record stored
+// (not a copy). change answers false when the record needs no write, or an
+// error to give up. When another writer got there first (a second
+// instance), it re-reads the record and applies change again. The caller
+// holds user's lock.
+func (s *Server) update(ctx context.Context, user uint64, change func(next *im.AccountRecord) (bool, error)) (*im.AccountRecord, error) {
+	rec, err := s.get(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		next := proto.CloneOf(rec)
+		next.Version = 0
+		write, err := change(next)
+		if err != nil || !write {
+			return rec, err
 		}
 		val, err := proto.Marshal(next)
 		if err != nil {
@@ -460,9 +464,7 @@ func (s *Server) RevokeSessions(ctx context.Context, req *im.RevokeSessionsReque
 		if err == nil {
 			next.Version = put.GetVersion()
 			s.cachePut(next)
-			logicsvr.Logger(ctx).Info("sessions revoked", "user_id", user, "device", device,
-				"password_changed", req.GetNewPasswordHash() != "", "counter", next.Sessions.GetCounter())
-			return proto.CloneOf(next), nil
+			return next, nil
 		}
 		if svrkit.CodeOf(err) != svrkit.Aborted || attempt >= casAttempts {
 			return nil, err
