@@ -12,7 +12,12 @@
 // type; a lost answer is repaired by syncing again with the old key, which
 // returns the same items with the same versions.
 //
-// Errors: a damaged, edited or another user's key is invalid_argument; a
+// A key is bound to the user and the device it was given to, and is
+// encrypted: a client can neither read the versions in it nor use it on
+// another device.
+//
+// Errors: a damaged, edited, another user's or another device's key (or
+// one from before keys were bound to devices) is invalid_argument; a
 // key naming versions the server never wrote (the store was restored from
 // an older copy) is out_of_range. After either, or when an answer has gap
 // set, the device drops its local state, reloads it (GetProfile,

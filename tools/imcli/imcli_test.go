@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -121,8 +123,28 @@ func TestChat(t *testing.T) {
 	// watch saved the key: nothing is printed twice.
 	ok("nothing new", "-as", "bob", "sync")
 
+	// A password change ends every other session and keeps this one.
+	ok("logged in as bob", "-state", filepath.Join(home, "tablet.json"), "login", "bob", "-password", "bob-password", "-device", "tablet")
+	ok("password changed", "-as", "bob", "passwd", "-password", "bob-password", "-new", "bob-new-password")
+	ok("nothing new", "-as", "bob", "sync")
+	fails(1, "session revoked; log in again", "-state", filepath.Join(home, "tablet.json"), "sync")
+	fails(1, "wrong name or password", "login", "bob", "-password", "bob-password")
+	fails(1, "wrong password", "-as", "bob", "passwd", "-password", "not-bobs-password", "-new", "whatever-else")
+
+	// Logout ends the token on the server, not only in the state file.
+	statePath := filepath.Join(home, ".imcli-bob.json")
+	before, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ok("logged out", "-as", "bob", "logout")
 	fails(1, "not logged in", "-as", "bob", "sync")
+	if err := os.WriteFile(statePath, before, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fails(1, "session revoked; log in again", "-as", "bob", "sync")
+	ok("logged in as bob", "login", "bob", "-password", "bob-new-password")
+	ok("nothing new", "-as", "bob", "sync")
 }
 
 // TestHelpConvention needs no backend: help and bad usage are answered

@@ -55,7 +55,8 @@ examples/im' runs.
 commands:
   register NAME [-password P] [-nick NICK] [-device D]   create a user and log in
   login NAME [-password P] [-device D]                    log in (one device per login)
-  logout                                                  forget the local login
+  logout [-all]                                           end this device's session (-all: every device's)
+  passwd [-password P] [-new NEW]                         change your password; ends every session, keeps this one
   whoami                                                  your profile
   profile NAME|ID                                         someone's profile
   setnick NICKNAME                                        change your nickname
@@ -66,7 +67,8 @@ commands:
   sync [-reset]                                           print what is new; -reset starts from scratch
   watch [-every 1s]                                       sync in a loop, printing messages as they come
 
-The password comes from -password, else $IMCLI_PASSWORD, else a line of stdin.
+The password comes from -password, else $IMCLI_PASSWORD, else a line of stdin;
+passwd's new one from -new, else $IMCLI_NEW_PASSWORD, else the next line.
 
 Exit status: 0 on success; 1 when a call fails (its code and message on
 stderr, as {"code","message"} with -json); 2 for bad usage.`,
@@ -137,6 +139,8 @@ func (c *cli) dispatch(cmd string, args []string) error {
 		return c.login(args)
 	case "logout":
 		return c.logout(args)
+	case "passwd":
+		return c.passwd(args)
 	case "whoami":
 		return c.profile(nil)
 	case "profile":

@@ -16,7 +16,11 @@
 // # Sessions and SyncKeys
 //
 // Login keeps the session token in the Client and every later call sends it
-// as "Authorization: Bearer <token>". Sync keeps the device's SyncKey in the
+// as "Authorization: Bearer <token>", until Logout. Login also keeps the
+// device cookie the server answers and sends it back on the device's next
+// login to the same account: the server then throttles that login on its
+// own, so someone guessing the account's password does not lock this
+// device out. Sync keeps the device's SyncKey in the
 // Client and advances it with every answer. Both live only in memory:
 // Session/SetSession and SyncKey/SetSyncKey let a caller persist them (imcli
 // keeps them in a state file) — a device should store a new SyncKey only
@@ -71,13 +75,16 @@ type Addrs struct {
 	Account, Contact, Send, Sync string
 }
 
-// Session is a login: whose, on which device, with which token.
+// Session is a login: whose, on which device, with which token, and the
+// device cookie for the next login (kept after Logout, which clears only
+// the token).
 type Session struct {
-	UserID      uint64 `json:"user_id"`
-	Name        string `json:"name,omitempty"`
-	DeviceID    string `json:"device_id,omitempty"`
-	Token       string `json:"token"`
-	ExpiresUnix int64  `json:"expires_unix"`
+	UserID       uint64 `json:"user_id"`
+	Name         string `json:"name,omitempty"`
+	DeviceID     string `json:"device_id,omitempty"`
+	Token        string `json:"token"`
+	ExpiresUnix  int64  `json:"expires_unix"`
+	DeviceCookie string `json:"device_cookie,omitempty"`
 }
 
 // Client calls the IM backend for one device.
@@ -220,19 +227,67 @@ func (c *Client) Register(ctx context.Context, name, password, nickname string) 
 	return r.GetUserId(), nil
 }
 
-// Login opens a session for deviceID ("" means "default") and keeps it.
-// It does not touch the SyncKey: a new device starts with SetSyncKey(nil).
+// Login opens a session for deviceID ("" means "default") and keeps it,
+// sending the device cookie of the Client's last session when it was for
+// the same name. It does not touch the SyncKey: a new device starts with
+// SetSyncKey(nil). After too many failed logins it fails with
+// resource_exhausted, the wait in the message; it does not retry.
 func (c *Client) Login(ctx context.Context, name, password, deviceID string) (Session, error) {
-	r, err := c.account.Login(ctx, &im.LoginRequest{Name: name, Password: password, DeviceId: deviceID})
+	var cookie string
+	if prev := c.Session(); prev.Name == name {
+		cookie = prev.DeviceCookie
+	}
+	r, err := c.account.Login(ctx, &im.LoginRequest{Name: name, Password: password, DeviceId: deviceID, DeviceCookie: cookie})
 	if err != nil {
 		return Session{}, err
 	}
 	if deviceID == "" {
 		deviceID = "default"
 	}
-	s := Session{UserID: r.GetUserId(), Name: name, DeviceID: deviceID, Token: r.GetToken(), ExpiresUnix: r.GetExpiresUnix()}
-	c.SetSession(s)
+	s := c.keep(name, deviceID, r)
 	return s, nil
+}
+
+// keep makes the session of a login reply the Client's.
+func (c *Client) keep(name, deviceID string, r *im.LoginReply) Session {
+	s := Session{UserID: r.GetUserId(), Name: name, DeviceID: deviceID, Token: r.GetToken(),
+		ExpiresUnix: r.GetExpiresUnix(), DeviceCookie: r.GetDeviceCookie()}
+	c.SetSession(s)
+	return s
+}
+
+// Logout ends the session on the server: this device's, or every device's
+// of the user with allDevices. When it returns nil no Logicsvr accepts the
+// token any more, and the Client has forgotten it (it keeps the device
+// cookie for the next login).
+func (c *Client) Logout(ctx context.Context, allDevices bool) error {
+	actx, err := c.authed(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := c.account.Logout(actx, &im.LogoutRequest{AllDevices: allDevices}); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.session.Token, c.session.ExpiresUnix = "", 0
+	c.mu.Unlock()
+	return nil
+}
+
+// ChangePassword replaces the user's password, after the server checked
+// the current one, and ends every session of the user on every device; it
+// keeps the new session the server opens for this device.
+func (c *Client) ChangePassword(ctx context.Context, password, newPassword string) (Session, error) {
+	actx, err := c.authed(ctx)
+	if err != nil {
+		return Session{}, err
+	}
+	r, err := c.account.ChangePassword(actx, &im.ChangePasswordRequest{Password: password, NewPassword: newPassword})
+	if err != nil {
+		return Session{}, err
+	}
+	prev := c.Session()
+	return c.keep(prev.Name, prev.DeviceID, r), nil
 }
 
 // Profile returns a user's profile; userID 0 is the caller's own.

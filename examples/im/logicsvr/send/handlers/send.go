@@ -55,8 +55,9 @@ const (
 	MaxClientMsgIDBytes = 64
 )
 
-// NewSend returns the Send handler. It needs im.AccountData and
-// im.MessageData in the routing table and session_secret in the app config.
+// NewSend returns the Send handler. It needs im.AccountData (receivers, and
+// session revocations) and im.MessageData in the routing table and
+// session_secret in the app config.
 func NewSend(h *logicsvr.Host) (im.SendServer, error) {
 	signer, err := session.FromApp(h)
 	if err != nil {
