@@ -14,6 +14,12 @@
 // the user (a contact added by name, a message received), not guessed, so
 // the profiles GetProfile serves cannot be listed by counting.
 //
+// Priorities: under overload (svrkit's admission control) the IM sheds
+// profile reads first, then contact lists and edits, then sync, and keeps
+// login, registration and sends longest; the calls behind a CGI inherit its
+// priority, and all of one user's calls share a verdict. A shed call is
+// overloaded (HTTP 503): retry after a moment.
+//
 // Errors every CGI may answer: invalid_argument (HTTP 400) for a request
 // that breaks a limit documented on its fields, unavailable (503) while a
 // service behind it restarts (retry), deadline_exceeded (504).
@@ -628,16 +634,16 @@ const file_im_account_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
 	"\bnickname\x18\x03 \x01(\tR\bnickname\x12'\n" +
-	"\x0fregistered_unix\x18\x04 \x01(\x03R\x0eregisteredUnix2\xb1\x04\n" +
-	"\aAccount\x12X\n" +
-	"\bRegister\x12\x13.im.RegisterRequest\x1a\x11.im.RegisterReply\"$\xca\xf3\x18 \b\x01\x12\x19/cgi-bin/account/register8\x80\b\x12L\n" +
-	"\x05Login\x12\x10.im.LoginRequest\x1a\x0e.im.LoginReply\"!\xca\xf3\x18\x1d\b\x02\x12\x16/cgi-bin/account/login8\x80\b\x12W\n" +
+	"\x0fregistered_unix\x18\x04 \x01(\x03R\x0eregisteredUnix2\xc1\x04\n" +
+	"\aAccount\x12[\n" +
+	"\bRegister\x12\x13.im.RegisterRequest\x1a\x11.im.RegisterReply\"'\xca\xf3\x18#\b\x01\x12\x19/cgi-bin/account/register(\xc8\x018\x80\b\x12O\n" +
+	"\x05Login\x12\x10.im.LoginRequest\x1a\x0e.im.LoginReply\"$\xca\xf3\x18 \b\x02\x12\x16/cgi-bin/account/login(\xdc\x018\x80\b\x12Y\n" +
 	"\n" +
-	"GetProfile\x12\x15.im.GetProfileRequest\x1a\v.im.Profile\"%\xca\xf3\x18!\b\x03\x12\x1b/cgi-bin/account/getprofile \x01\x12W\n" +
+	"GetProfile\x12\x15.im.GetProfileRequest\x1a\v.im.Profile\"'\xca\xf3\x18#\b\x03\x12\x1b/cgi-bin/account/getprofile \x01(P\x12Y\n" +
 	"\n" +
-	"SetProfile\x12\x15.im.SetProfileRequest\x1a\v.im.Profile\"%\xca\xf3\x18!\b\x04\x12\x1b/cgi-bin/account/setprofile \x01\x12O\n" +
-	"\x06Logout\x12\x11.im.LogoutRequest\x1a\x0f.im.LogoutReply\"!\xca\xf3\x18\x1d\b\x05\x12\x17/cgi-bin/account/logout8@\x12f\n" +
-	"\x0eChangePassword\x12\x19.im.ChangePasswordRequest\x1a\x0e.im.LoginReply\")\xca\xf3\x18%\b\x06\x12\x1f/cgi-bin/account/changepassword8@\x1a\x13\xd2\xf3\x18\x0f\n" +
+	"SetProfile\x12\x15.im.SetProfileRequest\x1a\v.im.Profile\"'\xca\xf3\x18#\b\x04\x12\x1b/cgi-bin/account/setprofile \x01(d\x12R\n" +
+	"\x06Logout\x12\x11.im.LogoutRequest\x1a\x0f.im.LogoutReply\"$\xca\xf3\x18 \b\x05\x12\x17/cgi-bin/account/logout(\xc8\x018@\x12i\n" +
+	"\x0eChangePassword\x12\x19.im.ChangePasswordRequest\x1a\x0e.im.LoginReply\",\xca\xf3\x18(\b\x06\x12\x1f/cgi-bin/account/changepassword(\xc8\x018@\x1a\x13\xd2\xf3\x18\x0f\n" +
 	"\aaccount\x10\xb8\x17 \x80\x02B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (

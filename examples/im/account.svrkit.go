@@ -129,6 +129,7 @@ var Account_ServiceDesc = svrkit.ServiceDesc{
 			FullName: Account_Register_FullMethodName,
 			CGIPath:  "/cgi-bin/account/register",
 			Timeout:  3000 * time.Millisecond,
+			Priority: 200,
 			NewRequest: func() proto.Message {
 				return new(RegisterRequest)
 			},
@@ -142,6 +143,7 @@ var Account_ServiceDesc = svrkit.ServiceDesc{
 			FullName: Account_Login_FullMethodName,
 			CGIPath:  "/cgi-bin/account/login",
 			Timeout:  3000 * time.Millisecond,
+			Priority: 220,
 			NewRequest: func() proto.Message {
 				return new(LoginRequest)
 			},
@@ -156,6 +158,7 @@ var Account_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/account/getprofile",
 			Timeout:    3000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   80,
 			NewRequest: func() proto.Message {
 				return new(GetProfileRequest)
 			},
@@ -170,6 +173,7 @@ var Account_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/account/setprofile",
 			Timeout:    3000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   100,
 			NewRequest: func() proto.Message {
 				return new(SetProfileRequest)
 			},
@@ -183,6 +187,7 @@ var Account_ServiceDesc = svrkit.ServiceDesc{
 			FullName: Account_Logout_FullMethodName,
 			CGIPath:  "/cgi-bin/account/logout",
 			Timeout:  3000 * time.Millisecond,
+			Priority: 200,
 			NewRequest: func() proto.Message {
 				return new(LogoutRequest)
 			},
@@ -196,6 +201,7 @@ var Account_ServiceDesc = svrkit.ServiceDesc{
 			FullName: Account_ChangePassword_FullMethodName,
 			CGIPath:  "/cgi-bin/account/changepassword",
 			Timeout:  3000 * time.Millisecond,
+			Priority: 200,
 			NewRequest: func() proto.Message {
 				return new(ChangePasswordRequest)
 			},

@@ -425,10 +425,10 @@ const file_im_message_proto_rawDesc = "" +
 	"\vMessageType\x12\x1c\n" +
 	"\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11MESSAGE_TYPE_TEXT\x10\x01\x12\x16\n" +
-	"\x12MESSAGE_TYPE_VOICE\x10\x022\xb7\x01\n" +
-	"\x04Send\x12L\n" +
-	"\bSendText\x12\x13.im.SendTextRequest\x1a\r.im.SendReply\"\x1c\xca\xf3\x18\x18\b\x01\x12\x12/cgi-bin/send/text \x01\x12O\n" +
-	"\tSendVoice\x12\x14.im.SendVoiceRequest\x1a\r.im.SendReply\"\x1d\xca\xf3\x18\x19\b\x02\x12\x13/cgi-bin/send/voice \x01\x1a\x10\xd2\xf3\x18\f\n" +
+	"\x12MESSAGE_TYPE_VOICE\x10\x022\xbd\x01\n" +
+	"\x04Send\x12O\n" +
+	"\bSendText\x12\x13.im.SendTextRequest\x1a\r.im.SendReply\"\x1f\xca\xf3\x18\x1b\b\x01\x12\x12/cgi-bin/send/text \x01(\xd2\x01\x12R\n" +
+	"\tSendVoice\x12\x14.im.SendVoiceRequest\x1a\r.im.SendReply\" \xca\xf3\x18\x1c\b\x02\x12\x13/cgi-bin/send/voice \x01(\xc8\x01\x1a\x10\xd2\xf3\x18\f\n" +
 	"\x04send\x10\x88' \x80\x04B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (

@@ -442,9 +442,9 @@ const file_im_sync_proto_rawDesc = "" +
 	"\x15SYNC_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11SYNC_TYPE_ACCOUNT\x10\x01\x12\x16\n" +
 	"\x12SYNC_TYPE_CONTACTS\x10\x02\x12\x16\n" +
-	"\x12SYNC_TYPE_MESSAGES\x10\x032Y\n" +
-	"\x04Sync\x12?\n" +
-	"\x04Sync\x12\x0f.im.SyncRequest\x1a\r.im.SyncReply\"\x17\xca\xf3\x18\x13\b\x01\x12\r/cgi-bin/sync \x01\x1a\x10\xd2\xf3\x18\f\n" +
+	"\x12SYNC_TYPE_MESSAGES\x10\x032\\\n" +
+	"\x04Sync\x12B\n" +
+	"\x04Sync\x12\x0f.im.SyncRequest\x1a\r.im.SyncReply\"\x1a\xca\xf3\x18\x16\b\x01\x12\r/cgi-bin/sync \x01(\xb4\x01\x1a\x10\xd2\xf3\x18\f\n" +
 	"\x04sync\x10\x88' \x80\bB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (

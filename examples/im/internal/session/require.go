@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -31,6 +32,11 @@ func (c *Checker) Require(service string, open ...string) svrkit.UnaryServerInte
 		if err != nil {
 			return nil, err
 		}
+		// The session names the user: every call behind this one carries
+		// the user's priority, so an overloaded service downstream admits
+		// or sheds all of one user's request together (svrkit's overload
+		// control).
+		ctx = svrkit.WithEntryPriority(ctx, 0, strconv.FormatUint(cl.UserID, 10))
 		return next(context.WithValue(ctx, claimsKey{}, &cl), req)
 	}
 }
