@@ -17,7 +17,7 @@
 // and, when the IDL gives it one, at its CGI path (POST
 // /cgi-bin/micromsg-bin/newsendmsg). Both take the same request.
 //
-// The describe method (svrkit.DescribeServiceDesc) is served at
+// The describe method (svrkit.DescribeServiceDesc, svrkit.Describe) is served at
 // /svrkit.Describe/Describe over the handler's own services, by POST like any
 // method and also by GET, which answers the FileDescriptorSet as JSON for a
 // quick look with curl. WithoutDescribe turns it off.
@@ -152,7 +152,7 @@ func NewHandler(opts ...Option) *Handler {
 		o(&h.opts)
 	}
 	if h.opts.describe {
-		h.RegisterService(&svrkit.DescribeServiceDesc, svrkit.NewDescriber(h.Services))
+		h.RegisterService(svrkit.DescribeServiceDesc(), svrkit.NewDescriber(h.Services))
 	}
 	return h
 }

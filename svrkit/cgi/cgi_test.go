@@ -23,7 +23,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
-	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -519,8 +518,7 @@ func TestDescribe(t *testing.T) {
 	}
 	check("GET", set)
 
-	set = &descriptorpb.FileDescriptorSet{}
-	err := cgi.NewClient(srv.URL, httpClient).Invoke(context.Background(), &svrkit.DescribeServiceDesc.Methods[0], &emptypb.Empty{}, set)
+	set, err := svrkit.Describe(context.Background(), cgi.NewClient(srv.URL, httpClient))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -528,7 +526,7 @@ func TestDescribe(t *testing.T) {
 
 	off := httptest.NewServer(cgi.NewHandler(cgi.WithoutDescribe()))
 	t.Cleanup(off.Close)
-	err = cgi.NewClient(off.URL, httpClient).Invoke(context.Background(), &svrkit.DescribeServiceDesc.Methods[0], &emptypb.Empty{}, set)
+	_, err = svrkit.Describe(context.Background(), cgi.NewClient(off.URL, httpClient))
 	if svrkit.CodeOf(err) != svrkit.NotFound {
 		t.Errorf("describe WithoutDescribe: %v, want not_found", err)
 	}
