@@ -46,7 +46,8 @@ type Host struct {
 	interceptors []svrkit.UnaryServerInterceptor
 	clients      map[string]*svrkit.Client
 	started      bool
-	httpRoutes   int // services registered on the HTTP front
+	httpRoutes   int            // services and handlers on the HTTP front
+	httpExtra    *http.ServeMux // HandleHTTP's handlers; nil without any
 
 	httpAddr, rpcAddr, adminAddr net.Addr
 
@@ -240,6 +241,30 @@ func (h *Host) Use(ics ...svrkit.UnaryServerInterceptor) {
 		panic("logicsvr: Use after Start")
 	}
 	h.interceptors = append(h.interceptors, ics...)
+}
+
+// HandleHTTP serves handler at pattern on the host's HTTP front, beside
+// the CGIs, for what is not a unary call: a download with Range requests,
+// say. pattern is an http.ServeMux pattern ("GET /media/{id}"); a request
+// it matches goes to handler, any other to the CGI front. The handler runs
+// behind the front's middleware (the request id, Connection: close while
+// draining, the status counts, the read timeout and the connection cap)
+// and is drained like a call, but it is not a method: the interceptors,
+// the concurrency limits and the method metrics do not see it, so it
+// checks its own authentication and bounds its own work. A panic in it is
+// net/http's: logged, its connection closed. Like RegisterService, it
+// panics after Start, and on a pattern ServeMux refuses (a conflict).
+func (h *Host) HandleHTTP(pattern string, handler http.Handler) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.started {
+		panic("logicsvr: HandleHTTP after Start")
+	}
+	if h.httpExtra == nil {
+		h.httpExtra = http.NewServeMux()
+	}
+	h.httpExtra.Handle(pattern, handler)
+	h.httpRoutes++
 }
 
 // Services returns the services registered so far (without the describe
