@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/svrkit/svrkit/examples/im/internal/media/mediatest"
 )
 
 // FuzzStripImage: no input makes a stripper panic or grow a file by more
@@ -12,11 +14,11 @@ import (
 // holds none of what it says it removed: stripping it again removes
 // nothing (but a JPEG's rewritten EXIF).
 func FuzzStripImage(f *testing.F) {
-	m := testImage(16, 12)
-	f.Add(testJPEG(f, m, "tail", jpegSegment(markerAPP1, append([]byte("Exif\x00\x00"), exifTIFF(6)...)), jpegSegment(markerCOM, []byte("c"))))
-	f.Add(testPNG(f, m, pngChunk("tEXt", []byte("k\x00v"))))
-	f.Add(testGIF(f, m, gifExtension(0xFE, []byte("c"))))
-	f.Add(testWebP(f))
+	m := mediatest.Image(16, 12)
+	f.Add(mediatest.JPEG(f, m, "tail", mediatest.JPEGSegment(markerAPP1, append([]byte("Exif\x00\x00"), mediatest.EXIF(6)...)), mediatest.JPEGSegment(markerCOM, []byte("c"))))
+	f.Add(mediatest.PNG(f, m, mediatest.PNGChunk("tEXt", []byte("k\x00v"))))
+	f.Add(mediatest.GIF(f, m, mediatest.GIFExtension(0xFE, []byte("c"))))
+	f.Add(mediatest.WebP(f))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		check := func(name string, out []byte, removed []string, err error, again func([]byte) []string) {
 			if err != nil {
@@ -49,9 +51,9 @@ func FuzzStripImage(f *testing.F) {
 // FuzzProbeVideo: no input makes ProbeVideo panic or change a file's size,
 // and a file it accepted it accepts again, with nothing left to remove.
 func FuzzProbeVideo(f *testing.F) {
-	f.Add(testMP4(false))
-	f.Add(testMP4(true))
-	f.Add(testWebM("webm", true))
+	f.Add(mediatest.MP4(false))
+	f.Add(mediatest.MP4(true))
+	f.Add(mediatest.WebM("webm", true))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		for _, mime := range []string{MP4, WebM} {
 			path := filepath.Join(t.TempDir(), "v")
