@@ -22,7 +22,7 @@ type serverConn struct {
 	// partialSince is the coarse clock when the input buffer last started
 	// holding part of a frame, 0 when it holds none.
 	partialSince atomic.Int64
-	flushedFn  gnet.AsyncCallback
+	flushedFn    gnet.AsyncCallback
 
 	wmu      sync.Mutex // held across a worker's write to the socket
 	fdClosed bool       // under wmu: gnet is closing the descriptor
