@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/svrkit/svrkit/examples/im/internal/media/mediatest"
+	"github.com/svrkit/svrkit/examples/im/mediatest"
 )
 
 // FuzzStripImage: no input makes a stripper panic or grow a file by more

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/image/webp"
 
-	"github.com/svrkit/svrkit/examples/im/internal/media/mediatest"
+	"github.com/svrkit/svrkit/examples/im/mediatest"
 )
 
 var testLimits = ImageLimits{MaxPixels: 50_000_000, MaxSide: 16384, ThumbSide: 320}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/svrkit/svrkit/examples/im/internal/media/mediatest"
+	"github.com/svrkit/svrkit/examples/im/mediatest"
 )
 
 // probe writes src to a file and probes it in place, as the sendmedia

@@ -19,9 +19,9 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/imclient"
-	"github.com/svrkit/svrkit/examples/im/internal/media/mediatest"
 	"github.com/svrkit/svrkit/examples/im/internal/objstore"
 	"github.com/svrkit/svrkit/examples/im/internal/session"
+	"github.com/svrkit/svrkit/examples/im/mediatest"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/cgi"
