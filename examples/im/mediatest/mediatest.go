@@ -317,3 +317,11 @@ func PNGBomb(w, h uint32) []byte {
 	return slices.Concat([]byte("\x89PNG\r\n\x1a\n"), PNGChunk("IHDR", ihdr),
 		PNGChunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01}), PNGChunk("IEND", nil))
 }
+
+// MP4WithData is MP4(false) with n bytes of media data: a video of any
+// size, for uploads of realistic weight.
+func MP4WithData(n int) []byte {
+	v := MP4(false)
+	small := Box("mdat", bytes.Repeat([]byte{7}, 5000))
+	return append(v[:len(v)-len(small)], Box("mdat", bytes.Repeat([]byte{7}, n))...)
+}
