@@ -93,13 +93,19 @@ type env struct {
 
 func newEnv(t *testing.T, cfg Config) *env {
 	t.Helper()
-	dir := t.TempDir()
-	cfg.Dir = dir
-	signer, err := session.NewSigner("test secret")
+	store, err := objstore.OpenDir(filepath.Join(t.TempDir(), "objects"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := objstore.OpenDir(filepath.Join(dir, "objects"))
+	return newEnvWith(t, cfg, store)
+}
+
+// newEnvWith is newEnv over another object store.
+func newEnvWith(t *testing.T, cfg Config, store objstore.Store) *env {
+	t.Helper()
+	dir := t.TempDir()
+	cfg.Dir = dir
+	signer, err := session.NewSigner("test secret")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +310,7 @@ func TestVideoWithCover(t *testing.T) {
 func TestResume(t *testing.T) {
 	e := newEnv(t, Config{})
 	a := e.client(alice)
-	video := mp4WithMdat(600 << 10)
+	video := mediatest.MP4WithData(600 << 10)
 	var id string
 	_, err := a.Upload(ctx(t), bytes.NewReader(video), int64(len(video)), "video/mp4",
 		imclient.UploadOptions{ChunkSize: 64 << 10, StopAfter: int64(len(video)) / 2, Started: func(u string) { id = u }})
@@ -335,13 +341,6 @@ func TestResume(t *testing.T) {
 	if err != nil || !st.GetCompleted() {
 		t.Fatalf("after completion: %v %v", st, err)
 	}
-}
-
-// mp4WithMdat is mediatest's MP4 with n bytes of media data.
-func mp4WithMdat(n int) []byte {
-	v := mediatest.MP4(false)
-	mdat := mediatest.Box("mdat", bytes.Repeat([]byte{7}, n))
-	return append(v[:len(v)-len(mediatest.Box("mdat", bytes.Repeat([]byte{7}, 5000)))], mdat...)
 }
 
 // TestBadUploads: each bad input of issue #15 gets its defined error, and
@@ -486,7 +485,7 @@ func TestSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An upload abandoned half way.
-	video := mp4WithMdat(300 << 10)
+	video := mediatest.MP4WithData(300 << 10)
 	var abandoned string
 	_, _ = a.Upload(ctx(t), bytes.NewReader(video), int64(len(video)), "video/mp4",
 		imclient.UploadOptions{ChunkSize: 64 << 10, StopAfter: 128 << 10, Started: func(id string) { abandoned = id }})
