@@ -26,9 +26,11 @@ import (
 //	               its modification time is the upload's last activity
 //	<id>/verified  present once CompleteUpload has checked the SHA-256
 //
-// A chunk is acknowledged only after its bytes and then its byte in chunks
-// are fsync'd, so a crash forgets at most chunks that were never
-// acknowledged, and GetUpload never reports a range it does not have.
+// A chunk's mark is written only after its bytes are fsync'd, and the
+// chunk is acknowledged after that: GetUpload never reports a range whose
+// bytes are not durable. A crash of the process loses nothing acknowledged;
+// a crash of the machine may lose marks written since the last fsync of
+// the marks file, and the client then sends those chunks again.
 //
 // Chunks of one upload may be written concurrently (they are disjoint);
 // CompleteUpload and removal take the upload's lock exclusively. Another
@@ -228,10 +230,11 @@ func (st *staging) writeChunk(id string, i int64, off int64, data []byte) error 
 	if err := f.Sync(); err != nil {
 		return err
 	}
-	if _, err := marks.WriteAt([]byte{1}, i); err != nil {
-		return err
-	}
-	return marks.Sync() // also moves the last activity
+	// The mark needs no fsync of its own: it is written after the bytes
+	// are durable, so a mark on disk always has its bytes; a crash of the
+	// machine that loses it only makes the client send the chunk again.
+	_, err = marks.WriteAt([]byte{1}, i) // also moves the last activity
+	return err
 }
 
 var errChunkDiffers = errors.New("chunk already stored with different bytes")
