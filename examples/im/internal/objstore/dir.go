@@ -135,20 +135,7 @@ func (d *Dir) moveFile(ctx context.Context, key, path string) error {
 	}
 	err = d.place(path, key)
 	if errors.Is(err, syscall.EXDEV) {
-		// Another file system: copy.
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		st, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		if err := d.Put(ctx, key, f, st.Size()); err != nil {
-			return err
-		}
-		return os.Remove(path)
+		return putCopy(ctx, d, key, path) // another file system
 	}
 	if err != nil {
 		return fmt.Errorf("objstore: put %s: %w", key, err)

@@ -111,6 +111,11 @@ func PutFile(ctx context.Context, s Store, key, path string) error {
 	if m, ok := s.(fileMover); ok {
 		return m.moveFile(ctx, key, path)
 	}
+	return putCopy(ctx, s, key, path)
+}
+
+// putCopy puts a copy of the file at path and removes the file.
+func putCopy(ctx context.Context, s Store, key, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
