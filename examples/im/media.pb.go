@@ -91,11 +91,11 @@
 // it was sent to); a video's cover is sent along with it. The answer is 200 (or 206 with Content-Range for a
 // range) with the media's MIME type, Content-Length, Accept-Ranges: bytes
 // and an ETag (the quoted SHA-256 of the bytes, which If-Range and
-// If-None-Match may name). Errors have the CGIs' JSON body
-// {"code": ..., "message": ...}: 401 without a valid token, 403 for a user
-// who is not a participant, 404 for an unknown or expired media (or a
-// thumbnail it does not have), 416 for a range that starts past the end
-// (with Content-Range: bytes */<size>), 429 when too many downloads run.
+// If-None-Match may name). Errors: 401 without a valid token, 403 for a
+// user who is not a participant, 404 for an unknown or expired media (or
+// the thumbnail of a video), 429 when too many downloads run, each with
+// the CGIs' JSON body {"code": ..., "message": ...}; and 416 for a range
+// that starts past the end, with Content-Range: bytes */<size>.
 //
 // # Errors
 //
@@ -113,7 +113,8 @@
 //     names the missing ranges); a chunk sent again with different bytes; a
 //     chunk of an upload already completed; sending media of the wrong kind
 //     (an image with SendVideo).
-//   - not_found: an unknown or expired upload or media.
+//   - not_found: an unknown or expired upload or media; another user's
+//     upload.
 //   - permission_denied: sending or deleting media the caller may not
 //     (another user's upload it was never sent).
 //   - resource_exhausted: more than MEDIA_LIMIT_MAX_OPEN_UPLOADS uploads
