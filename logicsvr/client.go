@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/svrkit/monitor"
 )
 
 // Client returns a client of the named service (a protobuf full name, e.g.
@@ -26,7 +27,7 @@ func (h *Host) Client(service string) (svrkit.Invoker, error) {
 		return c, nil
 	}
 	opts := append([]svrkit.ClientOption{svrkit.WithResolver(h.resolver),
-		svrkit.WithClientInterceptors(PropagateRequestID)}, h.clientOpts...)
+		svrkit.WithClientInterceptors(monitor.ClientInterceptor, PropagateRequestID)}, h.clientOpts...)
 	c, err := svrkit.NewClient(service, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("logicsvr %s: client of %s: %w", h.name, service, err)

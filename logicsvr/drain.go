@@ -114,6 +114,9 @@ func (h *Host) shutdown(ctx context.Context) error {
 	if h.adminSrv != nil {
 		_ = h.adminSrv.Close()
 	}
+	if h.stopSampler != nil {
+		h.stopSampler()
+	}
 	if hookErr != nil {
 		err = errors.Join(err, fmt.Errorf("logicsvr %s: shutdown: %w", h.name, hookErr))
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/cgi"
+	"github.com/svrkit/svrkit/svrkit/monitor"
 )
 
 // Host runs one Logicsvr: its services over HTTP (the CGI front) and binary
@@ -46,8 +47,7 @@ type Host struct {
 	interceptors []svrkit.UnaryServerInterceptor
 	clients      map[string]*svrkit.Client
 	started      bool
-	httpRoutes   int            // services and handlers on the HTTP front
-	httpExtra    *http.ServeMux // HandleHTTP's handlers; nil without any
+	httpRoutes   int // services registered on the HTTP front
 
 	httpAddr, rpcAddr, adminAddr net.Addr
 
@@ -63,6 +63,9 @@ type Host struct {
 	buildInfo   *BuildInfo
 	startedAt   time.Time
 	onShutdown  []func(context.Context) error
+
+	extraHTTP   *http.ServeMux // routes beside the CGIs (HandleHTTP); nil if none
+	stopSampler context.CancelFunc
 }
 
 // New returns a host for the Logicsvr cfg describes, with no services yet.
@@ -76,6 +79,13 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 		o.logger = slog.Default()
 	}
 	cfg = cfg.withDefaults()
+	if !o.infoOnly {
+		// The process's monitor region, named for the Logicsvr, so that
+		// its points reach the machine's agent (see package monitor).
+		if err := monitor.Open(monitor.Options{Service: cfg.Name, Logger: o.logger}); err != nil {
+			o.logger.Warn("logicsvr: monitor", "err", err)
+		}
+	}
 	h := &Host{
 		name:         cfg.Name,
 		cfg:          cfg,
@@ -112,7 +122,7 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 
 	var frontOpts []cgi.Option
 	frontOpts = append(frontOpts,
-		cgi.WithInterceptors(h.observe("http"), h.guard, h.intercept),
+		cgi.WithInterceptors(monitor.ServerInterceptor, h.observe("http"), h.guard, h.intercept),
 		cgi.WithLogger(h.log),
 		cgi.WithDefaultTimeout(time.Duration(cfg.DefaultTimeout)),
 	)
@@ -125,9 +135,10 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 	h.front = cgi.NewHandler(frontOpts...)
 	if cfg.RPC != Off {
 		rpcOpts := []svrkit.ServerOption{
-			svrkit.WithServerInterceptors(h.observe("rpc"), h.guard, h.intercept),
+			svrkit.WithServerInterceptors(monitor.ServerInterceptor, h.observe("rpc"), h.guard, h.intercept),
 			svrkit.WithLogger(h.log),
 			svrkit.WithDefaultTimeout(time.Duration(cfg.DefaultTimeout)),
+			svrkit.WithRefusalHook(monitor.Refused),
 		}
 		if cfg.MaxConcurrent > 0 {
 			rpcOpts = append(rpcOpts, svrkit.WithMaxConcurrent(cfg.MaxConcurrent, min(cfg.MaxConcurrent, 8192)))
@@ -135,6 +146,7 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 		rpcOpts = append(rpcOpts, rpcAuth...)
 		// NewServer serves the describe method by itself.
 		h.rpc = svrkit.NewServer(rpcOpts...)
+		h.metrics.reg.MustRegister(newAdmissionCollector(h.rpc))
 	}
 	// The describe method is served by both transports; give it metrics.
 	h.methods[describeMethod] = h.newMethodState(describeMethod, 0)
@@ -241,30 +253,6 @@ func (h *Host) Use(ics ...svrkit.UnaryServerInterceptor) {
 		panic("logicsvr: Use after Start")
 	}
 	h.interceptors = append(h.interceptors, ics...)
-}
-
-// HandleHTTP serves handler at pattern on the host's HTTP front, beside
-// the CGIs, for what is not a unary call: a download with Range requests,
-// say. pattern is an http.ServeMux pattern ("GET /media/{id}"); a request
-// it matches goes to handler, any other to the CGI front. The handler runs
-// behind the front's middleware (the request id, Connection: close while
-// draining, the status counts, the read timeout and the connection cap)
-// and is drained like a call, but it is not a method: the interceptors,
-// the concurrency limits and the method metrics do not see it, so it
-// checks its own authentication and bounds its own work. A panic in it is
-// net/http's: logged, its connection closed. Like RegisterService, it
-// panics after Start, and on a pattern ServeMux refuses (a conflict).
-func (h *Host) HandleHTTP(pattern string, handler http.Handler) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.started {
-		panic("logicsvr: HandleHTTP after Start")
-	}
-	if h.httpExtra == nil {
-		h.httpExtra = http.NewServeMux()
-	}
-	h.httpExtra.Handle(pattern, handler)
-	h.httpRoutes++
 }
 
 // Services returns the services registered so far (without the describe

@@ -7,10 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// httpHandler is the CGI front (and HandleHTTP's handlers) behind a thin
-// middleware: the request id header, Connection: close while draining,
-// and a count of every response by status (including those the front
-// refuses before any method runs).
+// by status (including those the front refuses before any method runs).
 func (h *Host) httpHandler() http.Handler {
 	// The statuses the front answers, resolved now so that a response
 	// takes no lock; any other goes through the metrics' locked cache.
@@ -18,7 +15,6 @@ func (h *Host) httpHandler() http.Handler {
 	for _, s := range []int{200, 206, 304, 400, 401, 403, 404, 405, 409, 413, 415, 416, 429, 499, 500, 501, 503, 504} {
 		statuses[s] = h.metrics.httpStatusCounter(s)
 	}
-	extra := h.httpExtra // complete: the host has started
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
 		if id == "" || len(id) > 128 {
@@ -31,13 +27,11 @@ func (h *Host) httpHandler() http.Handler {
 			hdr.Set("Connection", "close")
 		}
 		sw := statusWriter{ResponseWriter: w, status: http.StatusOK}
-		var next http.Handler = h.front
-		if extra != nil {
-			if _, pattern := extra.Handler(r); pattern != "" {
-				next = extra
-			}
+		if _, pattern := h.extraHTTPHandler(r); pattern != "" {
+			h.extraHTTP.ServeHTTP(&sw, r)
+		} else {
+			h.front.ServeHTTP(&sw, r)
 		}
-		next.ServeHTTP(&sw, r)
 		if c := statuses[sw.status]; c != nil {
 			c.Inc()
 		} else {
@@ -60,5 +54,32 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // ReadFrom keeps net/http's sendfile path for a HandleHTTP handler that
-// copies a file out (http.ServeContent on an *os.File).
+// copies a file out (http.ServeContent on an *os.File, a media download).
 func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) { return io.Copy(w.ResponseWriter, r) }
+
+// HandleHTTP serves handler for pattern (as http.ServeMux reads it) on the
+// HTTP port beside the CGIs: pages and endpoints of a Logicsvr that are not
+// methods, such as the monitor center's dashboard at /monitor/. A request
+// that matches a pattern goes to its handler, every other one to the CGI
+// front, so a pattern must not cover CGI paths. A Logicsvr with such
+// routes serves HTTP even if none of its services has a CGI path. Call it
+// before Start.
+func (h *Host) HandleHTTP(pattern string, handler http.Handler) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.started {
+		panic("logicsvr: HandleHTTP after Start")
+	}
+	if h.extraHTTP == nil {
+		h.extraHTTP = http.NewServeMux()
+	}
+	h.extraHTTP.Handle(pattern, handler)
+}
+
+// extraHTTPHandler returns the HandleHTTP route of r, if any.
+func (h *Host) extraHTTPHandler(r *http.Request) (http.Handler, string) {
+	if h.extraHTTP == nil {
+		return nil, ""
+	}
+	return h.extraHTTP.Handler(r)
+}

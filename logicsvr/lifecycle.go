@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/net/netutil"
+
+	"github.com/svrkit/svrkit/svrkit/monitor"
 )
 
 // Start listens on the configured addresses and serves in the background.
@@ -24,6 +26,9 @@ func (h *Host) Start() error {
 	h.mu.Unlock()
 	h.buildInfo = h.BuildInfo()
 	h.startedAt = time.Now()
+	sampleCtx, stopSampler := context.WithCancel(context.Background())
+	h.stopSampler = stopSampler
+	monitor.SampleProcess(sampleCtx, time.Second)
 	h.metrics.setBuildInfo(h.buildInfo)
 
 	var closers []func()
@@ -42,7 +47,7 @@ func (h *Host) Start() error {
 	var httpLn net.Listener
 	// A Logicsvr of internal services only has nothing to serve on HTTP,
 	// and so does not listen there at all.
-	if h.cfg.HTTP != Off && (h.httpRoutes > 0 || h.cfg.HTTPDescribe) {
+	if h.cfg.HTTP != Off && (h.httpRoutes > 0 || h.cfg.HTTPDescribe || h.extraHTTP != nil) {
 		if httpLn, err = net.Listen("tcp", h.cfg.HTTP); err != nil {
 			return fail(fmt.Errorf("http: %w", err))
 		}

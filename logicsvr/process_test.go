@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// The Logicsvrs these tests run write their monitor regions here,
+	// removed with the rest, not in the machine's /dev/shm.
+	os.Setenv("SVRKIT_MONITOR_DIR", filepath.Join(dir, "monitor"))
 	labBin = filepath.Join(dir, "lab")
 	out, err := exec.Command("go", "build", "-o", labBin, "github.com/svrkit/svrkit/logicsvr/internal/labsvc/logicsvr/lab").CombinedOutput()
 	if err != nil {
@@ -285,6 +288,12 @@ func TestServesHTTPAndRPC(t *testing.T) {
 	if v := metric(t, l.admin, "go_goroutines"); v <= 0 {
 		t.Errorf("go_goroutines = %v", v)
 	}
+	// Overload control is on, and the RPC call was admitted at the default
+	// priority (counted when its window rolls, within a second).
+	if v := metric(t, l.admin, "logicsvr_admission_enabled"); v != 1 {
+		t.Errorf("logicsvr_admission_enabled = %v", v)
+	}
+	waitMetric(t, l.admin, `logicsvr_admission_admitted_total{priority="128"}`, 1)
 	if v := metric(t, l.admin, `logicsvr_build_info{`); v != 1 {
 		t.Errorf("logicsvr_build_info = %v", v)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/svrkit/svrkit/svrkit"
 )
@@ -79,4 +80,20 @@ func TestOverloadShedsLowPriorityFirst(t *testing.T) {
 	if high.ok.Load() == 0 {
 		t.Error("no high-priority call succeeded")
 	}
+}
+
+// An entry's business priority reaches the calls made with its context,
+// and the calls a handler makes inherit its request's: a chain is shed
+// at the priority of the request that started it.
+func TestEntryPriorityIsInherited(t *testing.T) {
+	b := startServer(t, &testService{})
+	a := startServer(t, &testService{next: newClient(t, b.Addr().String()), nextMethod: methodByCmd(cmdDeadline)})
+	c := newClient(t, a.Addr().String())
+	ctx := svrkit.WithEntryPriority(ctxTimeout(t, 5*time.Second), 200, "")
+	ctx = svrkit.WithEntryPriority(ctx, 0, "alice") // keeps the business priority
+	if err := c.Invoke(ctx, methodByCmd(cmdRelay), &emptypb.Empty{}, new(durationpb.Duration)); err != nil {
+		t.Fatal(err)
+	}
+	// Counted when each server's window rolls, within a second.
+	waitFor(t, func() bool { return a.AdmissionStats().Admitted[200] == 1 && b.AdmissionStats().Admitted[200] == 1 })
 }

@@ -46,10 +46,22 @@ type priorityKey struct{}
 // request, so that every call behind the request is admitted or shed
 // together. Calls made while handling an svrkit call inherit that call's
 // priorities without it.
+//
+// Either half may be set on its own: a zero business priority or an empty
+// user key keeps what ctx already carries, so a CGI front can set the
+// method's business priority and an authentication interceptor the user.
 func WithEntryPriority(ctx context.Context, business uint8, userKey string) context.Context {
 	p := &callPriority{business: business}
 	if userKey != "" {
 		p.user = userPriority(userKey)
+	}
+	if prev, ok := ctx.Value(priorityKey{}).(*callPriority); ok {
+		if p.business == 0 {
+			p.business = prev.business
+		}
+		if p.user == 0 {
+			p.user = prev.user
+		}
 	}
 	return context.WithValue(ctx, priorityKey{}, p)
 }

@@ -26,6 +26,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// The Logicsvrs these tests run write their monitor regions here,
+	// removed with the rest, not in the machine's /dev/shm.
+	os.Setenv("SVRKIT_MONITOR_DIR", filepath.Join(dir, "monitor"))
 	for _, name := range []string{"users", "notes"} {
 		bins[name] = filepath.Join(dir, name)
 		pkg := "github.com/svrkit/svrkit/examples/notes/logicsvr/" + name

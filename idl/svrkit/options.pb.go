@@ -16,6 +16,14 @@
 //	  }
 //	}
 //
+// Monitor points are enum values with option (svrkit.monitor); the value's
+// number is its monitor ID:
+//
+//	enum Monitor {
+//	  MONITOR_UNSPECIFIED = 0;
+//	  REGISTRATIONS = 1001 [(svrkit.monitor) = {name: "im.registrations", alert: "sum over 1h < 1"}];
+//	}
+//
 // A single field can also be set on its own line:
 // `option (svrkit.method).idempotent = true;`.
 
@@ -253,7 +261,101 @@ func (x *ServiceOptions) GetCallers() []string {
 	return nil
 }
 
+// MonitorOptions declare a monitor point (see package
+// github.com/svrkit/svrkit/svrkit/monitor): the enum value's number is its
+// ID, 1 to 16777215, unique across everything that reports to one monitor
+// center. In an enum where one value declares a point every value but the
+// zero value must; `svrkit gen` emits a typed constant <Enum>_<VALUE>_ID
+// per value and declares the table at init, so that processes tell the
+// center every point's name.
+type MonitorOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the point's unique name: dotted lower-case words, e.g.
+	// "im.messages_sent.text". Required. Names starting "svrkit." belong to
+	// the framework.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// unit says what one counts: "count" (the default), "ms", "bytes",
+	// "connections".
+	Unit string `protobuf:"bytes,2,opt,name=unit,proto3" json:"unit,omitempty"`
+	// gauge points are levels (monitor.Set, or Add up and down), summed
+	// over a machine's live processes; the default is a counter, whose
+	// curve is how much it grew per second.
+	Gauge bool `protobuf:"varint,3,opt,name=gauge,proto3" json:"gauge,omitempty"`
+	// alert is a rule the monitor center evaluates on the point's curve,
+	// e.g. "sum over 5m / im.send.calls > 5% for 2m"; see package
+	// github.com/svrkit/svrkit/svrkit/monitor/rule for the syntax.
+	Alert         string `protobuf:"bytes,4,opt,name=alert,proto3" json:"alert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MonitorOptions) Reset() {
+	*x = MonitorOptions{}
+	mi := &file_svrkit_options_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MonitorOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MonitorOptions) ProtoMessage() {}
+
+func (x *MonitorOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_svrkit_options_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MonitorOptions.ProtoReflect.Descriptor instead.
+func (*MonitorOptions) Descriptor() ([]byte, []int) {
+	return file_svrkit_options_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MonitorOptions) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MonitorOptions) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *MonitorOptions) GetGauge() bool {
+	if x != nil {
+		return x.Gauge
+	}
+	return false
+}
+
+func (x *MonitorOptions) GetAlert() string {
+	if x != nil {
+		return x.Alert
+	}
+	return ""
+}
+
 var file_svrkit_options_proto_extTypes = []protoimpl.ExtensionInfo{
+	{
+		ExtendedType:  (*descriptorpb.EnumValueOptions)(nil),
+		ExtensionType: (*MonitorOptions)(nil),
+		Field:         51003,
+		Name:          "svrkit.monitor",
+		Tag:           "bytes,51003,opt,name=monitor",
+		Filename:      "svrkit/options.proto",
+	},
 	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
 		ExtensionType: (*MethodOptions)(nil),
@@ -272,12 +374,20 @@ var file_svrkit_options_proto_extTypes = []protoimpl.ExtensionInfo{
 	},
 }
 
+// Extension fields to descriptorpb.EnumValueOptions.
+var (
+	// monitor declares the enum value a monitor point.
+	//
+	// optional svrkit.MonitorOptions monitor = 51003;
+	E_Monitor = &file_svrkit_options_proto_extTypes[0]
+)
+
 // Extension fields to descriptorpb.MethodOptions.
 var (
 	// method holds the svrkit options of an rpc.
 	//
 	// optional svrkit.MethodOptions method = 51001;
-	E_Method = &file_svrkit_options_proto_extTypes[0]
+	E_Method = &file_svrkit_options_proto_extTypes[1]
 )
 
 // Extension fields to descriptorpb.ServiceOptions.
@@ -285,7 +395,7 @@ var (
 	// service holds the svrkit options of a service.
 	//
 	// optional svrkit.ServiceOptions service = 51002;
-	E_Service = &file_svrkit_options_proto_extTypes[1]
+	E_Service = &file_svrkit_options_proto_extTypes[2]
 )
 
 var File_svrkit_options_proto protoreflect.FileDescriptor
@@ -312,7 +422,13 @@ const file_svrkit_options_proto_rawDesc = "" +
 	"\vrouting_key\x18\x03 \x01(\tR\n" +
 	"routingKey\x12%\n" +
 	"\x0emax_concurrent\x18\x04 \x01(\rR\rmaxConcurrent\x12\x18\n" +
-	"\acallers\x18\x05 \x03(\tR\acallers:O\n" +
+	"\acallers\x18\x05 \x03(\tR\acallers\"d\n" +
+	"\x0eMonitorOptions\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04unit\x18\x02 \x01(\tR\x04unit\x12\x14\n" +
+	"\x05gauge\x18\x03 \x01(\bR\x05gauge\x12\x14\n" +
+	"\x05alert\x18\x04 \x01(\tR\x05alert:U\n" +
+	"\amonitor\x12!.google.protobuf.EnumValueOptions\x18\xbb\x8e\x03 \x01(\v2\x16.svrkit.MonitorOptionsR\amonitor:O\n" +
 	"\x06method\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\v2\x15.svrkit.MethodOptionsR\x06method:S\n" +
 	"\aservice\x12\x1f.google.protobuf.ServiceOptions\x18\xba\x8e\x03 \x01(\v2\x16.svrkit.ServiceOptionsR\aserviceB.Z,github.com/svrkit/svrkit/idl/svrkit;svrkitpbb\x06proto3"
 
@@ -328,22 +444,26 @@ func file_svrkit_options_proto_rawDescGZIP() []byte {
 	return file_svrkit_options_proto_rawDescData
 }
 
-var file_svrkit_options_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_svrkit_options_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_svrkit_options_proto_goTypes = []any{
-	(*MethodOptions)(nil),               // 0: svrkit.MethodOptions
-	(*ServiceOptions)(nil),              // 1: svrkit.ServiceOptions
-	(*descriptorpb.MethodOptions)(nil),  // 2: google.protobuf.MethodOptions
-	(*descriptorpb.ServiceOptions)(nil), // 3: google.protobuf.ServiceOptions
+	(*MethodOptions)(nil),                 // 0: svrkit.MethodOptions
+	(*ServiceOptions)(nil),                // 1: svrkit.ServiceOptions
+	(*MonitorOptions)(nil),                // 2: svrkit.MonitorOptions
+	(*descriptorpb.EnumValueOptions)(nil), // 3: google.protobuf.EnumValueOptions
+	(*descriptorpb.MethodOptions)(nil),    // 4: google.protobuf.MethodOptions
+	(*descriptorpb.ServiceOptions)(nil),   // 5: google.protobuf.ServiceOptions
 }
 var file_svrkit_options_proto_depIdxs = []int32{
-	2, // 0: svrkit.method:extendee -> google.protobuf.MethodOptions
-	3, // 1: svrkit.service:extendee -> google.protobuf.ServiceOptions
-	0, // 2: svrkit.method:type_name -> svrkit.MethodOptions
-	1, // 3: svrkit.service:type_name -> svrkit.ServiceOptions
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	2, // [2:4] is the sub-list for extension type_name
-	0, // [0:2] is the sub-list for extension extendee
+	3, // 0: svrkit.monitor:extendee -> google.protobuf.EnumValueOptions
+	4, // 1: svrkit.method:extendee -> google.protobuf.MethodOptions
+	5, // 2: svrkit.service:extendee -> google.protobuf.ServiceOptions
+	2, // 3: svrkit.monitor:type_name -> svrkit.MonitorOptions
+	0, // 4: svrkit.method:type_name -> svrkit.MethodOptions
+	1, // 5: svrkit.service:type_name -> svrkit.ServiceOptions
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	3, // [3:6] is the sub-list for extension type_name
+	0, // [0:3] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
 }
 
@@ -359,8 +479,8 @@ func file_svrkit_options_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_svrkit_options_proto_rawDesc), len(file_svrkit_options_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
-			NumExtensions: 2,
+			NumMessages:   3,
+			NumExtensions: 3,
 			NumServices:   0,
 		},
 		GoTypes:           file_svrkit_options_proto_goTypes,

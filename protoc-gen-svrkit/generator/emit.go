@@ -36,6 +36,7 @@ func nameImports(gen *protogen.Plugin, jf *jen.File, f *protogen.File, services 
 		strconvPkg: "strconv",
 		svrkitPkg:  "svrkit",
 		timePkg:    "time",
+		monitorPkg: "monitor",
 	}
 	var addMessage func(m *protogen.Message)
 	addMessage = func(m *protogen.Message) {

@@ -26,6 +26,7 @@ var goldenInputs = []string{
 	"empty.proto",
 	"greeter.proto",
 	"keys.proto",
+	"monitor.proto",
 	"multi.proto",
 }
 
@@ -91,10 +92,10 @@ func TestGolden(t *testing.T) {
 			t.Errorf("%s lacks the generated-code header", f.Name)
 		}
 	}
-	wantNames := []string{"collide.svrkit.go", "greeter.svrkit.go", "keys.svrkit.go", "multi.svrkit.go"}
+	wantNames := []string{"collide.svrkit.go", "greeter.svrkit.go", "keys.svrkit.go", "monitor.svrkit.go", "multi.svrkit.go"}
 	sort.Strings(gotNames)
 	if strings.Join(gotNames, " ") != strings.Join(wantNames, " ") {
-		t.Errorf("generated %v, want %v (a file without services gets none)", gotNames, wantNames)
+		t.Errorf("generated %v, want %v (a file without services or monitor points gets none)", gotNames, wantNames)
 	}
 	onDisk, _ := filepath.Glob(filepath.Join(dir, "*"+generator.FileSuffix))
 	if len(onDisk) != len(wantNames) {

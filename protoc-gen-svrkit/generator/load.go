@@ -88,13 +88,23 @@ func (es Errors) Error() string {
 // across all of those files, within each Logicsvr (a service without one is
 // its own scope). The error, if any, is an Errors.
 func Load(gen *protogen.Plugin) ([]*Service, error) {
+	services, _, err := load(gen)
+	return services, err
+}
+
+// load is Load that also returns the monitor enums of the files, validated
+// with the services so that every mistake is reported in one run.
+func load(gen *protogen.Plugin) ([]*Service, []*MonitorEnum, error) {
 	l := &loader{
-		gen:     gen,
-		cmdIDs:  map[string]map[uint32]*Method{},
-		cgis:    map[string]map[string]*Method{},
-		goNames: map[protogen.GoImportPath]map[string]string{},
+		gen:          gen,
+		cmdIDs:       map[string]map[uint32]*Method{},
+		cgis:         map[string]map[string]*Method{},
+		goNames:      map[protogen.GoImportPath]map[string]string{},
+		monitorIDs:   map[uint32]*MonitorPoint{},
+		monitorNames: map[string]*MonitorPoint{},
 	}
 	var services []*Service
+	var monitors []*MonitorEnum
 	for _, f := range gen.Files {
 		if !f.Generate {
 			continue
@@ -102,9 +112,13 @@ func Load(gen *protogen.Plugin) ([]*Service, error) {
 		for _, s := range f.Services {
 			services = append(services, l.service(f, s))
 		}
+		monitors = append(monitors, l.monitorEnums(f)...)
 	}
 	for _, s := range services {
 		l.checkNames(s)
+	}
+	for _, me := range monitors {
+		l.checkIdents(me.File, me.Proto.Location.Path, "enum "+string(me.Proto.Desc.FullName()), monitorIdents(me))
 	}
 	if len(l.errs) > 0 {
 		sort.SliceStable(l.errs, func(i, j int) bool {
@@ -117,9 +131,9 @@ func Load(gen *protogen.Plugin) ([]*Service, error) {
 			}
 			return a.Column < b.Column
 		})
-		return nil, l.errs
+		return nil, nil, l.errs
 	}
-	return services, nil
+	return services, monitors, nil
 }
 
 type loader struct {
@@ -131,6 +145,9 @@ type loader struct {
 	// goNames maps a Go package to the identifiers its .pb.go files
 	// declare, each with what declares it.
 	goNames map[protogen.GoImportPath]map[string]string
+	// monitorIDs and monitorNames hold the monitor points declared so far.
+	monitorIDs   map[uint32]*MonitorPoint
+	monitorNames map[string]*MonitorPoint
 }
 
 var logicsvrName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
@@ -296,15 +313,20 @@ func (l *loader) routingFields(f *protogen.File, s *Service, pm *protogen.Method
 // protoc-gen-go declares in the same Go package, or with those of another
 // service.
 func (l *loader) checkNames(s *Service) {
-	names := l.packageNames(s.File.GoImportPath)
-	what := fmt.Sprintf("service %s (%s)", s.Proto.Desc.FullName(), l.where(s.Proto))
-	for _, id := range serviceIdents(s) {
+	l.checkIdents(s.File, s.Proto.Location.Path, "service "+string(s.Proto.Desc.FullName()), serviceIdents(s))
+}
+
+// checkIdents reports each of ids, generated for the element at path
+// (named by what), that another declaration of the package already took.
+func (l *loader) checkIdents(f *protogen.File, path protoreflect.SourcePath, what string, ids []string) {
+	names := l.packageNames(f.GoImportPath)
+	where := fmt.Sprintf("%s (%s)", what, l.whereLoc(protogen.Location{SourceFile: f.Desc.Path(), Path: path}))
+	for _, id := range ids {
 		if prev, ok := names[id]; ok {
-			l.errorf(s.File, at(s.Proto.Location.Path), "service %s: generated name %s collides with %s",
-				s.Proto.Desc.FullName(), id, prev)
+			l.errorf(f, at(path), "%s: generated name %s collides with %s", what, id, prev)
 			continue
 		}
-		names[id] = "the same name generated for " + what
+		names[id] = "the same name generated for " + where
 	}
 }
 

@@ -53,6 +53,17 @@ func TestInvalidIDL(t *testing.T) {
 			`invalid/priority.proto:20:3: service invalid.Guarded: caller "2fast" is not a valid Logicsvr name: use letters, digits, '_' and '-', starting with a letter`,
 			`invalid/priority.proto:20:3: service invalid.Guarded: caller "send" is listed twice`,
 		}},
+		{"monitor", []string{"invalid/monitor.proto"}, []string{
+			`invalid/monitor.proto:7:13: enum value invalid.ZERO: monitor ID 0 is invalid: keep the zero value without (svrkit.monitor)`,
+			`invalid/monitor.proto:8:3: enum value invalid.MISSING: enum invalid.Points declares monitor points, so every value but the zero value needs option (svrkit.monitor).name`,
+			`invalid/monitor.proto:9:17: enum value invalid.BAD_NAME: monitor name "Bad Name" must be dotted lower-case words (letters, digits, '_'), e.g. "im.messages_sent"`,
+			`invalid/monitor.proto:10:18: enum value invalid.FRAMEWORK: monitor names starting "svrkit." belong to the framework`,
+			`invalid/monitor.proto:12:18: enum value invalid.DUP_NAME2: monitor name "ok.first" is already declared by invalid.DUP_NAME (invalid/monitor.proto:11:3)`,
+			`invalid/monitor.proto:13:17: enum value invalid.BAD_RULE: alert rule: column 14: expected a number, found the end of the rule (in "sum over 1m >")`,
+			`invalid/monitor.proto:14:17: enum value invalid.BAD_UNIT: unit "two words" must be one short word, e.g. count, ms, bytes`,
+			`invalid/monitor.proto:15:3: enum value invalid.TOO_BIG: monitor ID 16777216 is out of range 1..16777215`,
+			`invalid/monitor.proto:20:3: enum value invalid.AGAIN: monitor ID 4 is already declared by invalid.DUP_NAME (invalid/monitor.proto:11:3)`,
+		}},
 		{"collision", []string{"invalid/collision.proto"}, []string{
 			`invalid/collision.proto:9:1: service invalid.Greeter: generated name GreeterServer collides with message invalid.GreeterServer (invalid/collision.proto:7:1)`,
 		}},

@@ -285,6 +285,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt *route, ct st
 	}
 
 	ctx := svrkit.WithIncomingMetadata(r.Context(), metadataFrom(r.Header))
+	if m.Priority != 0 {
+		// A CGI is an entry: the calls behind it inherit its priority, so
+		// that overloaded services downstream shed it as the IDL ranks it.
+		ctx = svrkit.WithEntryPriority(ctx, m.Priority, "")
+	}
 	timeout := m.Timeout
 	if timeout == 0 {
 		timeout = h.opts.defaultTimeout

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/imclient"
 	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/tools/internal/jsonfile"
 )
 
 // state is what imcli keeps between invocations for one user.
@@ -70,20 +70,7 @@ func (c *cli) loadState(name string) (*state, string, error) {
 
 // save writes the state file atomically (write, rename), mode 0600: it
 // holds a session token.
-func (st *state) save(path string) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func (st *state) save(path string) error { return jsonfile.Write(path, st, 0o600) }
 
 // client returns a Client of the backend in -up's state file, with st's
 // login and SyncKey.

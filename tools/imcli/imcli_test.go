@@ -13,6 +13,7 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im/imtest"
 	"github.com/svrkit/svrkit/examples/im/mediatest"
+	"github.com/svrkit/svrkit/tools/internal/cmdline/cmdlinetest"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while watch writes it.
@@ -148,4 +149,24 @@ func TestChat(t *testing.T) {
 
 	ok("logged out", "-as", "bob", "logout")
 	fails(1, "not logged in", "-as", "bob", "sync")
+}
+
+// TestHelpConvention needs no backend: help and bad usage are answered
+// before any call.
+func TestHelpConvention(t *testing.T) {
+	env := func(string) string { return "" }
+	imcli := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr, env)
+		return code, stdout.String(), stderr.String()
+	}
+	cmdlinetest.Check(t, "imcli", imcli, nil, []string{"nosuch"}, []string{"register"}, []string{"add", "a", "b"})
+	for _, args := range [][]string{{"help"}, {"register", "-h"}, {"-as", "bob", "send", "--help"}} {
+		if code, stdout, stderr := imcli(args...); code != 0 || stderr != "" || !strings.HasPrefix(stdout, "usage: imcli ") {
+			t.Errorf("imcli %q: exit %d, stdout %q, stderr %q; want the help on stdout", args, code, stdout, stderr)
+		}
+	}
+	if _, _, stderr := imcli("register"); !strings.HasPrefix(stderr, "usage: imcli register NAME") {
+		t.Errorf("imcli register: stderr %q; want the command's own usage line", stderr)
+	}
 }

@@ -36,6 +36,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/svrkit/svrkit/tools/internal/cmdline"
 )
 
 func main() {
@@ -45,7 +47,11 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: imcli [flags] COMMAND [ARGS]
+var help = cmdline.Help{
+	Name:  "imcli",
+	Usage: []string{"imcli [flags] COMMAND [ARGS]"},
+	Text: `A terminal client of the IM backend that 'go run ./tools/svrkit up
+examples/im' runs.
 
 commands:
   register NAME [-password P] [-nick NICK] [-device D]   create a user and log in
@@ -66,8 +72,9 @@ commands:
 
 The password comes from -password, else $IMCLI_PASSWORD, else a line of stdin.
 
-flags:
-`
+Exit status: 0 on success; 1 when a call fails (its code and message on
+stderr, as {"code","message"} with -json); 2 for bad usage.`,
+}
 
 // cli is one invocation.
 type cli struct {
@@ -93,33 +100,37 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	c := &cli{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	fs := flag.NewFlagSet("imcli", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	fs.StringVar(&c.upPath, "up", "examples/im/.data/up.json", "svrkit up's state file, where the services' addresses are")
 	fs.StringVar(&c.statePath, "state", getenv("IMCLI_STATE"), "imcli's state file (default ~/.imcli-NAME.json; $IMCLI_STATE)")
 	fs.StringVar(&c.as, "as", getenv("IMCLI_USER"), "whose state file to use ($IMCLI_USER)")
 	fs.BoolVar(&c.json, "json", false, "print JSON lines for scripts")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if err := cmdline.Parse(fs, args, help, stdout, stderr); err != nil {
+		return cmdline.ExitCode(err)
 	}
 	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+		return cmdline.ExitCode(help.Usagef(stderr, "no command given"))
 	}
-	err := c.dispatch(fs.Arg(0), fs.Args()[1:])
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	if cmd == "help" || (len(rest) > 0 && (rest[0] == "-h" || rest[0] == "-help" || rest[0] == "--help")) {
+		help.Print(stdout, fs)
+		return cmdline.ExitOK
+	}
+	err := c.dispatch(cmd, rest)
 	if err == nil {
-		return 0
+		return cmdline.ExitOK
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "imcli: %s\n(run imcli -h for usage)\n", ue.msg)
-		return 2
+		if line, ok := strings.CutPrefix(ue.msg, "usage: "); ok {
+			// A command's own usage line: say it in full.
+			fmt.Fprintf(stderr, "usage: imcli %s\nRun 'imcli -h' for help.\n", line)
+		} else {
+			_ = help.Usagef(stderr, "%s", ue.msg)
+		}
+		return cmdline.ExitUsage
 	}
 	c.printError(err)
-	return 1
+	return cmdline.ExitFailure
 }
 
 func (c *cli) dispatch(cmd string, args []string) error {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/svrkit/svrkit/examples/im/imtest"
+	"github.com/svrkit/svrkit/tools/internal/cmdline/cmdlinetest"
 )
 
 // TestLoadAgainstBackend runs a short load on the real backend and checks
@@ -41,4 +42,13 @@ func TestLoadAgainstBackend(t *testing.T) {
 		!strings.Contains(progress.String(), "svrkit up examples/im") {
 		t.Errorf("without a backend: exit %d, stderr %q", code, progress.String())
 	}
+}
+
+func TestHelpConvention(t *testing.T) {
+	imload := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	cmdlinetest.Check(t, "imload", imload, []string{"extra"}, []string{"-users", "1"})
 }

@@ -31,7 +31,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -48,6 +47,7 @@ import (
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/imclient"
 	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/tools/internal/cmdline"
 	"github.com/svrkit/svrkit/tools/internal/latency"
 )
 
@@ -85,9 +85,24 @@ type Report struct {
 	SyncRounds   int64          `json:"sync_rounds"`
 }
 
+var help = cmdline.Help{
+	Name:  "imload",
+	Usage: []string{"imload [flags]"},
+	Text: `Puts load on a running IM backend ('go run ./tools/svrkit up examples/im')
+over HTTP, as its clients do: -users users, each with a phone that sends text
+messages to random others one after another and a tablet that syncs in a
+loop. It prints a progress line every second on stderr and, at the end, a
+report on stdout (a table, or JSON with -json): messages per second, send
+latency, and send-to-synced latency, the time from a send to the receiving
+tablet's sync returning the message.
+
+Exit status: 0 when every acknowledged message was synced exactly once; 1
+when the backend cannot be reached, the run fails, or any message is
+missing or duplicated; 2 for bad usage.`,
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	state := fs.String("up", "examples/im/.data/up.json", "svrkit up's state file of the running backend")
 	var cfg Config
 	fs.IntVar(&cfg.Users, "users", 16, "simulated users, each with a sending and a syncing device")
@@ -96,25 +111,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Poll, "poll", 10*time.Millisecond, "pause of an idle tablet between syncs")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "how long tablets may catch up after sending stops")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if err := cmdline.Parse(fs, args, help, stdout, stderr); err != nil {
+		return cmdline.ExitCode(err)
 	}
-	if cfg.Users < 2 || cfg.Duration <= 0 {
-		fmt.Fprintln(stderr, "imload: need -users >= 2 and a positive -duration")
-		return 2
+	switch {
+	case fs.NArg() > 0:
+		return cmdline.ExitCode(help.Usagef(stderr, "unexpected argument %q: imload takes only flags", fs.Arg(0)))
+	case cfg.Users < 2 || cfg.Duration <= 0:
+		return cmdline.ExitCode(help.Usagef(stderr, "need -users >= 2 and a positive -duration"))
 	}
 	addrs, err := imclient.ReadStateFile(*state)
 	if err != nil {
-		fmt.Fprintf(stderr, "imload: %v\nis the backend running? start it with: go run ./tools/svrkit up examples/im\n", err)
-		return 1
+		fmt.Fprintf(stderr, "imload: %v\n", err)
+		return cmdline.ExitFailure
 	}
 	rep, err := Run(ctx, addrs, cfg, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "imload: %v\n", err)
-		return 1
+		return cmdline.ExitFailure
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -124,9 +138,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		printReport(stdout, rep)
 	}
 	if rep.Missing > 0 || rep.Duplicates > 0 {
-		return 1
+		return cmdline.ExitFailure
 	}
-	return 0
+	return cmdline.ExitOK
 }
 
 // user is one simulated user.

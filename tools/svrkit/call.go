@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +18,8 @@ import (
 	"github.com/svrkit/svrkit/protoc-gen-svrkit/compiler"
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/cgi"
+	"github.com/svrkit/svrkit/tools/internal/cmdline"
+	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -31,33 +33,41 @@ import (
 func init() {
 	register(&command{
 		name:    "call",
-		usage:   "call [flags] TARGET METHOD",
 		summary: "call a method of a running service with a JSON request, like grpcurl",
+		help:    callHelp,
 		run:     runCall,
 	})
 }
 
-const callHelp = `usage: svrkit call [flags] TARGET METHOD
-       svrkit call -list [flags] TARGET
-
-Calls METHOD (package.Service/Method or package.Service.Method) on the
+var callHelp = cmdline.Help{
+	Name:  "svrkit call",
+	Usage: []string{"svrkit call [flags] TARGET METHOD", "svrkit call -list [flags] TARGET"},
+	Text: `Calls METHOD (package.Service/Method or package.Service.Method) on the
 service at TARGET with a JSON request and prints the JSON response.
 
-TARGET is host:port for svrkit's binary RPC, or http://host:port for the HTTP
-front (svrkit/cgi), where the method's Connect route is called.
+TARGET is host:port for svrkit's binary RPC, http://host:port for the HTTP
+front (svrkit/cgi), where the method's Connect route is called, or the name
+of a service that 'svrkit up' runs (an instance, a topology service or a
+protobuf service, as for 'svrkit addr'), called over binary RPC at the
+address in up's state file (-up).
 
 The request and response types come from the server's describe endpoint,
 or from .proto files given with -proto (and -I) when the server has none.
 Over binary RPC the method's cmdid comes from its svrkit options.
 
-On failure the code and message go to stderr and the exit status is 1.
+Services that require service authentication (all that 'svrkit up' runs)
+answer only callers that prove an identity: -key names a private key file
+(and -identity the identity it proves, default the file's name without
+.key). A TARGET given by name uses up's operator key (keys/operator.key
+beside the state file) unless -key is set; an operator may call every
+service.
 
-flags:
-`
+Exit status: 0 on success; 1 when the call fails (its code and message on
+stderr: "svrkit call: invalid_argument: name is required"); 2 for bad usage.`,
+}
 
 func runCall(e *env, args []string) error {
 	fset := flag.NewFlagSet("call", flag.ContinueOnError)
-	fset.SetOutput(e.stderr)
 	data := fset.String("d", "{}", "request as JSON; @FILE reads it from FILE, @- from stdin")
 	var protos, importPaths, headers stringList
 	fset.Var(&protos, "proto", "take descriptors from this .proto `file` instead of the server (repeatable)")
@@ -65,25 +75,45 @@ func runCall(e *env, args []string) error {
 	fset.Var(&headers, "H", "send metadata `key:value` (repeatable)")
 	timeout := fset.Duration("timeout", 10*time.Second, "give up after this long")
 	list := fset.Bool("list", false, "list the services and methods instead of calling")
-	fset.Usage = func() {
-		fmt.Fprint(e.stderr, callHelp)
-		fset.PrintDefaults()
+	upState := fset.String("up", filepath.Join(".data", upstate.FileName), "svrkit up's state `file`, where a TARGET given by name is found")
+	keyFile := fset.String("key", "", "prove an identity with this Ed25519 private key `file` (PEM)")
+	identity := fset.String("identity", "", "the `identity` -key proves (default: the key file's name without .key)")
+	if err := e.parse(fset, args, callHelp); err != nil {
+		return err
 	}
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return errUsage
-	}
-	wantArgs := 2
-	if *list {
-		wantArgs = 1
-	}
-	if fset.NArg() != wantArgs {
-		fset.Usage()
-		return errUsage
+	switch {
+	case *list && fset.NArg() != 1:
+		return e.usagef(callHelp, "-list takes one TARGET")
+	case !*list && fset.NArg() != 2:
+		return e.usagef(callHelp, "give a TARGET and a METHOD")
 	}
 	target := fset.Arg(0)
+	if !strings.Contains(target, ":") {
+		in, err := findInstance(e, *upState, target)
+		if err != nil {
+			return err
+		}
+		target = in.RPC
+		if *keyFile == "" {
+			// up keeps its keys beside its state file, in {data}/keys.
+			op := svrkit.KeyPath(filepath.Join(filepath.Dir(e.abs(*upState)), "keys"), operatorIdentity)
+			if _, err := os.Stat(op); err == nil {
+				*keyFile = op
+			}
+		}
+	}
+	var clientOpts []svrkit.ClientOption
+	if *keyFile != "" {
+		key, err := svrkit.ReadKey(*keyFile)
+		if err != nil {
+			return err
+		}
+		id := *identity
+		if id == "" {
+			id = strings.TrimSuffix(filepath.Base(*keyFile), ".key")
+		}
+		clientOpts = append(clientOpts, svrkit.WithIdentity(id, key))
+	}
 
 	md := svrkit.Metadata{}
 	for _, h := range headers {
@@ -100,7 +130,7 @@ func runCall(e *env, args []string) error {
 		ctx = svrkit.WithOutgoingMetadata(ctx, md)
 	}
 
-	inv, closeInv, err := dial(target)
+	inv, closeInv, err := dial(target, clientOpts...)
 	if err != nil {
 		return err
 	}
@@ -155,11 +185,11 @@ func runCall(e *env, args []string) error {
 
 // dial returns an invoker for target: the HTTP front for http(s) URLs, the
 // binary RPC client otherwise.
-func dial(target string) (svrkit.Invoker, func(), error) {
+func dial(target string, opts ...svrkit.ClientOption) (svrkit.Invoker, func(), error) {
 	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
 		return cgi.NewClient(target, &http.Client{}), func() {}, nil
 	}
-	c, err := svrkit.NewClient(target)
+	c, err := svrkit.NewClient(target, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -8,25 +8,28 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/svrkit/svrkit/protoc-gen-svrkit/compiler"
 	"github.com/svrkit/svrkit/protoc-gen-svrkit/generator"
+	"github.com/svrkit/svrkit/tools/internal/cmdline"
 )
 
 func init() {
 	register(&command{
 		name:    "gen",
-		usage:   "gen [flags] PATH...",
 		summary: "compile .proto IDL into Go message and svrkit code (no protoc needed)",
+		help:    genHelp,
 		run:     runGen,
 	})
 }
 
-const genHelp = `usage: svrkit gen [flags] PATH...
-
-Compiles .proto files into Go: <name>.pb.go, the same bytes protoc-gen-go
+var genHelp = cmdline.Help{
+	Name:  "svrkit gen",
+	Usage: []string{"svrkit gen [flags] PATH..."},
+	Text: `Compiles .proto files into Go: <name>.pb.go, the same bytes protoc-gen-go
 writes, and <name>.svrkit.go, the same bytes protoc-gen-svrkit writes.
 
 A PATH is a .proto file, a directory (its .proto files) or DIR/... (every
@@ -50,8 +53,10 @@ binary.
 Keep the command beside the IDL as a go:generate directive; 'go generate ./...'
 then regenerates everything, and a test can run each directive with -check.
 
-flags:
-`
+Exit status: 0 on success (with -check: the files are fresh); 1 when a .proto
+has errors (file:line:column: message) or, with -check, files are stale; 2
+for bad usage.`,
+}
 
 // stringList is a repeatable flag.
 type stringList []string
@@ -61,7 +66,6 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runGen(e *env, args []string) error {
 	fset := flag.NewFlagSet("gen", flag.ContinueOnError)
-	fset.SetOutput(e.stderr)
 	var importPaths stringList
 	fset.Var(&importPaths, "I", "import `dir` (repeatable; default .)")
 	out := fset.String("out", ".", "output root `dir`")
@@ -69,20 +73,11 @@ func runGen(e *env, args []string) error {
 	module := fset.String("module", "", "with paths=import, strip this Go module `prefix` from output paths")
 	check := fset.Bool("check", false, "write nothing; list stale generated files and exit 1 if any")
 	mains := fset.Bool("mains", false, "also write one main package per Logicsvr: <go package of its .proto>/logicsvr/<name>/main.go, importing its handlers from .../logicsvr/<name>/handlers (see package logicsvr)")
-	fset.Usage = func() {
-		fmt.Fprint(e.stderr, genHelp)
-		fset.PrintDefaults()
-	}
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return errUsage
+	if err := e.parse(fset, args, genHelp); err != nil {
+		return err
 	}
 	if fset.NArg() == 0 {
-		fmt.Fprintln(e.stderr, "svrkit gen: no .proto files given")
-		fset.Usage()
-		return errUsage
+		return e.usagef(genHelp, "no .proto files given")
 	}
 
 	g := &generation{e: e}
@@ -126,24 +121,7 @@ func runGen(e *env, args []string) error {
 
 	outDir := e.abs(*out)
 	if *check {
-		var stale []string
-		for _, f := range files {
-			target := filepath.Join(outDir, filepath.FromSlash(f.Name))
-			old, err := os.ReadFile(target)
-			switch {
-			case errors.Is(err, fs.ErrNotExist):
-				stale = append(stale, e.rel(target)+" (missing)")
-			case err != nil:
-				return err
-			case !bytes.Equal(old, f.Content):
-				stale = append(stale, e.rel(target)+" (differs)")
-			}
-		}
-		if len(stale) > 0 {
-			return &exitError{code: 1, msg: "svrkit gen: stale generated files; regenerate them with 'go generate ./...':\n  " +
-				strings.Join(stale, "\n  ")}
-		}
-		return nil
+		return g.check(outDir, files)
 	}
 	for _, f := range files {
 		target := filepath.Join(outDir, filepath.FromSlash(f.Name))
@@ -156,6 +134,100 @@ func runGen(e *env, args []string) error {
 		}
 	}
 	return nil
+}
+
+// check compares files with what is on disk under outDir. It tells a stale
+// file (the .proto or the generator changed: regenerate) from one these
+// flags name or place differently than the command that wrote it (another
+// -I renames the .proto, which the generated code records; another -out or
+// -paths puts it elsewhere): regenerating would not help there, running
+// the check with that command's flags would.
+func (g *generation) check(outDir string, files []compiler.File) error {
+	var stale, elsewhere []string
+	var protoDir string
+	for _, f := range files {
+		if src := generatedFrom(f.Content); src != "" && protoDir == "" {
+			protoDir = filepath.Dir(g.e.abs(g.diskPath(src)))
+		}
+		target := filepath.Join(outDir, filepath.FromSlash(f.Name))
+		old, err := os.ReadFile(target)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			src := generatedFrom(f.Content)
+			beside := filepath.Join(filepath.Dir(g.e.abs(g.diskPath(src))), filepath.Base(target))
+			if _, err := os.Stat(beside); err == nil && beside != target && src != "" {
+				elsewhere = append(elsewhere, fmt.Sprintf("%s is missing, but %s exists: these -out/-paths/-module flags put the file elsewhere than the command that generated it",
+					g.e.rel(target), g.e.rel(beside)))
+				continue
+			}
+			stale = append(stale, g.e.rel(target)+" (missing)")
+		case err != nil:
+			return err
+		case !bytes.Equal(old, f.Content):
+			was, now := generatedFrom(old), generatedFrom(f.Content)
+			if was != "" && now != "" && was != now {
+				elsewhere = append(elsewhere, fmt.Sprintf("%s was generated from the .proto named %q; these -I flags name it %q",
+					g.e.rel(target), was, now))
+				continue
+			}
+			stale = append(stale, g.e.rel(target)+" (differs)")
+		}
+	}
+	var msg []string
+	if len(elsewhere) > 0 {
+		how := "Run -check with the flags (-I, -out, -paths, -module) of that command, from its directory"
+		if file, args := findGenDirective(protoDir); file != "" {
+			how += fmt.Sprintf(": %s has\n  //go:generate ... svrkit gen %s", g.e.rel(file), args)
+		}
+		msg = append(msg, "svrkit gen: -check runs with other flags than the command that generated these files:\n  "+
+			strings.Join(elsewhere, "\n  ")+"\n"+how)
+	}
+	if len(stale) > 0 {
+		msg = append(msg, "svrkit gen: stale generated files; regenerate them with 'go generate ./...':\n  "+
+			strings.Join(stale, "\n  "))
+	}
+	if len(msg) > 0 {
+		return &exitError{code: 1, msg: strings.Join(msg, "\n")}
+	}
+	return nil
+}
+
+// genDirectiveLine is a go:generate line that runs svrkit gen.
+var genDirectiveLine = regexp.MustCompile(`^//go:generate .*\bsvrkit gen (.*)$`)
+
+// findGenDirective looks for a go:generate directive running svrkit gen
+// among the Go files of dir, and returns its file and arguments.
+func findGenDirective(dir string) (file, args string) {
+	if dir == "" {
+		return "", ""
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if m := genDirectiveLine.FindStringSubmatch(line); m != nil {
+				return name, m[1]
+			}
+		}
+	}
+	return "", ""
+}
+
+// generatedFrom returns the .proto name that generated code records in its
+// "// source: NAME" header line, or "".
+func generatedFrom(code []byte) string {
+	for i, line := range bytes.SplitN(code, []byte("\n"), 20) {
+		if i == 19 {
+			break
+		}
+		if name, ok := bytes.CutPrefix(line, []byte("// source: ")); ok {
+			return string(bytes.TrimSpace(name))
+		}
+	}
+	return ""
 }
 
 // generation is the state of one gen run.

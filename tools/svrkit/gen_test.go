@@ -29,7 +29,9 @@ var genDirective = regexp.MustCompile(`^//go:generate go run (?:github\.com/svrk
 
 // TestRepoGeneratedCodeIsFresh runs every `svrkit gen` go:generate directive
 // in the repository with -check, so that `go test ./...` fails when someone
-// edits a .proto (or the generator) and forgets `go generate ./...`.
+// edits a .proto (or the generator) and forgets `go generate ./...`. Any
+// other directive fails it too: `go generate ./...` must work on a machine
+// with nothing but Go (no protoc).
 func TestRepoGeneratedCodeIsFresh(t *testing.T) {
 	found := map[string]bool{}
 	walkRepoGoFiles(t, func(root, p string) error {
@@ -40,8 +42,13 @@ func TestRepoGeneratedCodeIsFresh(t *testing.T) {
 		defer f.Close()
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
-			m := genDirective.FindStringSubmatch(sc.Text())
+			line := sc.Text()
+			m := genDirective.FindStringSubmatch(line)
 			if m == nil {
+				if strings.HasPrefix(line, "//go:generate ") {
+					rel, _ := filepath.Rel(root, p)
+					t.Errorf("%s: %s\ngo generate ./... must run with the go command alone (no protoc): generate with svrkit gen, or commit the output with a test that checks it", rel, line)
+				}
 				continue
 			}
 			args := m[1]
@@ -227,5 +234,47 @@ func TestGenUsage(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr, tc.contains) {
 			t.Errorf("svrkit %v: exit %d, stderr %q; want exit %d containing %q", tc.args, code, stderr, tc.code, tc.contains)
 		}
+	}
+}
+
+// TestGenCheckNamesOtherFlags runs -check with other flags than the
+// generating command: regenerating would not help, so it must not say
+// "stale", but name what differs and the go:generate directive to follow.
+func TestGenCheckNamesOtherFlags(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "sample", "sample.proto"), sampleProto)
+	writeFile(t, filepath.Join(dir, "sample", "gen.go"), "package sample\n\n//go:generate go run github.com/svrkit/svrkit/tools/svrkit gen -I .. -out .. sample.proto\n")
+	sub := filepath.Join(dir, "sample")
+	if code, _, stderr := runCmd(t, sub, "gen", "-I", "..", "-out", "..", "sample.proto"); code != 0 {
+		t.Fatalf("gen: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, sub, "gen", "-check", "-I", "..", "-out", "..", "sample.proto"); code != 0 {
+		t.Fatalf("-check with the same flags: exit %d: %s", code, stderr)
+	}
+	for _, tc := range []struct {
+		name string
+		dir  string
+		args []string
+		want []string
+	}{
+		{"another -I", sub, []string{"sample.proto"}, []string{
+			`sample.pb.go was generated from the .proto named "sample/sample.proto"; these -I flags name it "sample.proto"`,
+			"gen.go has\n  //go:generate ... svrkit gen -I .. -out .. sample.proto",
+		}},
+		{"another -out", dir, []string{"-I", ".", "-out", "elsewhere", "sample/sample.proto"}, []string{
+			filepath.Join("elsewhere", "sample", "sample.pb.go") + " is missing, but " + filepath.Join("sample", "sample.pb.go") + " exists",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runCmd(t, tc.dir, append([]string{"gen", "-check"}, tc.args...)...)
+			if code != 1 || strings.Contains(stderr, "go generate") || !strings.Contains(stderr, "-check runs with other flags than the command that generated these files") {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 1 naming the flags, not staleness", code, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
 	}
 }

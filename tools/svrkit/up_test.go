@@ -12,12 +12,19 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 )
 
 // upRun is `svrkit up` running in process against testdata/up, with its
@@ -30,13 +37,14 @@ type upRun struct {
 	mu    sync.Mutex
 	lines []string
 	cond  chan struct{} // closed and replaced on every new line
+	eof   chan struct{} // closed when up's output ends: it has exited
 }
 
 func startUp(t *testing.T, args ...string) *upRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	u := &upRun{t: t, cancel: cancel, done: make(chan int, 1), cond: make(chan struct{})}
+	u := &upRun{t: t, cancel: cancel, done: make(chan int, 1), cond: make(chan struct{}), eof: make(chan struct{})}
 	e := &env{ctx: ctx, dir: ".", stdin: strings.NewReader(""), stdout: pw, stderr: pw}
 	go func() {
 		code := run(e, append([]string{"up"}, args...))
@@ -54,6 +62,7 @@ func startUp(t *testing.T, args ...string) *upRun {
 			u.mu.Unlock()
 		}
 		io.Copy(io.Discard, pr)
+		close(u.eof)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -67,10 +76,12 @@ func startUp(t *testing.T, args ...string) *upRun {
 }
 
 // waitFor waits, bounded, for an output line at index >= from matching re
-// and returns its submatches and the index after it.
+// and returns its submatches and the index after it. It gives up at once
+// when up has exited without printing it.
 func (u *upRun) waitFor(re *regexp.Regexp, from int, d time.Duration) ([]string, int) {
 	u.t.Helper()
 	deadline := time.After(d)
+	ended := false
 	for {
 		u.mu.Lock()
 		for i := from; i < len(u.lines); i++ {
@@ -81,8 +92,13 @@ func (u *upRun) waitFor(re *regexp.Regexp, from int, d time.Duration) ([]string,
 		}
 		cond := u.cond
 		u.mu.Unlock()
+		if ended {
+			u.t.Fatalf("svrkit up exited without a line matching %q; output:\n%s", re, u.output())
+		}
 		select {
 		case <-cond:
+		case <-u.eof:
+			ended = true // look at the last lines once more
 		case <-deadline:
 			u.t.Fatalf("no line matching %q within %v; output:\n%s", re, d, u.output())
 		}
@@ -157,10 +173,8 @@ func TestUpRunsTopology(t *testing.T) {
 		}
 	}
 	// The state file tells tools the same.
-	var st upState
-	if b, err := os.ReadFile(filepath.Join(data, StateFile)); err != nil {
-		t.Fatal(err)
-	} else if err := json.Unmarshal(b, &st); err != nil {
+	st, err := upstate.Read(filepath.Join(data, upstate.FileName))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(st.Instances) != 4 {
@@ -170,6 +184,39 @@ func TestUpRunsTopology(t *testing.T) {
 		if want := insts[is.Name]; is.PID != want.pid || is.HTTP != want.http || is.State != "ready" {
 			t.Errorf("state file: %+v, want pid %d http %s ready", is, want.pid, want.http)
 		}
+	}
+	// It records what each serves: a Logicsvr's from its -buildinfo, a
+	// plain main's from the topology.
+	for name, svc := range map[string]string{"users": "notes.Users", "notes-2": "notes.Notes", "hello": "hello.Greeter"} {
+		if in, ok := st.Find(svc); !ok || !slices.Contains(in.Serves, svc) || (name != "notes-2" && in.Name != name) {
+			t.Errorf("state file: Find(%s) = %+v, %v; want %s serving it", svc, in, ok, name)
+		}
+	}
+
+	// Every Logicsvr runs behind service authentication with keys up made
+	// in the data directory, which is private: a caller without a key is
+	// refused, the operator key up made works (svrkit call by name uses
+	// it), and notes reaches users with its own below.
+	if st, err := os.Stat(data); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("data directory: %v, mode %v; want 0700", err, st.Mode().Perm())
+	}
+	if st, err := os.Stat(filepath.Join(data, "keys", "operator.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("operator key: %v; want a 0600 file", err)
+	}
+	anon, err := svrkit.NewClient(insts["users"].rpc, svrkit.WithRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := anon.Invoke(ctx, &svrkit.DescribeServiceDesc.Methods[0], &emptypb.Empty{}, &descriptorpb.FileDescriptorSet{}); svrkit.CodeOf(err) != svrkit.Unauthenticated {
+		t.Errorf("call without a key: %v, want unauthenticated", err)
+	}
+	var listed strings.Builder
+	e := &env{ctx: ctx, dir: ".", stdin: strings.NewReader(""), stdout: &listed, stderr: &listed}
+	if code := run(e, []string{"call", "-list", "-up", filepath.Join(data, upstate.FileName), "users"}); code != 0 || !strings.Contains(listed.String(), "notes.Users") {
+		t.Errorf("svrkit call -list users with the operator key: exit %d, %s", code, listed.String())
 	}
 
 	// The routing tables up wrote let both notes replicas reach users.
@@ -215,7 +262,7 @@ func TestUpRunsTopology(t *testing.T) {
 		t.Fatal("svrkit up did not stop")
 	}
 	u.done <- 0 // for the cleanup
-	if _, err := os.Stat(filepath.Join(data, StateFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(data, upstate.FileName)); !os.IsNotExist(err) {
 		t.Errorf("state file left behind after stop: %v", err)
 	}
 	for name, in := range insts {
@@ -246,6 +293,7 @@ func TestUpTopologyErrors(t *testing.T) {
 		{"bad kind", `{"services":[{"name":"a","package":"./a","kind":"lambda"}]}`, `kind must be logicsvr or main`},
 		{"serves on a Logicsvr", `{"services":[{"name":"a","package":"./a","serves":["x.Y"]}]}`, "drop serves"},
 		{"config on a main", `{"services":[{"name":"a","package":"./a","kind":"main","config":{}}]}`, "config is for Logicsvrs"},
+		{"instance names clash", `{"services":[{"name":"a","package":"./a","replicas":2},{"name":"a-1","package":"./b"}]}`, "service a-1: instance name a-1 is also an instance of service a"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -267,9 +315,11 @@ func TestUpTopologyErrors(t *testing.T) {
 	}
 }
 
-func TestUpExpandsPlaceholdersInConfig(t *testing.T) {
+func TestUpExpandsPlaceholders(t *testing.T) {
 	u := &up{dir: "/topo", data: "/topo/.data", work: "/work"}
-	in := &instance{name: "storage-1", http: "127.0.0.1:1", rpc: "127.0.0.1:2", admin: "127.0.0.1:3"}
+	storage := &topoService{Name: "storage", Replicas: 2}
+	in := &instance{svc: storage, name: "storage-1", http: "127.0.0.1:1", rpc: "127.0.0.1:2", admin: "127.0.0.1:3"}
+	in2 := &instance{svc: storage, name: "storage-2", http: "127.0.0.1:4", rpc: "127.0.0.1:5", admin: "127.0.0.1:6"}
 	var cfg map[string]any
 	if err := json.Unmarshal([]byte(`{"app": {"dir": "{data}/{name}", "peers": ["{rpc}", 3], "n": 1}}`), &cfg); err != nil {
 		t.Fatal(err)
@@ -282,9 +332,52 @@ func TestUpExpandsPlaceholdersInConfig(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("expanded config = %s, want %s", got, want)
 	}
-	u.instances = []*instance{in}
-	if got, want := u.expandUsage("imcli -up {state} # CGIs at {http:storage-1}"), "imcli -up /topo/.data/up.json # CGIs at 127.0.0.1:1"; got != want {
-		t.Errorf("expandUsage = %q, want %q", got, want)
+	u.instances = []*instance{in, in2}
+	for usage, want := range map[string]string{
+		"imcli -up {state} # CGIs at {http:storage-2}": "imcli -up /topo/.data/up.json # CGIs at 127.0.0.1:4",
+		// A service with replicas stands for its first instance.
+		"curl http://{http:storage}/ {rpc:storage} {admin:storage-1}": "curl http://127.0.0.1:1/ 127.0.0.1:2 127.0.0.1:3",
+		`curl -d '{"name":"x"}' {data}`:                               `curl -d '{"name":"x"}' /topo/.data`,
+	} {
+		if got := u.expandUsage(usage); got != want {
+			t.Errorf("expandUsage(%q) = %q, want %q", usage, got, want)
+		}
+	}
+}
+
+// TestUpWarnsAboutUnknownPlaceholders checks that a placeholder up would
+// leave as it is gets a warning when the topology loads, before the build.
+func TestUpWarnsAboutUnknownPlaceholders(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "topology.json"), `{
+	  "usage": ["curl http://{http:web}/ http://{http:web-2}/ {state} {http:nosuch} {port:web} '{\"a\": {}}'"],
+	  "services": [
+	    {"name": "web", "package": "./web", "replicas": 2, "config": {"app": {"dir": "{data}/{nmae}"}}},
+	    {"name": "tool", "package": "./tool", "kind": "main", "args": ["-addr", "{rpc}", "-x", "{rcp}"], "env": {"A": "{dir}"}}
+	  ]}`)
+	topo, err := loadTopology(filepath.Join(dir, "topology.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(topo.placeholderWarnings(), "\n")
+	for _, want := range []string{
+		"service web: {nmae} is not a placeholder",
+		"service tool: {rcp} is not a placeholder",
+		"usage: {http:nosuch} is not a placeholder",
+		"usage: {port:web} is not a placeholder",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings lack %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "\n") + 1; n != 4 {
+		t.Errorf("%d warnings, want 4:\n%s", n, got)
+	}
+
+	// up prints them before it builds anything (the packages do not exist).
+	code, stdout, _ := runCmd(t, dir, "up", "-bindir", t.TempDir(), ".")
+	if code != 1 || !strings.Contains(stdout, "warning: service tool: {rcp} is not a placeholder") {
+		t.Errorf("up: exit %d, stdout:\n%s", code, stdout)
 	}
 }
 
@@ -320,8 +413,7 @@ func TestKilledUpLeavesNoServices(t *testing.T) {
 	})
 	deadline := time.Now().Add(4 * time.Minute)
 	for {
-		var st upState
-		if b, err := os.ReadFile(filepath.Join(data, StateFile)); err == nil && json.Unmarshal(b, &st) == nil && len(st.Instances) == 4 {
+		if st, err := upstate.Read(filepath.Join(data, upstate.FileName)); err == nil && len(st.Instances) == 4 {
 			ready := 0
 			pids = pids[:0]
 			for _, in := range st.Instances {

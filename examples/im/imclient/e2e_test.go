@@ -354,12 +354,7 @@ func TestBackend(t *testing.T) {
 	// stored (written here straight into messagedata, as the send
 	// Logicsvr would have), the sender's is not. The client's retry
 	// completes it: a duplicate for bob, a first copy for alice.
-	mdAddr := be.Instance("messagedata").RPC
-	rpc, err := svrkit.NewClient(mdAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rpc.Close()
+	rpc := be.RPC("messagedata", "send")
 	half := &im.Message{FromUserId: aliceID, ToUserId: bobID, ClientMsgId: "m4", Type: im.MessageType_MESSAGE_TYPE_TEXT, Text: "half sent"}
 	d := must[*im.DeliverReply](t, "receiver's copy")(im.NewMessageDataClient(rpc).Deliver(ctx, &im.DeliverRequest{
 		UserId: bobID, DedupId: strconv.FormatUint(aliceID, 10) + ":m4",

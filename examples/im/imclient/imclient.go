@@ -58,11 +58,10 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +70,7 @@ import (
 	"github.com/svrkit/svrkit/examples/im/internal/session"
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/cgi"
+	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 )
 
 // Addrs are the base URLs ("http://127.0.0.1:8080") of the client-facing
@@ -149,35 +149,26 @@ func baseURL(a string) string {
 
 // ReadStateFile reads the addresses of the client-facing Logicsvrs from
 // `svrkit up`'s state file ({data}/up.json, examples/im/.data/up.json by
-// default). With replicas it takes the first ready instance of each.
+// default; package upstate). With replicas it takes a ready instance of
+// each, else the first.
 func ReadStateFile(path string) (Addrs, error) {
-	b, err := os.ReadFile(path)
+	st, err := upstate.Read(path)
 	if err != nil {
-		return Addrs{}, fmt.Errorf("reading svrkit up's state (is `svrkit up examples/im` running?): %w", err)
-	}
-	var st struct {
-		Instances []struct {
-			Service string `json:"service"`
-			State   string `json:"state"`
-			HTTP    string `json:"http"`
-		} `json:"instances"`
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return Addrs{}, fmt.Errorf("%s: %w", path, err)
+		if errors.Is(err, upstate.ErrNotRunning) {
+			return Addrs{}, fmt.Errorf("%w (start the IM backend with: go run ./tools/svrkit up examples/im)", err)
+		}
+		return Addrs{}, err
 	}
 	var a Addrs
-	slot := map[string]*string{"account": &a.Account, "contact": &a.Contact, "send": &a.Send, "sync": &a.Sync, "sendmedia": &a.Media}
-	for _, ready := range []bool{true, false} {
-		for _, in := range st.Instances {
-			if p := slot[in.Service]; p != nil && *p == "" && in.HTTP != "" && (in.State == "ready") == ready {
-				*p = in.HTTP
-			}
-		}
-	}
-	for name, p := range slot {
-		if *p == "" && name != "sendmedia" {
+	for name, p := range map[string]*string{"account": &a.Account, "contact": &a.Contact, "send": &a.Send, "sync": &a.Sync} {
+		in, ok := st.Find(name)
+		if !ok || in.HTTP == "" {
 			return Addrs{}, fmt.Errorf("%s: no %q service", path, name)
 		}
+		*p = in.HTTP
+	}
+	if in, ok := st.Find("sendmedia"); ok {
+		a.Media = in.HTTP
 	}
 	return a, nil
 }

@@ -13,7 +13,6 @@ package imtest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -25,19 +24,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 )
 
-// Instance is one running service instance, as up's state file describes it.
-type Instance struct {
-	Name     string `json:"name"`
-	Service  string `json:"service"`
-	State    string `json:"state"`
-	PID      int    `json:"pid"`
-	Restarts int    `json:"restarts"`
-	HTTP     string `json:"http"`
-	RPC      string `json:"rpc"`
-	Admin    string `json:"admin"`
-}
+// Instance is one running service instance, as up's state file describes
+// it (package upstate).
+type Instance = upstate.Instance
 
 // Backend is a running `svrkit up` of the IM backend.
 type Backend struct {
@@ -70,7 +64,7 @@ func Start(t testing.TB) *Backend {
 	}
 	b := &Backend{
 		t:         t,
-		StateFile: filepath.Join(tmp, "data", "up.json"),
+		StateFile: filepath.Join(tmp, "data", upstate.FileName),
 		out:       &lockedBuffer{},
 		done:      make(chan struct{}),
 	}
@@ -86,46 +80,30 @@ func Start(t testing.TB) *Backend {
 	go func() { _ = b.cmd.Wait(); close(b.done) }()
 	t.Cleanup(b.stop)
 
-	deadline := time.Now().Add(readyTimeout)
-	for {
+	deadline := time.After(readyTimeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !b.allReady() {
 		select {
 		case <-b.done:
 			t.Fatalf("svrkit up exited before the backend was ready:\n%s", b.Output())
-		default:
-		}
-		if b.allReady() {
-			return b
-		}
-		if time.Now().After(deadline) {
+		case <-deadline:
 			t.Fatalf("backend not ready within %v:\n%s", readyTimeout, b.Output())
+		case <-tick.C:
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	return b
 }
 
 func (b *Backend) allReady() bool {
-	insts, err := b.Instances()
-	if err != nil || len(insts) == 0 {
-		return false
-	}
-	for _, in := range insts {
-		if in.State != "ready" {
-			return false
-		}
-	}
-	return true
+	st, err := upstate.Read(b.StateFile)
+	return err == nil && st.AllReady()
 }
 
 // Instances reads up's state file.
 func (b *Backend) Instances() ([]Instance, error) {
-	raw, err := os.ReadFile(b.StateFile)
+	st, err := upstate.Read(b.StateFile)
 	if err != nil {
-		return nil, err
-	}
-	var st struct {
-		Instances []Instance `json:"instances"`
-	}
-	if err := json.Unmarshal(raw, &st); err != nil {
 		return nil, err
 	}
 	return st.Instances, nil
@@ -134,24 +112,39 @@ func (b *Backend) Instances() ([]Instance, error) {
 // Instance returns the named instance ("send", or "send-1" with replicas).
 func (b *Backend) Instance(name string) Instance {
 	b.t.Helper()
-	insts, err := b.Instances()
+	st, err := upstate.Read(b.StateFile)
 	if err != nil {
 		b.t.Fatalf("reading %s: %v", b.StateFile, err)
 	}
-	for _, in := range insts {
-		if in.Name == name {
-			return in
-		}
+	in, ok := st.Instance(name)
+	if !ok {
+		b.t.Fatalf("no instance %q in %s", name, b.StateFile)
 	}
-	b.t.Fatalf("no instance %q in %s", name, b.StateFile)
-	return Instance{}
+	return in
+}
+
+// RPC returns a binary RPC client of the named instance that proves
+// identity with the key svrkit up made for it ("send" to call as the send
+// Logicsvr would, "operator" to call anything), closed when the test ends.
+func (b *Backend) RPC(name, identity string) *svrkit.Client {
+	b.t.Helper()
+	key, err := svrkit.ReadKey(svrkit.KeyPath(filepath.Join(filepath.Dir(b.StateFile), "keys"), identity))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	c, err := svrkit.NewClient(b.Instance(name).RPC, svrkit.WithIdentity(identity, key))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // Kill SIGKILLs the named instance's process (up restarts it) and returns
 // the killed pid.
 func (b *Backend) Kill(name string) (int, error) {
 	in := b.Instance(name)
-	if in.PID == 0 || in.State != "ready" {
+	if in.PID == 0 || in.State != upstate.Ready {
 		return 0, fmt.Errorf("imtest: %s is %s", name, in.State)
 	}
 	return in.PID, syscall.Kill(in.PID, syscall.SIGKILL)
@@ -163,11 +156,9 @@ func (b *Backend) WaitReady(ctx context.Context, name string, notPID int, d time
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	for {
-		if insts, err := b.Instances(); err == nil {
-			for _, in := range insts {
-				if in.Name == name && in.State == "ready" && in.PID != notPID {
-					return nil
-				}
+		if st, err := upstate.Read(b.StateFile); err == nil {
+			if in, ok := st.Instance(name); ok && in.State == upstate.Ready && in.PID != notPID {
+				return nil
 			}
 		}
 		select {

@@ -17,7 +17,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
+	"maps"
 	"testing"
 	"time"
 
@@ -94,13 +94,14 @@ func Start(t testing.TB, dir string, opts *Options) *Cluster {
 		"accountdata": im.AccountData_ServiceName,
 		"contactdata": im.ContactData_ServiceName,
 	}
-	for _, name := range names {
-		c.addrs[name] = freeAddr(t)
-		c.Routes[services[name]] = []string{c.addrs[name]}
-	}
+	// Each service binds a port the kernel picks, and the ones started after
+	// it route to it: every service calls only those before it in names.
+	// (Picking free ports first and binding them later raced with the
+	// other processes of a busy machine.) A restart rebinds the same port.
 	t.Cleanup(func() { c.stopAll() })
 	for _, name := range names {
 		c.start(t, name)
+		c.Routes[services[name]] = []string{c.addrs[name]}
 	}
 	var err error
 	c.client, err = logicsvr.New(logicsvr.Config{Name: "storagetest", HTTP: logicsvr.Off, RPC: logicsvr.Off,
@@ -111,24 +112,18 @@ func Start(t testing.TB, dir string, opts *Options) *Cluster {
 	return c
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func (c *Cluster) start(t testing.TB, name string) {
 	t.Helper()
+	addr := c.addrs[name]
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
 	h, err := logicsvr.New(logicsvr.Config{
 		Name:         name,
 		HTTP:         logicsvr.Off,
-		RPC:          c.addrs[name],
+		RPC:          addr,
 		Admin:        "127.0.0.1:0",
-		Routes:       c.Routes,
+		Routes:       maps.Clone(c.Routes),
 		App:          c.app[name],
 		DrainTimeout: logicsvr.Duration(5 * time.Second),
 	}, logicsvr.WithLogger(c.log.With("logicsvr", name)))
@@ -164,6 +159,7 @@ func (c *Cluster) start(t testing.TB, name string) {
 	if err := h.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
+	c.addrs[name] = h.RPCAddr().String()
 	c.hosts[name] = h
 }
 

@@ -15,9 +15,11 @@ import (
 	"example.com/golden/keys"
 	"example.com/golden/multi"
 	othersvrkit "example.com/golden/othersvrkit"
+	"example.com/golden/points"
 	typespb "example.com/golden/types"
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/cgi"
+	"github.com/svrkit/svrkit/svrkit/monitor"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -175,5 +177,22 @@ func TestWellKnownTypesAndKeywords(t *testing.T) {
 	}
 	if multi.Clock_ServiceDesc.Methods[0].Timeout != 50*time.Millisecond || multi.Clock_ServiceDesc.Logicsvr != "account" {
 		t.Errorf("Clock desc %+v", multi.Clock_ServiceDesc)
+	}
+}
+
+// TestMonitorPointsDeclared checks that linking a package with monitor
+// enums declares its points, with what the IDL says.
+func TestMonitorPointsDeclared(t *testing.T) {
+	for id, want := range map[monitor.ID]monitor.Decl{
+		points.Points_REGISTRATIONS_ID: {ID: 1001, Name: "chat.registrations", Unit: "count", Kind: monitor.Counter, Alert: "sum over 1h < 1"},
+		points.Points_ONLINE_ID:        {ID: 1002, Name: "chat.online", Unit: "devices", Kind: monitor.Gauge},
+		points.Holder_DEEP_ID:          {ID: 16777215, Name: "chat.deep", Unit: "count", Kind: monitor.Counter, Alert: "sum over 5m / chat.registrations > 5% for 2m"},
+	} {
+		if got, ok := monitor.Lookup(id); !ok || got != want {
+			t.Errorf("Lookup(%d) = %+v, %v; want %+v", id, got, ok, want)
+		}
+	}
+	if err := monitor.Problems(); err != nil {
+		t.Errorf("Problems: %v", err)
 	}
 }

@@ -46,6 +46,7 @@ import (
 	"github.com/svrkit/svrkit/examples/im/internal/session"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/svrkit/monitor"
 )
 
 // Config is the account Logicsvr's "app" config object.
@@ -184,6 +185,7 @@ func (s *accountServer) Register(ctx context.Context, req *im.RegisterRequest) (
 		return nil, err
 	}
 	logicsvr.Logger(ctx).Info("registered", "user", rec.GetUserId(), "name", req.GetName())
+	monitor.Add(im.Monitor_REGISTRATIONS_ID, 1)
 	return &im.RegisterReply{UserId: rec.GetUserId()}, nil
 }
 
@@ -234,12 +236,14 @@ func (s *accountServer) Login(ctx context.Context, req *im.LoginRequest) (*im.Lo
 		return nil, svrkit.NewError(svrkit.Internal, "account damaged; contact support")
 	}
 	if rec == nil || !ok {
+		monitor.Add(im.Monitor_LOGIN_FAILURES_ID, 1)
 		return nil, errLogin
 	}
 	tok, c, err := s.signer.Issue(rec.GetUserId(), device, s.ttl)
 	if err != nil {
 		return nil, svrkit.Errorf(svrkit.Internal, "issuing token: %v", err)
 	}
+	monitor.Add(im.Monitor_LOGINS_ID, 1)
 	return &im.LoginReply{UserId: c.UserID, Token: tok, ExpiresUnix: c.Expires.Unix()}, nil
 }
 

@@ -47,6 +47,7 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/lru"
+	"github.com/svrkit/svrkit/examples/im/internal/online"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
 )
@@ -248,6 +249,7 @@ func (s *Server) SyncInbox(ctx context.Context, req *im.SyncInboxRequest) (*im.S
 		return nil, svrkit.Errorf(svrkit.InvalidArgument, "sync limit %d exceeds %d", limit, MaxSyncLimit)
 	}
 	user, device, key := req.GetUserId(), req.GetDeviceId(), req.GetSyncKey()
+	online.Seen(user, device)
 	st, gen, hit := s.lookup(user, device, key)
 	if hit {
 		return &im.SyncReply{SyncKey: key}, nil

@@ -23,7 +23,14 @@ import (
 	"github.com/svrkit/svrkit/examples/im/internal/session"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/svrkit/monitor"
 )
+
+// messagesID is the monitor point counting each type of message.
+var messagesID = map[im.MessageType]monitor.ID{
+	im.MessageType_MESSAGE_TYPE_TEXT:  im.Monitor_MESSAGES_TEXT_ID,
+	im.MessageType_MESSAGE_TYPE_VOICE: im.Monitor_MESSAGES_VOICE_ID,
+}
 
 // The limits of message.proto.
 const (
@@ -121,10 +128,23 @@ func (s *sendServer) SendVoice(ctx context.Context, req *im.SendVoiceRequest) (*
 }
 
 // deliver writes m into the receiver's inbox and then the sender's (see
-// package delivery).
+// package delivery), counting the call, its failures and, once stored,
+// the message by type.
 func (s *sendServer) deliver(ctx context.Context, m *im.Message) (*im.SendReply, error) {
+	monitor.Add(im.Monitor_SEND_CALLS_ID, 1)
 	if err := delivery.ReceiverExists(ctx, s.accounts, m.GetToUserId()); err != nil {
+		if svrkit.CodeOf(err) != svrkit.NotFound {
+			monitor.Add(im.Monitor_SEND_ERRORS_ID, 1)
+		}
 		return nil, err
 	}
-	return delivery.Deliver(ctx, s.messages, m)
+	r, err := delivery.Deliver(ctx, s.messages, m)
+	if err != nil {
+		monitor.Add(im.Monitor_SEND_ERRORS_ID, 1)
+		return nil, err
+	}
+	if !r.GetDuplicate() {
+		monitor.Add(messagesID[m.GetType()], 1)
+	}
+	return r, nil
 }

@@ -58,6 +58,7 @@ import (
 	"github.com/svrkit/svrkit/examples/im/internal/seq"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/svrkit/monitor"
 )
 
 // Limits of the service, on top of package kv's and inbox's.
@@ -457,6 +458,7 @@ func (w *trimWorker) schedule(user uint64) {
 	case w.q <- user:
 		w.pending[user] = struct{}{}
 	default:
+		monitor.Add(im.Monitor_TRIM_DROPPED_ID, 1)
 		if n := w.dropped.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8...
 			w.warn("trim queue full: users dropped (trimmed on their next sync)", "dropped_total", n)
 		}
@@ -479,6 +481,8 @@ func (w *trimWorker) run() {
 			}
 			w.users.Add(1)
 			w.entries.Add(uint64(n))
+			monitor.Add(im.Monitor_TRIMS_ID, 1)
+			monitor.Add(im.Monitor_TRIMMED_ENTRIES_ID, int64(n))
 		}
 	}
 }

@@ -12,11 +12,13 @@ package handlers
 
 import (
 	"context"
+	"time"
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/session"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/svrkit/monitor"
 )
 
 // The limits of sync.proto.
@@ -47,6 +49,7 @@ type syncServer struct {
 }
 
 func (s *syncServer) Sync(ctx context.Context, req *im.SyncRequest) (*im.SyncReply, error) {
+	start := time.Now()
 	caller := session.From(ctx)
 	limit := req.GetLimit()
 	if limit == 0 {
@@ -67,6 +70,9 @@ func (s *syncServer) Sync(ctx context.Context, req *im.SyncRequest) (*im.SyncRep
 	if err != nil {
 		return nil, err
 	}
+	monitor.Add(im.Monitor_SYNC_CALLS_ID, 1)
+	monitor.Add(im.Monitor_SYNC_ITEMS_ID, int64(len(r.GetItems())))
+	monitor.Add(im.Monitor_SYNC_LATENCY_MS_ID, time.Since(start).Milliseconds())
 	// The receiver's copy of a message is stored before its time is known;
 	// its time is the item's (the sender's copy carries the same one).
 	for _, it := range r.GetItems() {
