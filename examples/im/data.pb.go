@@ -853,26 +853,26 @@ const file_im_data_proto_rawDesc = "" +
 	"\bsync_key\x18\x01 \x01(\fR\asyncKey\"e\n" +
 	"\x11ContactListRecord\x12#\n" +
 	"\x04list\x18\x01 \x01(\v2\x0f.im.ContactListR\x04list\x12+\n" +
-	"\apending\x18\x02 \x01(\v2\x11.im.ContactChangeR\apending2\xdc\x02\n" +
+	"\apending\x18\x02 \x01(\v2\x11.im.ContactChangeR\apending2\xe3\x02\n" +
 	"\vAccountData\x12D\n" +
 	"\rCreateAccount\x12\x18.im.CreateAccountRequest\x1a\x11.im.AccountRecord\"\x06\xca\xf3\x18\x02\b\x01\x12@\n" +
 	"\n" +
 	"GetAccount\x12\x15.im.GetAccountRequest\x1a\x11.im.AccountRecord\"\b\xca\xf3\x18\x04\b\x02 \x01\x12F\n" +
 	"\rLookupAccount\x12\x18.im.LookupAccountRequest\x1a\x11.im.AccountRecord\"\b\xca\xf3\x18\x04\b\x03 \x01\x12F\n" +
-	"\rUpdateProfile\x12\x18.im.UpdateProfileRequest\x1a\x11.im.AccountRecord\"\b\xca\xf3\x18\x04\b\x04 \x01\x1a5\xd2\xf3\x181\n" +
-	"\vaccountdata\x10\xb8\x17\x1a\auser_id*\aaccount*\acontact*\x04send2\xff\x01\n" +
+	"\rUpdateProfile\x12\x18.im.UpdateProfileRequest\x1a\x11.im.AccountRecord\"\b\xca\xf3\x18\x04\b\x04 \x01\x1a<\xd2\xf3\x188\n" +
+	"\vaccountdata\x10\xb8\x17\x1a\auser_id*\aaccount*\acontact*\x04send*\x05group2\xff\x01\n" +
 	"\vContactData\x12?\n" +
 	"\n" +
 	"PutContact\x12\x15.im.PutContactRequest\x1a\x10.im.ContactReply\"\b\xca\xf3\x18\x04\b\x01 \x01\x12E\n" +
 	"\rDeleteContact\x12\x18.im.DeleteContactRequest\x1a\x10.im.ContactReply\"\b\xca\xf3\x18\x04\b\x02 \x01\x12@\n" +
 	"\vGetContacts\x12\x16.im.GetContactsRequest\x1a\x0f.im.ContactList\"\b\xca\xf3\x18\x04\b\x03 \x01\x1a&\xd2\xf3\x18\"\n" +
-	"\vcontactdata\x10\xb8\x17\x1a\auser_id*\acontact2\x8d\x02\n" +
+	"\vcontactdata\x10\xb8\x17\x1a\auser_id*\acontact2\x95\x02\n" +
 	"\vMessageData\x129\n" +
 	"\aDeliver\x12\x12.im.DeliverRequest\x1a\x10.im.DeliverReply\"\b\xca\xf3\x18\x04\b\x01 \x01\x12:\n" +
 	"\tSyncInbox\x12\x14.im.SyncInboxRequest\x1a\r.im.SyncReply\"\b\xca\xf3\x18\x04\b\x02 \x01\x12B\n" +
 	"\n" +
-	"CurrentKey\x12\x15.im.CurrentKeyRequest\x1a\x13.im.CurrentKeyReply\"\b\xca\xf3\x18\x04\b\x03 \x01\x1aC\xd2\xf3\x18?\n" +
-	"\vmessagedata\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\x04send*\x04syncB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
+	"CurrentKey\x12\x15.im.CurrentKeyRequest\x1a\x13.im.CurrentKeyReply\"\b\xca\xf3\x18\x04\b\x03 \x01\x1aK\xd2\xf3\x18G\n" +
+	"\vmessagedata\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\x04send*\x04sync*\x06fanoutB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
 	file_im_data_proto_rawDescOnce sync.Once

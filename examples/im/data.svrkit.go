@@ -77,7 +77,7 @@ var AccountData_ServiceDesc = svrkit.ServiceDesc{
 	Name:        AccountData_ServiceName,
 	HandlerType: (*AccountDataServer)(nil),
 	Logicsvr:    "accountdata",
-	Callers:     []string{"account", "contact", "send"},
+	Callers:     []string{"account", "contact", "send", "group"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:    AccountData_CreateAccount_CmdID,
@@ -490,7 +490,7 @@ var MessageData_ServiceDesc = svrkit.ServiceDesc{
 	Name:        MessageData_ServiceName,
 	HandlerType: (*MessageDataServer)(nil),
 	Logicsvr:    "messagedata",
-	Callers:     []string{"accountdata", "contactdata", "send", "sync"},
+	Callers:     []string{"accountdata", "contactdata", "send", "sync", "fanout"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:      MessageData_Deliver_CmdID,
