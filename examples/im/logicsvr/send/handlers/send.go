@@ -25,6 +25,9 @@
 // time in its Message.sent_unix_ms, so both copies of a retried message are
 // identical.
 //
+// Group messages take another path (group.go): stored once in the group's
+// log through GroupData, which queues their fan-out.
+//
 // This Logicsvr keeps no state: retries may land on any replica.
 package handlers
 
@@ -34,6 +37,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/groups"
 	"github.com/svrkit/svrkit/examples/im/internal/session"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
@@ -55,8 +59,9 @@ const (
 	MaxClientMsgIDBytes = 64
 )
 
-// NewSend returns the Send handler. It needs im.AccountData and
-// im.MessageData in the routing table and session_secret in the app config.
+// NewSend returns the Send handler. It needs im.AccountData,
+// im.MessageData and im.GroupData in the routing table and session_secret
+// in the app config.
 func NewSend(h *logicsvr.Host) (im.SendServer, error) {
 	signer, err := session.FromApp(h)
 	if err != nil {
@@ -70,14 +75,20 @@ func NewSend(h *logicsvr.Host) (im.SendServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	groupData, err := h.Client(im.GroupData_ServiceName)
+	if err != nil {
+		return nil, err
+	}
 	h.Use(signer.Require(im.Send_ServiceName))
-	return &sendServer{accounts: im.NewAccountDataClient(accounts), messages: im.NewMessageDataClient(messages)}, nil
+	return &sendServer{accounts: im.NewAccountDataClient(accounts), messages: im.NewMessageDataClient(messages),
+		groups: im.NewGroupDataClient(groupData)}, nil
 }
 
 type sendServer struct {
 	im.UnimplementedSendServer
 	accounts im.AccountDataClient
 	messages im.MessageDataClient
+	groups   im.GroupDataClient
 }
 
 func checkCommon(to uint64, clientMsgID string) error {
@@ -152,10 +163,13 @@ func (s *sendServer) SendVoice(ctx context.Context, req *im.SendVoiceRequest) (*
 }
 
 // deliver writes m into the receiver's inbox and then the sender's (see the
-// package doc).
+// package doc); to a group id, it sends to the group.
 func (s *sendServer) deliver(ctx context.Context, from uint64, m *im.Message) (*im.SendReply, error) {
-	monitor.Add(im.Monitor_SEND_CALLS_ID, 1)
 	to := m.GetToUserId()
+	if groups.IsID(to) {
+		return s.sendGroup(ctx, to, m)
+	}
+	monitor.Add(im.Monitor_SEND_CALLS_ID, 1)
 	if _, err := s.accounts.GetAccount(ctx, &im.GetAccountRequest{UserId: to}); err != nil {
 		if svrkit.CodeOf(err) == svrkit.NotFound {
 			return nil, svrkit.Errorf(svrkit.NotFound, "no user %d", to)
