@@ -1,5 +1,6 @@
 // Command imcli is a terminal client of the IM backend (examples/im): it
-// registers and logs in, manages contacts, sends messages and syncs them,
+// registers and logs in, manages contacts and groups, sends messages and
+// syncs them,
 // through the client-facing CGIs (package
 // github.com/svrkit/svrkit/examples/im/imclient).
 //
@@ -63,10 +64,20 @@ commands:
   remove NAME                                             remove a contact
   contacts                                                list your contacts
   send NAME|ID TEXT...                                    send a text message
+  newgroup NAME [MEMBER...]                               create a group with members
+  groups                                                  list your groups
+  members GROUP                                           list a group's members
+  invite GROUP MEMBER...                                  add members to a group
+  kick GROUP MEMBER                                       remove a member (owner only)
+  leave GROUP                                             leave a group
+  rename GROUP NEWNAME                                    rename a group
+  gsend GROUP TEXT...                                     send a text message to a group
   sync [-reset]                                           print what is new; -reset starts from scratch
   watch [-every 1s]                                       sync in a loop, printing messages as they come
 
 The password comes from -password, else $IMCLI_PASSWORD, else a line of stdin.
+A MEMBER is a contact's name or a user id; a GROUP a group id, or the name of
+one of your groups.
 
 Exit status: 0 on success; 1 when a call fails (its code and message on
 stderr, as {"code","message"} with -json); 2 for bad usage.`,
@@ -151,6 +162,22 @@ func (c *cli) dispatch(cmd string, args []string) error {
 		return c.contacts(args)
 	case "send":
 		return c.send(args)
+	case "newgroup":
+		return c.newgroup(args)
+	case "groups":
+		return c.groups(args)
+	case "members":
+		return c.members(args)
+	case "invite":
+		return c.invite(args)
+	case "kick":
+		return c.kick(args)
+	case "leave":
+		return c.leave(args)
+	case "rename":
+		return c.rename(args)
+	case "gsend":
+		return c.gsend(args)
 	case "sync":
 		return c.sync(args)
 	case "watch":
