@@ -998,16 +998,16 @@ const file_im_group_proto_rawDesc = "" +
 	"GroupLimit\x12\x1b\n" +
 	"\x17GROUP_LIMIT_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x17GROUP_LIMIT_MAX_MEMBERS\x10\xf4\x03\x12\x1e\n" +
-	"\x1aGROUP_LIMIT_MAX_NAME_BYTES\x10@2\x8e\x05\n" +
-	"\x05Group\x12V\n" +
-	"\vCreateGroup\x12\x16.im.CreateGroupRequest\x1a\x0e.im.GroupReply\"\x1f\xca\xf3\x18\x1b\b\x01\x12\x15/cgi-bin/group/create \x01\x12Z\n" +
-	"\rInviteMembers\x12\x18.im.InviteMembersRequest\x1a\x0e.im.GroupReply\"\x1f\xca\xf3\x18\x1b\b\x02\x12\x15/cgi-bin/group/invite \x01\x12S\n" +
+	"\x1aGROUP_LIMIT_MAX_NAME_BYTES\x10@2\xa1\x05\n" +
+	"\x05Group\x12Y\n" +
+	"\vCreateGroup\x12\x16.im.CreateGroupRequest\x1a\x0e.im.GroupReply\"\"\xca\xf3\x18\x1e\b\x01\x12\x15/cgi-bin/group/create \x01(\x96\x01\x12]\n" +
+	"\rInviteMembers\x12\x18.im.InviteMembersRequest\x1a\x0e.im.GroupReply\"\"\xca\xf3\x18\x1e\b\x02\x12\x15/cgi-bin/group/invite \x01(\x96\x01\x12V\n" +
 	"\n" +
-	"LeaveGroup\x12\x15.im.LeaveGroupRequest\x1a\x0e.im.GroupReply\"\x1e\xca\xf3\x18\x1a\b\x03\x12\x14/cgi-bin/group/leave \x01\x12X\n" +
-	"\fRemoveMember\x12\x17.im.RemoveMemberRequest\x1a\x0e.im.GroupReply\"\x1f\xca\xf3\x18\x1b\b\x04\x12\x15/cgi-bin/group/remove \x01\x12V\n" +
-	"\vRenameGroup\x12\x16.im.RenameGroupRequest\x1a\x0e.im.GroupReply\"\x1f\xca\xf3\x18\x1b\b\x05\x12\x15/cgi-bin/group/rename \x01\x12W\n" +
-	"\vListMembers\x12\x16.im.ListMembersRequest\x1a\x0e.im.MemberList\" \xca\xf3\x18\x1c\b\x06\x12\x16/cgi-bin/group/members \x01\x12U\n" +
-	"\fListMyGroups\x12\x17.im.ListMyGroupsRequest\x1a\r.im.GroupList\"\x1d\xca\xf3\x18\x19\b\a\x12\x13/cgi-bin/group/mine \x01\x1a\x1a\xd2\xf3\x18\x16\n" +
+	"LeaveGroup\x12\x15.im.LeaveGroupRequest\x1a\x0e.im.GroupReply\"!\xca\xf3\x18\x1d\b\x03\x12\x14/cgi-bin/group/leave \x01(\x96\x01\x12[\n" +
+	"\fRemoveMember\x12\x17.im.RemoveMemberRequest\x1a\x0e.im.GroupReply\"\"\xca\xf3\x18\x1e\b\x04\x12\x15/cgi-bin/group/remove \x01(\x96\x01\x12Y\n" +
+	"\vRenameGroup\x12\x16.im.RenameGroupRequest\x1a\x0e.im.GroupReply\"\"\xca\xf3\x18\x1e\b\x05\x12\x15/cgi-bin/group/rename \x01(\x96\x01\x12Y\n" +
+	"\vListMembers\x12\x16.im.ListMembersRequest\x1a\x0e.im.MemberList\"\"\xca\xf3\x18\x1e\b\x06\x12\x16/cgi-bin/group/members \x01(x\x12W\n" +
+	"\fListMyGroups\x12\x17.im.ListMyGroupsRequest\x1a\r.im.GroupList\"\x1f\xca\xf3\x18\x1b\b\a\x12\x13/cgi-bin/group/mine \x01(x\x1a\x1a\xd2\xf3\x18\x16\n" +
 	"\x05group\x10\x88' \x80\x02*\agatewayB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (

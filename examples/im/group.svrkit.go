@@ -118,6 +118,7 @@ var Group_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/group/create",
 			Timeout:    5000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   150,
 			NewRequest: func() proto.Message {
 				return new(CreateGroupRequest)
 			},
@@ -132,6 +133,7 @@ var Group_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/group/invite",
 			Timeout:    5000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   150,
 			NewRequest: func() proto.Message {
 				return new(InviteMembersRequest)
 			},
@@ -146,6 +148,7 @@ var Group_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/group/leave",
 			Timeout:    5000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   150,
 			NewRequest: func() proto.Message {
 				return new(LeaveGroupRequest)
 			},
@@ -160,6 +163,7 @@ var Group_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/group/remove",
 			Timeout:    5000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   150,
 			NewRequest: func() proto.Message {
 				return new(RemoveMemberRequest)
 			},
@@ -174,6 +178,7 @@ var Group_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/group/rename",
 			Timeout:    5000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   150,
 			NewRequest: func() proto.Message {
 				return new(RenameGroupRequest)
 			},
@@ -188,6 +193,7 @@ var Group_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/group/members",
 			Timeout:    5000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   120,
 			NewRequest: func() proto.Message {
 				return new(ListMembersRequest)
 			},
@@ -202,6 +208,7 @@ var Group_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/group/mine",
 			Timeout:    5000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   120,
 			NewRequest: func() proto.Message {
 				return new(ListMyGroupsRequest)
 			},

@@ -88,6 +88,7 @@ var Send_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/send/text",
 			Timeout:    5000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   210,
 			NewRequest: func() proto.Message {
 				return new(SendTextRequest)
 			},
@@ -102,6 +103,7 @@ var Send_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/send/voice",
 			Timeout:    5000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   200,
 			NewRequest: func() proto.Message {
 				return new(SendVoiceRequest)
 			},
@@ -116,6 +118,7 @@ var Send_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/send/grouptext",
 			Timeout:    5000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   210,
 			NewRequest: func() proto.Message {
 				return new(SendGroupTextRequest)
 			},
@@ -130,6 +133,7 @@ var Send_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/send/groupvoice",
 			Timeout:    5000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   200,
 			NewRequest: func() proto.Message {
 				return new(SendGroupVoiceRequest)
 			},

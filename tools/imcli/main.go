@@ -8,6 +8,7 @@
 //	go run ./tools/imcli register alice -password 'correct horse'
 //	go run ./tools/imcli -as alice add bob
 //	go run ./tools/imcli -as alice send bob 'hi bob'
+//	go run ./tools/imcli -as alice sendimage bob photo.jpg
 //	go run ./tools/imcli -as bob watch            # Ctrl-C to stop
 //
 // The services' addresses come from svrkit up's state file (-up, default
@@ -56,7 +57,8 @@ examples/im' runs.
 commands:
   register NAME [-password P] [-nick NICK] [-device D]   create a user and log in
   login NAME [-password P] [-device D]                    log in (one device per login)
-  logout                                                  forget the local login
+  logout [-all]                                           end this device's session (-all: every device's)
+  passwd [-password P] [-new NEW]                         change your password; ends every session, keeps this one
   whoami                                                  your profile
   profile NAME|ID                                         someone's profile
   setnick NICKNAME                                        change your nickname
@@ -64,6 +66,9 @@ commands:
   remove NAME                                             remove a contact
   contacts                                                list your contacts
   send NAME|ID TEXT...                                    send a text message
+  sendimage NAME|ID FILE                                  send a JPEG, PNG, GIF or WebP (a cut upload resumes on rerun)
+  sendvideo NAME|ID FILE [-cover IMAGE]                   send an MP4, QuickTime or WebM video
+  download MEDIA_ID [-thumb] [-o FILE]                    save a media file sent to you (a cut download resumes on rerun)
   newgroup NAME [MEMBER...]                               create a group with members
   groups                                                  list your groups
   members GROUP                                           list a group's members
@@ -75,7 +80,8 @@ commands:
   sync [-reset]                                           print what is new; -reset starts from scratch
   watch [-every 1s]                                       sync in a loop, printing messages as they come
 
-The password comes from -password, else $IMCLI_PASSWORD, else a line of stdin.
+The password comes from -password, else $IMCLI_PASSWORD, else a line of stdin;
+passwd's new one from -new, else $IMCLI_NEW_PASSWORD, else the next line.
 A MEMBER is a contact's name or a user id; a GROUP a group id, or the name of
 one of your groups.
 
@@ -148,6 +154,8 @@ func (c *cli) dispatch(cmd string, args []string) error {
 		return c.login(args)
 	case "logout":
 		return c.logout(args)
+	case "passwd":
+		return c.passwd(args)
 	case "whoami":
 		return c.profile(nil)
 	case "profile":
@@ -178,6 +186,12 @@ func (c *cli) dispatch(cmd string, args []string) error {
 		return c.rename(args)
 	case "gsend":
 		return c.gsend(args)
+	case "sendimage":
+		return c.sendimage(args)
+	case "sendvideo":
+		return c.sendvideo(args)
+	case "download":
+		return c.download(args)
 	case "sync":
 		return c.sync(args)
 	case "watch":
