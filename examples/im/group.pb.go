@@ -7,8 +7,8 @@
 // # Group ids
 //
 // Group ids and user ids share one number space and never collide: every
-// group id has bit 62 set (it is at least 4611686018427387904 and below
-// 9223372036854775808), no user id has. That is what lets a version 1
+// group id has bit 63 set (it is at least 9223372036854775808), no user
+// id has (user ids are below that, account.proto). That is what lets a version 1
 // client, which knows nothing of groups, see a group as one more
 // conversation partner and answer it (sync.proto, "Client versions").
 //

@@ -6,13 +6,13 @@
 //
 // # Ids
 //
-// Group ids have bit 62 set and user ids never do (accountdata allocates
-// them from 1 upwards), so one uint64 names either and IsID tells which.
+// Group ids have bit 63 set and user ids never do (accountdata draws them
+// below 2^63), so one uint64 names either and IsID tells which.
 // That is what lets a version 1 client treat a group as one more
 // conversation partner (sync.proto). A group's id is derived from its
 // creator and the client's id of the creation (ID), so a repeated
 // CreateGroup finds the group it created without an index of creations;
-// 62 bits of SHA-256 make a collision between two creations improbable
+// 63 bits of SHA-256 make a collision between two creations improbable
 // (a birthday bound near 2^31 groups), and groupdata refuses one rather
 // than merge two groups.
 //
@@ -41,19 +41,18 @@ import (
 
 // The limits of group.proto.
 const (
-	MaxMembers    = int(im.GroupLimit_GROUP_LIMIT_MAX_MEMBERS)
-	MaxNameBytes  = int(im.GroupLimit_GROUP_LIMIT_MAX_NAME_BYTES)
-	MaxClientID   = 64
-	idBit         = uint64(1) << 62
-	idMask        = idBit - 1
-	maxUserIDBits = 62
+	MaxMembers   = int(im.GroupLimit_GROUP_LIMIT_MAX_MEMBERS)
+	MaxNameBytes = int(im.GroupLimit_GROUP_LIMIT_MAX_NAME_BYTES)
+	MaxClientID  = 64
+	idBit        = uint64(1) << 63
+	idMask       = idBit - 1
 )
 
-// IsID reports whether id is a group's (bit 62 set, bit 63 clear).
-func IsID(id uint64) bool { return id&^idMask == idBit }
+// IsID reports whether id is a group's (bit 63 set).
+func IsID(id uint64) bool { return id&idBit != 0 }
 
 // IsUserID reports whether id can be a user's: not 0, not a group's.
-func IsUserID(id uint64) bool { return id != 0 && id>>maxUserIDBits == 0 }
+func IsUserID(id uint64) bool { return id != 0 && id&idBit == 0 }
 
 // ID is the id of the group that user creates with clientGroupID.
 func ID(user uint64, clientGroupID string) uint64 {

@@ -11,7 +11,7 @@ import (
 )
 
 func TestAdaptForV1(t *testing.T) {
-	const alice, bob, group = 1, 2, 1<<62 | 77
+	const alice, bob, group = 1, 2, 1<<63 | 77
 	msg := func(m *im.Message) *im.SyncItem {
 		return &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Version: 5, AtUnixMs: 9, Item: &im.SyncItem_Message{Message: m}}
 	}
