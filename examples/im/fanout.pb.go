@@ -32,7 +32,10 @@ const (
 )
 
 type FanoutStatsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// since_unix_ms bounds the delay quantiles to messages whose fan-out
+	// ended at or after it; 0 means every one kept.
+	SinceUnixMs   int64 `protobuf:"varint,1,opt,name=since_unix_ms,json=sinceUnixMs,proto3" json:"since_unix_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -67,6 +70,13 @@ func (*FanoutStatsRequest) Descriptor() ([]byte, []int) {
 	return file_im_fanout_proto_rawDescGZIP(), []int{0}
 }
 
+func (x *FanoutStatsRequest) GetSinceUnixMs() int64 {
+	if x != nil {
+		return x.SinceUnixMs
+	}
+	return 0
+}
+
 type FanoutStats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// backlog: queue items stored and not acknowledged (in flight
@@ -78,10 +88,19 @@ type FanoutStats struct {
 	// This process's counts: queue items handled, log entries fanned out,
 	// inbox writes made (duplicates of a redelivery not counted), and
 	// handler runs that failed and will be retried.
-	Items         uint64 `protobuf:"varint,4,opt,name=items,proto3" json:"items,omitempty"`
-	Entries       uint64 `protobuf:"varint,5,opt,name=entries,proto3" json:"entries,omitempty"`
-	Deliveries    uint64 `protobuf:"varint,6,opt,name=deliveries,proto3" json:"deliveries,omitempty"`
-	Retries       uint64 `protobuf:"varint,7,opt,name=retries,proto3" json:"retries,omitempty"`
+	Items      uint64 `protobuf:"varint,4,opt,name=items,proto3" json:"items,omitempty"`
+	Entries    uint64 `protobuf:"varint,5,opt,name=entries,proto3" json:"entries,omitempty"`
+	Deliveries uint64 `protobuf:"varint,6,opt,name=deliveries,proto3" json:"deliveries,omitempty"`
+	Retries    uint64 `protobuf:"varint,7,opt,name=retries,proto3" json:"retries,omitempty"`
+	// The fan-out delay of group messages: from a message's storing (its
+	// sent_unix_ms) to the end of the last of its members' inbox writes,
+	// over delay_count messages (nearest-rank quantiles, in ms, to the
+	// millisecond of sent_unix_ms). A message whose writes were all repeats
+	// is not counted.
+	DelayCount    uint64  `protobuf:"varint,8,opt,name=delay_count,json=delayCount,proto3" json:"delay_count,omitempty"`
+	DelayP50Ms    float64 `protobuf:"fixed64,9,opt,name=delay_p50_ms,json=delayP50Ms,proto3" json:"delay_p50_ms,omitempty"`
+	DelayP99Ms    float64 `protobuf:"fixed64,10,opt,name=delay_p99_ms,json=delayP99Ms,proto3" json:"delay_p99_ms,omitempty"`
+	DelayMaxMs    float64 `protobuf:"fixed64,11,opt,name=delay_max_ms,json=delayMaxMs,proto3" json:"delay_max_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -165,12 +184,41 @@ func (x *FanoutStats) GetRetries() uint64 {
 	return 0
 }
 
+func (x *FanoutStats) GetDelayCount() uint64 {
+	if x != nil {
+		return x.DelayCount
+	}
+	return 0
+}
+
+func (x *FanoutStats) GetDelayP50Ms() float64 {
+	if x != nil {
+		return x.DelayP50Ms
+	}
+	return 0
+}
+
+func (x *FanoutStats) GetDelayP99Ms() float64 {
+	if x != nil {
+		return x.DelayP99Ms
+	}
+	return 0
+}
+
+func (x *FanoutStats) GetDelayMaxMs() float64 {
+	if x != nil {
+		return x.DelayMaxMs
+	}
+	return 0
+}
+
 var File_im_fanout_proto protoreflect.FileDescriptor
 
 const file_im_fanout_proto_rawDesc = "" +
 	"\n" +
-	"\x0fim/fanout.proto\x12\x02im\x1a\x14svrkit/options.proto\"\x14\n" +
-	"\x12FanoutStatsRequest\"\xd8\x01\n" +
+	"\x0fim/fanout.proto\x12\x02im\x1a\x14svrkit/options.proto\"8\n" +
+	"\x12FanoutStatsRequest\x12\"\n" +
+	"\rsince_unix_ms\x18\x01 \x01(\x03R\vsinceUnixMs\"\xdf\x02\n" +
 	"\vFanoutStats\x12\x18\n" +
 	"\abacklog\x18\x01 \x01(\x04R\abacklog\x12\"\n" +
 	"\roldest_age_ms\x18\x02 \x01(\x03R\voldestAgeMs\x12!\n" +
@@ -180,7 +228,16 @@ const file_im_fanout_proto_rawDesc = "" +
 	"\n" +
 	"deliveries\x18\x06 \x01(\x04R\n" +
 	"deliveries\x12\x18\n" +
-	"\aretries\x18\a \x01(\x04R\aretries2h\n" +
+	"\aretries\x18\a \x01(\x04R\aretries\x12\x1f\n" +
+	"\vdelay_count\x18\b \x01(\x04R\n" +
+	"delayCount\x12 \n" +
+	"\fdelay_p50_ms\x18\t \x01(\x01R\n" +
+	"delayP50Ms\x12 \n" +
+	"\fdelay_p99_ms\x18\n" +
+	" \x01(\x01R\n" +
+	"delayP99Ms\x12 \n" +
+	"\fdelay_max_ms\x18\v \x01(\x01R\n" +
+	"delayMaxMs2h\n" +
 	"\fFanoutWorker\x12=\n" +
 	"\bGetStats\x12\x16.im.FanoutStatsRequest\x1a\x0f.im.FanoutStats\"\b\xca\xf3\x18\x04\b\x01 \x01\x1a\x19\xd2\xf3\x18\x15\n" +
 	"\x06fanout\x10\x88'*\boperatorB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"

@@ -31,8 +31,10 @@ const (
 // tool with the operator key): the queue's lag and the worker's counts.
 // The worker's real work comes from the queue, not from calls.
 type FanoutWorkerServer interface {
-	// GetStats returns the queue's lag, read from the queue's servers, and
-	// this worker process's counts since it started.
+	// GetStats returns the queue's lag, read from the queue's servers, this
+	// worker process's counts since it started, and the fan-out delay of
+	// the group messages it fanned out since since_unix_ms (of the last
+	// 65536 at most).
 	GetStats(context.Context, *FanoutStatsRequest) (*FanoutStats, error)
 }
 
@@ -89,8 +91,10 @@ func RegisterFanoutWorkerServer(r svrkit.Registrar, impl FanoutWorkerServer) {
 // tool with the operator key): the queue's lag and the worker's counts.
 // The worker's real work comes from the queue, not from calls.
 type FanoutWorkerClient interface {
-	// GetStats returns the queue's lag, read from the queue's servers, and
-	// this worker process's counts since it started.
+	// GetStats returns the queue's lag, read from the queue's servers, this
+	// worker process's counts since it started, and the fan-out delay of
+	// the group messages it fanned out since since_unix_ms (of the last
+	// 65536 at most).
 	GetStats(ctx context.Context, in *FanoutStatsRequest, opts ...svrkit.CallOption) (*FanoutStats, error)
 }
 

@@ -80,6 +80,17 @@ const (
 	// changes (creations, members added and removed, renames).
 	Monitor_GROUP_MESSAGES Monitor = 1054
 	Monitor_GROUP_CHANGES  Monitor = 1055
+	// The fan-out delay of group messages: from a message's storing (its
+	// sent_unix_ms) to the last of its members' inbox writes, summed over
+	// the messages fanned out (FANOUT_MESSAGES), so the average is
+	// im.fanout.delay_ms / im.fanout.messages. A message whose writes were
+	// all repeats (a redelivery of work done) is not counted.
+	Monitor_FANOUT_DELAY_MS Monitor = 1056
+	Monitor_FANOUT_MESSAGES Monitor = 1057
+	// FANOUT_BACKLOG is the fan-out queue's items stored and not yet
+	// acknowledged, read with FANOUT_LAG_MS: with it, a lag curve tells a
+	// slow worker (backlog growing) from one stuck item (backlog flat).
+	Monitor_FANOUT_BACKLOG Monitor = 1058
 )
 
 // Enum value maps for Monitor.
@@ -106,6 +117,9 @@ var (
 		1053: "FANOUT_RETRIES",
 		1054: "GROUP_MESSAGES",
 		1055: "GROUP_CHANGES",
+		1056: "FANOUT_DELAY_MS",
+		1057: "FANOUT_MESSAGES",
+		1058: "FANOUT_BACKLOG",
 	}
 	Monitor_value = map[string]int32{
 		"MONITOR_UNSPECIFIED": 0,
@@ -129,6 +143,9 @@ var (
 		"FANOUT_RETRIES":      1053,
 		"GROUP_MESSAGES":      1054,
 		"GROUP_CHANGES":       1055,
+		"FANOUT_DELAY_MS":     1056,
+		"FANOUT_MESSAGES":     1057,
+		"FANOUT_BACKLOG":      1058,
 	}
 )
 
@@ -163,7 +180,7 @@ var File_im_monitor_proto protoreflect.FileDescriptor
 
 const file_im_monitor_proto_rawDesc = "" +
 	"\n" +
-	"\x10im/monitor.proto\x12\x02im\x1a\x14svrkit/options.proto*\xd2\t\n" +
+	"\x10im/monitor.proto\x12\x02im\x1a\x14svrkit/options.proto*\x9d\v\n" +
 	"\aMonitor\x12\x17\n" +
 	"\x13MONITOR_UNSPECIFIED\x10\x00\x12[\n" +
 	"\rREGISTRATIONS\x10\xe9\a\x1aG\xda\xf3\x18C\n" +
@@ -208,7 +225,13 @@ const file_im_monitor_proto_rawDesc = "" +
 	"\x0eGROUP_MESSAGES\x10\x9e\b\x1a\x1c\xda\xf3\x18\x18\n" +
 	"\x16im.send.messages.group\x12*\n" +
 	"\rGROUP_CHANGES\x10\x9f\b\x1a\x16\xda\xf3\x18\x12\n" +
-	"\x10im.group.changesB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
+	"\x10im.group.changes\x12b\n" +
+	"\x0fFANOUT_DELAY_MS\x10\xa0\b\x1aL\xda\xf3\x18H\n" +
+	"\x12im.fanout.delay_ms\x12\x02ms\".sum over 1m / im.fanout.messages > 1000 for 2m\x12.\n" +
+	"\x0fFANOUT_MESSAGES\x10\xa1\b\x1a\x18\xda\xf3\x18\x14\n" +
+	"\x12im.fanout.messages\x125\n" +
+	"\x0eFANOUT_BACKLOG\x10\xa2\b\x1a \xda\xf3\x18\x1c\n" +
+	"\x11im.fanout.backlog\x12\x05items\x18\x01B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
 	file_im_monitor_proto_rawDescOnce sync.Once

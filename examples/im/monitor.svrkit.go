@@ -51,6 +51,17 @@ const (
 	// changes (creations, members added and removed, renames).
 	Monitor_GROUP_MESSAGES_ID monitor.ID = 1054
 	Monitor_GROUP_CHANGES_ID  monitor.ID = 1055
+	// The fan-out delay of group messages: from a message's storing (its
+	// sent_unix_ms) to the last of its members' inbox writes, summed over
+	// the messages fanned out (FANOUT_MESSAGES), so the average is
+	// im.fanout.delay_ms / im.fanout.messages. A message whose writes were
+	// all repeats (a redelivery of work done) is not counted.
+	Monitor_FANOUT_DELAY_MS_ID monitor.ID = 1056
+	Monitor_FANOUT_MESSAGES_ID monitor.ID = 1057
+	// FANOUT_BACKLOG is the fan-out queue's items stored and not yet
+	// acknowledged, read with FANOUT_LAG_MS: with it, a lag curve tells a
+	// slow worker (backlog growing) from one stuck item (backlog flat).
+	Monitor_FANOUT_BACKLOG_ID monitor.ID = 1058
 )
 
 // Monitor_MonitorDecls declares the monitor points of im.Monitor; the package
@@ -77,6 +88,9 @@ var Monitor_MonitorDecls = []monitor.Decl{
 	{ID: Monitor_FANOUT_RETRIES_ID, Name: "im.fanout.retries", Unit: "count", Kind: monitor.Counter, Alert: "sum over 5m / im.fanout.entries > 5% for 5m"},
 	{ID: Monitor_GROUP_MESSAGES_ID, Name: "im.send.messages.group", Unit: "count", Kind: monitor.Counter},
 	{ID: Monitor_GROUP_CHANGES_ID, Name: "im.group.changes", Unit: "count", Kind: monitor.Counter},
+	{ID: Monitor_FANOUT_DELAY_MS_ID, Name: "im.fanout.delay_ms", Unit: "ms", Kind: monitor.Counter, Alert: "sum over 1m / im.fanout.messages > 1000 for 2m"},
+	{ID: Monitor_FANOUT_MESSAGES_ID, Name: "im.fanout.messages", Unit: "count", Kind: monitor.Counter},
+	{ID: Monitor_FANOUT_BACKLOG_ID, Name: "im.fanout.backlog", Unit: "items", Kind: monitor.Gauge},
 }
 
 func init() {

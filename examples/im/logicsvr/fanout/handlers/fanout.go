@@ -57,8 +57,9 @@
 // # Lag
 //
 // Every second the worker reads the queue's lag (the oldest item not
-// acknowledged) and sets the monitor point im.fanout.lag_ms; GetStats
-// returns it with the process's counts.
+// acknowledged, and how many there are) and sets the monitor points
+// im.fanout.lag_ms and im.fanout.backlog; GetStats returns them with the
+// process's counts and the fan-out delay of recent messages (delay.go).
 package handlers
 
 import (
@@ -149,6 +150,7 @@ type Worker struct {
 	q *groups.Queue // set by Start
 
 	items, entries, deliveries, retries atomic.Uint64
+	delays                              delays
 }
 
 // New returns a Worker over its clients; Start runs it.
@@ -210,6 +212,7 @@ func (w *Worker) Start(q *groups.Queue, ackWait time.Duration) (stop func(contex
 			}
 			if lag, err := w.lag(ctx); err == nil {
 				monitor.Set(im.Monitor_FANOUT_LAG_MS_ID, lag.OldestAge.Milliseconds())
+				monitor.Set(im.Monitor_FANOUT_BACKLOG_ID, int64(lag.Backlog))
 			}
 		}
 	}()
@@ -250,9 +253,11 @@ func (w *Worker) Stats() Stats {
 }
 
 // GetStats implements im.FanoutWorkerServer.
-func (w *Worker) GetStats(ctx context.Context, _ *im.FanoutStatsRequest) (*im.FanoutStats, error) {
+func (w *Worker) GetStats(ctx context.Context, req *im.FanoutStatsRequest) (*im.FanoutStats, error) {
 	st := w.Stats()
-	out := &im.FanoutStats{Items: st.Items, Entries: st.Entries, Deliveries: st.Deliveries, Retries: st.Retries}
+	q := w.delays.since(time.UnixMilli(req.GetSinceUnixMs()))
+	out := &im.FanoutStats{Items: st.Items, Entries: st.Entries, Deliveries: st.Deliveries, Retries: st.Retries,
+		DelayCount: uint64(q.Count), DelayP50Ms: ms(q.P50), DelayP99Ms: ms(q.P99), DelayMaxMs: ms(q.Max)}
 	if w.q == nil {
 		return out, nil
 	}
@@ -330,6 +335,7 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 	}
 	users := groups.MembersAt(rec, e.GetSeq())
 	dedup := groups.MessageDedupID(group, e.GetSeq())
+	var written atomic.Int64
 	err := groups.ForEach(ctx, len(users), w.parallel, func(ctx context.Context, i int) error {
 		select {
 		case w.slots <- struct{}{}:
@@ -342,6 +348,7 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 			return err
 		}
 		if !r.GetDuplicate() {
+			written.Add(1)
 			w.deliveries.Add(1)
 			monitor.Add(im.Monitor_FANOUT_DELIVERIES_ID, 1)
 		}
@@ -349,6 +356,13 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 	})
 	if err != nil {
 		return err
+	}
+	if m := e.GetEntry().GetMessage(); m != nil && written.Load() > 0 {
+		now := time.Now()
+		d := now.Sub(time.UnixMilli(m.GetSentUnixMs()))
+		w.delays.record(now, d)
+		monitor.Add(im.Monitor_FANOUT_DELAY_MS_ID, d.Milliseconds())
+		monitor.Add(im.Monitor_FANOUT_MESSAGES_ID, 1)
 	}
 	if ch := e.GetEntry().GetChange(); ch != nil {
 		var member bool
@@ -375,3 +389,5 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 	monitor.Add(im.Monitor_FANOUT_ENTRIES_ID, 1)
 	return nil
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
