@@ -278,6 +278,8 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 	if err := w.FanOut(ctx, it); err != nil {
 		w.retries.Add(1)
 		monitor.Add(im.Monitor_FANOUT_RETRIES_ID, 1)
+		w.log.Warn("fan-out failed; the queue will deliver it again", "group", it.Group, "seq", it.Seq,
+			"delivery", m.Deliveries(), "err", err)
 		return err
 	}
 	w.items.Add(1)
@@ -343,7 +345,11 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 			return ctx.Err()
 		}
 		defer func() { <-w.slots }()
-		r, err := w.messages.Deliver(ctx, &im.DeliverRequest{UserId: users[i], Item: item, DedupId: dedup})
+		var r *im.DeliverReply
+		err := transient(ctx, func() (err error) {
+			r, err = w.messages.Deliver(ctx, &im.DeliverRequest{UserId: users[i], Item: item, DedupId: dedup})
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -376,10 +382,12 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 			return nil
 		}
 		err := groups.ForEach(ctx, len(ch.GetMembers()), w.parallel, func(ctx context.Context, i int) error {
-			_, err := w.index.ApplyMembership(ctx, &im.ApplyMembershipRequest{
-				UserId: ch.GetMembers()[i].GetUserId(), GroupId: group, Member: member, Seq: e.GetSeq(),
+			return transient(ctx, func() error {
+				_, err := w.index.ApplyMembership(ctx, &im.ApplyMembershipRequest{
+					UserId: ch.GetMembers()[i].GetUserId(), GroupId: group, Member: member, Seq: e.GetSeq(),
+				})
+				return err
 			})
-			return err
 		})
 		if err != nil {
 			return err
@@ -388,6 +396,33 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 	w.entries.Add(1)
 	monitor.Add(im.Monitor_FANOUT_ENTRIES_ID, 1)
 	return nil
+}
+
+// transient calls f again, a few times over about a second, while it
+// fails with a code that says the callee is busy or restarting (overloaded,
+// unavailable, resource_exhausted): one member's write refused by an
+// overloaded messagedata should cost that write a pause, not the whole
+// entry's run (up to 500 writes, all repeated when the queue delivers the
+// item again). Other errors, and the last attempt's, are returned.
+func transient(ctx context.Context, f func() error) error {
+	pause := 20 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := f()
+		switch svrkit.CodeOf(err) {
+		case svrkit.Overloaded, svrkit.Unavailable, svrkit.ResourceExhausted:
+		default:
+			return err
+		}
+		if attempt == 5 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+		pause *= 2
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
