@@ -25,6 +25,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,14 +82,18 @@ type GroupReport struct {
 	DeliveredP50 float64 `json:"send_to_synced_p50_ms"`
 	DeliveredP99 float64 `json:"send_to_synced_p99_ms"`
 	// The fan-out worker's figures (absent without the operator key).
-	FanoutCount uint64         `json:"fanout_delay_count,omitempty"`
-	FanoutP50   float64        `json:"fanout_delay_p50_ms,omitempty"`
-	FanoutP99   float64        `json:"fanout_delay_p99_ms,omitempty"`
-	FanoutMax   float64        `json:"fanout_delay_max_ms,omitempty"`
-	LagMaxMs    int64          `json:"queue_lag_max_ms"`
-	BacklogMax  uint64         `json:"queue_backlog_max"`
-	Lag         []LagSample    `json:"queue_lag,omitempty"`
-	Errors      map[string]int `json:"errors,omitempty"`
+	FanoutCount uint64  `json:"fanout_delay_count,omitempty"`
+	FanoutP50   float64 `json:"fanout_delay_p50_ms,omitempty"`
+	FanoutP99   float64 `json:"fanout_delay_p99_ms,omitempty"`
+	FanoutMax   float64 `json:"fanout_delay_max_ms,omitempty"`
+	// FanoutWritesPerS: the worker's inbox writes per second from the
+	// start to the end of the drain (when the syncing tablets had every
+	// message, or -drain ran out).
+	FanoutWritesPerS float64        `json:"fanout_writes_per_s,omitempty"`
+	LagMaxMs         int64          `json:"queue_lag_max_ms"`
+	BacklogMax       uint64         `json:"queue_backlog_max"`
+	Lag              []LagSample    `json:"queue_lag,omitempty"`
+	Errors           map[string]int `json:"errors,omitempty"`
 }
 
 // LagSample is the fan-out queue's lag at one second of the run.
@@ -133,7 +138,7 @@ func RunGroups(ctx context.Context, addrs imclient.Addrs, cfg Config, stats im.F
 		cfg.Syncers = cfg.Users
 	}
 	fmt.Fprintf(progress, "imload: registering %d users\n", cfg.Users)
-	users, err := setup(ctx, addrs, cfg.Users, cfg.Syncers)
+	users, err := setup(ctx, addrs, cfg.Users, cfg.Senders, cfg.Syncers)
 	if err != nil {
 		return nil, err
 	}
@@ -148,11 +153,21 @@ func RunGroups(ctx context.Context, addrs imclient.Addrs, cfg Config, stats im.F
 		specs = append(specs, fmt.Sprintf("%dx%d", spec.Count, spec.Size))
 		for range spec.Count {
 			members := rng.Perm(len(users))[:spec.Size]
+			// The creator is a sender (logged in) if one is a member.
+			if j := slices.IndexFunc(members, func(m int) bool { return m < cfg.Senders }); j > 0 {
+				members[0], members[j] = members[j], members[0]
+			}
+			creator := users[members[0]]
+			if creator.phone.Session().Token == "" {
+				if err := creator.login(ctx, creator.phone, "phone"); err != nil {
+					return nil, fmt.Errorf("login %s: %w", creator.name, err)
+				}
+			}
 			ids := make([]uint64, 0, spec.Size-1)
 			for _, m := range members[1:] {
 				ids = append(ids, users[m].id)
 			}
-			r, err := users[members[0]].phone.CreateGroup(ctx, fmt.Sprintf("load %d", len(groupIDs)), ids, "")
+			r, err := creator.phone.CreateGroup(ctx, fmt.Sprintf("load %d", len(groupIDs)), ids, "")
 			if err != nil {
 				return nil, fmt.Errorf("creating a group of %d: %w", spec.Size, err)
 			}
@@ -181,6 +196,10 @@ func RunGroups(ctx context.Context, addrs imclient.Addrs, cfg Config, stats im.F
 		lagMu    sync.Mutex
 		lag      []LagSample
 	)
+	var before *im.FanoutStats
+	if stats != nil {
+		before, _ = stats.GetStats(ctx, &im.FanoutStatsRequest{})
+	}
 	tr := newTraffic(ctx, cfg)
 	for i, u := range users {
 		own[i] = make([]int64, len(groupIDs))
@@ -230,6 +249,7 @@ func RunGroups(ctx context.Context, addrs imclient.Addrs, cfg Config, stats im.F
 	if err := tr.stop(ctx, cfg.Drain, expected); err != nil {
 		return nil, err
 	}
+	drained := time.Since(tr.start)
 
 	send, synced := tr.latencies()
 	rep := &GroupReport{
@@ -264,6 +284,9 @@ func RunGroups(ctx context.Context, addrs imclient.Addrs, cfg Config, stats im.F
 		cancel()
 		if err == nil {
 			rep.FanoutCount, rep.FanoutP50, rep.FanoutP99, rep.FanoutMax = st.GetDelayCount(), st.GetDelayP50Ms(), st.GetDelayP99Ms(), st.GetDelayMaxMs()
+			if before != nil && st.GetDeliveries() >= before.GetDeliveries() { // else the worker restarted
+				rep.FanoutWritesPerS = float64(st.GetDeliveries()-before.GetDeliveries()) / drained.Seconds()
+			}
 		}
 	}
 	return rep, nil
@@ -278,6 +301,7 @@ func printGroupReport(w io.Writer, r *GroupReport) {
 	fmt.Fprintf(w, "| send latency p50 / p99 | %.1f / %.1f ms |\n", r.SendP50, r.SendP99)
 	if r.FanoutCount > 0 {
 		fmt.Fprintf(w, "| stored to last member's inbox p50 / p99 / max | %.1f / %.1f / %.1f ms (%d messages) |\n", r.FanoutP50, r.FanoutP99, r.FanoutMax, r.FanoutCount)
+		fmt.Fprintf(w, "| inbox writes per second done by the worker (with the drain) | %.0f |\n", r.FanoutWritesPerS)
 		fmt.Fprintf(w, "| queue lag max / backlog max | %d ms / %d items |\n", r.LagMaxMs, r.BacklogMax)
 	}
 	fmt.Fprintf(w, "| synced by members' tablets (expected) | %d (%d) |\n", r.Synced, r.Expected)

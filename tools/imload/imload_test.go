@@ -51,7 +51,7 @@ func TestLoadAgainstBackend(t *testing.T) {
 		t.Fatalf("%v: %s", err, out.String())
 	}
 	if rep.Sent == 0 || rep.Expected == 0 || rep.Synced < rep.Expected || rep.Missing != 0 || rep.Duplicates != 0 ||
-		rep.FanoutCount == 0 || rep.FanoutP99 < rep.FanoutP50 || len(rep.Lag) == 0 || rep.Syncers != 4 {
+		rep.FanoutCount == 0 || rep.FanoutP99 < rep.FanoutP50 || rep.FanoutWritesPerS <= 0 || len(rep.Lag) == 0 || rep.Syncers != 4 {
 		t.Errorf("group report does not add up: %+v", rep)
 	}
 	if !strings.Contains(progress.String(), "queue backlog") {

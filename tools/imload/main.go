@@ -49,6 +49,7 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/imclient"
+	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/tools/internal/cmdline"
 )
 
@@ -185,13 +186,26 @@ func finish(stdout io.Writer, asJSON bool, rep any, table func(), wrong int64) i
 // user is one simulated user.
 type user struct {
 	id            uint64
+	name          string
 	phone, tablet *imclient.Client
+}
+
+// loadPassword is every load user's password.
+const loadPassword = "load-test-password"
+
+// login logs c in as u on device, retrying a timed-out attempt.
+func (u *user) login(ctx context.Context, c *imclient.Client, device string) error {
+	return patiently(ctx, func() error {
+		s, err := c.Login(ctx, u.name, loadPassword, device)
+		u.id = s.UserID
+		return err
+	})
 }
 
 // Run runs the load against the backend at addrs, printing a progress line
 // to progress every second.
 func Run(ctx context.Context, addrs imclient.Addrs, cfg Config, progress io.Writer) (*Report, error) {
-	users, err := setup(ctx, addrs, cfg.Users, cfg.Users)
+	users, err := setup(ctx, addrs, cfg.Users, cfg.Users, cfg.Users)
 	if err != nil {
 		return nil, err
 	}
@@ -234,10 +248,11 @@ func Run(ctx context.Context, addrs imclient.Addrs, cfg Config, progress io.Writ
 	return rep, nil
 }
 
-// setup registers n users and logs in their phones, and the tablets of the
-// first tablets of them, a few at a time (registration and login run a
-// deliberately slow password hash).
-func setup(ctx context.Context, addrs imclient.Addrs, n, tablets int) ([]*user, error) {
+// setup registers n users and logs in the phones of the first phones of
+// them and the tablets of the first tablets, a few at a time
+// (registration and login run a deliberately slow password hash, so the
+// users who neither send nor sync are only registered).
+func setup(ctx context.Context, addrs imclient.Addrs, n, phones, tablets int) ([]*user, error) {
 	prefix := "load" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	users := make([]*user, n)
 	sem := make(chan struct{}, 4)
@@ -249,32 +264,45 @@ func setup(ctx context.Context, addrs imclient.Addrs, n, tablets int) ([]*user, 
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			name := fmt.Sprintf("%s_%d", prefix, i)
-			const password = "load-test-password"
-			u := &user{phone: imclient.New(addrs)}
-			id, err := u.phone.Register(ctx, name, password, "")
+			u := &user{name: fmt.Sprintf("%s_%d", prefix, i), phone: imclient.New(addrs)}
+			// Register and Login are not retried by imclient (their
+			// answer may be lost after the account or the session was
+			// made); on a loaded machine they time out now and then, so
+			// retry here: a repeated registration finds the name taken,
+			// and the login then says whose it is.
+			retried := false
+			err := patiently(ctx, func() error {
+				id, err := u.phone.Register(ctx, u.name, loadPassword, "")
+				if retried && svrkit.CodeOf(err) == svrkit.AlreadyExists {
+					return nil
+				}
+				retried = true
+				u.id = id
+				return err
+			})
 			if err != nil {
-				errc <- fmt.Errorf("register %s: %w", name, err)
+				errc <- fmt.Errorf("register %s: %w", u.name, err)
 				return
 			}
-			u.id = id
-			if _, err := u.phone.Login(ctx, name, password, "phone"); err != nil {
-				errc <- fmt.Errorf("login %s: %w", name, err)
-				return
+			if i < phones || u.id == 0 {
+				if err := u.login(ctx, u.phone, "phone"); err != nil {
+					errc <- fmt.Errorf("login %s: %w", u.name, err)
+					return
+				}
 			}
 			users[i] = u
 			if i >= tablets {
 				return
 			}
 			u.tablet = imclient.New(addrs)
-			if _, err := u.tablet.Login(ctx, name, password, "tablet"); err != nil {
-				errc <- fmt.Errorf("login %s: %w", name, err)
+			if err := u.login(ctx, u.tablet, "tablet"); err != nil {
+				errc <- fmt.Errorf("login %s: %w", u.name, err)
 				return
 			}
 			// Start the tablet from now: a fresh user has nothing to sync
 			// but its own profile.
 			if _, _, err := u.tablet.SyncAll(ctx); err != nil {
-				errc <- fmt.Errorf("first sync of %s: %w", name, err)
+				errc <- fmt.Errorf("first sync of %s: %w", u.name, err)
 				return
 			}
 		}()
@@ -285,6 +313,23 @@ func setup(ctx context.Context, addrs imclient.Addrs, n, tablets int) ([]*user, 
 		return nil, err
 	}
 	return users, nil
+}
+
+// patiently calls f until it succeeds, fails for good (imclient.Retryable
+// says which), or five attempts failed.
+func patiently(ctx context.Context, f func() error) error {
+	var err error
+	for attempt := range 5 {
+		if err = f(); err == nil || !imclient.Retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
+	}
+	return err
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
