@@ -249,6 +249,17 @@ func RunGroups(ctx context.Context, addrs imclient.Addrs, cfg Config, stats im.F
 	if err := tr.stop(ctx, cfg.Drain, expected); err != nil {
 		return nil, err
 	}
+	// The fan-out figures want every message fanned out: wait for the
+	// queue to empty too (the tablets need not be syncing every group).
+	for deadline := time.Now().Add(cfg.Drain); stats != nil && time.Now().Before(deadline); {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := stats.GetStats(sctx, &im.FanoutStatsRequest{})
+		cancel()
+		if err == nil && st.GetBacklog() == 0 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	drained := time.Since(tr.start)
 
 	send, synced := tr.latencies()
