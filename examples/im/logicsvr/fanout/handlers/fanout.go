@@ -322,6 +322,31 @@ func (w *Worker) FanOut(ctx context.Context, it groups.Item) error {
 	}
 }
 
+// The business priority of an entry's writes (svrkit's overload control,
+// after DAGOR): that of the call that made the entry. A group message's
+// inbox writes are the second half of its send, so under overload they are
+// shed with sends (SendGroupText's 210, SendGroupVoice's 200), not before
+// profile reads and contact lists; without this they would go at the
+// default priority (128), and an overloaded messagedata would keep
+// admitting the sends that make fan-out work while refusing the fan-out,
+// whose lag would then grow without bound. Each write's user priority is
+// its member's (messagedata's routing key), so a member shed is shed for
+// all their calls at once.
+var (
+	textPriority   = methodPriority(&im.Send_ServiceDesc, im.Send_SendGroupText_FullMethodName)
+	voicePriority  = methodPriority(&im.Send_ServiceDesc, im.Send_SendGroupVoice_FullMethodName)
+	changePriority = methodPriority(&im.Group_ServiceDesc, im.Group_InviteMembers_FullMethodName)
+)
+
+func methodPriority(d *svrkit.ServiceDesc, fullName string) uint8 {
+	for _, m := range d.Methods {
+		if m.FullName == fullName {
+			return m.Priority
+		}
+	}
+	panic("fanout: no method " + fullName)
+}
+
 // fanEntry writes entry e of group into the inbox of each member at its
 // seq, and for a change, updates the index of the members it names.
 func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord, e *im.LogEntry) error {
@@ -329,8 +354,14 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 	switch x := e.GetEntry().GetEntry().(type) {
 	case *im.GroupLogEntry_Message:
 		item = &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: x.Message}}
+		if x.Message.GetType() == im.MessageType_MESSAGE_TYPE_VOICE {
+			ctx = svrkit.WithEntryPriority(ctx, voicePriority, "")
+		} else {
+			ctx = svrkit.WithEntryPriority(ctx, textPriority, "")
+		}
 	case *im.GroupLogEntry_Change:
 		item = &im.SyncItem{Type: im.SyncType_SYNC_TYPE_GROUPS, Item: &im.SyncItem_Group{Group: x.Change}}
+		ctx = svrkit.WithEntryPriority(ctx, changePriority, "")
 	default:
 		w.log.Error("group log entry of no known kind: skipped", "group", group, "seq", e.GetSeq())
 		return nil
