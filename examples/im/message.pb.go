@@ -8,6 +8,11 @@
 // answer (a timeout, unavailable) retries with the same client_msg_id until
 // it gets one, and the message is stored once. An answered send is durable.
 //
+// Group messages (SendGroupText, SendGroupVoice) are stored once, in the
+// group's log, before the reply; after it, the fan-out worker writes them
+// into every member's inbox, the sender's own included (group.proto: who
+// receives what, and in which order). The same idempotence holds.
+//
 // Images and video are sent by another Logicsvr, sendmedia (media.proto),
 // into the same inboxes, with the same idempotence: client_msg_id is one
 // namespace per sender for every message type.
@@ -237,6 +242,144 @@ func (x *SendVoiceRequest) GetFormat() string {
 	return ""
 }
 
+type SendGroupTextRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	GroupId uint64                 `protobuf:"varint,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// client_msg_id and text: as in SendTextRequest.
+	ClientMsgId   string `protobuf:"bytes,2,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
+	Text          string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendGroupTextRequest) Reset() {
+	*x = SendGroupTextRequest{}
+	mi := &file_im_message_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendGroupTextRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendGroupTextRequest) ProtoMessage() {}
+
+func (x *SendGroupTextRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_message_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendGroupTextRequest.ProtoReflect.Descriptor instead.
+func (*SendGroupTextRequest) Descriptor() ([]byte, []int) {
+	return file_im_message_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SendGroupTextRequest) GetGroupId() uint64 {
+	if x != nil {
+		return x.GroupId
+	}
+	return 0
+}
+
+func (x *SendGroupTextRequest) GetClientMsgId() string {
+	if x != nil {
+		return x.ClientMsgId
+	}
+	return ""
+}
+
+func (x *SendGroupTextRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+type SendGroupVoiceRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	GroupId uint64                 `protobuf:"varint,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// The rest as in SendVoiceRequest.
+	ClientMsgId   string `protobuf:"bytes,2,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
+	Voice         []byte `protobuf:"bytes,3,opt,name=voice,proto3" json:"voice,omitempty"`
+	DurationMs    uint32 `protobuf:"varint,4,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	Format        string `protobuf:"bytes,5,opt,name=format,proto3" json:"format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendGroupVoiceRequest) Reset() {
+	*x = SendGroupVoiceRequest{}
+	mi := &file_im_message_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendGroupVoiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendGroupVoiceRequest) ProtoMessage() {}
+
+func (x *SendGroupVoiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_message_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendGroupVoiceRequest.ProtoReflect.Descriptor instead.
+func (*SendGroupVoiceRequest) Descriptor() ([]byte, []int) {
+	return file_im_message_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SendGroupVoiceRequest) GetGroupId() uint64 {
+	if x != nil {
+		return x.GroupId
+	}
+	return 0
+}
+
+func (x *SendGroupVoiceRequest) GetClientMsgId() string {
+	if x != nil {
+		return x.ClientMsgId
+	}
+	return ""
+}
+
+func (x *SendGroupVoiceRequest) GetVoice() []byte {
+	if x != nil {
+		return x.Voice
+	}
+	return nil
+}
+
+func (x *SendGroupVoiceRequest) GetDurationMs() uint32 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *SendGroupVoiceRequest) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
 type SendReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// sent_unix_ms is when the server stored the message (the first time,
@@ -250,7 +393,7 @@ type SendReply struct {
 
 func (x *SendReply) Reset() {
 	*x = SendReply{}
-	mi := &file_im_message_proto_msgTypes[2]
+	mi := &file_im_message_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -262,7 +405,7 @@ func (x *SendReply) String() string {
 func (*SendReply) ProtoMessage() {}
 
 func (x *SendReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_message_proto_msgTypes[2]
+	mi := &file_im_message_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -275,7 +418,7 @@ func (x *SendReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendReply.ProtoReflect.Descriptor instead.
 func (*SendReply) Descriptor() ([]byte, []int) {
-	return file_im_message_proto_rawDescGZIP(), []int{2}
+	return file_im_message_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SendReply) GetSentUnixMs() int64 {
@@ -292,7 +435,9 @@ func (x *SendReply) GetDuplicate() bool {
 	return false
 }
 
-// Message is a stored message, as Sync returns it.
+// Message is a stored message, as Sync returns it. A group message has
+// group_id set and to_user_id 0 (for version 2 clients; version 1 clients
+// get it adapted, see sync.proto).
 type Message struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	FromUserId      uint64                 `protobuf:"varint,1,opt,name=from_user_id,json=fromUserId,proto3" json:"from_user_id,omitempty"`
@@ -305,14 +450,21 @@ type Message struct {
 	VoiceFormat     string                 `protobuf:"bytes,8,opt,name=voice_format,json=voiceFormat,proto3" json:"voice_format,omitempty"`
 	SentUnixMs      int64                  `protobuf:"varint,9,opt,name=sent_unix_ms,json=sentUnixMs,proto3" json:"sent_unix_ms,omitempty"`
 	// media is set for IMAGE and VIDEO messages.
-	Media         *MediaRef `protobuf:"bytes,10,opt,name=media,proto3" json:"media,omitempty"`
+	Media *MediaRef `protobuf:"bytes,10,opt,name=media,proto3" json:"media,omitempty"`
+	// group_id is the group a group message was sent to.
+	GroupId uint64 `protobuf:"varint,20,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// group_name and from_name are, for a group message, the group's name
+	// and the sender's login name when it was sent, to show it without
+	// another call.
+	GroupName     string `protobuf:"bytes,21,opt,name=group_name,json=groupName,proto3" json:"group_name,omitempty"`
+	FromName      string `protobuf:"bytes,22,opt,name=from_name,json=fromName,proto3" json:"from_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_im_message_proto_msgTypes[3]
+	mi := &file_im_message_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +476,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_im_message_proto_msgTypes[3]
+	mi := &file_im_message_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +489,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_im_message_proto_rawDescGZIP(), []int{3}
+	return file_im_message_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Message) GetFromUserId() uint64 {
@@ -410,6 +562,27 @@ func (x *Message) GetMedia() *MediaRef {
 	return nil
 }
 
+func (x *Message) GetGroupId() uint64 {
+	if x != nil {
+		return x.GroupId
+	}
+	return 0
+}
+
+func (x *Message) GetGroupName() string {
+	if x != nil {
+		return x.GroupName
+	}
+	return ""
+}
+
+func (x *Message) GetFromName() string {
+	if x != nil {
+		return x.FromName
+	}
+	return ""
+}
+
 // MediaRef is the media of an IMAGE or VIDEO message: what a client needs
 // to lay it out before downloading it (media.proto says how; only the
 // message's sender and receiver may).
@@ -436,7 +609,7 @@ type MediaRef struct {
 
 func (x *MediaRef) Reset() {
 	*x = MediaRef{}
-	mi := &file_im_message_proto_msgTypes[4]
+	mi := &file_im_message_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +621,7 @@ func (x *MediaRef) String() string {
 func (*MediaRef) ProtoMessage() {}
 
 func (x *MediaRef) ProtoReflect() protoreflect.Message {
-	mi := &file_im_message_proto_msgTypes[4]
+	mi := &file_im_message_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +634,7 @@ func (x *MediaRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaRef.ProtoReflect.Descriptor instead.
 func (*MediaRef) Descriptor() ([]byte, []int) {
-	return file_im_message_proto_rawDescGZIP(), []int{4}
+	return file_im_message_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MediaRef) GetMediaId() string {
@@ -544,11 +717,22 @@ const file_im_message_proto_rawDesc = "" +
 	"\x05voice\x18\x03 \x01(\fR\x05voice\x12\x1f\n" +
 	"\vduration_ms\x18\x04 \x01(\rR\n" +
 	"durationMs\x12\x16\n" +
+	"\x06format\x18\x05 \x01(\tR\x06format\"i\n" +
+	"\x14SendGroupTextRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\x04R\agroupId\x12\"\n" +
+	"\rclient_msg_id\x18\x02 \x01(\tR\vclientMsgId\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\"\xa5\x01\n" +
+	"\x15SendGroupVoiceRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\x04R\agroupId\x12\"\n" +
+	"\rclient_msg_id\x18\x02 \x01(\tR\vclientMsgId\x12\x14\n" +
+	"\x05voice\x18\x03 \x01(\fR\x05voice\x12\x1f\n" +
+	"\vduration_ms\x18\x04 \x01(\rR\n" +
+	"durationMs\x12\x16\n" +
 	"\x06format\x18\x05 \x01(\tR\x06format\"K\n" +
 	"\tSendReply\x12 \n" +
 	"\fsent_unix_ms\x18\x01 \x01(\x03R\n" +
 	"sentUnixMs\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xd1\x02\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xa8\x03\n" +
 	"\aMessage\x12 \n" +
 	"\ffrom_user_id\x18\x01 \x01(\x04R\n" +
 	"fromUserId\x12\x1c\n" +
@@ -563,7 +747,11 @@ const file_im_message_proto_rawDesc = "" +
 	"\fsent_unix_ms\x18\t \x01(\x03R\n" +
 	"sentUnixMs\x12\"\n" +
 	"\x05media\x18\n" +
-	" \x01(\v2\f.im.MediaRefR\x05media\"\x8f\x02\n" +
+	" \x01(\v2\f.im.MediaRefR\x05media\x12\x19\n" +
+	"\bgroup_id\x18\x14 \x01(\x04R\agroupId\x12\x1d\n" +
+	"\n" +
+	"group_name\x18\x15 \x01(\tR\tgroupName\x12\x1b\n" +
+	"\tfrom_name\x18\x16 \x01(\tR\bfromName\"\x8f\x02\n" +
 	"\bMediaRef\x12\x19\n" +
 	"\bmedia_id\x18\x01 \x01(\tR\amediaId\x12\x1b\n" +
 	"\tmime_type\x18\x02 \x01(\tR\bmimeType\x12\x12\n" +
@@ -581,10 +769,12 @@ const file_im_message_proto_rawDesc = "" +
 	"\x11MESSAGE_TYPE_TEXT\x10\x01\x12\x16\n" +
 	"\x12MESSAGE_TYPE_VOICE\x10\x02\x12\x16\n" +
 	"\x12MESSAGE_TYPE_IMAGE\x10\x03\x12\x16\n" +
-	"\x12MESSAGE_TYPE_VIDEO\x10\x042\xbd\x01\n" +
+	"\x12MESSAGE_TYPE_VIDEO\x10\x042\x80\x03\n" +
 	"\x04Send\x12O\n" +
 	"\bSendText\x12\x13.im.SendTextRequest\x1a\r.im.SendReply\"\x1f\xca\xf3\x18\x1b\b\x01\x12\x12/cgi-bin/send/text \x01(\xd2\x01\x12R\n" +
-	"\tSendVoice\x12\x14.im.SendVoiceRequest\x1a\r.im.SendReply\" \xca\xf3\x18\x1c\b\x02\x12\x13/cgi-bin/send/voice \x01(\xc8\x01\x1a\x10\xd2\xf3\x18\f\n" +
+	"\tSendVoice\x12\x14.im.SendVoiceRequest\x1a\r.im.SendReply\" \xca\xf3\x18\x1c\b\x02\x12\x13/cgi-bin/send/voice \x01(\xc8\x01\x12^\n" +
+	"\rSendGroupText\x12\x18.im.SendGroupTextRequest\x1a\r.im.SendReply\"$\xca\xf3\x18 \b\x03\x12\x17/cgi-bin/send/grouptext \x01(\xd2\x01\x12a\n" +
+	"\x0eSendGroupVoice\x12\x19.im.SendGroupVoiceRequest\x1a\r.im.SendReply\"%\xca\xf3\x18!\b\x04\x12\x18/cgi-bin/send/groupvoice \x01(\xc8\x01\x1a\x10\xd2\xf3\x18\f\n" +
 	"\x04send\x10\x88' \x80\x04B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
@@ -600,24 +790,30 @@ func file_im_message_proto_rawDescGZIP() []byte {
 }
 
 var file_im_message_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_im_message_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_im_message_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_im_message_proto_goTypes = []any{
-	(MessageType)(0),         // 0: im.MessageType
-	(*SendTextRequest)(nil),  // 1: im.SendTextRequest
-	(*SendVoiceRequest)(nil), // 2: im.SendVoiceRequest
-	(*SendReply)(nil),        // 3: im.SendReply
-	(*Message)(nil),          // 4: im.Message
-	(*MediaRef)(nil),         // 5: im.MediaRef
+	(MessageType)(0),              // 0: im.MessageType
+	(*SendTextRequest)(nil),       // 1: im.SendTextRequest
+	(*SendVoiceRequest)(nil),      // 2: im.SendVoiceRequest
+	(*SendGroupTextRequest)(nil),  // 3: im.SendGroupTextRequest
+	(*SendGroupVoiceRequest)(nil), // 4: im.SendGroupVoiceRequest
+	(*SendReply)(nil),             // 5: im.SendReply
+	(*Message)(nil),               // 6: im.Message
+	(*MediaRef)(nil),              // 7: im.MediaRef
 }
 var file_im_message_proto_depIdxs = []int32{
 	0, // 0: im.Message.type:type_name -> im.MessageType
-	5, // 1: im.Message.media:type_name -> im.MediaRef
+	7, // 1: im.Message.media:type_name -> im.MediaRef
 	1, // 2: im.Send.SendText:input_type -> im.SendTextRequest
 	2, // 3: im.Send.SendVoice:input_type -> im.SendVoiceRequest
-	3, // 4: im.Send.SendText:output_type -> im.SendReply
-	3, // 5: im.Send.SendVoice:output_type -> im.SendReply
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
+	3, // 4: im.Send.SendGroupText:input_type -> im.SendGroupTextRequest
+	4, // 5: im.Send.SendGroupVoice:input_type -> im.SendGroupVoiceRequest
+	5, // 6: im.Send.SendText:output_type -> im.SendReply
+	5, // 7: im.Send.SendVoice:output_type -> im.SendReply
+	5, // 8: im.Send.SendGroupText:output_type -> im.SendReply
+	5, // 9: im.Send.SendGroupVoice:output_type -> im.SendReply
+	6, // [6:10] is the sub-list for method output_type
+	2, // [2:6] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
 	2, // [2:2] is the sub-list for extension extendee
 	0, // [0:2] is the sub-list for field type_name
@@ -634,7 +830,7 @@ func file_im_message_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_im_message_proto_rawDesc), len(file_im_message_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

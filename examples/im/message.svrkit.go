@@ -15,14 +15,18 @@ const Send_ServiceName = "im.Send"
 
 // cmdids of the im.Send methods: the numbers calls carry on the wire.
 const (
-	Send_SendText_CmdID  uint32 = 1
-	Send_SendVoice_CmdID uint32 = 2
+	Send_SendText_CmdID       uint32 = 1
+	Send_SendVoice_CmdID      uint32 = 2
+	Send_SendGroupText_CmdID  uint32 = 3
+	Send_SendGroupVoice_CmdID uint32 = 4
 )
 
 // Full names of the im.Send methods: their Connect and HTTP routes.
 const (
-	Send_SendText_FullMethodName  = "/im.Send/SendText"
-	Send_SendVoice_FullMethodName = "/im.Send/SendVoice"
+	Send_SendText_FullMethodName       = "/im.Send/SendText"
+	Send_SendVoice_FullMethodName      = "/im.Send/SendVoice"
+	Send_SendGroupText_FullMethodName  = "/im.Send/SendGroupText"
+	Send_SendGroupVoice_FullMethodName = "/im.Send/SendGroupVoice"
 )
 
 // SendServer is the server API for the im.Send service. Embed
@@ -32,9 +36,22 @@ const (
 // Send sends one-to-one messages.
 type SendServer interface {
 	// SendText sends a text message to a user (not_found if there is none).
+	// to_user_id may also be a group id (group.proto), which is how a
+	// version 1 client answers a group message it was shown as one-to-one
+	// (sync.proto): the text then goes to the group as SendGroupText sends
+	// it, with its errors (not_found for no such group, permission_denied
+	// when the caller is not a member).
 	SendText(context.Context, *SendTextRequest) (*SendReply, error)
 	// SendVoice sends a voice message (an encoded clip, e.g. Opus or AMR).
+	// Like SendText, to a group id it sends to the group.
 	SendVoice(context.Context, *SendVoiceRequest) (*SendReply, error)
+	// SendGroupText sends a text message to a group the caller is a member
+	// of: not_found if there is no such group, permission_denied if the
+	// caller is not (or no longer) a member. The reply comes once the
+	// message is stored; the members' inboxes get it after.
+	SendGroupText(context.Context, *SendGroupTextRequest) (*SendReply, error)
+	// SendGroupVoice sends a voice message to a group, as SendGroupText.
+	SendGroupVoice(context.Context, *SendGroupVoiceRequest) (*SendReply, error)
 }
 
 // UnimplementedSendServer answers every im.Send method with an
@@ -47,6 +64,14 @@ func (UnimplementedSendServer) SendText(context.Context, *SendTextRequest) (*Sen
 
 func (UnimplementedSendServer) SendVoice(context.Context, *SendVoiceRequest) (*SendReply, error) {
 	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Send.SendVoice not implemented")
+}
+
+func (UnimplementedSendServer) SendGroupText(context.Context, *SendGroupTextRequest) (*SendReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Send.SendGroupText not implemented")
+}
+
+func (UnimplementedSendServer) SendGroupVoice(context.Context, *SendGroupVoiceRequest) (*SendReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Send.SendGroupVoice not implemented")
 }
 
 // Send_ServiceDesc describes the im.Send service as the IDL declares it,
@@ -87,6 +112,36 @@ var Send_ServiceDesc = svrkit.ServiceDesc{
 			},
 			Handler: _Send_SendVoice_Handler,
 		},
+		{
+			CmdID:      Send_SendGroupText_CmdID,
+			FullName:   Send_SendGroupText_FullMethodName,
+			CGIPath:    "/cgi-bin/send/grouptext",
+			Timeout:    5000 * time.Millisecond,
+			Idempotent: true,
+			Priority:   210,
+			NewRequest: func() proto.Message {
+				return new(SendGroupTextRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(SendReply)
+			},
+			Handler: _Send_SendGroupText_Handler,
+		},
+		{
+			CmdID:      Send_SendGroupVoice_CmdID,
+			FullName:   Send_SendGroupVoice_FullMethodName,
+			CGIPath:    "/cgi-bin/send/groupvoice",
+			Timeout:    5000 * time.Millisecond,
+			Idempotent: true,
+			Priority:   200,
+			NewRequest: func() proto.Message {
+				return new(SendGroupVoiceRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(SendReply)
+			},
+			Handler: _Send_SendGroupVoice_Handler,
+		},
 	},
 }
 
@@ -106,6 +161,22 @@ func _Send_SendVoice_Handler(impl any, ctx context.Context, req proto.Message) (
 	return out, nil
 }
 
+func _Send_SendGroupText_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(SendServer).SendGroupText(ctx, req.(*SendGroupTextRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func _Send_SendGroupVoice_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(SendServer).SendGroupVoice(ctx, req.(*SendGroupVoiceRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegisterSendServer registers impl to serve the im.Send service on r:
 // a *svrkit.Server for binary RPC, or a *cgi.Handler for HTTP.
 func RegisterSendServer(r svrkit.Registrar, impl SendServer) {
@@ -117,9 +188,22 @@ func RegisterSendServer(r svrkit.Registrar, impl SendServer) {
 // Send sends one-to-one messages.
 type SendClient interface {
 	// SendText sends a text message to a user (not_found if there is none).
+	// to_user_id may also be a group id (group.proto), which is how a
+	// version 1 client answers a group message it was shown as one-to-one
+	// (sync.proto): the text then goes to the group as SendGroupText sends
+	// it, with its errors (not_found for no such group, permission_denied
+	// when the caller is not a member).
 	SendText(ctx context.Context, in *SendTextRequest, opts ...svrkit.CallOption) (*SendReply, error)
 	// SendVoice sends a voice message (an encoded clip, e.g. Opus or AMR).
+	// Like SendText, to a group id it sends to the group.
 	SendVoice(ctx context.Context, in *SendVoiceRequest, opts ...svrkit.CallOption) (*SendReply, error)
+	// SendGroupText sends a text message to a group the caller is a member
+	// of: not_found if there is no such group, permission_denied if the
+	// caller is not (or no longer) a member. The reply comes once the
+	// message is stored; the members' inboxes get it after.
+	SendGroupText(ctx context.Context, in *SendGroupTextRequest, opts ...svrkit.CallOption) (*SendReply, error)
+	// SendGroupVoice sends a voice message to a group, as SendGroupText.
+	SendGroupVoice(ctx context.Context, in *SendGroupVoiceRequest, opts ...svrkit.CallOption) (*SendReply, error)
 }
 
 type sendClient struct {
@@ -143,6 +227,22 @@ func (c *sendClient) SendText(ctx context.Context, in *SendTextRequest, opts ...
 func (c *sendClient) SendVoice(ctx context.Context, in *SendVoiceRequest, opts ...svrkit.CallOption) (*SendReply, error) {
 	out := new(SendReply)
 	if err := c.inv.Invoke(ctx, &Send_ServiceDesc.Methods[1], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sendClient) SendGroupText(ctx context.Context, in *SendGroupTextRequest, opts ...svrkit.CallOption) (*SendReply, error) {
+	out := new(SendReply)
+	if err := c.inv.Invoke(ctx, &Send_ServiceDesc.Methods[2], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sendClient) SendGroupVoice(ctx context.Context, in *SendGroupVoiceRequest, opts ...svrkit.CallOption) (*SendReply, error) {
+	out := new(SendReply)
+	if err := c.inv.Invoke(ctx, &Send_ServiceDesc.Methods[3], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil

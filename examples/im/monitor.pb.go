@@ -64,6 +64,33 @@ const (
 	Monitor_TRIMS           Monitor = 1040
 	Monitor_TRIMMED_ENTRIES Monitor = 1041
 	Monitor_TRIM_DROPPED    Monitor = 1042
+	// Group fan-out (the fanout worker). FANOUT_LAG_MS is how far it is
+	// behind: the age of the oldest item of the fan-out queue not yet
+	// acknowledged (a group message or change not yet in every member's
+	// inbox), read from the queue every second by each worker process (a
+	// machine running two workers shows twice the figure).
+	Monitor_FANOUT_LAG_MS Monitor = 1050
+	// Group log entries fanned out, the inbox writes they made (not counting
+	// the duplicates of a redelivery), and fan-out runs that failed and will
+	// be retried by the queue.
+	Monitor_FANOUT_ENTRIES    Monitor = 1051
+	Monitor_FANOUT_DELIVERIES Monitor = 1052
+	Monitor_FANOUT_RETRIES    Monitor = 1053
+	// Messages accepted for groups (a retried send counts once), and group
+	// changes (creations, members added and removed, renames).
+	Monitor_GROUP_MESSAGES Monitor = 1054
+	Monitor_GROUP_CHANGES  Monitor = 1055
+	// The fan-out delay of group messages: from a message's storing (its
+	// sent_unix_ms) to the last of its members' inbox writes, summed over
+	// the messages fanned out (FANOUT_MESSAGES), so the average is
+	// im.fanout.delay_ms / im.fanout.messages. A message whose writes were
+	// all repeats (a redelivery of work done) is not counted.
+	Monitor_FANOUT_DELAY_MS Monitor = 1056
+	Monitor_FANOUT_MESSAGES Monitor = 1057
+	// FANOUT_BACKLOG is the fan-out queue's items stored and not yet
+	// acknowledged, read with FANOUT_LAG_MS: with it, a lag curve tells a
+	// slow worker (backlog growing) from one stuck item (backlog flat).
+	Monitor_FANOUT_BACKLOG Monitor = 1058
 )
 
 // Enum value maps for Monitor.
@@ -84,6 +111,15 @@ var (
 		1040: "TRIMS",
 		1041: "TRIMMED_ENTRIES",
 		1042: "TRIM_DROPPED",
+		1050: "FANOUT_LAG_MS",
+		1051: "FANOUT_ENTRIES",
+		1052: "FANOUT_DELIVERIES",
+		1053: "FANOUT_RETRIES",
+		1054: "GROUP_MESSAGES",
+		1055: "GROUP_CHANGES",
+		1056: "FANOUT_DELAY_MS",
+		1057: "FANOUT_MESSAGES",
+		1058: "FANOUT_BACKLOG",
 	}
 	Monitor_value = map[string]int32{
 		"MONITOR_UNSPECIFIED": 0,
@@ -101,6 +137,15 @@ var (
 		"TRIMS":               1040,
 		"TRIMMED_ENTRIES":     1041,
 		"TRIM_DROPPED":        1042,
+		"FANOUT_LAG_MS":       1050,
+		"FANOUT_ENTRIES":      1051,
+		"FANOUT_DELIVERIES":   1052,
+		"FANOUT_RETRIES":      1053,
+		"GROUP_MESSAGES":      1054,
+		"GROUP_CHANGES":       1055,
+		"FANOUT_DELAY_MS":     1056,
+		"FANOUT_MESSAGES":     1057,
+		"FANOUT_BACKLOG":      1058,
 	}
 )
 
@@ -135,7 +180,7 @@ var File_im_monitor_proto protoreflect.FileDescriptor
 
 const file_im_monitor_proto_rawDesc = "" +
 	"\n" +
-	"\x10im/monitor.proto\x12\x02im\x1a\x14svrkit/options.proto*\xe9\x06\n" +
+	"\x10im/monitor.proto\x12\x02im\x1a\x14svrkit/options.proto*\x9d\v\n" +
 	"\aMonitor\x12\x17\n" +
 	"\x13MONITOR_UNSPECIFIED\x10\x00\x12[\n" +
 	"\rREGISTRATIONS\x10\xe9\a\x1aG\xda\xf3\x18C\n" +
@@ -168,7 +213,25 @@ const file_im_monitor_proto_rawDesc = "" +
 	"\x0fTRIMMED_ENTRIES\x10\x91\b\x1a \xda\xf3\x18\x1c\n" +
 	"\x1aim.storage.trimmed_entries\x12D\n" +
 	"\fTRIM_DROPPED\x10\x92\b\x1a1\xda\xf3\x18-\n" +
-	"\x17im.storage.trim_dropped\"\x12sum over 10m > 100B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
+	"\x17im.storage.trim_dropped\"\x12sum over 10m > 100\x12K\n" +
+	"\rFANOUT_LAG_MS\x10\x9a\b\x1a7\xda\xf3\x183\n" +
+	"\x10im.fanout.lag_ms\x12\x02ms\x18\x01\"\x19max over 1m > 5000 for 2m\x12,\n" +
+	"\x0eFANOUT_ENTRIES\x10\x9b\b\x1a\x17\xda\xf3\x18\x13\n" +
+	"\x11im.fanout.entries\x122\n" +
+	"\x11FANOUT_DELIVERIES\x10\x9c\b\x1a\x1a\xda\xf3\x18\x16\n" +
+	"\x14im.fanout.deliveries\x12Y\n" +
+	"\x0eFANOUT_RETRIES\x10\x9d\b\x1aD\xda\xf3\x18@\n" +
+	"\x11im.fanout.retries\"+sum over 5m / im.fanout.entries > 5% for 5m\x121\n" +
+	"\x0eGROUP_MESSAGES\x10\x9e\b\x1a\x1c\xda\xf3\x18\x18\n" +
+	"\x16im.send.messages.group\x12*\n" +
+	"\rGROUP_CHANGES\x10\x9f\b\x1a\x16\xda\xf3\x18\x12\n" +
+	"\x10im.group.changes\x12b\n" +
+	"\x0fFANOUT_DELAY_MS\x10\xa0\b\x1aL\xda\xf3\x18H\n" +
+	"\x12im.fanout.delay_ms\x12\x02ms\".sum over 1m / im.fanout.messages > 1000 for 2m\x12.\n" +
+	"\x0fFANOUT_MESSAGES\x10\xa1\b\x1a\x18\xda\xf3\x18\x14\n" +
+	"\x12im.fanout.messages\x125\n" +
+	"\x0eFANOUT_BACKLOG\x10\xa2\b\x1a \xda\xf3\x18\x1c\n" +
+	"\x11im.fanout.backlog\x12\x05items\x18\x01B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
 	file_im_monitor_proto_rawDescOnce sync.Once

@@ -35,6 +35,33 @@ const (
 	Monitor_TRIMS_ID           monitor.ID = 1040
 	Monitor_TRIMMED_ENTRIES_ID monitor.ID = 1041
 	Monitor_TRIM_DROPPED_ID    monitor.ID = 1042
+	// Group fan-out (the fanout worker). FANOUT_LAG_MS is how far it is
+	// behind: the age of the oldest item of the fan-out queue not yet
+	// acknowledged (a group message or change not yet in every member's
+	// inbox), read from the queue every second by each worker process (a
+	// machine running two workers shows twice the figure).
+	Monitor_FANOUT_LAG_MS_ID monitor.ID = 1050
+	// Group log entries fanned out, the inbox writes they made (not counting
+	// the duplicates of a redelivery), and fan-out runs that failed and will
+	// be retried by the queue.
+	Monitor_FANOUT_ENTRIES_ID    monitor.ID = 1051
+	Monitor_FANOUT_DELIVERIES_ID monitor.ID = 1052
+	Monitor_FANOUT_RETRIES_ID    monitor.ID = 1053
+	// Messages accepted for groups (a retried send counts once), and group
+	// changes (creations, members added and removed, renames).
+	Monitor_GROUP_MESSAGES_ID monitor.ID = 1054
+	Monitor_GROUP_CHANGES_ID  monitor.ID = 1055
+	// The fan-out delay of group messages: from a message's storing (its
+	// sent_unix_ms) to the last of its members' inbox writes, summed over
+	// the messages fanned out (FANOUT_MESSAGES), so the average is
+	// im.fanout.delay_ms / im.fanout.messages. A message whose writes were
+	// all repeats (a redelivery of work done) is not counted.
+	Monitor_FANOUT_DELAY_MS_ID monitor.ID = 1056
+	Monitor_FANOUT_MESSAGES_ID monitor.ID = 1057
+	// FANOUT_BACKLOG is the fan-out queue's items stored and not yet
+	// acknowledged, read with FANOUT_LAG_MS: with it, a lag curve tells a
+	// slow worker (backlog growing) from one stuck item (backlog flat).
+	Monitor_FANOUT_BACKLOG_ID monitor.ID = 1058
 )
 
 // Monitor_MonitorDecls declares the monitor points of im.Monitor; the package
@@ -55,6 +82,15 @@ var Monitor_MonitorDecls = []monitor.Decl{
 	{ID: Monitor_TRIMS_ID, Name: "im.storage.trims", Unit: "count", Kind: monitor.Counter},
 	{ID: Monitor_TRIMMED_ENTRIES_ID, Name: "im.storage.trimmed_entries", Unit: "count", Kind: monitor.Counter},
 	{ID: Monitor_TRIM_DROPPED_ID, Name: "im.storage.trim_dropped", Unit: "count", Kind: monitor.Counter, Alert: "sum over 10m > 100"},
+	{ID: Monitor_FANOUT_LAG_MS_ID, Name: "im.fanout.lag_ms", Unit: "ms", Kind: monitor.Gauge, Alert: "max over 1m > 5000 for 2m"},
+	{ID: Monitor_FANOUT_ENTRIES_ID, Name: "im.fanout.entries", Unit: "count", Kind: monitor.Counter},
+	{ID: Monitor_FANOUT_DELIVERIES_ID, Name: "im.fanout.deliveries", Unit: "count", Kind: monitor.Counter},
+	{ID: Monitor_FANOUT_RETRIES_ID, Name: "im.fanout.retries", Unit: "count", Kind: monitor.Counter, Alert: "sum over 5m / im.fanout.entries > 5% for 5m"},
+	{ID: Monitor_GROUP_MESSAGES_ID, Name: "im.send.messages.group", Unit: "count", Kind: monitor.Counter},
+	{ID: Monitor_GROUP_CHANGES_ID, Name: "im.group.changes", Unit: "count", Kind: monitor.Counter},
+	{ID: Monitor_FANOUT_DELAY_MS_ID, Name: "im.fanout.delay_ms", Unit: "ms", Kind: monitor.Counter, Alert: "sum over 1m / im.fanout.messages > 1000 for 2m"},
+	{ID: Monitor_FANOUT_MESSAGES_ID, Name: "im.fanout.messages", Unit: "count", Kind: monitor.Counter},
+	{ID: Monitor_FANOUT_BACKLOG_ID, Name: "im.fanout.backlog", Unit: "items", Kind: monitor.Gauge},
 }
 
 func init() {

@@ -1,6 +1,7 @@
 // storage.proto: the data-storage service of the storage layer (the seed
 // architecture's KVSvr), the only process that opens the on-disk store. The
-// data-access services of data.proto call it; nothing else does.
+// data-access services of data.proto and groupdata.proto call it; nothing
+// else does.
 //
 // Sharding: every request carries user_id, the shard key, and the service is
 // routed by it (routing_key "user_id"), so all of one user's data lives on
@@ -8,7 +9,8 @@
 // under two user ids names two different records, and one user's requests
 // cannot reach another's data. Data that belongs to no user (a global index
 // such as name → user id, or the user id counter) uses user_id 0, which puts
-// it all on one shard.
+// it all on one shard. A group's data uses the group's id (group ids never
+// collide with user ids, group.proto), so groups spread over the shards too.
 //
 // Two data models, both with per-key versions (see package
 // examples/im/internal/kv):
@@ -72,6 +74,7 @@ const (
 	InboxType_INBOX_TYPE_ACCOUNT     InboxType = 1
 	InboxType_INBOX_TYPE_CONTACTS    InboxType = 2
 	InboxType_INBOX_TYPE_MESSAGES    InboxType = 3
+	InboxType_INBOX_TYPE_GROUPS      InboxType = 4
 )
 
 // Enum value maps for InboxType.
@@ -81,12 +84,14 @@ var (
 		1: "INBOX_TYPE_ACCOUNT",
 		2: "INBOX_TYPE_CONTACTS",
 		3: "INBOX_TYPE_MESSAGES",
+		4: "INBOX_TYPE_GROUPS",
 	}
 	InboxType_value = map[string]int32{
 		"INBOX_TYPE_UNSPECIFIED": 0,
 		"INBOX_TYPE_ACCOUNT":     1,
 		"INBOX_TYPE_CONTACTS":    2,
 		"INBOX_TYPE_MESSAGES":    3,
+		"INBOX_TYPE_GROUPS":      4,
 	}
 )
 
@@ -1758,12 +1763,13 @@ const file_im_storage_proto_rawDesc = "" +
 	"\x18InboxRemoveDeviceRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\"\x18\n" +
-	"\x16InboxRemoveDeviceReply*q\n" +
+	"\x16InboxRemoveDeviceReply*\x88\x01\n" +
 	"\tInboxType\x12\x1a\n" +
 	"\x16INBOX_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12INBOX_TYPE_ACCOUNT\x10\x01\x12\x17\n" +
 	"\x13INBOX_TYPE_CONTACTS\x10\x02\x12\x17\n" +
-	"\x13INBOX_TYPE_MESSAGES\x10\x032\xb8\x06\n" +
+	"\x13INBOX_TYPE_MESSAGES\x10\x03\x12\x15\n" +
+	"\x11INBOX_TYPE_GROUPS\x10\x042\xc3\x06\n" +
 	"\aStorage\x12/\n" +
 	"\x03Get\x12\x10.im.KVGetRequest\x1a\f.im.KVRecord\"\b\xca\xf3\x18\x04\b\x01 \x01\x12/\n" +
 	"\x03Put\x12\x10.im.KVPutRequest\x1a\x0e.im.KVPutReply\"\x06\xca\xf3\x18\x02\b\x02\x128\n" +
@@ -1777,8 +1783,8 @@ const file_im_storage_proto_rawDesc = "" +
 	"\x04Sync\x12\x14.im.InboxSyncRequest\x1a\x12.im.InboxSyncReply\"\b\xca\xf3\x18\x04\b\x16 \x01\x12L\n" +
 	"\n" +
 	"CurrentKey\x12\x1a.im.InboxCurrentKeyRequest\x1a\x18.im.InboxCurrentKeyReply\"\b\xca\xf3\x18\x04\b\x17 \x01\x12R\n" +
-	"\fRemoveDevice\x12\x1c.im.InboxRemoveDeviceRequest\x1a\x1a.im.InboxRemoveDeviceReply\"\b\xca\xf3\x18\x04\b\x18 \x01\x1a@\xd2\xf3\x18<\n" +
-	"\astorage\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\vmessagedataB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
+	"\fRemoveDevice\x12\x1c.im.InboxRemoveDeviceRequest\x1a\x1a.im.InboxRemoveDeviceReply\"\b\xca\xf3\x18\x04\b\x18 \x01\x1aK\xd2\xf3\x18G\n" +
+	"\astorage\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\vmessagedata*\tgroupdataB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
 	file_im_storage_proto_rawDescOnce sync.Once

@@ -148,7 +148,7 @@ var Storage_ServiceDesc = svrkit.ServiceDesc{
 	Name:        Storage_ServiceName,
 	HandlerType: (*StorageServer)(nil),
 	Logicsvr:    "storage",
-	Callers:     []string{"accountdata", "contactdata", "messagedata"},
+	Callers:     []string{"accountdata", "contactdata", "messagedata", "groupdata"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:      Storage_Get_CmdID,

@@ -585,7 +585,13 @@ func (c *cli) printItem(cl *imclient.Client, st *state, it *im.SyncItem) {
 	switch x := it.GetItem().(type) {
 	case *im.SyncItem_Message:
 		m := x.Message
-		from, to := c.name(cl, st, m.GetFromUserId()), c.name(cl, st, m.GetToUserId())
+		from, to := c.name(cl, st, m.GetFromUserId()), ""
+		if g := m.GetGroupId(); g != 0 {
+			st.Names[g] = m.GetGroupName()
+			to = "group " + m.GetGroupName()
+		} else {
+			to = c.name(cl, st, m.GetToUserId())
+		}
 		if t := m.GetSentUnixMs(); t != 0 {
 			at = time.UnixMilli(t).Format(time.TimeOnly)
 		}
@@ -607,6 +613,8 @@ func (c *cli) printItem(cl *imclient.Client, st *state, it *im.SyncItem) {
 		c.printf("[%s] contact %s: %s (user %d)", at, verb, e.GetName(), e.GetUserId())
 	case *im.SyncItem_Profile:
 		c.printf("[%s] profile: %s is now %q", at, x.Profile.GetName(), x.Profile.GetNickname())
+	case *im.SyncItem_Group:
+		c.printGroupChange(cl, st, at, x.Group)
 	default:
 		c.printf("[%s] %v item, version %d", at, it.GetType(), it.GetVersion())
 	}

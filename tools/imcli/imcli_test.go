@@ -125,6 +125,29 @@ func TestChat(t *testing.T) {
 	// watch saved the key: nothing is printed twice.
 	ok("nothing new", "-as", "bob", "sync")
 
+	// A group: messages arrive through the fan-out, after the send's reply.
+	ok(`created group "lunch"`, "-as", "alice", "newgroup", "lunch", "bob")
+	ok("lunch", "-as", "bob", "groups")
+	ok("sent to group lunch", "-as", "alice", "gsend", "lunch", "noon?")
+	var synced string
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(synced, "alice → group lunch: noon?"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's syncs printed %q within 30s; want the group message", synced)
+		}
+		var out syncBuffer
+		if code, stderr := imcli(context.Background(), &out, "-as", "bob", "sync"); code != 0 {
+			t.Fatalf("sync: exit %d, %s", code, stderr)
+		}
+		synced += out.String()
+	}
+	if !strings.Contains(synced, "alice created it with alice, you") {
+		t.Errorf("bob's syncs printed %q; want the group's creation before its message", synced)
+	}
+	ok("alice", "-as", "bob", "members", "lunch")
+	fails(1, "permission_denied: only the owner", "-as", "bob", "kick", "lunch", "alice")
+	ok("left group lunch", "-as", "bob", "leave", "lunch")
+	fails(1, "in no group named", "-as", "bob", "gsend", "lunch", "still there?")
+
 	// An image, with the location its camera wrote, and its download.
 	photoPath := filepath.Join(home, "photo.jpg")
 	if err := os.WriteFile(photoPath, mediatest.Photo(t, 640, 480, 1), 0o600); err != nil {

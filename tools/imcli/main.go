@@ -1,5 +1,6 @@
 // Command imcli is a terminal client of the IM backend (examples/im): it
-// registers and logs in, manages contacts, sends messages and syncs them,
+// registers and logs in, manages contacts and groups, sends messages and
+// syncs them,
 // through the client-facing CGIs (package
 // github.com/svrkit/svrkit/examples/im/imclient).
 //
@@ -68,11 +69,21 @@ commands:
   sendimage NAME|ID FILE                                  send a JPEG, PNG, GIF or WebP (a cut upload resumes on rerun)
   sendvideo NAME|ID FILE [-cover IMAGE]                   send an MP4, QuickTime or WebM video
   download MEDIA_ID [-thumb] [-o FILE]                    save a media file sent to you (a cut download resumes on rerun)
+  newgroup NAME [MEMBER...]                               create a group with members
+  groups                                                  list your groups
+  members GROUP                                           list a group's members
+  invite GROUP MEMBER...                                  add members to a group
+  kick GROUP MEMBER                                       remove a member (owner only)
+  leave GROUP                                             leave a group
+  rename GROUP NEWNAME                                    rename a group
+  gsend GROUP TEXT...                                     send a text message to a group
   sync [-reset]                                           print what is new; -reset starts from scratch
   watch [-every 1s]                                       sync in a loop, printing messages as they come
 
 The password comes from -password, else $IMCLI_PASSWORD, else a line of stdin;
 passwd's new one from -new, else $IMCLI_NEW_PASSWORD, else the next line.
+A MEMBER is a contact's name or a user id; a GROUP a group id, or the name of
+one of your groups.
 
 Exit status: 0 on success; 1 when a call fails (its code and message on
 stderr, as {"code","message"} with -json); 2 for bad usage.`,
@@ -159,6 +170,22 @@ func (c *cli) dispatch(cmd string, args []string) error {
 		return c.contacts(args)
 	case "send":
 		return c.send(args)
+	case "newgroup":
+		return c.newgroup(args)
+	case "groups":
+		return c.groups(args)
+	case "members":
+		return c.members(args)
+	case "invite":
+		return c.invite(args)
+	case "kick":
+		return c.kick(args)
+	case "leave":
+		return c.leave(args)
+	case "rename":
+		return c.rename(args)
+	case "gsend":
+		return c.gsend(args)
 	case "sendimage":
 		return c.sendimage(args)
 	case "sendvideo":

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +37,27 @@ func TestLoadAgainstBackend(t *testing.T) {
 		t.Errorf("no progress lines:\n%s", progress.String())
 	}
 
+	// Group traffic on the same backend: every group message reaches
+	// every syncing member once, and the fan-out worker's delay and the
+	// queue's lag are reported.
+	out.Reset()
+	progress.Reset()
+	code = run(ctx, []string{"-up", b.StateFile, "-users", "6", "-groups", "3x4,1x6", "-syncers", "4", "-duration", "3s", "-json"}, &out, &progress)
+	if code != 0 {
+		t.Fatalf("imload -groups exited %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), progress.String())
+	}
+	var rep GroupReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if rep.Sent == 0 || rep.Expected == 0 || rep.Synced < rep.Expected || rep.Missing != 0 || rep.Duplicates != 0 ||
+		rep.FanoutCount == 0 || rep.FanoutP99 < rep.FanoutP50 || rep.FanoutWritesPerS <= 0 || len(rep.Lag) == 0 || rep.Syncers != 4 {
+		t.Errorf("group report does not add up: %+v", rep)
+	}
+	if !strings.Contains(progress.String(), "queue backlog") {
+		t.Errorf("no queue lag in the progress lines:\n%s", progress.String())
+	}
+
 	// Without a backend: a clear error, not a hang.
 	out.Reset()
 	progress.Reset()
@@ -51,4 +74,29 @@ func TestHelpConvention(t *testing.T) {
 		return code, stdout.String(), stderr.String()
 	}
 	cmdlinetest.Check(t, "imload", imload, []string{"extra"}, []string{"-users", "1"})
+}
+
+func TestParseGroups(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []GroupSpec
+	}{
+		{"100x50", []GroupSpec{{100, 50}}},
+		{"100x50, 1x500", []GroupSpec{{100, 50}, {1, 500}}},
+		{"1x501", nil},
+		{"0x5", nil},
+		{"3x1", nil},
+		{"3", nil},
+		{"ax5", nil},
+		{"", nil},
+	} {
+		got, err := ParseGroups(tc.in)
+		if (err == nil) != (tc.want != nil) || !slices.Equal(got, tc.want) {
+			t.Errorf("ParseGroups(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-groups", "1x501"}, &bytes.Buffer{}, &stderr); code != 2 || !strings.Contains(stderr.String(), "sizes 2 to 500") {
+		t.Errorf("-groups 1x501: exit %d, %q", code, stderr.String())
+	}
 }

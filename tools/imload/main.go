@@ -20,6 +20,11 @@
 // tablet learns of a message by syncing: an idle tablet syncs again after
 // -poll, and send-to-synced latency includes up to that interval.
 //
+// With -groups (groups.go) the traffic is group chat: the users form groups
+// of the sizes given (e.g. -groups 100x50,1x500) and the phones send to
+// their groups; the report adds the fan-out delay to the last member's
+// inbox and the fan-out queue's lag over the run.
+//
 // Latencies go into log-linear histograms (package tools/internal/latency,
 // within 1.6% of the true value), so the progress line costs the same at the
 // first second and the last.
@@ -39,16 +44,13 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/imclient"
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/tools/internal/cmdline"
-	"github.com/svrkit/svrkit/tools/internal/latency"
 )
 
 func main() {
@@ -64,6 +66,12 @@ type Config struct {
 	Think    time.Duration // pause between one phone's sends
 	Poll     time.Duration // an idle tablet's pause between syncs
 	Drain    time.Duration // how long tablets may catch up after sending stops
+
+	// Group traffic (groups.go): the groups to form; how many users send
+	// (0: all) and how many sync (-1: all).
+	Groups  []GroupSpec
+	Senders int
+	Syncers int
 }
 
 // Report is a run's result.
@@ -96,6 +104,15 @@ report on stdout (a table, or JSON with -json): messages per second, send
 latency, and send-to-synced latency, the time from a send to the receiving
 tablet's sync returning the message.
 
+With -groups (e.g. 100x50,1x500) the traffic is group chat instead: the
+-users pool (raised to the largest group) forms groups of those sizes, the
+phones of -senders users send to random groups of theirs, the tablets of
+-syncers users sync and check every group message arrives once, and the
+report adds the fan-out delay (from a message's storing to the last of its
+members' inbox writes, measured by the fan-out worker) and the fan-out
+queue's lag every second, read with the operator key svrkit up keeps
+beside its state file.
+
 Exit status: 0 when every acknowledged message was synced exactly once; 1
 when the backend cannot be reached, the run fails, or any message is
 missing or duplicated; 2 for bad usage.`,
@@ -111,6 +128,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Poll, "poll", 10*time.Millisecond, "pause of an idle tablet between syncs")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "how long tablets may catch up after sending stops")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	groupsFlag := fs.String("groups", "", "group traffic: COUNTxSIZE[,COUNTxSIZE...], e.g. 100x50,1x500")
+	fs.IntVar(&cfg.Senders, "senders", 0, "with -groups: users whose phones send (0: all)")
+	fs.IntVar(&cfg.Syncers, "syncers", -1, "with -groups: users whose tablets sync (-1: all)")
 	if err := cmdline.Parse(fs, args, help, stdout, stderr); err != nil {
 		return cmdline.ExitCode(err)
 	}
@@ -120,24 +140,44 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case cfg.Users < 2 || cfg.Duration <= 0:
 		return cmdline.ExitCode(help.Usagef(stderr, "need -users >= 2 and a positive -duration"))
 	}
+	if *groupsFlag != "" {
+		var err error
+		if cfg.Groups, err = ParseGroups(*groupsFlag); err != nil {
+			return cmdline.ExitCode(help.Usagef(stderr, "%v", err))
+		}
+	}
 	addrs, err := imclient.ReadStateFile(*state)
 	if err != nil {
 		fmt.Fprintf(stderr, "imload: %v\n", err)
 		return cmdline.ExitFailure
+	}
+	if cfg.Groups != nil {
+		rep, err := RunGroups(ctx, addrs, cfg, fanoutStats(*state), stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "imload: %v\n", err)
+			return cmdline.ExitFailure
+		}
+		return finish(stdout, *asJSON, rep, func() { printGroupReport(stdout, rep) }, rep.Missing+rep.Duplicates)
 	}
 	rep, err := Run(ctx, addrs, cfg, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "imload: %v\n", err)
 		return cmdline.ExitFailure
 	}
-	if *asJSON {
+	return finish(stdout, *asJSON, rep, func() { printReport(stdout, rep) }, rep.Missing+rep.Duplicates)
+}
+
+// finish prints rep, as JSON or with table, and fails the run when any
+// message was missing or duplicated.
+func finish(stdout io.Writer, asJSON bool, rep any, table func(), wrong int64) int {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(rep)
 	} else {
-		printReport(stdout, rep)
+		table()
 	}
-	if rep.Missing > 0 || rep.Duplicates > 0 {
+	if wrong > 0 {
 		return cmdline.ExitFailure
 	}
 	return cmdline.ExitOK
@@ -146,180 +186,73 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // user is one simulated user.
 type user struct {
 	id            uint64
+	name          string
 	phone, tablet *imclient.Client
+}
+
+// loadPassword is every load user's password.
+const loadPassword = "load-test-password"
+
+// login logs c in as u on device, retrying a timed-out attempt.
+func (u *user) login(ctx context.Context, c *imclient.Client, device string) error {
+	return patiently(ctx, func() error {
+		s, err := c.Login(ctx, u.name, loadPassword, device)
+		u.id = s.UserID
+		return err
+	})
 }
 
 // Run runs the load against the backend at addrs, printing a progress line
 // to progress every second.
 func Run(ctx context.Context, addrs imclient.Addrs, cfg Config, progress io.Writer) (*Report, error) {
-	if cfg.Poll <= 0 {
-		cfg.Poll = 10 * time.Millisecond
-	}
-	users, err := setup(ctx, addrs, cfg.Users)
+	users, err := setup(ctx, addrs, cfg.Users, cfg.Users, cfg.Users)
 	if err != nil {
 		return nil, err
 	}
-	var (
-		sent, synced, dups, rounds atomic.Int64
-		mu                         sync.Mutex
-		sendLat, delivLat          latency.Histogram
-		errs                       = map[string]int{}
-		seen                       = make([]map[string]bool, len(users))
-	)
-	countErr := func(what string, err error) {
-		mu.Lock()
-		errs[what+" "+svrkit.CodeOf(err).String()]++
-		mu.Unlock()
-	}
-	start := time.Now()
-	sendCtx, stopSending := context.WithTimeout(ctx, cfg.Duration)
-	defer stopSending()
-	syncCtx, stopSyncing := context.WithCancel(ctx)
-	defer stopSyncing()
-
-	var phones, tablets sync.WaitGroup
+	tr := newTraffic(ctx, cfg)
 	for i, u := range users {
-		seen[i] = map[string]bool{}
-		phones.Add(1)
-		go func() {
-			defer phones.Done()
-			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
-			for n := 0; sendCtx.Err() == nil; n++ {
-				to := users[(i+1+rng.IntN(len(users)-1))%len(users)].id
-				t0 := time.Now()
-				// A send in flight when the duration ends still finishes
-				// (on ctx, not sendCtx): it counts only once answered.
-				_, err := u.phone.SendText(ctx, to, fmt.Sprintf("%d-%d-%d", start.UnixNano(), i, n),
-					"L|"+strconv.FormatInt(t0.UnixNano(), 10))
-				if err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					countErr("send", err)
-					continue
-				}
-				d := time.Since(t0)
-				sent.Add(1)
-				mu.Lock()
-				sendLat.Record(d)
-				mu.Unlock()
-				if cfg.Think > 0 {
-					select {
-					case <-sendCtx.Done():
-					case <-time.After(cfg.Think):
-					}
-				}
-			}
-		}()
-		tablets.Add(1)
-		go func() {
-			defer tablets.Done()
-			for syncCtx.Err() == nil {
-				rep, err := u.tablet.Sync(syncCtx, 500)
-				if err != nil {
-					if syncCtx.Err() != nil {
-						return
-					}
-					countErr("sync", err)
-					time.Sleep(cfg.Poll)
-					continue
-				}
-				rounds.Add(1)
-				now := time.Now()
-				for _, it := range rep.GetItems() {
-					m := it.GetMessage()
-					if it.GetType() != im.SyncType_SYNC_TYPE_MESSAGES || m.GetFromUserId() == u.id {
-						continue
-					}
-					ns, ok := strings.CutPrefix(m.GetText(), "L|")
-					t0, err := strconv.ParseInt(ns, 10, 64)
-					if !ok || err != nil {
-						continue // not ours
-					}
-					if seen[i][m.GetClientMsgId()] {
-						dups.Add(1)
-						continue
-					}
-					seen[i][m.GetClientMsgId()] = true
-					synced.Add(1)
-					mu.Lock()
-					delivLat.Record(now.Sub(time.Unix(0, t0)))
-					mu.Unlock()
-				}
-				if !rep.GetContinueFlag() {
-					time.Sleep(cfg.Poll)
-				}
-			}
-		}()
+		rng := rand.New(rand.NewPCG(uint64(i), uint64(tr.start.UnixNano())))
+		tr.phone(ctx, func(ctx context.Context, n int, text string) error {
+			to := users[(i+1+rng.IntN(len(users)-1))%len(users)].id
+			_, err := u.phone.SendText(ctx, to, tr.clientMsgID(i, n), text)
+			return err
+		})
+		tr.tablet(u.tablet, func(m *im.Message) bool { return m.GetFromUserId() != u.id })
 	}
-
-	// Progress, every second, until the tablets stop.
-	progressDone := make(chan struct{})
-	go func() {
-		defer close(progressDone)
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		var lastSent, lastSynced int64
-		for {
-			select {
-			case <-syncCtx.Done():
-				return
-			case <-tick.C:
-			}
-			s, y := sent.Load(), synced.Load()
-			mu.Lock()
-			p50, p99 := delivLat.Quantile(0.50), delivLat.Quantile(0.99)
-			nerr := 0
-			for _, n := range errs {
-				nerr += n
-			}
-			mu.Unlock()
-			fmt.Fprintf(progress, "imload: %5.1fs  sent %7d (%6d/s)  synced %7d (%6d/s)  send-to-synced p50 %6.1fms p99 %6.1fms  errors %d\n",
-				time.Since(start).Seconds(), s, s-lastSent, y, y-lastSynced, ms(p50), ms(p99), nerr)
-			lastSent, lastSynced = s, y
-		}
-	}()
-
-	phones.Wait()
-	elapsed := time.Since(start)
-	syncedInWindow := synced.Load()
+	tr.progress(progress, func() string { return "" })
+	elapsed := tr.sending()
+	syncedInWindow := tr.synced.Load()
 	// Let the tablets catch up with what was acknowledged.
-	deadline := time.Now().Add(cfg.Drain)
-	for synced.Load()+dups.Load() < sent.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
-	}
-	stopSyncing()
-	tablets.Wait()
-	<-progressDone
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
+	if err := tr.stop(ctx, cfg.Drain, tr.sent.Load()); err != nil {
+		return nil, err
 	}
 
-	mu.Lock()
-	defer mu.Unlock()
+	send, synced := tr.latencies()
 	rep := &Report{
 		Users:        len(users),
 		Duration:     elapsed.Seconds(),
-		Sent:         sent.Load(),
-		Synced:       synced.Load(),
-		Duplicates:   dups.Load(),
-		SentPerSec:   float64(sent.Load()) / elapsed.Seconds(),
+		Sent:         tr.sent.Load(),
+		Synced:       tr.synced.Load(),
+		Duplicates:   tr.dups.Load(),
+		SentPerSec:   float64(tr.sent.Load()) / elapsed.Seconds(),
 		SyncedPerSec: float64(syncedInWindow) / elapsed.Seconds(),
-		SendP50:      ms(sendLat.Quantile(0.50)),
-		SendP99:      ms(sendLat.Quantile(0.99)),
-		DeliveredP50: ms(delivLat.Quantile(0.50)),
-		DeliveredP99: ms(delivLat.Quantile(0.99)),
-		DeliveredMax: ms(delivLat.Quantile(1)),
-		Errors:       errs,
-		SyncRounds:   rounds.Load(),
+		SendP50:      send[0],
+		SendP99:      send[1],
+		DeliveredP50: synced[0],
+		DeliveredP99: synced[1],
+		DeliveredMax: synced[2],
+		Errors:       tr.errs,
+		SyncRounds:   tr.rounds.Load(),
 	}
 	rep.Missing = max(0, rep.Sent-rep.Synced)
 	return rep, nil
 }
 
-// setup registers the users and logs in their two devices, a few at a time
-// (registration runs a deliberately slow password hash).
-func setup(ctx context.Context, addrs imclient.Addrs, n int) ([]*user, error) {
+// setup registers n users and logs in the phones of the first phones of
+// them and the tablets of the first tablets, a few at a time
+// (registration and login run a deliberately slow password hash, so the
+// users who neither send nor sync are only registered).
+func setup(ctx context.Context, addrs imclient.Addrs, n, phones, tablets int) ([]*user, error) {
 	prefix := "load" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	users := make([]*user, n)
 	sem := make(chan struct{}, 4)
@@ -331,30 +264,47 @@ func setup(ctx context.Context, addrs imclient.Addrs, n int) ([]*user, error) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			name := fmt.Sprintf("%s_%d", prefix, i)
-			const password = "load-test-password"
-			u := &user{phone: imclient.New(addrs), tablet: imclient.New(addrs)}
-			id, err := u.phone.Register(ctx, name, password, "")
+			u := &user{name: fmt.Sprintf("%s_%d", prefix, i), phone: imclient.New(addrs)}
+			// Register and Login are not retried by imclient (their
+			// answer may be lost after the account or the session was
+			// made); on a loaded machine they time out now and then, so
+			// retry here: a repeated registration finds the name taken,
+			// and the login then says whose it is.
+			retried := false
+			err := patiently(ctx, func() error {
+				id, err := u.phone.Register(ctx, u.name, loadPassword, "")
+				if retried && svrkit.CodeOf(err) == svrkit.AlreadyExists {
+					return nil
+				}
+				retried = true
+				u.id = id
+				return err
+			})
 			if err != nil {
-				errc <- fmt.Errorf("register %s: %w", name, err)
+				errc <- fmt.Errorf("register %s: %w", u.name, err)
 				return
 			}
-			u.id = id
-			if _, err := u.phone.Login(ctx, name, password, "phone"); err != nil {
-				errc <- fmt.Errorf("login %s: %w", name, err)
+			if i < phones || u.id == 0 {
+				if err := u.login(ctx, u.phone, "phone"); err != nil {
+					errc <- fmt.Errorf("login %s: %w", u.name, err)
+					return
+				}
+			}
+			users[i] = u
+			if i >= tablets {
 				return
 			}
-			if _, err := u.tablet.Login(ctx, name, password, "tablet"); err != nil {
-				errc <- fmt.Errorf("login %s: %w", name, err)
+			u.tablet = imclient.New(addrs)
+			if err := u.login(ctx, u.tablet, "tablet"); err != nil {
+				errc <- fmt.Errorf("login %s: %w", u.name, err)
 				return
 			}
 			// Start the tablet from now: a fresh user has nothing to sync
 			// but its own profile.
 			if _, _, err := u.tablet.SyncAll(ctx); err != nil {
-				errc <- fmt.Errorf("first sync of %s: %w", name, err)
+				errc <- fmt.Errorf("first sync of %s: %w", u.name, err)
 				return
 			}
-			users[i] = u
 		}()
 	}
 	wg.Wait()
@@ -363,6 +313,23 @@ func setup(ctx context.Context, addrs imclient.Addrs, n int) ([]*user, error) {
 		return nil, err
 	}
 	return users, nil
+}
+
+// patiently calls f until it succeeds, fails for good (imclient.Retryable
+// says which), or five attempts failed.
+func patiently(ctx context.Context, f func() error) error {
+	var err error
+	for attempt := range 5 {
+		if err = f(); err == nil || !imclient.Retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
+	}
+	return err
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -378,14 +345,16 @@ func printReport(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "| send latency p50 / p99 | %.1f / %.1f ms |\n", r.SendP50, r.SendP99)
 	fmt.Fprintf(w, "| send-to-synced p50 / p99 / max | %.1f / %.1f / %.1f ms |\n", r.DeliveredP50, r.DeliveredP99, r.DeliveredMax)
 	fmt.Fprintf(w, "| sync rounds | %d |\n", r.SyncRounds)
-	if len(r.Errors) > 0 {
-		keys := make([]string, 0, len(r.Errors))
-		for k := range r.Errors {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			fmt.Fprintf(w, "| errors: %s | %d |\n", k, r.Errors[k])
-		}
+	printErrors(w, r.Errors)
+}
+
+func printErrors(w io.Writer, errs map[string]int) {
+	keys := make([]string, 0, len(errs))
+	for k := range errs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "| errors: %s | %d |\n", k, errs[k])
 	}
 }

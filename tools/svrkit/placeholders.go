@@ -15,7 +15,9 @@ import (
 // instance's own: {http} {rpc} {admin} {routes} {name} {dir} {data}, and
 // its service credentials: {key} (its identity's private key file),
 // {keyring} (the public keys of every identity) and {keys} (their
-// directory).
+// directory); and another's addresses, {http:NAME} {rpc:NAME}
+// {admin:NAME}, for a service that is no svrkit service and so not in the
+// routing table (a Logicsvr finds the queue service this way).
 //
 // In the usage lines: {data} {dir} {state}, and {http:NAME} {rpc:NAME}
 // {admin:NAME} where NAME is an instance, or a service (its first instance).
@@ -36,9 +38,32 @@ var (
 
 // expand replaces an instance's placeholders in s.
 func (u *up) expand(in *instance, s string) string {
-	return strings.NewReplacer("{http}", in.http, "{rpc}", in.rpc, "{admin}", in.admin,
+	pairs := []string{"{http}", in.http, "{rpc}", in.rpc, "{admin}", in.admin,
 		"{routes}", u.routesPath(), "{name}", in.name, "{dir}", u.dir, "{data}", u.data,
-		"{key}", u.keyPath(in), "{keyring}", u.keyring, "{keys}", u.keysDir()).Replace(s)
+		"{key}", u.keyPath(in), "{keyring}", u.keyring, "{keys}", u.keysDir()}
+	if strings.Contains(s, ":") {
+		pairs = append(pairs, u.addrPairs()...)
+	}
+	return strings.NewReplacer(pairs...).Replace(s)
+}
+
+// addrPairs are the replacements of {http:NAME} {rpc:NAME} {admin:NAME}
+// for every instance, and for every service (its first instance).
+func (u *up) addrPairs() []string {
+	var pairs []string
+	first := map[string]bool{}
+	for _, in := range u.instances {
+		names := []string{in.name}
+		if in.name != in.svc.Name && !first[in.svc.Name] {
+			// A service with replicas stands for its first instance.
+			first[in.svc.Name] = true
+			names = append(names, in.svc.Name)
+		}
+		for _, n := range names {
+			pairs = append(pairs, "{http:"+n+"}", in.http, "{rpc:"+n+"}", in.rpc, "{admin:"+n+"}", in.admin)
+		}
+	}
+	return pairs
 }
 
 // expandJSON replaces an instance's placeholders in every string of a
@@ -61,19 +86,7 @@ func (u *up) expandJSON(in *instance, v any) any {
 
 // expandUsage replaces the placeholders of the topology's usage lines.
 func (u *up) expandUsage(s string) string {
-	pairs := []string{"{data}", u.data, "{dir}", u.dir, "{state}", u.statePath()}
-	first := map[string]bool{}
-	for _, in := range u.instances {
-		names := []string{in.name}
-		if in.name != in.svc.Name && !first[in.svc.Name] {
-			// A service with replicas stands for its first instance.
-			first[in.svc.Name] = true
-			names = append(names, in.svc.Name)
-		}
-		for _, n := range names {
-			pairs = append(pairs, "{http:"+n+"}", in.http, "{rpc:"+n+"}", in.rpc, "{admin:"+n+"}", in.admin)
-		}
-	}
+	pairs := append([]string{"{data}", u.data, "{dir}", u.dir, "{state}", u.statePath()}, u.addrPairs()...)
 	return strings.NewReplacer(pairs...).Replace(s)
 }
 
@@ -90,7 +103,18 @@ func (t *topology) placeholderWarnings() []string {
 		}
 		return bad
 	}
-	isInstance := func(p string) bool { return slices.Contains(instancePlaceholders, p) }
+	names := map[string]bool{}
+	for _, s := range t.Services {
+		names[s.Name] = true
+		for _, n := range s.instanceNames() {
+			names[n] = true
+		}
+	}
+	isAddr := func(p string) bool {
+		kind, name, ok := strings.Cut(strings.Trim(p, "{}"), ":")
+		return ok && slices.Contains(addrKinds, kind) && names[name]
+	}
+	isInstance := func(p string) bool { return slices.Contains(instancePlaceholders, p) || isAddr(p) }
 	for _, s := range t.Services {
 		var texts []string
 		texts = append(texts, s.Args...)
@@ -106,25 +130,12 @@ func (t *topology) placeholderWarnings() []string {
 		}
 		for _, text := range texts {
 			for _, p := range unknown(text, isInstance) {
-				warns = append(warns, fmt.Sprintf("service %s: %s is not a placeholder (known: %s); it is passed as it is",
+				warns = append(warns, fmt.Sprintf("service %s: %s is not a placeholder (known: %s, and {http:NAME} {rpc:NAME} {admin:NAME} with NAME a service or instance); it is passed as it is",
 					s.Name, p, strings.Join(instancePlaceholders, " ")))
 			}
 		}
 	}
-	names := map[string]bool{}
-	for _, s := range t.Services {
-		names[s.Name] = true
-		for _, n := range s.instanceNames() {
-			names[n] = true
-		}
-	}
-	isUsage := func(p string) bool {
-		if slices.Contains(usagePlaceholders, p) {
-			return true
-		}
-		kind, name, ok := strings.Cut(strings.Trim(p, "{}"), ":")
-		return ok && slices.Contains(addrKinds, kind) && names[name]
-	}
+	isUsage := func(p string) bool { return slices.Contains(usagePlaceholders, p) || isAddr(p) }
 	for _, line := range t.Usage {
 		for _, p := range unknown(line, isUsage) {
 			warns = append(warns, fmt.Sprintf("usage: %s is not a placeholder (known: %s, and {http:NAME} {rpc:NAME} {admin:NAME} with NAME a service or instance); it is printed as it is",

@@ -80,9 +80,10 @@ Per service:
             the topology, {name} the instance name, {dir} the topology's
             directory, {data} the data directory (-datadir), {key} the
             service's private key, {keyring} the trusted public keys,
-            {keys} their directory. A Logicsvr's args are added after up's
-            own flags. The placeholders work in env values and in the
-            strings of config too.
+            {keys} their directory, {http:NAME} (and rpc, admin) another
+            instance's or service's address. A Logicsvr's args are added
+            after up's own flags. The placeholders work in env values and in
+            the strings of config too.
   serves    (kind main) protobuf service names its {rpc} port serves
   ready     (kind main) "tcp:ADDR" (accepts connections) or "http:URL"
             (answers 200); default tcp:{rpc}, else tcp:{http}

@@ -330,6 +330,11 @@ func TestUpExpandsPlaceholders(t *testing.T) {
 		t.Errorf("expanded config = %s, want %s", got, want)
 	}
 	u.instances = []*instance{in, in2}
+	// Another instance's or service's address, for a service outside the
+	// routing table (the IM's Logicsvrs find the queue service so).
+	if got, want := u.expand(in, "nats://{rpc:storage-2} {http:storage} {admin:nosuch}"), "nats://127.0.0.1:5 127.0.0.1:1 {admin:nosuch}"; got != want {
+		t.Errorf("expand = %q, want %q", got, want)
+	}
 	for usage, want := range map[string]string{
 		"imcli -up {state} # CGIs at {http:storage-2}": "imcli -up /topo/.data/up.json # CGIs at 127.0.0.1:4",
 		// A service with replicas stands for its first instance.
@@ -350,7 +355,7 @@ func TestUpWarnsAboutUnknownPlaceholders(t *testing.T) {
 	  "usage": ["curl http://{http:web}/ http://{http:web-2}/ {state} {http:nosuch} {port:web} '{\"a\": {}}'"],
 	  "services": [
 	    {"name": "web", "package": "./web", "replicas": 2, "config": {"app": {"dir": "{data}/{nmae}"}}},
-	    {"name": "tool", "package": "./tool", "kind": "main", "args": ["-addr", "{rpc}", "-x", "{rcp}"], "env": {"A": "{dir}"}}
+	    {"name": "tool", "package": "./tool", "kind": "main", "args": ["-addr", "{rpc}", "-x", "{rcp}", "-web", "{http:web-2}"], "env": {"A": "{dir}", "B": "{rpc:nosuch}"}}
 	  ]}`)
 	topo, err := loadTopology(filepath.Join(dir, "topology.json"))
 	if err != nil {
@@ -360,6 +365,7 @@ func TestUpWarnsAboutUnknownPlaceholders(t *testing.T) {
 	for _, want := range []string{
 		"service web: {nmae} is not a placeholder",
 		"service tool: {rcp} is not a placeholder",
+		"service tool: {rpc:nosuch} is not a placeholder",
 		"usage: {http:nosuch} is not a placeholder",
 		"usage: {port:web} is not a placeholder",
 	} {
@@ -367,8 +373,8 @@ func TestUpWarnsAboutUnknownPlaceholders(t *testing.T) {
 			t.Errorf("warnings lack %q:\n%s", want, got)
 		}
 	}
-	if n := strings.Count(got, "\n") + 1; n != 4 {
-		t.Errorf("%d warnings, want 4:\n%s", n, got)
+	if n := strings.Count(got, "\n") + 1; n != 5 {
+		t.Errorf("%d warnings, want 5:\n%s", n, got)
 	}
 
 	// up prints them before it builds anything (the packages do not exist).

@@ -70,3 +70,44 @@ func ExampleClient_Login_wrongPassword() {
 		fmt.Println("backend not running")
 	}
 }
+
+// A group of three: alice creates it with bob and carol, sends to it, and
+// carol, whose client is from before groups (version 1), gets the message
+// as one-to-one text from the group's id and answers it with SendText.
+func ExampleClient_CreateGroup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	alice, err := imclient.FromStateFile("examples/im/.data/up.json")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := alice.Login(ctx, "alice", "correct horse", "laptop"); err != nil {
+		log.Fatal(err)
+	}
+	carol, _ := imclient.FromStateFile("examples/im/.data/up.json", imclient.WithClientVersion(1))
+	s, err := carol.Login(ctx, "carol", "tr0ub4dor&3", "old-phone")
+	if err != nil {
+		log.Fatal(err)
+	}
+	const bobID = 4242424242 // a user id alice learned from bob
+	r, err := alice.CreateGroup(ctx, "lunch", []uint64{bobID, s.UserID}, "")
+	if err != nil {
+		log.Fatal(err) // not_found: no such user; failed_precondition: over 500 members
+	}
+	group := r.GetGroup().GetGroupId()
+	// Stored once when answered; every member's inbox gets it just after.
+	if _, err := alice.SendGroupText(ctx, group, "", "noon?"); err != nil {
+		log.Fatal(err)
+	}
+
+	items, _, err := carol.SyncAll(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, it := range items {
+		if m := it.GetMessage(); m.GetFromUserId() == group {
+			fmt.Println(m.GetText())               // [lunch] alice: noon?
+			carol.SendText(ctx, group, "", "sure") // reaches the group
+		}
+	}
+}

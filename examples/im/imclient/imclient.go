@@ -1,5 +1,5 @@
 // Package imclient is a Go client of the IM backend's client-facing CGIs:
-// the account, contact, send, sync and sendmedia Logicsvrs (idl/im). imcli, the load
+// the account, contact, send, sync, sendmedia and group Logicsvrs (idl/im). imcli, the load
 // command and the scenario tests use it; it is also the reference for what a
 // mobile client does.
 //
@@ -37,6 +37,16 @@
 // a send that returns nil is durable and stored exactly once; one that
 // returns an error may or may not have been stored, and retrying it with the
 // same id later is safe.
+//
+// # Groups and client versions
+//
+// A Client speaks the current client API, version 2 (sync.proto, "Client
+// versions"): its syncs carry client_version 2 and return GROUPS items and
+// group messages as they are. WithClientVersion(1) makes it a client from
+// before groups, for tests of how the server serves those: group messages
+// then come as one-to-one messages from the group's id. The group calls
+// (CreateGroup, InviteMembers, ..., SendGroupText) work whatever the
+// version; CreateGroup and the group sends are retried like SendText.
 //
 // # Media
 //
@@ -79,10 +89,12 @@ import (
 
 // Addrs are the base URLs ("http://127.0.0.1:8080") of the client-facing
 // Logicsvrs. A bare "host:port" gets "http://" prepended. Media is
-// optional: without it, the media calls fail with unavailable.
+// optional: without it, the media calls fail with unavailable. Group may
+// be empty for a backend without groups; the group calls then fail.
 type Addrs struct {
 	Account, Contact, Send, Sync string
 	Media                        string
+	Group                        string
 }
 
 // Session is a login: whose, on which device, with which token, and the
@@ -103,6 +115,8 @@ type Client struct {
 	contact im.ContactClient
 	send    im.SendClient
 	sync    im.SyncClient
+	group   im.GroupClient
+	version uint32
 	media   im.SendMediaClient
 	// mediaURL and hc serve downloads, which are plain HTTP GETs.
 	mediaURL string
@@ -117,16 +131,24 @@ type Client struct {
 type Option func(*options)
 
 type options struct {
-	hc *http.Client
+	hc      *http.Client
+	version uint32
 }
 
 // WithHTTPClient sets the HTTP client (default: one with keep-alive
 // connections and no overall timeout; deadlines come from ctx).
 func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
 
+// ClientVersion is the client API version a Client speaks by default.
+const ClientVersion = 2
+
+// WithClientVersion makes the Client speak client API version v (see the
+// package doc): 1 to act as a client from before groups.
+func WithClientVersion(v uint32) Option { return func(o *options) { o.version = v } }
+
 // New returns a Client of the Logicsvrs at addrs, not logged in.
 func New(addrs Addrs, opts ...Option) *Client {
-	o := options{}
+	o := options{version: ClientVersion}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -140,6 +162,8 @@ func New(addrs Addrs, opts ...Option) *Client {
 		contact: im.NewContactClient(cgi.NewClient(baseURL(addrs.Contact), o.hc)),
 		send:    im.NewSendClient(cgi.NewClient(baseURL(addrs.Send), o.hc)),
 		sync:    im.NewSyncClient(cgi.NewClient(baseURL(addrs.Sync), o.hc)),
+		group:   im.NewGroupClient(cgi.NewClient(baseURL(addrs.Group), o.hc)),
+		version: o.version,
 		media:   im.NewSendMediaClient(cgi.NewClient(baseURL(addrs.Media), o.hc)),
 
 		mediaURL: baseURL(addrs.Media),
@@ -157,7 +181,7 @@ func baseURL(a string) string {
 // ReadStateFile reads the addresses of the client-facing Logicsvrs from
 // `svrkit up`'s state file ({data}/up.json, examples/im/.data/up.json by
 // default; package upstate). With replicas it takes a ready instance of
-// each, else the first.
+// each, else the first. The group Logicsvr is optional.
 func ReadStateFile(path string) (Addrs, error) {
 	st, err := upstate.Read(path)
 	if err != nil {
@@ -173,6 +197,9 @@ func ReadStateFile(path string) (Addrs, error) {
 			return Addrs{}, fmt.Errorf("%s: no %q service", path, name)
 		}
 		*p = in.HTTP
+	}
+	if in, ok := st.Find("group"); ok {
+		a.Group = in.HTTP
 	}
 	if in, ok := st.Find("sendmedia"); ok {
 		a.Media = in.HTTP
@@ -450,7 +477,13 @@ func (c *Client) Sync(ctx context.Context, limit uint32) (*im.SyncReply, error) 
 	if err != nil {
 		return nil, err
 	}
-	r, err := c.sync.Sync(ctx, &im.SyncRequest{SyncKey: c.SyncKey(), Limit: limit})
+	req := &im.SyncRequest{SyncKey: c.SyncKey(), Limit: limit}
+	if c.version > 1 {
+		// A version 1 client sends no version: the request a client
+		// from before groups sends, byte for byte.
+		req.ClientVersion = c.version
+	}
+	r, err := c.sync.Sync(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -1,5 +1,5 @@
 // Package inbox is the store-and-forward core of the IM backend: per user,
-// an inbox for each synced data type (account, contacts, messages), the
+// an inbox for each synced data type (account, contacts, groups, messages), the
 // SyncKey protocol devices pull it with, per-device ACKs, and trimming of
 // what every device has received. It is a library over package kv (the
 // storage engine) and package seq (version allocation); the message, sync
@@ -15,9 +15,10 @@
 // data" notification if the user is online; the device calls Sync with its
 // SyncKey and gets everything newer, in version order, with a new SyncKey
 // and a more flag; it stores entries and key together, and sends the new key
-// on its next Sync, which is its ACK. Account and contact changes are
+// on its next Sync, which is its ACK. Account, contact and group changes are
 // published into their own inboxes the same way (Publish), so one Sync
-// returns all three, in type order.
+// returns all four, in type order (account, contacts, groups, messages: a
+// device hears of a group before its messages).
 //
 // # Invariants
 //

@@ -215,22 +215,24 @@ func TestSyncAllTypes(t *testing.T) {
 	ib.Publish(ctx, user, Account, []byte("nick"), "")
 	ib.Deliver(ctx, user, []byte("msg2"), "m2")
 	ib.Publish(ctx, user, Contacts, []byte("add carol"), "")
+	ib.Publish(ctx, user, Groups, []byte("joined g"), "g1")
 
+	// Groups come before messages: a device hears of a group first.
 	d := newDevice("pad", user)
 	res := d.sync(t, ib, 2)
 	if got := fmt.Sprint(payloads(res.Entries)); got != "[nick add bob]" || !res.More {
 		t.Fatalf("page 1 = %s more=%v", got, res.More)
 	}
 	res = d.sync(t, ib, 2)
-	if got := fmt.Sprint(payloads(res.Entries)); got != "[add carol msg1]" || !res.More {
+	if got := fmt.Sprint(payloads(res.Entries)); got != "[add carol joined g]" || !res.More {
 		t.Fatalf("page 2 = %s more=%v", got, res.More)
 	}
 	res = d.sync(t, ib, 2)
-	if got := fmt.Sprint(payloads(res.Entries)); got != "[msg2]" || res.More {
+	if got := fmt.Sprint(payloads(res.Entries)); got != "[msg1 msg2]" || res.More {
 		t.Fatalf("page 3 = %s more=%v", got, res.More)
 	}
 	k, err := ib.Codec().Decode(user, d.id, d.key)
-	if err != nil || k != (SyncKey{}.With(Account, 1).With(Contacts, 2).With(Messages, 2)) {
+	if err != nil || k != (SyncKey{}.With(Account, 1).With(Contacts, 2).With(Groups, 1).With(Messages, 2)) {
 		t.Fatalf("final key %v, %v", k, err)
 	}
 	cur, err := ib.CurrentKey(ctx, user, d.id)

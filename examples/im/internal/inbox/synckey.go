@@ -18,20 +18,23 @@ import (
 // row and its own version in the SyncKey.
 type DataType uint8
 
-// The data types the IM backend syncs, in the order Sync returns them.
+// The data types the IM backend syncs (servedTypes gives the order Sync
+// returns them in).
 const (
 	Account  DataType = 1 // profile and settings changes
 	Contacts DataType = 2 // contact list changes
 	Messages DataType = 3 // message indexes
+	Groups   DataType = 4 // changes of the groups the user is in
 )
 
 // MaxDataType is the highest type a SyncKey's format can carry.
 const MaxDataType DataType = 15
 
-// servedTypes are the types this package stores and syncs, in Sync order.
-var servedTypes = [...]DataType{Account, Contacts, Messages}
+// servedTypes are the types this package stores and syncs, in Sync order:
+// a device learns of a group (Groups) before the group's messages.
+var servedTypes = [...]DataType{Account, Contacts, Groups, Messages}
 
-func (t DataType) served() bool { return t >= Account && t <= Messages }
+func (t DataType) served() bool { return t >= Account && t <= Groups }
 
 func (t DataType) String() string {
 	switch t {
@@ -41,6 +44,8 @@ func (t DataType) String() string {
 		return "contacts"
 	case Messages:
 		return "messages"
+	case Groups:
+		return "groups"
 	}
 	return "type" + strconv.Itoa(int(t))
 }

@@ -1,6 +1,6 @@
 // Package storagetest runs the IM backend's storage layer — the storage,
-// accountdata, contactdata and messagedata Logicsvrs — inside a test
-// process, each a real logicsvr.Host serving svrkit RPC on its own loopback
+// accountdata, contactdata and messagedata Logicsvrs, and groupdata when
+// the test gives it a queue — inside a test process, each a real logicsvr.Host serving svrkit RPC on its own loopback
 // port, with the storage Logicsvr's pebble store in a directory the test
 // gives. Tests of the storage layer use it, and so can tests of the
 // Logicsvrs above it: they get a routing table to put in their own hosts'
@@ -24,6 +24,7 @@ import (
 	"github.com/svrkit/svrkit/examples/im"
 	accountdata "github.com/svrkit/svrkit/examples/im/logicsvr/accountdata/handlers"
 	contactdata "github.com/svrkit/svrkit/examples/im/logicsvr/contactdata/handlers"
+	groupdata "github.com/svrkit/svrkit/examples/im/logicsvr/groupdata/handlers"
 	messagedata "github.com/svrkit/svrkit/examples/im/logicsvr/messagedata/handlers"
 	storage "github.com/svrkit/svrkit/examples/im/logicsvr/storage/handlers"
 	"github.com/svrkit/svrkit/logicsvr"
@@ -33,8 +34,9 @@ import (
 // SyncKeySecret is the storage Logicsvr's secret in a Cluster.
 const SyncKeySecret = "storagetest secret"
 
-// The Logicsvrs of a Cluster, in start order.
-var names = []string{"storage", "messagedata", "accountdata", "contactdata"}
+// The Logicsvrs of a Cluster, in start order (groupdata only with a
+// queue).
+var names = []string{"storage", "messagedata", "accountdata", "contactdata", "groupdata"}
 
 // Cluster is a running storage layer.
 type Cluster struct {
@@ -57,6 +59,10 @@ type Options struct {
 	App map[string]any
 	// Logger receives the hosts' logs (default: discarded).
 	Logger *slog.Logger
+	// Queue, when set, runs groupdata too, publishing to this queue: the
+	// "queue" object of its app config (package
+	// examples/im/internal/groups' QueueConfig).
+	Queue any
 }
 
 // Start runs the four Logicsvrs with the store in dir and stops them when
@@ -78,6 +84,9 @@ func Start(t testing.TB, dir string, opts *Options) *Cluster {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	app := map[string]any{"storage": map[string]any{"dir": dir, "sync_key_secret": SyncKeySecret}}
+	if opts.Queue != nil {
+		app["groupdata"] = map[string]any{"queue": opts.Queue}
+	}
 	for k, v := range opts.App {
 		app[k] = v
 	}
@@ -100,6 +109,15 @@ func Start(t testing.TB, dir string, opts *Options) *Cluster {
 	// other processes of a busy machine.) A restart rebinds the same port.
 	t.Cleanup(func() { c.stopAll() })
 	for _, name := range names {
+		if name == "groupdata" {
+			if opts.Queue == nil {
+				continue
+			}
+			c.start(t, name)
+			c.Routes[im.GroupData_ServiceName] = []string{c.addrs[name]}
+			c.Routes[im.UserGroups_ServiceName] = []string{c.addrs[name]}
+			continue
+		}
 		c.start(t, name)
 		c.Routes[services[name]] = []string{c.addrs[name]}
 	}
@@ -156,6 +174,17 @@ func (c *Cluster) start(t testing.TB, name string) {
 			t.Fatal(err)
 		}
 		im.RegisterContactDataServer(h, impl)
+	case "groupdata":
+		impl, err := groupdata.NewGroupData(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		im.RegisterGroupDataServer(h, impl)
+		index, err := groupdata.NewUserGroups(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		im.RegisterUserGroupsServer(h, index)
 	}
 	if err := h.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -221,4 +250,14 @@ func (c *Cluster) ContactData(t testing.TB) im.ContactDataClient {
 
 func (c *Cluster) MessageData(t testing.TB) im.MessageDataClient {
 	return im.NewMessageDataClient(c.invoker(t, im.MessageData_ServiceName))
+}
+
+// GroupData and UserGroups are clients of groupdata (started only with
+// Options.Queue).
+func (c *Cluster) GroupData(t testing.TB) im.GroupDataClient {
+	return im.NewGroupDataClient(c.invoker(t, im.GroupData_ServiceName))
+}
+
+func (c *Cluster) UserGroups(t testing.TB) im.UserGroupsClient {
+	return im.NewUserGroupsClient(c.invoker(t, im.UserGroups_ServiceName))
 }

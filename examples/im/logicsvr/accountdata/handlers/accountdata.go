@@ -24,7 +24,9 @@
 // probability 1 in 9·10^9, and each guess is a rate-limited call with a
 // session. An id is learned from the user instead (a message, a contact
 // added by name). Ids below 2^32 are those handed out in sequence before,
-// so old and new never meet. Names remain enumerable through AddContact by
+// so old and new never meet; ids from 2^63 up are group ids (package
+// github.com/svrkit/svrkit/examples/im/internal/groups), which a version 1
+// client addresses like users. Names remain enumerable through AddContact by
 // name, as a name is the handle users give each other.
 //
 // # Creating an account, and crashes

@@ -2,13 +2,14 @@
 // idl/im/data.proto): the data-access service of the users' sync inboxes,
 // in front of the storage Logicsvr's inbox methods. The send Logicsvr
 // delivers messages through it, accountdata and contactdata publish profile
-// and contact changes through it, and the sync Logicsvr reads with it.
+// and contact changes through it, the fan-out worker writes group messages
+// and changes through it, and the sync Logicsvr reads with it.
 //
 // # Write path
 //
 // Deliver strips the item's version and time (the store assigns both),
 // marshals it as the inbox entry's payload and calls Storage.Deliver (for
-// MESSAGES) or Storage.Publish (ACCOUNT, CONTACTS) with the caller's dedup
+// MESSAGES) or Storage.Publish (ACCOUNT, CONTACTS, GROUPS) with the caller's dedup
 // id, so a retry of the same change is answered as a duplicate with the
 // first delivery's version and time and writes nothing. After a delivery
 // that wrote (not a duplicate) it tells the Pusher, the seam where the
@@ -149,6 +150,8 @@ func inboxType(t im.SyncType) (im.InboxType, bool) {
 		return im.InboxType_INBOX_TYPE_CONTACTS, true
 	case im.SyncType_SYNC_TYPE_MESSAGES:
 		return im.InboxType_INBOX_TYPE_MESSAGES, true
+	case im.SyncType_SYNC_TYPE_GROUPS:
+		return im.InboxType_INBOX_TYPE_GROUPS, true
 	}
 	return 0, false
 }
@@ -166,6 +169,8 @@ func checkItem(item *im.SyncItem) string {
 		ok = item.GetContact() != nil
 	case im.SyncType_SYNC_TYPE_MESSAGES:
 		ok = item.GetMessage() != nil
+	case im.SyncType_SYNC_TYPE_GROUPS:
+		ok = item.GetGroup() != nil
 	default:
 		return "item has no valid type"
 	}
@@ -185,6 +190,8 @@ func encodeItem(item *im.SyncItem) ([]byte, error) {
 	case *im.SyncItem_Contact:
 		stripped.Item = c
 	case *im.SyncItem_Message:
+		stripped.Item = c
+	case *im.SyncItem_Group:
 		stripped.Item = c
 	}
 	return proto.MarshalOptions{Deterministic: true}.Marshal(stripped)

@@ -11,6 +11,9 @@
 // the receiver's inbox and then the sender's own, exactly once per
 // client_msg_id, and the reply goes out only when both writes are durable.
 //
+// Group messages take another path (group.go): stored once in the group's
+// log through GroupData, which queues their fan-out.
+//
 // This Logicsvr keeps no state: retries may land on any replica.
 package handlers
 
@@ -20,6 +23,7 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/delivery"
+	"github.com/svrkit/svrkit/examples/im/internal/groups"
 	"github.com/svrkit/svrkit/examples/im/internal/session"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
@@ -42,8 +46,8 @@ const (
 )
 
 // NewSend returns the Send handler. It needs im.AccountData (receivers, and
-// session revocations) and im.MessageData in the routing table and
-// session_secret in the app config.
+// session revocations), im.MessageData and im.GroupData in the routing
+// table and session_secret in the app config.
 func NewSend(h *logicsvr.Host) (im.SendServer, error) {
 	signer, err := session.FromApp(h)
 	if err != nil {
@@ -57,14 +61,20 @@ func NewSend(h *logicsvr.Host) (im.SendServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	groupData, err := h.Client(im.GroupData_ServiceName)
+	if err != nil {
+		return nil, err
+	}
 	h.Use(signer.Require(im.Send_ServiceName))
-	return &sendServer{accounts: im.NewAccountDataClient(accounts), messages: im.NewMessageDataClient(messages)}, nil
+	return &sendServer{accounts: im.NewAccountDataClient(accounts), messages: im.NewMessageDataClient(messages),
+		groups: im.NewGroupDataClient(groupData)}, nil
 }
 
 type sendServer struct {
 	im.UnimplementedSendServer
 	accounts im.AccountDataClient
 	messages im.MessageDataClient
+	groups   im.GroupDataClient
 }
 
 // CheckText checks a SendTextRequest against message.proto's limits.
@@ -130,8 +140,11 @@ func (s *sendServer) SendVoice(ctx context.Context, req *im.SendVoiceRequest) (*
 
 // deliver writes m into the receiver's inbox and then the sender's (see
 // package delivery), counting the call, its failures and, once stored,
-// the message by type.
+// the message by type; to a group id, it sends to the group.
 func (s *sendServer) deliver(ctx context.Context, m *im.Message) (*im.SendReply, error) {
+	if to := m.GetToUserId(); groups.IsID(to) {
+		return s.sendGroup(ctx, to, m)
+	}
 	monitor.Add(im.Monitor_SEND_CALLS_ID, 1)
 	if err := delivery.ReceiverExists(ctx, s.accounts, m.GetToUserId()); err != nil {
 		if svrkit.CodeOf(err) != svrkit.NotFound {

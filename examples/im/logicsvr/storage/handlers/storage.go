@@ -343,6 +343,8 @@ func inboxType(t im.InboxType) (inbox.DataType, error) {
 		return inbox.Contacts, nil
 	case im.InboxType_INBOX_TYPE_MESSAGES:
 		return inbox.Messages, nil
+	case im.InboxType_INBOX_TYPE_GROUPS:
+		return inbox.Groups, nil
 	}
 	return 0, svrkit.Errorf(svrkit.InvalidArgument, "unknown inbox type %d", t)
 }

@@ -10,6 +10,10 @@
 // key of another user or device, edited or damaged, is invalid_argument;
 // one from the future out_of_range). Their errors pass through with their
 // codes. This Logicsvr keeps no state.
+//
+// It is also where old clients are served: an answer for a version 1
+// device (SyncRequest.client_version below 2) is adapted to what version 1
+// understands (clientversion.go).
 package handlers
 
 import (
@@ -82,6 +86,9 @@ func (s *syncServer) Sync(ctx context.Context, req *im.SyncRequest) (*im.SyncRep
 		if m := it.GetMessage(); m != nil && m.GetSentUnixMs() == 0 {
 			m.SentUnixMs = it.GetAtUnixMs()
 		}
+	}
+	if req.GetClientVersion() < ClientVersionGroups {
+		AdaptForV1(r, caller.UserID)
 	}
 	return r, nil
 }

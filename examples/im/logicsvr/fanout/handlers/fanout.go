@@ -1,0 +1,459 @@
+// Package handlers implements the fanout Logicsvr (idl/im/fanout.proto):
+// the group fan-out worker. NewFanoutWorker is the constructor its
+// generated main calls; it starts a consumer of the GROUP_FANOUT queue
+// that runs until the Logicsvr shuts down.
+//
+// # What one queue item does
+//
+// An item (package examples/im/internal/groups) names a group G and a seq
+// S of its log, and asks that every entry of G up to S be in its members'
+// inboxes. The worker reads the log from the group's fanned seq on
+// (GroupData.ReadLog, which returns the entries with the group's record,
+// read together), writes each entry into the inbox of each member at the
+// entry's seq (the record says who: see package groupdata's handlers), one
+// entry after the other, then moves the fanned seq past the entries done
+// (GroupData.SetFanned), and acknowledges the item once the fanned seq has
+// reached S. An item whose S is fanned already (a redelivery, a repeated
+// publish, an item whose entries an earlier item covered) is acknowledged
+// at once.
+//
+// # Exactly once per member
+//
+// Each inbox write goes through MessageData.Deliver with the dedup id
+// "g:<group>:<seq>" (unique per user, the same on every attempt), into the
+// MESSAGES inbox for a message and the GROUPS inbox for a change. The
+// inbox stores a dedup id once, so whatever was written before a crash,
+// a failed write or a redelivery, writing the entry again to every member
+// leaves each member with it exactly once. Deliver notifies the member's
+// online devices of a new item (messagedata's Pusher), and not of a
+// repeat. A change also updates the user index (UserGroups) of the
+// members it added or removed, idempotently by its seq.
+//
+// # Order
+//
+// The queue hands out the items of one group one at a time (they share a
+// key), so one group's entries are fanned out by one worker run at a
+// time; within a run, entry S+1's writes start only when every write of
+// entry S is done. So each member's inbox gets a group's entries in log
+// order: all members see a group's messages in the same order, and a
+// member's view of a group is never missing an entry a later one depends
+// on. Different groups fan out in parallel, as many as the queue has
+// partitions; within an entry, the writes to different members run in
+// parallel ("parallel", default 64), and all runs together keep at most
+// "max_in_flight" writes outstanding (default 256), so a burst of groups
+// does not bury messagedata.
+//
+// # Failures
+//
+// Any failed write (messagedata or storage restarting, a timeout) fails
+// the run: the item is not acknowledged and the queue delivers it again
+// after a backoff (100ms, doubling to 10s), for up to an hour, during
+// which the group's later entries wait (they are behind it in the queue)
+// and other groups, in other partitions, go on. The entries written
+// before the failure are written again as repeats. A log entry that does
+// not decode cannot be fanned out by any retry: it is skipped and logged,
+// so that it cannot stop its group for good.
+//
+// # Lag
+//
+// Every second the worker reads the queue's lag (the oldest item not
+// acknowledged, and how many there are) and sets the monitor points
+// im.fanout.lag_ms and im.fanout.backlog; GetStats returns them with the
+// process's counts and the fan-out delay of recent messages (delay.go).
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/groups"
+	"github.com/svrkit/svrkit/logicsvr"
+	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/svrkit/monitor"
+	"github.com/svrkit/svrkit/svrkit/queue"
+)
+
+// Config is the fanout Logicsvr's "app" settings.
+type Config struct {
+	// Queue is the fan-out queue (required).
+	Queue groups.QueueConfig `json:"queue"`
+	// Parallel bounds the inbox writes of one entry in flight (default 64).
+	Parallel int `json:"parallel,omitempty"`
+	// MaxInFlight bounds the inbox writes of all runs in flight (default
+	// 256).
+	MaxInFlight int `json:"max_in_flight,omitempty"`
+	// AckWait is how long a run may take before the queue hands its item
+	// to another worker (default 60s).
+	AckWait logicsvr.Duration `json:"ack_wait,omitempty"`
+}
+
+// The queue's retry schedule for a failed run: about an hour of retries.
+const (
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 10 * time.Second
+	maxDeliver = 400
+	// readPage is how many log entries one ReadLog returns.
+	readPage = 64
+)
+
+// NewFanoutWorker returns the FanoutWorker handler and starts consuming
+// the queue. It needs im.GroupData, im.UserGroups and im.MessageData in
+// the routing table and the queue in the app config.
+func NewFanoutWorker(h *logicsvr.Host) (im.FanoutWorkerServer, error) {
+	cfg := Config{Parallel: 64, MaxInFlight: 256, AckWait: logicsvr.Duration(time.Minute)}
+	if err := h.AppConfig(&cfg); err != nil {
+		return nil, err
+	}
+	if h.InfoOnly() {
+		return &Worker{}, nil
+	}
+	if err := cfg.Queue.Check(h.Config().Dev); err != nil {
+		return nil, err
+	}
+	data, err := h.Client(im.GroupData_ServiceName)
+	if err != nil {
+		return nil, err
+	}
+	index, err := h.Client(im.UserGroups_ServiceName)
+	if err != nil {
+		return nil, err
+	}
+	messages, err := h.Client(im.MessageData_ServiceName)
+	if err != nil {
+		return nil, err
+	}
+	w := New(im.NewGroupDataClient(data), im.NewUserGroupsClient(index), im.NewMessageDataClient(messages), cfg, h.Logger())
+	q := groups.DialQueue(cfg.Queue, "fanout", h.Logger())
+	stop := w.Start(q, time.Duration(cfg.AckWait))
+	h.OnShutdown(func(ctx context.Context) error {
+		err := stop(ctx)
+		q.Close()
+		return err
+	})
+	return w, nil
+}
+
+// Worker is the fan-out worker and its FanoutWorker handler.
+type Worker struct {
+	im.UnimplementedFanoutWorkerServer
+	data     im.GroupDataClient
+	index    im.UserGroupsClient
+	messages im.MessageDataClient
+	parallel int
+	slots    chan struct{} // one per inbox write in flight
+	log      *slog.Logger
+
+	q *groups.Queue // set by Start
+
+	items, entries, deliveries, retries atomic.Uint64
+	delays                              delays
+}
+
+// New returns a Worker over its clients; Start runs it.
+func New(data im.GroupDataClient, index im.UserGroupsClient, messages im.MessageDataClient, cfg Config, log *slog.Logger) *Worker {
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 64
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 256
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Worker{data: data, index: index, messages: messages, parallel: cfg.Parallel,
+		slots: make(chan struct{}, cfg.MaxInFlight), log: log}
+}
+
+// Start consumes q (once it is open) and samples its lag every second,
+// until the returned stop is called: stop lets running fan-outs finish
+// until its ctx is done (their items are delivered again otherwise).
+func (w *Worker) Start(q *groups.Queue, ackWait time.Duration) (stop func(context.Context) error) {
+	w.q = q
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	consumer := make(chan *queue.Consumer, 1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			c, err := q.Client(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					w.log.Error("fan-out queue cannot be opened", "err", err)
+				}
+				return
+			}
+			k, err := c.Consume(ctx, w.Handle, queue.WithAckWait(ackWait), queue.WithBackoff(backoffMin, backoffMax),
+				queue.WithMaxDeliver(maxDeliver), queue.WithLogger(w.log))
+			if err == nil {
+				consumer <- k
+				return
+			}
+			w.log.Warn("fan-out queue: cannot consume yet; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if lag, err := w.lag(ctx); err == nil {
+				monitor.Set(im.Monitor_FANOUT_LAG_MS_ID, lag.OldestAge.Milliseconds())
+				monitor.Set(im.Monitor_FANOUT_BACKLOG_ID, int64(lag.Backlog))
+			}
+		}
+	}()
+	return func(sctx context.Context) error {
+		cancel()
+		wg.Wait()
+		select {
+		case k := <-consumer:
+			return k.Stop(sctx)
+		default:
+			return nil
+		}
+	}
+}
+
+// lag reads the queue's lag, bounded.
+func (w *Worker) lag(ctx context.Context) (queue.Lag, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := w.q.Client(ctx)
+	if err != nil {
+		return queue.Lag{}, err
+	}
+	return c.Lag(ctx)
+}
+
+// Stats are a Worker's counts since it was made.
+type Stats struct {
+	Items      uint64 // queue items handled
+	Entries    uint64 // log entries fanned out
+	Deliveries uint64 // inbox writes made (repeats not counted)
+	Retries    uint64 // runs that failed, to be retried
+}
+
+// Stats returns the worker's counts.
+func (w *Worker) Stats() Stats {
+	return Stats{Items: w.items.Load(), Entries: w.entries.Load(), Deliveries: w.deliveries.Load(), Retries: w.retries.Load()}
+}
+
+// GetStats implements im.FanoutWorkerServer.
+func (w *Worker) GetStats(ctx context.Context, req *im.FanoutStatsRequest) (*im.FanoutStats, error) {
+	st := w.Stats()
+	q := w.delays.since(time.UnixMilli(req.GetSinceUnixMs()))
+	out := &im.FanoutStats{Items: st.Items, Entries: st.Entries, Deliveries: st.Deliveries, Retries: st.Retries,
+		DelayCount: uint64(q.Count), DelayP50Ms: ms(q.P50), DelayP99Ms: ms(q.P99), DelayMaxMs: ms(q.Max)}
+	if w.q == nil {
+		return out, nil
+	}
+	lag, err := w.lag(ctx)
+	if err != nil {
+		return nil, svrkit.Errorf(svrkit.Unavailable, "queue lag: %v", err)
+	}
+	out.Backlog, out.OldestAgeMs, out.DeadLetters = lag.Backlog, lag.OldestAge.Milliseconds(), lag.DeadLetters
+	return out, nil
+}
+
+// Handle is the queue handler: it fans out the item's group up to its seq.
+func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
+	it, err := groups.DecodeItem(m.Payload())
+	if err != nil {
+		return queue.Permanent(err)
+	}
+	if err := w.FanOut(ctx, it); err != nil {
+		w.retries.Add(1)
+		monitor.Add(im.Monitor_FANOUT_RETRIES_ID, 1)
+		w.log.Warn("fan-out failed; the queue will deliver it again", "group", it.Group, "seq", it.Seq,
+			"delivery", m.Deliveries(), "err", err)
+		return err
+	}
+	w.items.Add(1)
+	return nil
+}
+
+// FanOut writes every entry of it.Group above its fanned seq, up to
+// it.Seq at least, into the inboxes of its members (see the package doc).
+func (w *Worker) FanOut(ctx context.Context, it groups.Item) error {
+	req := &im.ReadLogRequest{GroupId: it.Group, AfterFanned: true, Limit: readPage}
+	for {
+		r, err := w.data.ReadLog(ctx, req)
+		if svrkit.CodeOf(err) == svrkit.NotFound {
+			w.log.Warn("fan-out of a group that does not exist: dropped", "group", it.Group, "seq", it.Seq)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if req.AfterFanned && r.GetFannedSeq() >= it.Seq {
+			return nil // done before: a repeat
+		}
+		es := r.GetEntries()
+		if len(es) == 0 {
+			return nil // the log ends before it.Seq: nothing to do
+		}
+		for _, e := range es {
+			if err := w.fanEntry(ctx, it.Group, r.GetRecord(), e); err != nil {
+				return err
+			}
+		}
+		last := es[len(es)-1].GetSeq()
+		if _, err := w.data.SetFanned(ctx, &im.SetFannedRequest{GroupId: it.Group, Seq: last}); err != nil {
+			return err
+		}
+		if last >= it.Seq || !r.GetMore() {
+			return nil
+		}
+		req = &im.ReadLogRequest{GroupId: it.Group, AfterSeq: last, Limit: readPage}
+	}
+}
+
+// The business priority of an entry's writes (svrkit's overload control,
+// after DAGOR): that of the call that made the entry. A group message's
+// inbox writes are the second half of its send, so under overload they are
+// shed with sends (SendGroupText's 210, SendGroupVoice's 200), not before
+// profile reads and contact lists; without this they would go at the
+// default priority (128), and an overloaded messagedata would keep
+// admitting the sends that make fan-out work while refusing the fan-out,
+// whose lag would then grow without bound. Each write's user priority is
+// its member's (messagedata's routing key), so a member shed is shed for
+// all their calls at once.
+var (
+	textPriority   = methodPriority(&im.Send_ServiceDesc, im.Send_SendGroupText_FullMethodName)
+	voicePriority  = methodPriority(&im.Send_ServiceDesc, im.Send_SendGroupVoice_FullMethodName)
+	changePriority = methodPriority(&im.Group_ServiceDesc, im.Group_InviteMembers_FullMethodName)
+)
+
+func methodPriority(d *svrkit.ServiceDesc, fullName string) uint8 {
+	for _, m := range d.Methods {
+		if m.FullName == fullName {
+			return m.Priority
+		}
+	}
+	panic("fanout: no method " + fullName)
+}
+
+// fanEntry writes entry e of group into the inbox of each member at its
+// seq, and for a change, updates the index of the members it names.
+func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord, e *im.LogEntry) error {
+	var item *im.SyncItem
+	switch x := e.GetEntry().GetEntry().(type) {
+	case *im.GroupLogEntry_Message:
+		item = &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: x.Message}}
+		if x.Message.GetType() == im.MessageType_MESSAGE_TYPE_VOICE {
+			ctx = svrkit.WithEntryPriority(ctx, voicePriority, "")
+		} else {
+			ctx = svrkit.WithEntryPriority(ctx, textPriority, "")
+		}
+	case *im.GroupLogEntry_Change:
+		item = &im.SyncItem{Type: im.SyncType_SYNC_TYPE_GROUPS, Item: &im.SyncItem_Group{Group: x.Change}}
+		ctx = svrkit.WithEntryPriority(ctx, changePriority, "")
+	default:
+		w.log.Error("group log entry of no known kind: skipped", "group", group, "seq", e.GetSeq())
+		return nil
+	}
+	users := groups.MembersAt(rec, e.GetSeq())
+	dedup := groups.MessageDedupID(group, e.GetSeq())
+	var written atomic.Int64
+	err := groups.ForEach(ctx, len(users), w.parallel, func(ctx context.Context, i int) error {
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-w.slots }()
+		var r *im.DeliverReply
+		err := transient(ctx, func() (err error) {
+			r, err = w.messages.Deliver(ctx, &im.DeliverRequest{UserId: users[i], Item: item, DedupId: dedup})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if !r.GetDuplicate() {
+			written.Add(1)
+			w.deliveries.Add(1)
+			monitor.Add(im.Monitor_FANOUT_DELIVERIES_ID, 1)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if m := e.GetEntry().GetMessage(); m != nil && written.Load() > 0 {
+		now := time.Now()
+		d := now.Sub(time.UnixMilli(m.GetSentUnixMs()))
+		w.delays.record(now, d)
+		monitor.Add(im.Monitor_FANOUT_DELAY_MS_ID, d.Milliseconds())
+		monitor.Add(im.Monitor_FANOUT_MESSAGES_ID, 1)
+	}
+	if ch := e.GetEntry().GetChange(); ch != nil {
+		var member bool
+		switch ch.GetKind() {
+		case im.GroupChange_KIND_CREATED, im.GroupChange_KIND_MEMBERS_ADDED:
+			member = true
+		case im.GroupChange_KIND_MEMBER_LEFT, im.GroupChange_KIND_MEMBER_REMOVED:
+		default:
+			w.entries.Add(1)
+			monitor.Add(im.Monitor_FANOUT_ENTRIES_ID, 1)
+			return nil
+		}
+		err := groups.ForEach(ctx, len(ch.GetMembers()), w.parallel, func(ctx context.Context, i int) error {
+			return transient(ctx, func() error {
+				_, err := w.index.ApplyMembership(ctx, &im.ApplyMembershipRequest{
+					UserId: ch.GetMembers()[i].GetUserId(), GroupId: group, Member: member, Seq: e.GetSeq(),
+				})
+				return err
+			})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	w.entries.Add(1)
+	monitor.Add(im.Monitor_FANOUT_ENTRIES_ID, 1)
+	return nil
+}
+
+// transient calls f again, a few times over about a second, while it
+// fails with a code that says the callee is busy or restarting (overloaded,
+// unavailable, resource_exhausted): one member's write refused by an
+// overloaded messagedata should cost that write a pause, not the whole
+// entry's run (up to 500 writes, all repeated when the queue delivers the
+// item again). Other errors, and the last attempt's, are returned.
+func transient(ctx context.Context, f func() error) error {
+	pause := 20 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := f()
+		switch svrkit.CodeOf(err) {
+		case svrkit.Overloaded, svrkit.Unavailable, svrkit.ResourceExhausted:
+		default:
+			return err
+		}
+		if attempt == 5 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+		pause *= 2
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
