@@ -136,7 +136,7 @@ type Options struct {
 
 // Inbox is the store-and-forward core. It is safe for concurrent use.
 type Inbox struct {
-	db        *kv.DB
+	db        kv.Store
 	seq       *seq.Allocator
 	codec     *SyncKeyCodec
 	retention time.Duration
@@ -149,7 +149,7 @@ type Inbox struct {
 }
 
 // New returns an Inbox over db, taking versions from alloc.
-func New(db *kv.DB, alloc *seq.Allocator, opts Options) *Inbox {
+func New(db kv.Store, alloc *seq.Allocator, opts Options) *Inbox {
 	if opts.Retention <= 0 {
 		opts.Retention = DefaultRetention
 	}

@@ -80,7 +80,7 @@ type Options struct {
 
 // Allocator hands out versions. It is safe for concurrent use.
 type Allocator struct {
-	db           *kv.DB
+	db           kv.Store
 	step         uint64
 	segmentUsers uint64
 
@@ -105,7 +105,7 @@ type segment struct {
 
 // New returns an allocator storing its bounds in db. It reads nothing until
 // a segment is first used.
-func New(db *kv.DB, opts Options) *Allocator {
+func New(db kv.Store, opts Options) *Allocator {
 	if opts.Step == 0 {
 		opts.Step = DefaultStep
 	}
@@ -149,7 +149,9 @@ func (a *Allocator) Next(ctx context.Context, user uint64, typ uint8) (uint64, e
 		n := cur + 1
 		if n > s.bound {
 			nb := n - 1 + a.step
-			ver, err := a.db.Put(ctx, s.key, binary.BigEndian.AppendUint64(nil, nb), s.boundVer)
+			var b kv.Batch
+			b.Put(s.key, binary.BigEndian.AppendUint64(nil, nb), s.boundVer)
+			vs, err := a.db.Apply(ctx, &b)
 			if errors.Is(err, kv.ErrConflict) {
 				// Another allocator raised the bound: it may have handed out
 				// anything up to its new bound, to any user of the segment.
@@ -159,7 +161,7 @@ func (a *Allocator) Next(ctx context.Context, user uint64, typ uint8) (uint64, e
 			if err != nil {
 				return 0, err
 			}
-			s.bound, s.boundVer = nb, ver
+			s.bound, s.boundVer = nb, vs[0]
 		}
 		s.cur[user] = n
 		return n, nil
@@ -180,7 +182,7 @@ func (a *Allocator) segment(id segmentID) *segment {
 }
 
 // load reads the segment's bound and restarts every user of it from there.
-func (s *segment) load(ctx context.Context, db *kv.DB) error {
+func (s *segment) load(ctx context.Context, db kv.Store) error {
 	val, ver, err := db.Get(ctx, s.key)
 	var bound uint64
 	switch {
