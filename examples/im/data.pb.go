@@ -1096,7 +1096,7 @@ const file_im_data_proto_rawDesc = "" +
 	"\bsync_key\x18\x01 \x01(\fR\asyncKey\"e\n" +
 	"\x11ContactListRecord\x12#\n" +
 	"\x04list\x18\x01 \x01(\v2\x0f.im.ContactListR\x04list\x12+\n" +
-	"\apending\x18\x02 \x01(\v2\x11.im.ContactChangeR\apending2\xf0\x03\n" +
+	"\apending\x18\x02 \x01(\v2\x11.im.ContactChangeR\apending2\xfb\x03\n" +
 	"\vAccountData\x12D\n" +
 	"\rCreateAccount\x12\x18.im.CreateAccountRequest\x1a\x11.im.AccountRecord\"\x06\xca\xf3\x18\x02\b\x01\x12@\n" +
 	"\n" +
@@ -1104,20 +1104,20 @@ const file_im_data_proto_rawDesc = "" +
 	"\rLookupAccount\x12\x18.im.LookupAccountRequest\x1a\x11.im.AccountRecord\"\b\xca\xf3\x18\x04\b\x03 \x01\x12F\n" +
 	"\rUpdateProfile\x12\x18.im.UpdateProfileRequest\x1a\x11.im.AccountRecord\"\b\xca\xf3\x18\x04\b\x04 \x01\x12F\n" +
 	"\x0eRevokeSessions\x12\x19.im.RevokeSessionsRequest\x1a\x11.im.AccountRecord\"\x06\xca\xf3\x18\x02\b\x05\x12D\n" +
-	"\x0fGetSessionState\x12\x15.im.GetAccountRequest\x1a\x10.im.SessionState\"\b\xca\xf3\x18\x04\b\x06 \x01\x1a;\xd2\xf3\x187\n" +
-	"\vaccountdata\x10\xb8\x17\x1a\auser_id*\aaccount*\acontact*\x04send*\x04sync2\xff\x01\n" +
+	"\x0fGetSessionState\x12\x15.im.GetAccountRequest\x1a\x10.im.SessionState\"\b\xca\xf3\x18\x04\b\x06 \x01\x1aF\xd2\xf3\x18B\n" +
+	"\vaccountdata\x10\xb8\x17\x1a\auser_id*\aaccount*\acontact*\x04send*\x04sync*\tsendmedia2\xff\x01\n" +
 	"\vContactData\x12?\n" +
 	"\n" +
 	"PutContact\x12\x15.im.PutContactRequest\x1a\x10.im.ContactReply\"\b\xca\xf3\x18\x04\b\x01 \x01\x12E\n" +
 	"\rDeleteContact\x12\x18.im.DeleteContactRequest\x1a\x10.im.ContactReply\"\b\xca\xf3\x18\x04\b\x02 \x01\x12@\n" +
 	"\vGetContacts\x12\x16.im.GetContactsRequest\x1a\x0f.im.ContactList\"\b\xca\xf3\x18\x04\b\x03 \x01\x1a&\xd2\xf3\x18\"\n" +
-	"\vcontactdata\x10\xb8\x17\x1a\auser_id*\acontact2\x8d\x02\n" +
+	"\vcontactdata\x10\xb8\x17\x1a\auser_id*\acontact2\x98\x02\n" +
 	"\vMessageData\x129\n" +
 	"\aDeliver\x12\x12.im.DeliverRequest\x1a\x10.im.DeliverReply\"\b\xca\xf3\x18\x04\b\x01 \x01\x12:\n" +
 	"\tSyncInbox\x12\x14.im.SyncInboxRequest\x1a\r.im.SyncReply\"\b\xca\xf3\x18\x04\b\x02 \x01\x12B\n" +
 	"\n" +
-	"CurrentKey\x12\x15.im.CurrentKeyRequest\x1a\x13.im.CurrentKeyReply\"\b\xca\xf3\x18\x04\b\x03 \x01\x1aC\xd2\xf3\x18?\n" +
-	"\vmessagedata\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\x04send*\x04syncB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
+	"CurrentKey\x12\x15.im.CurrentKeyRequest\x1a\x13.im.CurrentKeyReply\"\b\xca\xf3\x18\x04\b\x03 \x01\x1aN\xd2\xf3\x18J\n" +
+	"\vmessagedata\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\x04send*\tsendmedia*\x04syncB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
 	file_im_data_proto_rawDescOnce sync.Once

@@ -97,7 +97,7 @@ var AccountData_ServiceDesc = svrkit.ServiceDesc{
 	Name:        AccountData_ServiceName,
 	HandlerType: (*AccountDataServer)(nil),
 	Logicsvr:    "accountdata",
-	Callers:     []string{"account", "contact", "send", "sync"},
+	Callers:     []string{"account", "contact", "send", "sync", "sendmedia"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:    AccountData_CreateAccount_CmdID,
@@ -581,7 +581,7 @@ var MessageData_ServiceDesc = svrkit.ServiceDesc{
 	Name:        MessageData_ServiceName,
 	HandlerType: (*MessageDataServer)(nil),
 	Logicsvr:    "messagedata",
-	Callers:     []string{"accountdata", "contactdata", "send", "sync"},
+	Callers:     []string{"accountdata", "contactdata", "send", "sendmedia", "sync"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:      MessageData_Deliver_CmdID,

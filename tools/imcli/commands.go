@@ -30,6 +30,9 @@ type state struct {
 	// Names maps user ids to login names seen in contacts and messages,
 	// to print names instead of numbers.
 	Names map[uint64]string `json:"names,omitempty"`
+	// Uploads are the uploads started and not completed, by the file's
+	// SHA-256 and size: sending the same file again resumes its upload.
+	Uploads map[string]string `json:"uploads,omitempty"`
 }
 
 // loadState reads the state file for name ("" means -as/-state), returning
@@ -587,8 +590,11 @@ func (c *cli) printItem(cl *imclient.Client, st *state, it *im.SyncItem) {
 			at = time.UnixMilli(t).Format(time.TimeOnly)
 		}
 		body := m.GetText()
-		if m.GetType() == im.MessageType_MESSAGE_TYPE_VOICE {
+		switch m.GetType() {
+		case im.MessageType_MESSAGE_TYPE_VOICE:
 			body = fmt.Sprintf("(voice: %.1fs %s, %d bytes)", float64(m.GetVoiceDurationMs())/1000, m.GetVoiceFormat(), len(m.GetVoice()))
+		case im.MessageType_MESSAGE_TYPE_IMAGE, im.MessageType_MESSAGE_TYPE_VIDEO:
+			body = mediaLine(m)
 		}
 		c.printf("[%s] %s → %s: %s", at, from, to, printable(body))
 	case *im.SyncItem_Contact:

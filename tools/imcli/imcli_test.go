@@ -5,12 +5,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/svrkit/svrkit/examples/im/imtest"
+	"github.com/svrkit/svrkit/examples/im/mediatest"
 	"github.com/svrkit/svrkit/tools/internal/cmdline/cmdlinetest"
 )
 
@@ -122,6 +124,28 @@ func TestChat(t *testing.T) {
 	}
 	// watch saved the key: nothing is printed twice.
 	ok("nothing new", "-as", "bob", "sync")
+
+	// An image, with the location its camera wrote, and its download.
+	photoPath := filepath.Join(home, "photo.jpg")
+	if err := os.WriteFile(photoPath, mediatest.Photo(t, 640, 480, 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok("removed exif, xmp, comment", "-as", "alice", "sendimage", "bob", photoPath)
+	line := ok("alice → you: (image 640×480", "-as", "bob", "sync")
+	m := regexp.MustCompile(`imcli download ([0-9a-f]{32})`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no media id in %q", line)
+	}
+	saved := filepath.Join(home, "saved.jpg")
+	ok("to "+saved, "-as", "bob", "download", m[1], "-o", saved)
+	if b, err := os.ReadFile(saved); err != nil || !bytes.HasPrefix(b, []byte{0xFF, 0xD8}) || bytes.Contains(b, []byte(mediatest.GPSMarker)) {
+		t.Fatalf("downloaded file: %d bytes, %v; location kept: %v", len(b), err, bytes.Contains(b, []byte(mediatest.GPSMarker)))
+	}
+	notes := filepath.Join(home, "notes.txt")
+	if err := os.WriteFile(notes, []byte("not an image"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fails(2, "is not a JPEG, PNG, GIF or WebP image", "-as", "alice", "sendimage", "bob", notes)
 
 	// A password change ends every other session and keeps this one.
 	ok("logged in as bob", "-state", filepath.Join(home, "tablet.json"), "login", "bob", "-password", "bob-password", "-device", "tablet")

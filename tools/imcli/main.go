@@ -7,6 +7,7 @@
 //	go run ./tools/imcli register alice -password 'correct horse'
 //	go run ./tools/imcli -as alice add bob
 //	go run ./tools/imcli -as alice send bob 'hi bob'
+//	go run ./tools/imcli -as alice sendimage bob photo.jpg
 //	go run ./tools/imcli -as bob watch            # Ctrl-C to stop
 //
 // The services' addresses come from svrkit up's state file (-up, default
@@ -64,6 +65,9 @@ commands:
   remove NAME                                             remove a contact
   contacts                                                list your contacts
   send NAME|ID TEXT...                                    send a text message
+  sendimage NAME|ID FILE                                  send a JPEG, PNG, GIF or WebP (a cut upload resumes on rerun)
+  sendvideo NAME|ID FILE [-cover IMAGE]                   send an MP4, QuickTime or WebM video
+  download MEDIA_ID [-thumb] [-o FILE]                    save a media file sent to you (a cut download resumes on rerun)
   sync [-reset]                                           print what is new; -reset starts from scratch
   watch [-every 1s]                                       sync in a loop, printing messages as they come
 
@@ -155,6 +159,12 @@ func (c *cli) dispatch(cmd string, args []string) error {
 		return c.contacts(args)
 	case "send":
 		return c.send(args)
+	case "sendimage":
+		return c.sendimage(args)
+	case "sendvideo":
+		return c.sendvideo(args)
+	case "download":
+		return c.download(args)
 	case "sync":
 		return c.sync(args)
 	case "watch":

@@ -1,5 +1,5 @@
 // Package imclient is a Go client of the IM backend's client-facing CGIs:
-// the account, contact, send and sync Logicsvrs (idl/im). imcli, the load
+// the account, contact, send, sync and sendmedia Logicsvrs (idl/im). imcli, the load
 // command and the scenario tests use it; it is also the reference for what a
 // mobile client does.
 //
@@ -38,6 +38,14 @@
 // returns an error may or may not have been stored, and retrying it with the
 // same id later is safe.
 //
+// # Media
+//
+// Upload sends a file in chunks (1 MiB by default), each retried like a
+// send, and resumes an upload it is given the id of: it asks the server
+// which ranges it has and sends the rest. SendImage and SendVideo then send
+// the media id. Download is a plain HTTP GET with the session token, and a
+// Range request from an offset, so an interrupted download resumes too.
+//
 // # Errors
 //
 // Every error is a *svrkit.Error (match with errors.As or svrkit.CodeOf):
@@ -69,10 +77,12 @@ import (
 	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 )
 
-// Addrs are the base URLs ("http://127.0.0.1:8080") of the four
-// client-facing Logicsvrs. A bare "host:port" gets "http://" prepended.
+// Addrs are the base URLs ("http://127.0.0.1:8080") of the client-facing
+// Logicsvrs. A bare "host:port" gets "http://" prepended. Media is
+// optional: without it, the media calls fail with unavailable.
 type Addrs struct {
 	Account, Contact, Send, Sync string
+	Media                        string
 }
 
 // Session is a login: whose, on which device, with which token, and the
@@ -93,6 +103,10 @@ type Client struct {
 	contact im.ContactClient
 	send    im.SendClient
 	sync    im.SyncClient
+	media   im.SendMediaClient
+	// mediaURL and hc serve downloads, which are plain HTTP GETs.
+	mediaURL string
+	hc       *http.Client
 
 	mu      sync.Mutex
 	session Session
@@ -126,6 +140,10 @@ func New(addrs Addrs, opts ...Option) *Client {
 		contact: im.NewContactClient(cgi.NewClient(baseURL(addrs.Contact), o.hc)),
 		send:    im.NewSendClient(cgi.NewClient(baseURL(addrs.Send), o.hc)),
 		sync:    im.NewSyncClient(cgi.NewClient(baseURL(addrs.Sync), o.hc)),
+		media:   im.NewSendMediaClient(cgi.NewClient(baseURL(addrs.Media), o.hc)),
+
+		mediaURL: baseURL(addrs.Media),
+		hc:       o.hc,
 	}
 }
 
@@ -155,6 +173,9 @@ func ReadStateFile(path string) (Addrs, error) {
 			return Addrs{}, fmt.Errorf("%s: no %q service", path, name)
 		}
 		*p = in.HTTP
+	}
+	if in, ok := st.Find("sendmedia"); ok {
+		a.Media = in.HTTP
 	}
 	return a, nil
 }
@@ -388,11 +409,16 @@ func (c *Client) retrySend(ctx context.Context, call func(context.Context) (*im.
 // Retryable, or ctx ends; each attempt is bounded by attemptTimeout. Only
 // for calls that are safe to repeat.
 func retry[T any](ctx context.Context, call func(context.Context) (T, error)) (T, error) {
+	return retryWithin(ctx, attemptTimeout, call)
+}
+
+// retryWithin is retry with each attempt bounded by attempt.
+func retryWithin[T any](ctx context.Context, attempt time.Duration, call func(context.Context) (T, error)) (T, error) {
 	var zero T
 	backoff := 20 * time.Millisecond
 	for {
-		attempt, cancel := context.WithTimeout(ctx, attemptTimeout)
-		r, err := call(attempt)
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		r, err := call(actx)
 		cancel()
 		if err == nil || !Retryable(err) {
 			return r, err

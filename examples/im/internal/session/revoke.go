@@ -70,6 +70,22 @@ func (c *Checker) Caller(ctx context.Context) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
+	return c.unrevoked(ctx, cl)
+}
+
+// Token checks token as Caller checks the one a call came with, for HTTP
+// handlers that are not CGIs (a media download reads it from its
+// Authorization header).
+func (c *Checker) Token(ctx context.Context, token string) (Claims, error) {
+	cl, err := c.signer.Verify(token)
+	if err != nil {
+		return Claims{}, err
+	}
+	return c.unrevoked(ctx, cl)
+}
+
+// unrevoked returns cl if its account exists and has not revoked it.
+func (c *Checker) unrevoked(ctx context.Context, cl Claims) (Claims, error) {
 	st, err := c.sessionState(ctx, cl.UserID)
 	if err != nil {
 		return Claims{}, err
