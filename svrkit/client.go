@@ -64,9 +64,9 @@ type Client struct {
 	opts    clientOptions
 	invoker UnaryInvoker
 
-	mu        sync.Mutex
-	eps       atomic.Pointer[[]*endpoint]
-	rr        atomic.Uint32
+	mu  sync.Mutex
+	eps atomic.Pointer[[]*endpoint]
+	rr  atomic.Uint32
 	// preferred is the endpoint the last redirect named (see redirect.go):
 	// calls go there first while it is usable.
 	preferred atomic.Pointer[endpoint]
