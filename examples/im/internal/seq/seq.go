@@ -122,6 +122,16 @@ func New(db kv.Store, opts Options) *Allocator {
 
 // raiseAttempts bounds how often Next retries after losing the bound's
 // compare-and-set to another allocator.
+// Reset forgets every window of numbers handed out from memory, so the
+// next Next reloads its segment's bound from the store. A replica that
+// becomes its group's leader calls it: while it was not, another leader
+// may have raised the bounds and handed out numbers above its windows.
+func (a *Allocator) Reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.segments = make(map[segmentID]*segment)
+}
+
 const raiseAttempts = 3
 
 // Next returns the next version of (user, typ): above every version of the

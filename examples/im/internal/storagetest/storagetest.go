@@ -15,13 +15,18 @@ package storagetest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
+	"net"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/replica"
 	accountdata "github.com/svrkit/svrkit/examples/im/logicsvr/accountdata/handlers"
 	contactdata "github.com/svrkit/svrkit/examples/im/logicsvr/contactdata/handlers"
 	messagedata "github.com/svrkit/svrkit/examples/im/logicsvr/messagedata/handlers"
@@ -44,6 +49,7 @@ type Cluster struct {
 	// Dir is the storage Logicsvr's data directory.
 	Dir string
 
+	group  []string // the storage replicas' instance names, if a group
 	addrs  map[string]string
 	hosts  map[string]*logicsvr.Host
 	client *logicsvr.Host
@@ -57,6 +63,11 @@ type Options struct {
 	App map[string]any
 	// Logger receives the hosts' logs (default: discarded).
 	Logger *slog.Logger
+	// Replicas, above 1, runs the storage Logicsvr as a Raft group of that
+	// many replicas (instances "storage-1"...), each with its directory
+	// under dir, all in the routing table; callers find the leader through
+	// svrkit's redirects. The default is one plain store.
+	Replicas int
 }
 
 // Start runs the four Logicsvrs with the store in dir and stops them when
@@ -88,6 +99,9 @@ func Start(t testing.TB, dir string, opts *Options) *Cluster {
 		}
 		c.app[name] = raw
 	}
+	if opts.Replicas > 1 {
+		c.startGroup(t, opts.Replicas)
+	}
 	services := map[string]string{
 		"storage":     im.Storage_ServiceName,
 		"messagedata": im.MessageData_ServiceName,
@@ -100,6 +114,9 @@ func Start(t testing.TB, dir string, opts *Options) *Cluster {
 	// other processes of a busy machine.) A restart rebinds the same port.
 	t.Cleanup(func() { c.stopAll() })
 	for _, name := range names {
+		if name == "storage" && c.group != nil {
+			continue // started above
+		}
 		c.start(t, name)
 		c.Routes[services[name]] = []string{c.addrs[name]}
 	}
@@ -131,7 +148,7 @@ func (c *Cluster) start(t testing.TB, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	switch name {
+	switch strings.TrimRight(name, "-0123456789") {
 	case "storage":
 		impl, err := storage.NewStorage(h)
 		if err != nil {
@@ -184,6 +201,49 @@ func (c *Cluster) stopAll() {
 	for i := len(names) - 1; i >= 0; i-- {
 		c.stop(names[i])
 	}
+	for _, name := range c.group {
+		c.stop(name)
+	}
+}
+
+// startGroup starts the storage replicas. Their RPC and raft ports are
+// picked before they bind, as every replica's config names all of them
+// (a port taken meanwhile by another process fails the start loudly).
+func (c *Cluster) startGroup(t testing.TB, n int) {
+	t.Helper()
+	var peers []replica.Peer
+	for i := range n {
+		peers = append(peers, replica.Peer{ID: fmt.Sprintf("storage-%d", i+1), RPC: freeAddr(t), Raft: freeAddr(t)})
+	}
+	var rpcs []string
+	for _, p := range peers {
+		raw, err := json.Marshal(map[string]any{
+			"dir": filepath.Join(c.Dir, p.ID), "sync_key_secret": SyncKeySecret,
+			"replica": map[string]any{"id": p.ID, "cluster": "storagetest", "peers": peers,
+				"heartbeat_timeout": "300ms", "election_timeout": "300ms"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.app[p.ID], c.addrs[p.ID] = raw, p.RPC
+		c.group = append(c.group, p.ID)
+		rpcs = append(rpcs, p.RPC)
+	}
+	t.Cleanup(func() { c.stopAll() })
+	for _, p := range peers {
+		c.start(t, p.ID)
+	}
+	c.Routes[im.Storage_ServiceName] = rpcs
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // RestartStorage shuts the storage Logicsvr down cleanly and starts it

@@ -52,9 +52,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/inbox"
 	"github.com/svrkit/svrkit/examples/im/internal/kv"
+	"github.com/svrkit/svrkit/examples/im/internal/replica"
 	"github.com/svrkit/svrkit/examples/im/internal/secrets"
 	"github.com/svrkit/svrkit/examples/im/internal/seq"
 	"github.com/svrkit/svrkit/logicsvr"
@@ -95,6 +98,25 @@ type Config struct {
 	// TrimQueue is how many users may wait for the trim worker (default
 	// 4096).
 	TrimQueue int `json:"trim_queue,omitempty"`
+	// Replica, when set, makes this instance one replica of a Raft group
+	// (package examples/im/internal/replica) instead of the only copy of
+	// the data. Without it (the default) the store is a single pebble.
+	Replica *ReplicaConfig `json:"replica,omitempty"`
+}
+
+// ReplicaConfig is the "replica" object of the app config: this replica's
+// place in its group (see replica.Config for each field's meaning).
+type ReplicaConfig struct {
+	ID      string         `json:"id"`
+	Cluster string         `json:"cluster"`
+	Raft    string         `json:"raft,omitempty"`
+	Peers   []replica.Peer `json:"peers"`
+
+	HeartbeatTimeout  logicsvr.Duration `json:"heartbeat_timeout,omitempty"`
+	ElectionTimeout   logicsvr.Duration `json:"election_timeout,omitempty"`
+	LeaderWait        logicsvr.Duration `json:"leader_wait,omitempty"`
+	SnapshotThreshold uint64            `json:"snapshot_threshold,omitempty"`
+	TrailingLogs      uint64            `json:"trailing_logs,omitempty"`
 }
 
 // NewStorage returns the Storage handler: it opens the store in the app
@@ -114,11 +136,11 @@ func NewStorage(h *logicsvr.Host) (im.StorageServer, error) {
 	if err := secrets.Check(h, "sync_key_secret", cfg.SyncKeySecret); err != nil {
 		return nil, err
 	}
-	s, err := Open(cfg)
+	s, err := open(cfg, h.Logger())
 	if err != nil {
 		return nil, err
 	}
-	s.log = h.Logger()
+	h.Use(statusInterceptor)
 	h.OnShutdown(func(context.Context) error { return s.Close() })
 	return s, nil
 }
@@ -126,7 +148,8 @@ func NewStorage(h *logicsvr.Host) (im.StorageServer, error) {
 // Server is the Storage handler over one open store.
 type Server struct {
 	im.UnimplementedStorageServer
-	db    *kv.DB
+	db    kv.Store
+	close func() error
 	inbox *inbox.Inbox
 	trim  *trimWorker
 	log   *slog.Logger
@@ -134,12 +157,41 @@ type Server struct {
 
 // Open opens the store cfg names and starts the trim worker. Close stops
 // both.
-func Open(cfg Config) (*Server, error) {
-	db, err := kv.Open(cfg.Dir, nil)
-	if err != nil {
-		return nil, fmt.Errorf("storage: open %s: %w", cfg.Dir, err)
+func Open(cfg Config) (*Server, error) { return open(cfg, nil) }
+
+func open(cfg Config, log *slog.Logger) (*Server, error) {
+	s := &Server{log: log}
+	var db kv.Store
+	var alloc atomic.Pointer[seq.Allocator]
+	if rc := cfg.Replica; rc != nil {
+		n, err := replica.Open(cfg.Dir, replica.Config{
+			ID: rc.ID, Cluster: rc.Cluster, Raft: rc.Raft, Peers: rc.Peers,
+			HeartbeatTimeout: time.Duration(rc.HeartbeatTimeout), ElectionTimeout: time.Duration(rc.ElectionTimeout),
+			LeaderWait:        time.Duration(rc.LeaderWait),
+			SnapshotThreshold: rc.SnapshotThreshold, TrailingLogs: rc.TrailingLogs,
+			// Another leader may have raised the version bounds meanwhile:
+			// the allocator reloads them.
+			OnLead: func() {
+				if a := alloc.Load(); a != nil {
+					a.Reset()
+				}
+			},
+			Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("storage: replica %s in %s: %w", rc.ID, cfg.Dir, err)
+		}
+		db, s.close = n, n.Close
+	} else {
+		d, err := kv.Open(cfg.Dir, nil)
+		if err != nil {
+			return nil, fmt.Errorf("storage: open %s: %w", cfg.Dir, err)
+		}
+		db, s.close = d, d.Close
 	}
-	ib := inbox.New(db, seq.New(db, seq.Options{}), inbox.Options{
+	a := seq.New(db, seq.Options{})
+	alloc.Store(a)
+	ib := inbox.New(db, a, inbox.Options{
 		Retention:     time.Duration(cfg.Retention),
 		SyncKeySecret: []byte(cfg.SyncKeySecret),
 	})
@@ -147,7 +199,7 @@ func Open(cfg Config) (*Server, error) {
 	if q <= 0 {
 		q = DefaultTrimQueue
 	}
-	s := &Server{db: db, inbox: ib}
+	s.db, s.inbox = db, ib
 	s.trim = startTrimWorker(ib, q, s.warn)
 	return s, nil
 }
@@ -164,7 +216,29 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.trim.stop()
-	return s.db.Close()
+	return s.close()
+}
+
+// statusInterceptor gives the errors of a replica group their svrkit
+// status, in one place: a follower's ErrNotLeader becomes a redirect to
+// the leader (which svrkit's client follows), ErrUnavailable Unavailable.
+// Errors of package kv and inbox carry their codes already.
+func statusInterceptor(ctx context.Context, req proto.Message, m *svrkit.MethodDesc, next svrkit.UnaryHandler) (proto.Message, error) {
+	resp, err := next(ctx, req)
+	return resp, toStatus(err)
+}
+
+func toStatus(err error) error {
+	var nle *replica.NotLeaderError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &nle):
+		return svrkit.Redirect(nle.LeaderRPC, nle.Error())
+	case errors.Is(err, replica.ErrUnavailable):
+		return svrkit.NewError(svrkit.Unavailable, err.Error())
+	}
+	return err
 }
 
 // TrimStats reports the trim worker's counters: users trimmed, entries
@@ -197,6 +271,18 @@ func expect(version uint64, any bool) uint64 {
 	return version
 }
 
+// apply1 commits a batch of the one operation add adds and returns its
+// result: the single-key methods are batches, as kv's own are.
+func (s *Server) apply1(ctx context.Context, add func(*kv.Batch)) (uint64, error) {
+	var b kv.Batch
+	add(&b)
+	vs, err := s.db.Apply(ctx, &b)
+	if err != nil {
+		return 0, err
+	}
+	return vs[0], nil
+}
+
 // Get implements im.StorageServer.
 func (s *Server) Get(ctx context.Context, req *im.KVGetRequest) (*im.KVRecord, error) {
 	k, err := scoped(req.GetUserId(), req.GetKey(), "key")
@@ -223,7 +309,7 @@ func (s *Server) Put(ctx context.Context, req *im.KVPutRequest) (*im.KVPutReply,
 	if err := checkValue(req.GetValue()); err != nil {
 		return nil, err
 	}
-	ver, err := s.db.Put(ctx, k, req.GetValue(), expect(req.GetExpectVersion(), req.GetAnyVersion()))
+	ver, err := s.apply1(ctx, func(b *kv.Batch) { b.Put(k, req.GetValue(), expect(req.GetExpectVersion(), req.GetAnyVersion())) })
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +322,7 @@ func (s *Server) Delete(ctx context.Context, req *im.KVDeleteRequest) (*im.KVDel
 	if err != nil {
 		return nil, err
 	}
-	if err := s.db.Delete(ctx, k, expect(req.GetExpectVersion(), req.GetAnyVersion())); err != nil {
+	if _, err := s.apply1(ctx, func(b *kv.Batch) { b.Delete(k, expect(req.GetExpectVersion(), req.GetAnyVersion())) }); err != nil {
 		return nil, err
 	}
 	return &im.KVDeleteReply{}, nil
@@ -251,7 +337,7 @@ func (s *Server) Append(ctx context.Context, req *im.TableAppendRequest) (*im.Ta
 	if err := checkValue(req.GetValue()); err != nil {
 		return nil, err
 	}
-	ver, err := s.db.Append(ctx, row, req.GetValue())
+	ver, err := s.apply1(ctx, func(b *kv.Batch) { b.Append(row, req.GetValue()) })
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +353,7 @@ func (s *Server) PutEntry(ctx context.Context, req *im.TablePutEntryRequest) (*i
 	if err := checkValue(req.GetValue()); err != nil {
 		return nil, err
 	}
-	if err := s.db.PutEntry(ctx, row, req.GetVersion(), req.GetValue()); err != nil {
+	if _, err := s.apply1(ctx, func(b *kv.Batch) { b.PutEntry(row, req.GetVersion(), req.GetValue()) }); err != nil {
 		return nil, err
 	}
 	return &im.TablePutReply{Version: req.GetVersion()}, nil
