@@ -225,7 +225,9 @@ func Open(dir string, cfg Config) (*Node, error) {
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 	rc.ElectionTimeout = cfg.ElectionTimeout
-	rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, cfg.HeartbeatTimeout/2)
+	// A leader steps down after this long without a majority's answers;
+	// as long as raft allows, so a loaded machine does not flap.
+	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.SnapshotInterval = cfg.SnapshotInterval

@@ -117,6 +117,7 @@ type ReplicaConfig struct {
 	LeaderWait        logicsvr.Duration `json:"leader_wait,omitempty"`
 	SnapshotThreshold uint64            `json:"snapshot_threshold,omitempty"`
 	TrailingLogs      uint64            `json:"trailing_logs,omitempty"`
+	SnapshotInterval  logicsvr.Duration `json:"snapshot_interval,omitempty"`
 }
 
 // NewStorage returns the Storage handler: it opens the store in the app
@@ -169,6 +170,7 @@ func open(cfg Config, log *slog.Logger) (*Server, error) {
 			HeartbeatTimeout: time.Duration(rc.HeartbeatTimeout), ElectionTimeout: time.Duration(rc.ElectionTimeout),
 			LeaderWait:        time.Duration(rc.LeaderWait),
 			SnapshotThreshold: rc.SnapshotThreshold, TrailingLogs: rc.TrailingLogs,
+			SnapshotInterval: time.Duration(rc.SnapshotInterval),
 			// Another leader may have raised the version bounds meanwhile:
 			// the allocator reloads them.
 			OnLead: func() {
