@@ -265,6 +265,9 @@ func (c *Client) invoke(ctx context.Context, m *MethodDesc, req, resp proto.Mess
 				attempt--
 				c.preferred.Store(to)
 				tried = nil
+				if redirects > 1 && !redirectPause(ctx, redirects) {
+					return err
+				}
 				continue
 			}
 			return err

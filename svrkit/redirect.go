@@ -1,8 +1,10 @@
 package svrkit
 
 import (
+	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -20,13 +22,28 @@ import (
 // that Client there first, whatever its routing key, until that endpoint
 // fails or redirects elsewhere. The refused call had not run, so it is
 // retried there whether or not its method is idempotent, at most
-// maxRedirects times per call.
+// maxRedirects times per call. Redirects after the first wait a little
+// (growing, within the call's deadline): a group in the middle of an
+// election may bounce a call between replicas until it settles.
 const (
 	redirectReason = "REDIRECT"
 	redirectDomain = "svrkit"
 	redirectKey    = "endpoint"
-	maxRedirects   = 3
+	maxRedirects   = 8
 )
+
+// redirectPause waits before following the n-th redirect of a call; false
+// if the call's context ended first.
+func redirectPause(ctx context.Context, n int) bool {
+	t := time.NewTimer(time.Duration(n*n) * 10 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 
 // Redirect returns the Unavailable error that sends the caller to the
 // endpoint addr (host:port, as the caller's routing table spells it).

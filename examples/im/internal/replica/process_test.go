@@ -177,9 +177,6 @@ func (g *procGroup) leader() int {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		_, err := im.NewStorageClient(c).Get(ctx, &im.KVGetRequest{UserId: 1, Key: []byte("probe")})
 		cancel()
-		if testing.Verbose() {
-			g.t.Logf("probe %d: %v", i, err)
-		}
 		if svrkit.CodeOf(err) == svrkit.NotFound || err == nil {
 			return i
 		}
@@ -258,6 +255,7 @@ func TestProcessFailoverAndRejoin(t *testing.T) {
 		mustWrite(fmt.Sprint("b", i))
 	}
 	g.start(wiped)
+	t.Logf("wiped replica restarted")
 	// Now the third replica goes: the wiped one is needed for a majority.
 	other := 3 - l - wiped
 	g.kill(other)
@@ -267,6 +265,7 @@ func TestProcessFailoverAndRejoin(t *testing.T) {
 			t.Fatal("the group of the leader and the wiped replica did not take a write")
 		}
 	}
+	t.Logf("written with the wiped replica in the majority")
 	for _, k := range []string{"a0", "a49", "after-kill", "b0", "b299", "needs-the-wiped"} {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		r, err := g.store.Get(cctx, &im.KVGetRequest{UserId: 7, Key: []byte(k)})

@@ -122,7 +122,11 @@ func (n *Node) awaitLeader(parent context.Context) error {
 		if n.lead.Load() != nil {
 			return nil
 		}
-		if _, id := n.raft.LeaderWithID(); id != "" && id != raft.ServerID(n.cfg.ID) {
+		// A leader this follower has not heard from for a heartbeat
+		// timeout is probably gone: sending callers there would only bounce
+		// them back, so the wait goes on until the election settles.
+		if _, id := n.raft.LeaderWithID(); id != "" && id != raft.ServerID(n.cfg.ID) &&
+			time.Since(n.raft.LastContact()) < n.cfg.HeartbeatTimeout {
 			if p, ok := n.peers[id]; ok {
 				return &NotLeaderError{LeaderID: p.ID, LeaderRPC: p.RPC}
 			}
