@@ -12,7 +12,9 @@ import (
 // time: ports, paths, the state file.
 //
 // In a service's args, env values, config strings and ready probe, the
-// instance's own: {http} {rpc} {admin} {routes} {name} {dir} {data}, and
+// instance's own: {http} {rpc} {admin} {routes} {name} {dir} {data}, the
+// addresses of any instance as in usage lines ({rpc:storage-2}: a replica
+// naming its peers), and
 // its service credentials: {key} (its identity's private key file),
 // {keyring} (the public keys of every identity) and {keys} (their
 // directory).
@@ -48,7 +50,7 @@ func (u *up) expand(in *instance, s string) string {
 	for _, p := range in.svc.Ports {
 		pairs = append(pairs, "{"+p+"}", in.ports[p])
 	}
-	return strings.NewReplacer(pairs...).Replace(s)
+	return strings.NewReplacer(append(pairs, u.addrPairs()...)...).Replace(s)
 }
 
 // expandJSON replaces an instance's placeholders in every string of a
@@ -72,6 +74,15 @@ func (u *up) expandJSON(in *instance, v any) any {
 // expandUsage replaces the placeholders of the topology's usage lines.
 func (u *up) expandUsage(s string) string {
 	pairs := []string{"{data}", u.data, "{dir}", u.dir, "{state}", u.statePath()}
+	return strings.NewReplacer(append(pairs, u.addrPairs()...)...).Replace(s)
+}
+
+// addrPairs are the replacements of {http:NAME} {rpc:NAME} {admin:NAME}
+// and {PORT:NAME} for every instance (and every service, meaning its first
+// instance): what usage lines print, and how one instance's config names
+// another's ports (a replica group's peers).
+func (u *up) addrPairs() []string {
+	var pairs []string
 	first := map[string]bool{}
 	for _, in := range u.instances {
 		names := []string{in.name}
@@ -87,7 +98,7 @@ func (u *up) expandUsage(s string) string {
 			}
 		}
 	}
-	return strings.NewReplacer(pairs...).Replace(s)
+	return pairs
 }
 
 // placeholderWarnings lists the placeholders of t that up will leave as
@@ -103,9 +114,22 @@ func (t *topology) placeholderWarnings() []string {
 		}
 		return bad
 	}
+	owner := map[string]*topoService{} // instance and service names
+	for _, s := range t.Services {
+		owner[s.Name] = s
+		for _, n := range s.instanceNames() {
+			owner[n] = s
+		}
+	}
+	// isAddr: {http:NAME} {rpc:NAME} {admin:NAME} {PORT:NAME}.
+	isAddr := func(p string) bool {
+		kind, name, ok := strings.Cut(strings.Trim(p, "{}"), ":")
+		s := owner[name]
+		return ok && s != nil && (slices.Contains(addrKinds, kind) || slices.Contains(s.Ports, kind))
+	}
 	for _, s := range t.Services {
 		isInstance := func(p string) bool {
-			return slices.Contains(instancePlaceholders, p) || slices.Contains(s.Ports, strings.Trim(p, "{}"))
+			return slices.Contains(instancePlaceholders, p) || slices.Contains(s.Ports, strings.Trim(p, "{}")) || isAddr(p)
 		}
 		var texts []string
 		texts = append(texts, s.Args...)
@@ -126,21 +150,7 @@ func (t *topology) placeholderWarnings() []string {
 			}
 		}
 	}
-	owner := map[string]*topoService{} // instance and service names
-	for _, s := range t.Services {
-		owner[s.Name] = s
-		for _, n := range s.instanceNames() {
-			owner[n] = s
-		}
-	}
-	isUsage := func(p string) bool {
-		if slices.Contains(usagePlaceholders, p) {
-			return true
-		}
-		kind, name, ok := strings.Cut(strings.Trim(p, "{}"), ":")
-		s := owner[name]
-		return ok && s != nil && (slices.Contains(addrKinds, kind) || slices.Contains(s.Ports, kind))
-	}
+	isUsage := func(p string) bool { return slices.Contains(usagePlaceholders, p) || isAddr(p) }
 	for _, line := range t.Usage {
 		for _, p := range unknown(line, isUsage) {
 			warns = append(warns, fmt.Sprintf("usage: %s is not a placeholder (known: %s, and {http:NAME} {rpc:NAME} {admin:NAME} with NAME a service or instance, {PORT:NAME} for its named ports); it is printed as it is",

@@ -76,7 +76,8 @@ Per service:
             its admin port. "main": any other main; it gets "args" with
             placeholders replaced, and says what it serves in "serves".
   args      arguments; {http} {rpc} {admin} are the instance's ports
-            (host:port), {routes} a svrkit routing file of every service in
+            (host:port), {rpc:NAME} (and http, admin, a named port) those
+            of the instance NAME, {routes} a svrkit routing file of every service in
             the topology, {name} the instance name, {dir} the topology's
             directory, {data} the data directory (-datadir), {key} the
             service's private key, {keyring} the trusted public keys,

@@ -330,6 +330,20 @@ func TestUpExpandsPlaceholders(t *testing.T) {
 		t.Errorf("expanded config = %s, want %s", got, want)
 	}
 	u.instances = []*instance{in, in2}
+	// An instance's config can name another instance's ports: a replica
+	// group's peers.
+	storage.Ports = []string{"raft"}
+	in.ports, in2.ports = map[string]string{"raft": "127.0.0.1:7"}, map[string]string{"raft": "127.0.0.1:8"}
+	if got := u.expand(in, "{raft} {rpc:storage-2} {raft:storage-2}"); got != "127.0.0.1:7 127.0.0.1:5 127.0.0.1:8" {
+		t.Errorf("cross-instance placeholders expanded to %q", got)
+	}
+	if w := (&topology{Services: []*topoService{storage}}).placeholderWarnings(); len(w) != 0 {
+		t.Errorf("warnings: %v", w)
+	}
+	storage.Config = json.RawMessage(`{"app": {"peers": ["{raft:storage-2}", "{raft:storage-3}"]}}`)
+	if w := (&topology{Services: []*topoService{storage}}).placeholderWarnings(); len(w) != 1 || !strings.Contains(w[0], "{raft:storage-3}") {
+		t.Errorf("a peer that does not exist: warnings %v", w)
+	}
 	for usage, want := range map[string]string{
 		"imcli -up {state} # CGIs at {http:storage-2}": "imcli -up /topo/.data/up.json # CGIs at 127.0.0.1:4",
 		// A service with replicas stands for its first instance.

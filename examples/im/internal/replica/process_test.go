@@ -3,12 +3,14 @@ package replica_test
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -184,6 +186,23 @@ func (g *procGroup) leader() int {
 	return -1
 }
 
+// waitInGroup waits up to d for replica i to serve or to redirect to a
+// leader: it is up and hears from the group.
+func (g *procGroup) waitInGroup(i int, d time.Duration) {
+	g.t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		_, err := im.NewStorageClient(g.one[i]).Get(ctx, &im.KVGetRequest{UserId: 1, Key: []byte("probe")})
+		cancel()
+		if _, redirect := svrkit.RedirectOf(err); redirect || err == nil || svrkit.CodeOf(err) == svrkit.NotFound {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	g.t.Fatalf("replica %d not back in the group within %s", i, d)
+}
+
 // waitLeader waits up to d for a leader.
 func (g *procGroup) waitLeader(d time.Duration) int {
 	g.t.Helper()
@@ -277,4 +296,44 @@ func TestProcessFailoverAndRejoin(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(g.dirs[wiped], "kv")); err != nil {
 		t.Fatalf("the wiped replica has no store: %v", err)
 	}
+}
+
+var failovers = flag.Int("replica.failovers", 0, "measure failover time over this many leader kills (TestFailoverTime)")
+
+// TestFailoverTime measures failover as a client sees it: the leader is
+// SIGKILLed, and the time to the first successful write through the
+// routed client is taken; the killed replica is restarted before the next
+// round. It reports the median and the maximum. Off by default:
+//
+//	go test ./examples/im/internal/replica -run FailoverTime -replica.failovers 10 -v
+func TestFailoverTime(t *testing.T) {
+	if *failovers <= 0 {
+		t.Skip("measure with -replica.failovers N")
+	}
+	g := startProcGroup(t, 3)
+	g.waitLeader(30 * time.Second)
+	var times []time.Duration
+	for round := range *failovers {
+		l := g.waitLeader(30 * time.Second)
+		g.kill(l)
+		killed := time.Now()
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := g.store.Put(ctx, &im.KVPutRequest{UserId: 7, Key: []byte("k"), Value: []byte(fmt.Sprint(round)), AnyVersion: true})
+			cancel()
+			if err == nil {
+				break
+			}
+			if time.Since(killed) > 30*time.Second {
+				t.Fatalf("round %d: no write within 30s: %v", round, err)
+			}
+		}
+		times = append(times, time.Since(killed))
+		g.start(l)
+		// The next kill needs the restarted replica for a majority.
+		g.waitInGroup(l, 30*time.Second)
+	}
+	slices.Sort(times)
+	t.Logf("failover (leader SIGKILL -> first write) over %d rounds: median %s, max %s, all %v",
+		len(times), times[len(times)/2].Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond), times)
 }

@@ -11,6 +11,20 @@
 // Every write reaches the fsync'd WAL before it is answered (kv commits
 // with pebble.Sync), so an answered write survives a crash.
 //
+// # One store or a replica group
+//
+// By default (topology.json) the instance opens one pebble store in "dir":
+// the simplest thing, and a single point of failure. With a "replica"
+// object in its app config (topology-replicated.json) the instance is one
+// replica of a Raft group (package examples/im/internal/replica): the same
+// kv.Store under kv, seq and inbox, so every semantic is the same, but a
+// write is answered only once a majority of the group has it, and only the
+// leader serves. The other replicas answer a redirect naming the leader's
+// RPC address, which the data-access services' svrkit clients follow and
+// remember; during an election a replica waits (bounded) for the new
+// leader before it answers. Every replica is in the callers' routing
+// table, so nothing else changes for them.
+//
 // # Key scoping
 //
 // Clients' KV keys and Key-Table rows are stored under
@@ -38,8 +52,10 @@
 // kv and inbox errors carry their svrkit codes (NotFound, Aborted for a
 // failed version condition, InvalidArgument, OutOfRange for a SyncKey from
 // the future, DataLoss, Unavailable once closed) and go to the caller as
-// they are. Limits are checked here first so the message names the
-// client's sizes, not the stored ones.
+// they are. A replica group's errors are mapped in one place
+// (statusInterceptor): not the leader → a svrkit redirect, no leader or a
+// write whose leader was lost → Unavailable. Limits are checked here first
+// so the message names the client's sizes, not the stored ones.
 package handlers
 
 import (
