@@ -98,7 +98,6 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im/internal/kv"
 	"github.com/svrkit/svrkit/examples/im/internal/seq"
-	"github.com/svrkit/svrkit/svrkit"
 )
 
 // Limits; larger input is ErrInvalid.
@@ -356,7 +355,7 @@ func (ib *Inbox) Sync(ctx context.Context, user uint64, device string, key []byt
 		}
 		if after > page.Meta.MaxVersion {
 			l.RUnlock()
-			return SyncResult{}, newError(ErrFutureSyncKey, svrkit.OutOfRange,
+			return SyncResult{}, newError(ErrFutureSyncKey,
 				"%s version %d, but the inbox has only reached %d", t, after, page.Meta.MaxVersion)
 		}
 		if after < page.Meta.TrimmedUpTo {

@@ -56,11 +56,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 
 	"github.com/svrkit/svrkit/examples/im/internal/kv"
-	"github.com/svrkit/svrkit/svrkit"
 )
 
 // Defaults for Options.
@@ -132,6 +132,10 @@ func (a *Allocator) Reset() {
 	a.segments = make(map[segmentID]*segment)
 }
 
+// ErrExhausted: a user's versions of a type reached the end of the 64-bit
+// space (the storage service answers ResourceExhausted).
+var ErrExhausted = errors.New("seq: versions exhausted")
+
 const raiseAttempts = 3
 
 // Next returns the next version of (user, typ): above every version of the
@@ -154,7 +158,7 @@ func (a *Allocator) Next(ctx context.Context, user uint64, typ uint8) (uint64, e
 			cur = s.floor
 		}
 		if cur >= math.MaxUint64-a.step {
-			return 0, svrkit.Errorf(svrkit.ResourceExhausted, "seq: versions of user %d type %d exhausted", user, typ)
+			return 0, fmt.Errorf("%w: user %d type %d", ErrExhausted, user, typ)
 		}
 		n := cur + 1
 		if n > s.bound {
@@ -176,7 +180,7 @@ func (a *Allocator) Next(ctx context.Context, user uint64, typ uint8) (uint64, e
 		s.cur[user] = n
 		return n, nil
 	}
-	return 0, svrkit.Errorf(svrkit.Aborted, "seq: segment %q is being raised by another allocator", s.key)
+	return 0, fmt.Errorf("seq: segment %q is being raised by another allocator: %w", s.key, kv.ErrConflict)
 }
 
 func (a *Allocator) segment(id segmentID) *segment {
@@ -201,12 +205,12 @@ func (s *segment) load(ctx context.Context, db kv.Store) error {
 	case err != nil:
 		return err
 	case len(val) != 8:
-		return svrkit.Errorf(svrkit.DataLoss, "seq: bound %q holds %d bytes, want 8", s.key, len(val))
+		return fmt.Errorf("seq: bound %q holds %d bytes, want 8: %w", s.key, len(val), kv.ErrCorrupt)
 	default:
 		bound = binary.BigEndian.Uint64(val)
 	}
 	if bound < s.bound {
-		return svrkit.Errorf(svrkit.DataLoss, "seq: bound %q went back from %d to %d", s.key, s.bound, bound)
+		return fmt.Errorf("seq: bound %q went back from %d to %d: %w", s.key, s.bound, bound, kv.ErrCorrupt)
 	}
 	s.floor, s.bound, s.boundVer = bound, bound, ver
 	s.cur = make(map[uint64]uint64)

@@ -220,7 +220,7 @@ func (c *Cluster) startGroup(t testing.TB, n int) {
 		raw, err := json.Marshal(map[string]any{
 			"dir": filepath.Join(c.Dir, p.ID), "sync_key_secret": SyncKeySecret,
 			"replica": map[string]any{"id": p.ID, "cluster": "storagetest", "peers": peers,
-				"heartbeat_timeout": "300ms", "election_timeout": "300ms"},
+				"heartbeat_timeout": "500ms", "election_timeout": "500ms"},
 		})
 		if err != nil {
 			t.Fatal(err)

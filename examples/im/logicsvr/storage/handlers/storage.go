@@ -49,13 +49,13 @@
 //
 // # Errors
 //
-// kv and inbox errors carry their svrkit codes (NotFound, Aborted for a
-// failed version condition, InvalidArgument, OutOfRange for a SyncKey from
-// the future, DataLoss, Unavailable once closed) and go to the caller as
-// they are. A replica group's errors are mapped in one place
-// (statusInterceptor): not the leader → a svrkit redirect, no leader or a
-// write whose leader was lost → Unavailable. Limits are checked here first
-// so the message names the client's sizes, not the stored ones.
+// kv, inbox, seq and replica return plain Go errors, which get their svrkit
+// codes in one place, toStatus, run by one interceptor on every call:
+// NotFound, Aborted for a failed version condition, InvalidArgument,
+// OutOfRange for a SyncKey from the future, DataLoss, Unavailable once
+// closed or with no leader, ResourceExhausted, and a redirect to the leader
+// from a replica that is not it. Limits are checked here first so the
+// message names the client's sizes, not the stored ones.
 package handlers
 
 import (
@@ -240,23 +240,47 @@ func (s *Server) Close() error {
 // statusInterceptor gives the errors of a replica group their svrkit
 // status, in one place: a follower's ErrNotLeader becomes a redirect to
 // the leader (which svrkit's client follows), ErrUnavailable Unavailable.
-// Errors of package kv and inbox carry their codes already.
+// Every other error of the storage layer gets its code there too.
 func statusInterceptor(ctx context.Context, req proto.Message, m *svrkit.MethodDesc, next svrkit.UnaryHandler) (proto.Message, error) {
 	resp, err := next(ctx, req)
 	return resp, toStatus(err)
 }
 
+// toStatus is the one mapping from the storage layer's plain Go errors
+// (packages kv, inbox, seq, replica) to svrkit codes. Errors this package
+// made itself are *svrkit.Error already and pass as they are; anything
+// unknown is Internal.
 func toStatus(err error) error {
 	var nle *replica.NotLeaderError
+	var se *svrkit.Error
+	code := svrkit.Internal
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &nle):
 		return svrkit.Redirect(nle.LeaderRPC, nle.Error())
-	case errors.Is(err, replica.ErrUnavailable):
-		return svrkit.NewError(svrkit.Unavailable, err.Error())
+	case errors.As(err, &se) && se == err:
+		return err
+	case errors.Is(err, context.Canceled):
+		code = svrkit.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = svrkit.DeadlineExceeded
+	case errors.Is(err, replica.ErrUnavailable), errors.Is(err, kv.ErrClosed):
+		code = svrkit.Unavailable
+	case errors.Is(err, kv.ErrNotFound):
+		code = svrkit.NotFound
+	case errors.Is(err, kv.ErrConflict):
+		code = svrkit.Aborted // re-read and retry the read-modify-write
+	case errors.Is(err, kv.ErrInvalid), errors.Is(err, inbox.ErrInvalid), errors.Is(err, inbox.ErrMalformedSyncKey):
+		code = svrkit.InvalidArgument
+	case errors.Is(err, inbox.ErrFutureSyncKey):
+		code = svrkit.OutOfRange
+	case errors.Is(err, kv.ErrCorrupt), errors.Is(err, inbox.ErrCorrupt):
+		code = svrkit.DataLoss
+	case errors.Is(err, seq.ErrExhausted):
+		code = svrkit.ResourceExhausted
 	}
-	return err
+	return svrkit.Errorf(code, "%w", err)
 }
 
 // TrimStats reports the trim worker's counters: users trimmed, entries
