@@ -213,6 +213,10 @@ func Open(dir string, cfg Config) (*Node, error) {
 	n.fsm = &fsm{db: n.db}
 	n.fsm.applied.Store(n.db.AppliedIndex())
 
+	has, err := raft.HasExistingState(n.logs, n.logs, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
 	stream, err := newStreamLayer(cfg.Raft, cfg.Cluster, n.log, func() { n.refused.Add(1) })
 	if err != nil {
 		return nil, err
@@ -235,11 +239,8 @@ func Open(dir string, cfg Config) (*Node, error) {
 	rc.NotifyCh = n.notify
 	rc.Logger = hlog
 
-	has, err := raft.HasExistingState(n.logs, n.logs, snaps)
-	if err != nil {
-		return nil, fmt.Errorf("replica: %w", err)
-	}
 	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
+		n.trans.Close()
 		return nil, fmt.Errorf("replica: %w", err)
 	}
 	if !has {
@@ -248,7 +249,8 @@ func Open(dir string, cfg Config) (*Node, error) {
 			conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Raft)})
 		}
 		if err := n.raft.BootstrapCluster(conf).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-			n.raft.Shutdown()
+			n.raft.Shutdown().Error()
+			n.trans.Close()
 			return nil, fmt.Errorf("replica: bootstrap: %w", err)
 		}
 	}
