@@ -35,29 +35,52 @@ func freeAddr(t *testing.T) string {
 
 func startGroup(t *testing.T, size int, tune func(*Config)) *group {
 	t.Helper()
-	g := &group{t: t, cfg: Config{
-		Cluster:          "test-" + t.Name(),
-		HeartbeatTimeout: 300 * time.Millisecond,
-		ElectionTimeout:  300 * time.Millisecond,
-		LeaderWait:       3 * time.Second,
-	}}
-	for i := range size {
-		g.cfg.Peers = append(g.cfg.Peers, Peer{ID: fmt.Sprintf("r%d", i+1), RPC: fmt.Sprintf("rpc-of-r%d", i+1), Raft: freeAddr(t)})
-		g.dirs = append(g.dirs, t.TempDir())
-	}
-	if tune != nil {
-		tune(&g.cfg)
-	}
-	g.nodes = make([]*Node, size)
-	for i := range size {
-		g.start(i)
-	}
-	t.Cleanup(func() {
+	// Ports are picked before the nodes bind them (every node's config
+	// names all of them); one taken meanwhile by another process fails the
+	// start, which is retried on new ports and directories.
+	var err error
+	for range 5 {
+		g := &group{t: t, cfg: Config{
+			Cluster:          "test-" + t.Name(),
+			HeartbeatTimeout: 300 * time.Millisecond,
+			ElectionTimeout:  300 * time.Millisecond,
+			LeaderWait:       3 * time.Second,
+		}}
+		for i := range size {
+			g.cfg.Peers = append(g.cfg.Peers, Peer{ID: fmt.Sprintf("r%d", i+1), RPC: fmt.Sprintf("rpc-of-r%d", i+1), Raft: freeAddr(t)})
+			g.dirs = append(g.dirs, t.TempDir())
+		}
+		if tune != nil {
+			tune(&g.cfg)
+		}
+		g.nodes = make([]*Node, size)
+		t.Cleanup(func() {
+			for i := range g.nodes {
+				g.stop(i)
+			}
+		})
+		if err = g.tryStart(); err == nil {
+			return g
+		}
 		for i := range g.nodes {
 			g.stop(i)
 		}
-	})
-	return g
+	}
+	t.Fatal(err)
+	return nil
+}
+
+func (g *group) tryStart() error {
+	for i := range g.nodes {
+		cfg := g.cfg
+		cfg.ID = g.cfg.Peers[i].ID
+		n, err := Open(g.dirs[i], cfg)
+		if err != nil {
+			return err
+		}
+		g.nodes[i] = n
+	}
+	return nil
 }
 
 func (g *group) start(i int) {

@@ -131,6 +131,13 @@ func Start(t testing.TB, dir string, opts *Options) *Cluster {
 
 func (c *Cluster) start(t testing.TB, name string) {
 	t.Helper()
+	if err := c.tryStart(name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryStart starts the Logicsvr name and records its address.
+func (c *Cluster) tryStart(name string) error {
 	addr := c.addrs[name]
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -146,39 +153,40 @@ func (c *Cluster) start(t testing.TB, name string) {
 		Dev:          true, // SyncKeySecret is a test's, short and public
 	}, logicsvr.WithLogger(c.log.With("logicsvr", name)))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	switch strings.TrimRight(name, "-0123456789") {
 	case "storage":
 		impl, err := storage.NewStorage(h)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		im.RegisterStorageServer(h, impl)
 	case "messagedata":
 		impl, err := messagedata.NewMessageData(h)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		im.RegisterMessageDataServer(h, impl)
 	case "accountdata":
 		impl, err := accountdata.NewAccountData(h)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		im.RegisterAccountDataServer(h, impl)
 	case "contactdata":
 		impl, err := contactdata.NewContactData(h)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		im.RegisterContactDataServer(h, impl)
 	}
 	if err := h.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		return fmt.Errorf("start %s: %w", name, err)
 	}
 	c.addrs[name] = h.RPCAddr().String()
 	c.hosts[name] = h
+	return nil
 }
 
 func (c *Cluster) stop(name string) error {
@@ -207,9 +215,29 @@ func (c *Cluster) stopAll() {
 }
 
 // startGroup starts the storage replicas. Their RPC and raft ports are
-// picked before they bind, as every replica's config names all of them
-// (a port taken meanwhile by another process fails the start loudly).
+// picked before they bind, as every replica's config names all of them; a
+// port another process takes meanwhile fails the start, which is retried
+// on new ports.
 func (c *Cluster) startGroup(t testing.TB, n int) {
+	t.Helper()
+	t.Cleanup(func() { c.stopAll() })
+	var err error
+	for attempt := range 5 {
+		if err = c.tryGroup(t, n, attempt); err == nil {
+			return
+		}
+		for _, name := range c.group {
+			c.stop(name)
+		}
+		c.group = nil
+	}
+	t.Fatal(err)
+}
+
+// tryGroup starts a group with its directories under c.Dir/attempt: a
+// replica whose host failed to start keeps its store open until the test
+// process exits (logicsvr runs shutdown hooks only for a started host).
+func (c *Cluster) tryGroup(t testing.TB, n, attempt int) error {
 	t.Helper()
 	var peers []replica.Peer
 	for i := range n {
@@ -218,7 +246,7 @@ func (c *Cluster) startGroup(t testing.TB, n int) {
 	var rpcs []string
 	for _, p := range peers {
 		raw, err := json.Marshal(map[string]any{
-			"dir": filepath.Join(c.Dir, p.ID), "sync_key_secret": SyncKeySecret,
+			"dir": filepath.Join(c.Dir, fmt.Sprint(attempt), p.ID), "sync_key_secret": SyncKeySecret,
 			"replica": map[string]any{"id": p.ID, "cluster": "storagetest", "peers": peers,
 				"heartbeat_timeout": "500ms", "election_timeout": "500ms"},
 		})
@@ -229,11 +257,13 @@ func (c *Cluster) startGroup(t testing.TB, n int) {
 		c.group = append(c.group, p.ID)
 		rpcs = append(rpcs, p.RPC)
 	}
-	t.Cleanup(func() { c.stopAll() })
 	for _, p := range peers {
-		c.start(t, p.ID)
+		if err := c.tryStart(p.ID); err != nil {
+			return err
+		}
 	}
 	c.Routes[im.Storage_ServiceName] = rpcs
+	return nil
 }
 
 func freeAddr(t testing.TB) string {
