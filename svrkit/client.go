@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,9 +64,12 @@ type Client struct {
 	opts    clientOptions
 	invoker UnaryInvoker
 
-	mu        sync.Mutex
-	eps       atomic.Pointer[[]*endpoint]
-	rr        atomic.Uint32
+	mu  sync.Mutex
+	eps atomic.Pointer[[]*endpoint]
+	rr  atomic.Uint32
+	// preferred is the endpoint the last redirect named (see redirect.go):
+	// calls go there first while it is usable.
+	preferred atomic.Pointer[endpoint]
 	stopWatch func()
 	closed    atomic.Bool
 	quit      chan struct{}
@@ -236,6 +240,7 @@ func (c *Client) invoke(ctx context.Context, m *MethodDesc, req, resp proto.Mess
 	var tried *endpoint
 	var lastErr error
 	var lastCode Code
+	redirects := 0
 	for attempt := 0; ; attempt++ {
 		ep, perr := c.pick(key, hasKey, tried)
 		if perr != nil {
@@ -252,6 +257,24 @@ func (c *Client) invoke(ctx context.Context, m *MethodDesc, req, resp proto.Mess
 			return nil
 		}
 		lastErr, lastCode = err, CodeOf(err)
+		if addr, ok := RedirectOf(err); ok {
+			// Refused unrun: any method may follow it.
+			if to := c.redirectTarget(addr); to != nil && to != ep && redirects < maxRedirects &&
+				ctx.Err() == nil && (!hasDeadline || time.Now().Before(deadline)) {
+				redirects++
+				attempt--
+				c.preferred.Store(to)
+				tried = nil
+				if redirects > 1 && !redirectPause(ctx, redirects) {
+					return err
+				}
+				continue
+			}
+			return err
+		}
+		if lastCode == Unavailable {
+			c.preferred.CompareAndSwap(ep, nil) // it failed: back to routing
+		}
 		switch {
 		case attempt >= retries || ctx.Err() != nil || (hasDeadline && !time.Now().Before(deadline)):
 			return err
@@ -281,6 +304,9 @@ func (c *Client) pick(key string, hasKey bool, avoid *endpoint) (*endpoint, erro
 		return nil, Errorf(Unavailable, "no endpoints for %s", c.target)
 	}
 	eps := *p
+	if pe := c.preferred.Load(); pe != nil && pe != avoid && pe.downUntil.Load() <= time.Now().UnixNano() && slices.Contains(eps, pe) {
+		return pe, nil
+	}
 	var now int64 // read the clock only if some endpoint is marked down
 	usable := func(ep *endpoint) bool {
 		if ep == avoid {

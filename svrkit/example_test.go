@@ -81,3 +81,13 @@ func ExampleLoadRouteTable() {
 	fmt.Println(routes.Resolve("im.MessageStore"))
 	// Output: [10.0.0.1:7101 10.0.0.2:7101] <nil>
 }
+
+// A replica that is not its group's leader sends the caller to the one
+// that is; a svrkit Client follows such redirects by itself when the
+// endpoint is one of its own.
+func ExampleRedirect() {
+	err := svrkit.Redirect("10.0.0.2:7001", "not the leader")
+	addr, ok := svrkit.RedirectOf(err)
+	fmt.Println(svrkit.CodeOf(err), addr, ok)
+	// Output: unavailable 10.0.0.2:7001 true
+}

@@ -24,6 +24,7 @@ type testService struct {
 	canceled   chan error     // receives Sleep's ctx error, if non-nil
 	next       *svrkit.Client // Relay's next hop
 	nextMethod *svrkit.MethodDesc
+	redirectTo atomic.Pointer[string] // Echo redirects there, if set
 }
 
 const (
@@ -42,6 +43,9 @@ const (
 
 func (s *testService) Echo(ctx context.Context, req *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
 	s.calls.Add(1)
+	if to := s.redirectTo.Load(); to != nil {
+		return nil, svrkit.Redirect(*to, "not the leader")
+	}
 	return req, nil
 }
 

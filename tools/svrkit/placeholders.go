@@ -12,15 +12,19 @@ import (
 // time: ports, paths, the state file.
 //
 // In a service's args, env values, config strings and ready probe, the
-// instance's own: {http} {rpc} {admin} {routes} {name} {dir} {data}, and
+// instance's own: {http} {rpc} {admin} {routes} {name} {dir} {data}, the
+// addresses of any instance as in usage lines ({rpc:storage-2}: a replica
+// naming its peers), and
 // its service credentials: {key} (its identity's private key file),
 // {keyring} (the public keys of every identity) and {keys} (their
-// directory); and another's addresses, {http:NAME} {rpc:NAME}
-// {admin:NAME}, for a service that is no svrkit service and so not in the
-// routing table (a Logicsvr finds the queue service this way).
+// directory).
+//
+// A service's extra ports ("ports": ["link"]) are placeholders of its
+// instances too: {link} is the instance's link port.
 //
 // In the usage lines: {data} {dir} {state}, and {http:NAME} {rpc:NAME}
-// {admin:NAME} where NAME is an instance, or a service (its first instance).
+// {admin:NAME} where NAME is an instance, or a service (its first
+// instance); {PORT:NAME} for a port the service names in "ports".
 //
 // A placeholder up does not know stays in the text literally; up warns
 // about it when it loads the topology, before the long build, so a typo
@@ -29,6 +33,8 @@ var (
 	instancePlaceholders = []string{"{http}", "{rpc}", "{admin}", "{routes}", "{name}", "{dir}", "{data}", "{key}", "{keyring}", "{keys}"}
 	usagePlaceholders    = []string{"{data}", "{dir}", "{state}"}
 	addrKinds            = []string{"http", "rpc", "admin"}
+	// reservedPortNames cannot name a service's extra port.
+	reservedPortNames = []string{"http", "rpc", "admin", "routes", "name", "dir", "data", "key", "keyring", "keys", "state"}
 
 	// placeholderLike is what a person means as a placeholder: a word in
 	// braces, optionally with a :NAME. JSON in usage lines ({"a": 1}) and
@@ -41,29 +47,10 @@ func (u *up) expand(in *instance, s string) string {
 	pairs := []string{"{http}", in.http, "{rpc}", in.rpc, "{admin}", in.admin,
 		"{routes}", u.routesPath(), "{name}", in.name, "{dir}", u.dir, "{data}", u.data,
 		"{key}", u.keyPath(in), "{keyring}", u.keyring, "{keys}", u.keysDir()}
-	if strings.Contains(s, ":") {
-		pairs = append(pairs, u.addrPairs()...)
+	for _, p := range in.svc.Ports {
+		pairs = append(pairs, "{"+p+"}", in.ports[p])
 	}
-	return strings.NewReplacer(pairs...).Replace(s)
-}
-
-// addrPairs are the replacements of {http:NAME} {rpc:NAME} {admin:NAME}
-// for every instance, and for every service (its first instance).
-func (u *up) addrPairs() []string {
-	var pairs []string
-	first := map[string]bool{}
-	for _, in := range u.instances {
-		names := []string{in.name}
-		if in.name != in.svc.Name && !first[in.svc.Name] {
-			// A service with replicas stands for its first instance.
-			first[in.svc.Name] = true
-			names = append(names, in.svc.Name)
-		}
-		for _, n := range names {
-			pairs = append(pairs, "{http:"+n+"}", in.http, "{rpc:"+n+"}", in.rpc, "{admin:"+n+"}", in.admin)
-		}
-	}
-	return pairs
+	return strings.NewReplacer(append(pairs, u.addrPairs()...)...).Replace(s)
 }
 
 // expandJSON replaces an instance's placeholders in every string of a
@@ -86,8 +73,32 @@ func (u *up) expandJSON(in *instance, v any) any {
 
 // expandUsage replaces the placeholders of the topology's usage lines.
 func (u *up) expandUsage(s string) string {
-	pairs := append([]string{"{data}", u.data, "{dir}", u.dir, "{state}", u.statePath()}, u.addrPairs()...)
-	return strings.NewReplacer(pairs...).Replace(s)
+	pairs := []string{"{data}", u.data, "{dir}", u.dir, "{state}", u.statePath()}
+	return strings.NewReplacer(append(pairs, u.addrPairs()...)...).Replace(s)
+}
+
+// addrPairs are the replacements of {http:NAME} {rpc:NAME} {admin:NAME}
+// and {PORT:NAME} for every instance (and every service, meaning its first
+// instance): what usage lines print, and how one instance's config names
+// another's ports (a replica group's peers).
+func (u *up) addrPairs() []string {
+	var pairs []string
+	first := map[string]bool{}
+	for _, in := range u.instances {
+		names := []string{in.name}
+		if in.name != in.svc.Name && !first[in.svc.Name] {
+			// A service with replicas stands for its first instance.
+			first[in.svc.Name] = true
+			names = append(names, in.svc.Name)
+		}
+		for _, n := range names {
+			pairs = append(pairs, "{http:"+n+"}", in.http, "{rpc:"+n+"}", in.rpc, "{admin:"+n+"}", in.admin)
+			for _, p := range in.svc.Ports {
+				pairs = append(pairs, "{"+p+":"+n+"}", in.ports[p])
+			}
+		}
+	}
+	return pairs
 }
 
 // placeholderWarnings lists the placeholders of t that up will leave as
@@ -103,19 +114,23 @@ func (t *topology) placeholderWarnings() []string {
 		}
 		return bad
 	}
-	names := map[string]bool{}
+	owner := map[string]*topoService{} // instance and service names
 	for _, s := range t.Services {
-		names[s.Name] = true
+		owner[s.Name] = s
 		for _, n := range s.instanceNames() {
-			names[n] = true
+			owner[n] = s
 		}
 	}
+	// isAddr: {http:NAME} {rpc:NAME} {admin:NAME} {PORT:NAME}.
 	isAddr := func(p string) bool {
 		kind, name, ok := strings.Cut(strings.Trim(p, "{}"), ":")
-		return ok && slices.Contains(addrKinds, kind) && names[name]
+		s := owner[name]
+		return ok && s != nil && (slices.Contains(addrKinds, kind) || slices.Contains(s.Ports, kind))
 	}
-	isInstance := func(p string) bool { return slices.Contains(instancePlaceholders, p) || isAddr(p) }
 	for _, s := range t.Services {
+		isInstance := func(p string) bool {
+			return slices.Contains(instancePlaceholders, p) || slices.Contains(s.Ports, strings.Trim(p, "{}")) || isAddr(p)
+		}
 		var texts []string
 		texts = append(texts, s.Args...)
 		for _, v := range s.Env {
@@ -130,7 +145,7 @@ func (t *topology) placeholderWarnings() []string {
 		}
 		for _, text := range texts {
 			for _, p := range unknown(text, isInstance) {
-				warns = append(warns, fmt.Sprintf("service %s: %s is not a placeholder (known: %s, and {http:NAME} {rpc:NAME} {admin:NAME} with NAME a service or instance); it is passed as it is",
+				warns = append(warns, fmt.Sprintf("service %s: %s is not a placeholder (known: %s); it is passed as it is",
 					s.Name, p, strings.Join(instancePlaceholders, " ")))
 			}
 		}
@@ -138,7 +153,7 @@ func (t *topology) placeholderWarnings() []string {
 	isUsage := func(p string) bool { return slices.Contains(usagePlaceholders, p) || isAddr(p) }
 	for _, line := range t.Usage {
 		for _, p := range unknown(line, isUsage) {
-			warns = append(warns, fmt.Sprintf("usage: %s is not a placeholder (known: %s, and {http:NAME} {rpc:NAME} {admin:NAME} with NAME a service or instance); it is printed as it is",
+			warns = append(warns, fmt.Sprintf("usage: %s is not a placeholder (known: %s, and {http:NAME} {rpc:NAME} {admin:NAME} with NAME a service or instance, {PORT:NAME} for its named ports); it is printed as it is",
 				p, strings.Join(usagePlaceholders, " ")))
 		}
 	}

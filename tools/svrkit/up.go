@@ -76,7 +76,8 @@ Per service:
             its admin port. "main": any other main; it gets "args" with
             placeholders replaced, and says what it serves in "serves".
   args      arguments; {http} {rpc} {admin} are the instance's ports
-            (host:port), {routes} a svrkit routing file of every service in
+            (host:port), {rpc:NAME} (and http, admin, a named port) those
+            of the instance NAME, {routes} a svrkit routing file of every service in
             the topology, {name} the instance name, {dir} the topology's
             directory, {data} the data directory (-datadir), {key} the
             service's private key, {keyring} the trusted public keys,
@@ -92,6 +93,9 @@ Per service:
             merged into the generated config; the Logicsvr's own settings
             go in its "app" object, e.g. {"app": {"dir": "{data}/{name}"}}
   env       extra environment variables
+  ports     names of extra ports each instance gets, e.g. ["link"]: {link}
+            in its args, env and config, {link:NAME} in usage lines, and
+            "ports" in the state file
 
 A placeholder up does not know is left as it is, with a warning.
 

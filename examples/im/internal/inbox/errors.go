@@ -3,17 +3,16 @@ package inbox
 import (
 	"errors"
 	"fmt"
-
-	"github.com/svrkit/svrkit/svrkit"
 )
 
-// Error kinds of this package; each error matches its kind with errors.Is and
-// carries the svrkit code the sync service answers with (svrkit.CodeOf):
+// Error kinds of this package; each error matches its kind with errors.Is.
+// They are plain Go errors; the storage service maps them to its status
+// codes (in parentheses) in one place:
 //
-//	ErrMalformedSyncKey  svrkit.InvalidArgument  the key is damaged, edited or another user's
-//	ErrFutureSyncKey     svrkit.OutOfRange       the key claims versions the server never wrote
-//	ErrInvalid           svrkit.InvalidArgument  any other bad argument
-//	ErrCorrupt           svrkit.DataLoss         a stored record does not decode
+//	ErrMalformedSyncKey  the key is damaged, edited or another user's (InvalidArgument)
+//	ErrFutureSyncKey     the key claims versions the server never wrote (OutOfRange)
+//	ErrInvalid           any other bad argument (InvalidArgument)
+//	ErrCorrupt           a stored record does not decode (DataLoss)
 //
 // A client that gets ErrMalformedSyncKey or ErrFutureSyncKey should drop its
 // key, reload its state from the data services and sync from CurrentKey.
@@ -25,26 +24,20 @@ var (
 	ErrCorrupt          = errors.New("inbox: corrupt record")
 )
 
-type kindError struct {
-	kind   error
-	status *svrkit.Error
-}
-
-func (e *kindError) Error() string   { return e.status.Message() }
-func (e *kindError) Unwrap() []error { return []error{e.kind, e.status} }
-
-func newError(kind error, code svrkit.Code, format string, args ...any) error {
-	return &kindError{kind: kind, status: svrkit.NewError(code, kind.Error()+": "+fmt.Sprintf(format, args...))}
+// newError returns an error of kind whose message is the kind's and the
+// details'.
+func newError(kind error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", kind, fmt.Sprintf(format, args...))
 }
 
 func malformedKey(format string, args ...any) error {
-	return newError(ErrMalformedSyncKey, svrkit.InvalidArgument, format, args...)
+	return newError(ErrMalformedSyncKey, format, args...)
 }
 
 func invalidf(format string, args ...any) error {
-	return newError(ErrInvalid, svrkit.InvalidArgument, format, args...)
+	return newError(ErrInvalid, format, args...)
 }
 
 func corruptf(format string, args ...any) error {
-	return newError(ErrCorrupt, svrkit.DataLoss, format, args...)
+	return newError(ErrCorrupt, format, args...)
 }

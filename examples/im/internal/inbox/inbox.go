@@ -99,7 +99,6 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im/internal/kv"
 	"github.com/svrkit/svrkit/examples/im/internal/seq"
-	"github.com/svrkit/svrkit/svrkit"
 )
 
 // Limits; larger input is ErrInvalid.
@@ -137,7 +136,7 @@ type Options struct {
 
 // Inbox is the store-and-forward core. It is safe for concurrent use.
 type Inbox struct {
-	db        *kv.DB
+	db        kv.Store
 	seq       *seq.Allocator
 	codec     *SyncKeyCodec
 	retention time.Duration
@@ -150,7 +149,7 @@ type Inbox struct {
 }
 
 // New returns an Inbox over db, taking versions from alloc.
-func New(db *kv.DB, alloc *seq.Allocator, opts Options) *Inbox {
+func New(db kv.Store, alloc *seq.Allocator, opts Options) *Inbox {
 	if opts.Retention <= 0 {
 		opts.Retention = DefaultRetention
 	}
@@ -357,7 +356,7 @@ func (ib *Inbox) Sync(ctx context.Context, user uint64, device string, key []byt
 		}
 		if after > page.Meta.MaxVersion {
 			l.RUnlock()
-			return SyncResult{}, newError(ErrFutureSyncKey, svrkit.OutOfRange,
+			return SyncResult{}, newError(ErrFutureSyncKey,
 				"%s version %d, but the inbox has only reached %d", t, after, page.Meta.MaxVersion)
 		}
 		if after < page.Meta.TrimmedUpTo {

@@ -3,11 +3,11 @@ package inbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/svrkit/svrkit/examples/im/internal/kv"
-	"github.com/svrkit/svrkit/svrkit"
 )
 
 // ackAttempts bounds the read-modify-write retries on a user's ACK record;
@@ -55,7 +55,7 @@ func (ib *Inbox) updateAcks(ctx context.Context, user uint64, change func([]devi
 			return err
 		}
 	}
-	return svrkit.Errorf(svrkit.Aborted, "inbox: ACK record of user %d keeps changing", user)
+	return fmt.Errorf("inbox: ACK record of user %d keeps changing: %w", user, kv.ErrConflict)
 }
 
 // recordAck records that device has everything up to k. The first ACK of a

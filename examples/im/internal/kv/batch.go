@@ -2,6 +2,7 @@ package kv
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"hash/maphash"
 	"math"
@@ -178,7 +179,21 @@ func stateKey(onRow bool, key []byte) string {
 // operation for what its result is). On a failed condition it returns a
 // *ConflictError (matching ErrConflict) and writes nothing.
 func (db *DB) Apply(ctx context.Context, b *Batch) ([]uint64, error) {
+	return db.apply(ctx, b, 0)
+}
+
+// apply is Apply, or with index > 0 ApplyCommitted's deterministic apply of
+// log entry index (ctx nil then: a committed entry is applied whatever
+// happened to the call that proposed it).
+func (db *DB) apply(ctx context.Context, b *Batch, index uint64) ([]uint64, error) {
+	committed := index > 0
+	if committed {
+		ctx = context.Background()
+	}
 	if err := b.validate(); err != nil {
+		if committed {
+			return nil, db.recordApplied(index, err)
+		}
 		return nil, err
 	}
 	if err := db.begin(ctx); err != nil {
@@ -186,6 +201,9 @@ func (db *DB) Apply(ctx context.Context, b *Batch) ([]uint64, error) {
 	}
 	defer db.end()
 	if len(b.ops) == 0 {
+		if committed {
+			return nil, db.recordApplied(index, nil)
+		}
 		return nil, nil
 	}
 
@@ -208,23 +226,36 @@ func (db *DB) Apply(ctx context.Context, b *Batch) ([]uint64, error) {
 	var st applyState
 	results := make([]uint64, len(b.ops))
 	var buf []byte
+	// A committed apply numbers Puts after the exact last revision, which
+	// it persists with the batch (see replicated.go).
+	rev := db.revs.current()
 	for i := range b.ops {
 		o := &b.ops[i]
 		si, err := db.state(&st, o)
 		if err != nil {
+			if committed {
+				return nil, db.recordApplied(index, err)
+			}
 			return nil, err
 		}
 		s := &st.states[si]
 		switch o.kind {
 		case opPut, opDelete, opCheck:
 			if o.version != AnyVersion && o.version != s.version {
-				return nil, &ConflictError{Op: i, Key: clone(o.key), Expected: o.version, Actual: s.version}
+				return nil, db.failed(index, &ConflictError{Op: i, Key: clone(o.key), Expected: o.version, Actual: s.version})
 			}
 			switch o.kind {
 			case opPut:
-				rev, err := db.revs.next()
-				if err != nil {
-					return nil, err
+				if committed {
+					if rev >= AnyVersion-1 {
+						return nil, db.failed(index, internalError("allocate revision", errors.New("revision space exhausted")))
+					}
+					rev++
+				} else {
+					var err error
+					if rev, err = db.revs.next(); err != nil {
+						return nil, err
+					}
 				}
 				buf = encodeRecord(buf[:0], rev, o.value)
 				st.keyBuf = kvKey(st.keyBuf[:0], o.key)
@@ -248,11 +279,11 @@ func (db *DB) Apply(ctx context.Context, b *Batch) ([]uint64, error) {
 			v := o.version
 			if o.kind == opAppend {
 				if s.meta.MaxVersion >= math.MaxUint64-1 {
-					return nil, invalidf("batch op %d: row %q has no versions left", i, o.key)
+					return nil, db.failed(index, invalidf("batch op %d: row %q has no versions left", i, o.key))
 				}
 				v = s.meta.MaxVersion + 1
 			} else if v <= s.meta.MaxVersion {
-				return nil, &ConflictError{Op: i, Key: clone(o.key), Row: true, Expected: v, Actual: s.meta.MaxVersion}
+				return nil, db.failed(index, &ConflictError{Op: i, Key: clone(o.key), Row: true, Expected: v, Actual: s.meta.MaxVersion})
 			}
 			if err := pb.Set(entryKey(buf[:0], o.key, v), o.value, nil); err != nil {
 				return nil, internalError("batch", err)
@@ -288,10 +319,46 @@ func (db *DB) Apply(ctx context.Context, b *Batch) ([]uint64, error) {
 	if b.NoSync {
 		wo = pebble.NoSync
 	}
+	if committed {
+		wo = pebble.NoSync
+		if rev != db.revs.current() {
+			buf = binary.BigEndian.AppendUint64(buf[:0], rev)
+			if err := pb.Set(revisionBoundKey, buf, nil); err != nil {
+				return nil, internalError("batch", err)
+			}
+		}
+		if err := pb.Set(appliedIndexKey, binary.BigEndian.AppendUint64(nil, index), nil); err != nil {
+			return nil, internalError("batch", err)
+		}
+	}
 	if err := pb.Commit(wo); err != nil {
 		return nil, internalError("commit", err)
 	}
+	if committed {
+		db.revs.setExact(rev)
+		db.applied.Store(index)
+	}
 	return results, nil
+}
+
+// failed returns err, recording index as applied first when the apply is
+// a committed one: a batch whose condition fails writes nothing but is
+// still an applied entry (see replicated.go).
+func (db *DB) failed(index uint64, err error) error {
+	if index == 0 {
+		return err
+	}
+	return db.recordApplied(index, err)
+}
+
+// recordApplied persists index as the applied index (unsynced) and returns
+// err, or the write's own failure.
+func (db *DB) recordApplied(index uint64, err error) error {
+	if werr := db.pdb.Set(appliedIndexKey, binary.BigEndian.AppendUint64(nil, index), pebble.NoSync); werr != nil {
+		return internalError("record applied index", werr)
+	}
+	db.applied.Store(index)
+	return err
 }
 
 // state returns the index of o's key in st, loading it from the store the

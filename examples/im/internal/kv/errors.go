@@ -3,22 +3,21 @@ package kv
 import (
 	"errors"
 	"fmt"
-
-	"github.com/svrkit/svrkit/svrkit"
 )
 
 // Error kinds. Every error the store returns matches one of these with
-// errors.Is, and carries the svrkit code a service answers with, which
-// svrkit.CodeOf and svrkit.AsError read:
+// errors.Is; they are plain Go errors, and the storage service maps them to
+// its status codes in one place:
 //
-//	ErrNotFound  svrkit.NotFound         the key does not exist
-//	ErrConflict  svrkit.Aborted          a version condition failed (*ConflictError)
-//	ErrInvalid   svrkit.InvalidArgument  the request itself is wrong
-//	ErrCorrupt   svrkit.DataLoss         a stored record does not decode
-//	ErrClosed    svrkit.Unavailable      the store is closed
+//	ErrNotFound  the key does not exist
+//	ErrConflict  a version condition failed (*ConflictError)
+//	ErrInvalid   the request itself is wrong
+//	ErrCorrupt   a stored record does not decode
+//	ErrClosed    the store is closed
 //
-// Failures of the disk or of pebble are svrkit.Internal and match none of
-// the kinds. A canceled or expired context is returned as ctx.Err().
+// Failures of the disk or of pebble match none of the kinds (they keep
+// pebble's error in their chain). A canceled or expired context is
+// returned as ctx.Err().
 var (
 	ErrNotFound = errors.New("kv: not found")
 	ErrConflict = errors.New("kv: version conflict")
@@ -27,46 +26,34 @@ var (
 	ErrClosed   = errors.New("kv: closed")
 )
 
-// kindError is an error of one kind with its svrkit status.
+// kindError is an error of one kind with its own message.
 type kindError struct {
-	kind   error
-	status *svrkit.Error
+	kind error
+	msg  string
 }
 
-func (e *kindError) Error() string   { return e.status.Message() }
-func (e *kindError) Unwrap() []error { return []error{e.kind, e.status} }
-
-func newKindError(kind error, code svrkit.Code, msg string) error {
-	return &kindError{kind: kind, status: svrkit.NewError(code, msg)}
-}
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
 
 func notFound(key []byte) error {
-	return newKindError(ErrNotFound, svrkit.NotFound, fmt.Sprintf("kv: key %q not found", key))
+	return &kindError{ErrNotFound, fmt.Sprintf("kv: key %q not found", key)}
 }
 
 func invalidf(format string, args ...any) error {
-	return newKindError(ErrInvalid, svrkit.InvalidArgument, "kv: "+fmt.Sprintf(format, args...))
+	return &kindError{ErrInvalid, "kv: " + fmt.Sprintf(format, args...)}
 }
 
 func corruptf(format string, args ...any) error {
-	return newKindError(ErrCorrupt, svrkit.DataLoss, "kv: corrupt "+fmt.Sprintf(format, args...))
+	return &kindError{ErrCorrupt, "kv: corrupt " + fmt.Sprintf(format, args...)}
 }
 
-var errClosed = newKindError(ErrClosed, svrkit.Unavailable, "kv: store is closed")
+var errClosed = &kindError{ErrClosed, "kv: store is closed"}
 
-// internalError wraps a failure of pebble or the disk. It keeps the cause in
-// the chain (errors.Is on it still works) and reports svrkit.Internal.
+// internalError wraps a failure of pebble or the disk, keeping it in the
+// chain (errors.Is on it still works).
 func internalError(op string, err error) error {
-	return &internalErr{cause: err, status: svrkit.Errorf(svrkit.Internal, "kv: %s: %v", op, err)}
+	return fmt.Errorf("kv: %s: %w", op, err)
 }
-
-type internalErr struct {
-	cause  error
-	status *svrkit.Error
-}
-
-func (e *internalErr) Error() string   { return e.status.Message() }
-func (e *internalErr) Unwrap() []error { return []error{e.cause, e.status} }
 
 // ConflictError is the ErrConflict a batch returns when one of its
 // conditions fails. Nothing of the batch was written.
@@ -91,8 +78,6 @@ func (e *ConflictError) Error() string {
 		e.Op, e.Key, e.Actual, e.Expected)
 }
 
-// Unwrap makes the error match ErrConflict and carry svrkit.Aborted: the
-// caller read stale state and should re-read and retry its read-modify-write.
-func (e *ConflictError) Unwrap() []error {
-	return []error{ErrConflict, svrkit.NewError(svrkit.Aborted, e.Error())}
-}
+// Unwrap makes the error match ErrConflict: the caller read stale state
+// and should re-read and retry its read-modify-write.
+func (e *ConflictError) Unwrap() error { return ErrConflict }

@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"github.com/svrkit/svrkit/examples/im/internal/kv"
-	"github.com/svrkit/svrkit/svrkit"
 )
 
 func Example() {
@@ -24,7 +23,7 @@ func Example() {
 	// KV with compare-and-set: create, then update from the version read.
 	v1, _ := db.Put(ctx, []byte("profile/42"), []byte("alice"), 0)
 	_, err = db.Put(ctx, []byte("profile/42"), []byte("mallory"), 0)
-	fmt.Println(errors.Is(err, kv.ErrConflict), svrkit.CodeOf(err))
+	fmt.Println(errors.Is(err, kv.ErrConflict))
 	_, _ = db.Put(ctx, []byte("profile/42"), []byte("alice2"), v1)
 	val, _, _ := db.Get(ctx, []byte("profile/42"))
 	fmt.Println(string(val))
@@ -43,7 +42,7 @@ func Example() {
 	}
 	fmt.Println(res.Meta.MaxVersion, res.More)
 	// Output:
-	// true aborted
+	// true
 	// alice2
 	// 2 world
 	// 2 false

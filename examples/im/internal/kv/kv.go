@@ -97,6 +97,7 @@ import (
 	"hash/maphash"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -131,6 +132,7 @@ type DB struct {
 	revs    revisions
 	seed    maphash.Seed
 	stripes [stripeCount]sync.Mutex
+	applied atomic.Uint64 // see ApplyCommitted
 
 	closeMu sync.RWMutex // held shared by every operation, exclusively by Close
 	closed  bool
@@ -161,6 +163,10 @@ func Open(dir string, opts *Options) (*DB, error) {
 	}
 	db := &DB{pdb: pdb, seed: maphash.MakeSeed()}
 	if err := db.revs.open(pdb); err != nil {
+		pdb.Close()
+		return nil, err
+	}
+	if err := db.loadApplied(); err != nil {
 		pdb.Close()
 		return nil, err
 	}

@@ -25,6 +25,9 @@ type revisions struct {
 
 func (r *revisions) open(pdb *pebble.DB) error {
 	r.pdb = pdb
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last, r.bound = 0, 0
 	raw, closer, err := pdb.Get(revisionBoundKey)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil
@@ -59,4 +62,19 @@ func (r *revisions) next() (uint64, error) {
 	}
 	r.last++
 	return r.last, nil
+}
+
+// current returns the last revision handed out (or the bound after open).
+func (r *revisions) current() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// setExact records rev, persisted exactly by a committed apply, as both
+// the last revision and the bound.
+func (r *revisions) setExact(rev uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last, r.bound = rev, rev
 }

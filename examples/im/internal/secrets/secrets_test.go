@@ -43,38 +43,40 @@ func TestCheck(t *testing.T) {
 // Every secret topology.json publishes is a development secret, and every
 // service that reads one is in development mode there.
 func TestTopologySecretsAreDevelopment(t *testing.T) {
-	b, err := os.ReadFile("../../topology.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var topo struct {
-		Services []struct {
-			Name   string `json:"name"`
-			Config struct {
-				Dev bool           `json:"dev"`
-				App map[string]any `json:"app"`
-			} `json:"config"`
-		} `json:"services"`
-	}
-	if err := json.Unmarshal(b, &topo); err != nil {
-		t.Fatal(err)
-	}
-	seen := 0
-	for _, s := range topo.Services {
-		for k, v := range s.Config.App {
-			if !strings.HasSuffix(k, "_secret") {
-				continue
-			}
-			seen++
-			if sv, _ := v.(string); !IsDevelopment(sv) {
-				t.Errorf("%s: %s %q is published in the repository but not a development secret", s.Name, k, sv)
-			}
-			if !s.Config.Dev {
-				t.Errorf("%s: reads %s but its config does not say \"dev\": true", s.Name, k)
+	for _, file := range []string{"../../topology.json", "../../topology-replicated.json"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var topo struct {
+			Services []struct {
+				Name   string `json:"name"`
+				Config struct {
+					Dev bool           `json:"dev"`
+					App map[string]any `json:"app"`
+				} `json:"config"`
+			} `json:"services"`
+		}
+		if err := json.Unmarshal(b, &topo); err != nil {
+			t.Fatal(err)
+		}
+		seen := 0
+		for _, s := range topo.Services {
+			for k, v := range s.Config.App {
+				if !strings.HasSuffix(k, "_secret") {
+					continue
+				}
+				seen++
+				if sv, _ := v.(string); !IsDevelopment(sv) {
+					t.Errorf("%s: %s: %s %q is published in the repository but not a development secret", file, s.Name, k, sv)
+				}
+				if !s.Config.Dev {
+					t.Errorf("%s: %s: reads %s but its config does not say \"dev\": true", file, s.Name, k)
+				}
 			}
 		}
-	}
-	if seen == 0 {
-		t.Fatal("no secrets found in topology.json")
+		if seen == 0 {
+			t.Fatalf("no secrets found in %s", file)
+		}
 	}
 }

@@ -56,11 +56,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 
 	"github.com/svrkit/svrkit/examples/im/internal/kv"
-	"github.com/svrkit/svrkit/svrkit"
 )
 
 // Defaults for Options.
@@ -80,7 +80,7 @@ type Options struct {
 
 // Allocator hands out versions. It is safe for concurrent use.
 type Allocator struct {
-	db           *kv.DB
+	db           kv.Store
 	step         uint64
 	segmentUsers uint64
 
@@ -105,7 +105,7 @@ type segment struct {
 
 // New returns an allocator storing its bounds in db. It reads nothing until
 // a segment is first used.
-func New(db *kv.DB, opts Options) *Allocator {
+func New(db kv.Store, opts Options) *Allocator {
 	if opts.Step == 0 {
 		opts.Step = DefaultStep
 	}
@@ -122,6 +122,20 @@ func New(db *kv.DB, opts Options) *Allocator {
 
 // raiseAttempts bounds how often Next retries after losing the bound's
 // compare-and-set to another allocator.
+// Reset forgets every window of numbers handed out from memory, so the
+// next Next reloads its segment's bound from the store. A replica that
+// becomes its group's leader calls it: while it was not, another leader
+// may have raised the bounds and handed out numbers above its windows.
+func (a *Allocator) Reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.segments = make(map[segmentID]*segment)
+}
+
+// ErrExhausted: a user's versions of a type reached the end of the 64-bit
+// space (the storage service answers ResourceExhausted).
+var ErrExhausted = errors.New("seq: versions exhausted")
+
 const raiseAttempts = 3
 
 // Next returns the next version of (user, typ): above every version of the
@@ -144,12 +158,14 @@ func (a *Allocator) Next(ctx context.Context, user uint64, typ uint8) (uint64, e
 			cur = s.floor
 		}
 		if cur >= math.MaxUint64-a.step {
-			return 0, svrkit.Errorf(svrkit.ResourceExhausted, "seq: versions of user %d type %d exhausted", user, typ)
+			return 0, fmt.Errorf("%w: user %d type %d", ErrExhausted, user, typ)
 		}
 		n := cur + 1
 		if n > s.bound {
 			nb := n - 1 + a.step
-			ver, err := a.db.Put(ctx, s.key, binary.BigEndian.AppendUint64(nil, nb), s.boundVer)
+			var b kv.Batch
+			b.Put(s.key, binary.BigEndian.AppendUint64(nil, nb), s.boundVer)
+			vs, err := a.db.Apply(ctx, &b)
 			if errors.Is(err, kv.ErrConflict) {
 				// Another allocator raised the bound: it may have handed out
 				// anything up to its new bound, to any user of the segment.
@@ -159,12 +175,12 @@ func (a *Allocator) Next(ctx context.Context, user uint64, typ uint8) (uint64, e
 			if err != nil {
 				return 0, err
 			}
-			s.bound, s.boundVer = nb, ver
+			s.bound, s.boundVer = nb, vs[0]
 		}
 		s.cur[user] = n
 		return n, nil
 	}
-	return 0, svrkit.Errorf(svrkit.Aborted, "seq: segment %q is being raised by another allocator", s.key)
+	return 0, fmt.Errorf("seq: segment %q is being raised by another allocator: %w", s.key, kv.ErrConflict)
 }
 
 func (a *Allocator) segment(id segmentID) *segment {
@@ -180,7 +196,7 @@ func (a *Allocator) segment(id segmentID) *segment {
 }
 
 // load reads the segment's bound and restarts every user of it from there.
-func (s *segment) load(ctx context.Context, db *kv.DB) error {
+func (s *segment) load(ctx context.Context, db kv.Store) error {
 	val, ver, err := db.Get(ctx, s.key)
 	var bound uint64
 	switch {
@@ -189,12 +205,12 @@ func (s *segment) load(ctx context.Context, db *kv.DB) error {
 	case err != nil:
 		return err
 	case len(val) != 8:
-		return svrkit.Errorf(svrkit.DataLoss, "seq: bound %q holds %d bytes, want 8", s.key, len(val))
+		return fmt.Errorf("seq: bound %q holds %d bytes, want 8: %w", s.key, len(val), kv.ErrCorrupt)
 	default:
 		bound = binary.BigEndian.Uint64(val)
 	}
 	if bound < s.bound {
-		return svrkit.Errorf(svrkit.DataLoss, "seq: bound %q went back from %d to %d", s.key, s.bound, bound)
+		return fmt.Errorf("seq: bound %q went back from %d to %d: %w", s.key, s.bound, bound, kv.ErrCorrupt)
 	}
 	s.floor, s.bound, s.boundVer = bound, bound, ver
 	s.cur = make(map[uint64]uint64)

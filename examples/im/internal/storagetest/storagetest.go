@@ -15,13 +15,18 @@ package storagetest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
+	"net"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/replica"
 	accountdata "github.com/svrkit/svrkit/examples/im/logicsvr/accountdata/handlers"
 	contactdata "github.com/svrkit/svrkit/examples/im/logicsvr/contactdata/handlers"
 	groupdata "github.com/svrkit/svrkit/examples/im/logicsvr/groupdata/handlers"
@@ -46,6 +51,7 @@ type Cluster struct {
 	// Dir is the storage Logicsvr's data directory.
 	Dir string
 
+	group  []string // the storage replicas' instance names, if a group
 	addrs  map[string]string
 	hosts  map[string]*logicsvr.Host
 	client *logicsvr.Host
@@ -63,6 +69,11 @@ type Options struct {
 	// "queue" object of its app config (package
 	// examples/im/internal/groups' QueueConfig).
 	Queue any
+	// Replicas, above 1, runs the storage Logicsvr as a Raft group of that
+	// many replicas (instances "storage-1"...), each with its directory
+	// under dir, all in the routing table; callers find the leader through
+	// svrkit's redirects. The default is one plain store.
+	Replicas int
 }
 
 // Start runs the four Logicsvrs with the store in dir and stops them when
@@ -97,6 +108,9 @@ func Start(t testing.TB, dir string, opts *Options) *Cluster {
 		}
 		c.app[name] = raw
 	}
+	if opts.Replicas > 1 {
+		c.startGroup(t, opts.Replicas)
+	}
 	services := map[string]string{
 		"storage":     im.Storage_ServiceName,
 		"messagedata": im.MessageData_ServiceName,
@@ -109,6 +123,9 @@ func Start(t testing.TB, dir string, opts *Options) *Cluster {
 	// other processes of a busy machine.) A restart rebinds the same port.
 	t.Cleanup(func() { c.stopAll() })
 	for _, name := range names {
+		if name == "storage" && c.group != nil {
+			continue // started above
+		}
 		if name == "groupdata" {
 			if opts.Queue == nil {
 				continue
@@ -132,6 +149,13 @@ func Start(t testing.TB, dir string, opts *Options) *Cluster {
 
 func (c *Cluster) start(t testing.TB, name string) {
 	t.Helper()
+	if err := c.tryStart(name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryStart starts the Logicsvr name and records its address.
+func (c *Cluster) tryStart(name string) error {
 	addr := c.addrs[name]
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -147,50 +171,51 @@ func (c *Cluster) start(t testing.TB, name string) {
 		Dev:          true, // SyncKeySecret is a test's, short and public
 	}, logicsvr.WithLogger(c.log.With("logicsvr", name)))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	switch name {
+	switch strings.TrimRight(name, "-0123456789") {
 	case "storage":
 		impl, err := storage.NewStorage(h)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		im.RegisterStorageServer(h, impl)
 	case "messagedata":
 		impl, err := messagedata.NewMessageData(h)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		im.RegisterMessageDataServer(h, impl)
 	case "accountdata":
 		impl, err := accountdata.NewAccountData(h)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		im.RegisterAccountDataServer(h, impl)
 	case "contactdata":
 		impl, err := contactdata.NewContactData(h)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		im.RegisterContactDataServer(h, impl)
 	case "groupdata":
 		impl, err := groupdata.NewGroupData(h)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		im.RegisterGroupDataServer(h, impl)
 		index, err := groupdata.NewUserGroups(h)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		im.RegisterUserGroupsServer(h, index)
 	}
 	if err := h.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		return fmt.Errorf("start %s: %w", name, err)
 	}
 	c.addrs[name] = h.RPCAddr().String()
 	c.hosts[name] = h
+	return nil
 }
 
 func (c *Cluster) stop(name string) error {
@@ -213,6 +238,71 @@ func (c *Cluster) stopAll() {
 	for i := len(names) - 1; i >= 0; i-- {
 		c.stop(names[i])
 	}
+	for _, name := range c.group {
+		c.stop(name)
+	}
+}
+
+// startGroup starts the storage replicas. Their RPC and raft ports are
+// picked before they bind, as every replica's config names all of them; a
+// port another process takes meanwhile fails the start, which is retried
+// on new ports.
+func (c *Cluster) startGroup(t testing.TB, n int) {
+	t.Helper()
+	t.Cleanup(func() { c.stopAll() })
+	var err error
+	for attempt := range 5 {
+		if err = c.tryGroup(t, n, attempt); err == nil {
+			return
+		}
+		for _, name := range c.group {
+			c.stop(name)
+		}
+		c.group = nil
+	}
+	t.Fatal(err)
+}
+
+// tryGroup starts a group with its directories under c.Dir/attempt: a
+// replica whose host failed to start keeps its store open until the test
+// process exits (logicsvr runs shutdown hooks only for a started host).
+func (c *Cluster) tryGroup(t testing.TB, n, attempt int) error {
+	t.Helper()
+	var peers []replica.Peer
+	for i := range n {
+		peers = append(peers, replica.Peer{ID: fmt.Sprintf("storage-%d", i+1), RPC: freeAddr(t), Raft: freeAddr(t)})
+	}
+	var rpcs []string
+	for _, p := range peers {
+		raw, err := json.Marshal(map[string]any{
+			"dir": filepath.Join(c.Dir, fmt.Sprint(attempt), p.ID), "sync_key_secret": SyncKeySecret,
+			"replica": map[string]any{"id": p.ID, "cluster": "storagetest", "peers": peers,
+				"heartbeat_timeout": "500ms", "election_timeout": "500ms"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.app[p.ID], c.addrs[p.ID] = raw, p.RPC
+		c.group = append(c.group, p.ID)
+		rpcs = append(rpcs, p.RPC)
+	}
+	for _, p := range peers {
+		if err := c.tryStart(p.ID); err != nil {
+			return err
+		}
+	}
+	c.Routes[im.Storage_ServiceName] = rpcs
+	return nil
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // RestartStorage shuts the storage Logicsvr down cleanly and starts it

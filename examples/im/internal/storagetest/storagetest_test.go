@@ -44,8 +44,39 @@ func create(t *testing.T, ctx context.Context, ad im.AccountDataClient, name str
 	return must(ad.CreateAccount(ctx, &im.CreateAccountRequest{Name: name, PasswordHash: "$argon2id$test"}))
 }
 
+// replicas is how many storage replicas start(t) runs; TestOnReplicatedGroup
+// sets it.
+var replicas = 1
+
+// start runs the storage layer for a test: one store, or a replica group
+// under TestOnReplicatedGroup.
+func start(t *testing.T) *Cluster {
+	t.Helper()
+	c := Start(t, t.TempDir(), &Options{Replicas: replicas})
+	if n := len(c.Routes[im.Storage_ServiceName]); n != replicas {
+		t.Fatalf("%d storage endpoints, want %d", n, replicas)
+	}
+	return c
+}
+
+// The storage layer's tests again, with the store a group of 3 Raft
+// replicas: every semantic above holds on the replicated store.
+func TestOnReplicatedGroup(t *testing.T) {
+	replicas = 3
+	defer func() { replicas = 1 }()
+	for name, test := range map[string]func(*testing.T){
+		"KV": TestStorageKV, "Accounts": TestAccounts, "ConcurrentCreates": TestConcurrentCreatesOfOneName,
+		"ProfileCache": TestUpdateProfilePublishesAndCacheIsFresh, "ProfileRetry": TestUpdateProfileRetriesAfterAnotherInstanceWrote,
+		"ContactRetry": TestContactChangeRetriesAfterAnotherInstanceWrote, "Contacts": TestContactsBumpVersionAndSyncInOrder,
+		"DeliverIdempotent": TestDeliverIsIdempotent, "SyncPaging": TestSyncInboxPagingAndKeys,
+		"PendingContact": TestPendingContactChangeIsRepublished, "RevokeSessions": TestRevokeSessions,
+	} {
+		t.Run(name, test)
+	}
+}
+
 func TestStorageKV(t *testing.T) {
-	c := Start(t, t.TempDir(), nil)
+	c := start(t)
 	ctx, st := ctxT(t), c.Storage(t)
 
 	v1 := must(st.Put(ctx, &im.KVPutRequest{UserId: 1, Key: []byte("k"), Value: []byte("a")})).GetVersion()
@@ -106,7 +137,7 @@ func TestStorageKV(t *testing.T) {
 }
 
 func TestAccounts(t *testing.T) {
-	c := Start(t, t.TempDir(), nil)
+	c := start(t)
 	ctx, ad := ctxT(t), c.AccountData(t)
 
 	ada := create(t, ctx, ad, "ada")
@@ -146,7 +177,7 @@ func TestAccounts(t *testing.T) {
 }
 
 func TestConcurrentCreatesOfOneName(t *testing.T) {
-	c := Start(t, t.TempDir(), nil)
+	c := start(t)
 	ctx, ad := ctxT(t), c.AccountData(t)
 	const n = 8
 	var wg sync.WaitGroup
@@ -199,7 +230,7 @@ func syncAll(t *testing.T, ctx context.Context, md im.MessageDataClient, user ui
 }
 
 func TestUpdateProfilePublishesAndCacheIsFresh(t *testing.T) {
-	c := Start(t, t.TempDir(), nil)
+	c := start(t)
 	ctx, ad, md := ctxT(t), c.AccountData(t), c.MessageData(t)
 	ada := create(t, ctx, ad, "ada")
 	uid := ada.GetUserId()
@@ -230,7 +261,7 @@ func TestUpdateProfilePublishesAndCacheIsFresh(t *testing.T) {
 // An UpdateProfile over a cached record another instance has since
 // rewritten loses its compare-and-set, re-reads, and writes on top.
 func TestUpdateProfileRetriesAfterAnotherInstanceWrote(t *testing.T) {
-	c := Start(t, t.TempDir(), nil)
+	c := start(t)
 	ctx, st, md := ctxT(t), c.Storage(t), c.MessageData(t)
 	a := accountdata.New(st, md, accountdata.Config{})
 	b := accountdata.New(st, md, accountdata.Config{})
@@ -252,7 +283,7 @@ func TestUpdateProfileRetriesAfterAnotherInstanceWrote(t *testing.T) {
 // A contact change over a cached list another instance has since changed
 // loses its compare-and-set, re-reads, and applies on top.
 func TestContactChangeRetriesAfterAnotherInstanceWrote(t *testing.T) {
-	c := Start(t, t.TempDir(), nil)
+	c := start(t)
 	ctx, st, md := ctxT(t), c.Storage(t), c.MessageData(t)
 	a := contactdata.New(st, md, contactdata.Config{})
 	b := contactdata.New(st, md, contactdata.Config{})
@@ -274,7 +305,7 @@ func TestContactChangeRetriesAfterAnotherInstanceWrote(t *testing.T) {
 }
 
 func TestContactsBumpVersionAndSyncInOrder(t *testing.T) {
-	c := Start(t, t.TempDir(), nil)
+	c := start(t)
 	ctx, cd, md := ctxT(t), c.ContactData(t), c.MessageData(t)
 	const me = 100
 	steps := []struct {
@@ -337,7 +368,7 @@ func textItem(from, to uint64, id, text string) *im.SyncItem {
 }
 
 func TestDeliverIsIdempotent(t *testing.T) {
-	c := Start(t, t.TempDir(), nil)
+	c := start(t)
 	ctx, md := ctxT(t), c.MessageData(t)
 	first := must(md.Deliver(ctx, &im.DeliverRequest{UserId: 5, Item: textItem(1, 5, "m1", "hi"), DedupId: "1:m1"}))
 	time.Sleep(2 * time.Millisecond)
@@ -370,7 +401,7 @@ func TestDeliverIsIdempotent(t *testing.T) {
 }
 
 func TestSyncInboxPagingAndKeys(t *testing.T) {
-	c := Start(t, t.TempDir(), nil)
+	c := start(t)
 	ctx, md := ctxT(t), c.MessageData(t)
 	const user = 42
 	for i := range 25 {
@@ -488,7 +519,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 // A change written to the list but not published (a crash between the two)
 // is published by the next call, once.
 func TestPendingContactChangeIsRepublished(t *testing.T) {
-	c := Start(t, t.TempDir(), nil)
+	c := start(t)
 	ctx, cd, md, st := ctxT(t), c.ContactData(t), c.MessageData(t), c.Storage(t)
 	const me = 200
 	entry := &im.ContactEntry{UserId: 8, Name: "h", AddedUnix: 1}
@@ -517,7 +548,7 @@ func TestPendingContactChangeIsRepublished(t *testing.T) {
 // and visibly to GetSessionState at once; a password change lands with the
 // revocation of every session, and only over the hash it expects.
 func TestRevokeSessions(t *testing.T) {
-	c := Start(t, t.TempDir(), nil)
+	c := start(t)
 	ctx, ad := ctxT(t), c.AccountData(t)
 	ada := create(t, ctx, ad, "ada")
 	user := ada.GetUserId()

@@ -11,6 +11,20 @@
 // Every write reaches the fsync'd WAL before it is answered (kv commits
 // with pebble.Sync), so an answered write survives a crash.
 //
+// # One store or a replica group
+//
+// By default (topology.json) the instance opens one pebble store in "dir":
+// the simplest thing, and a single point of failure. With a "replica"
+// object in its app config (topology-replicated.json) the instance is one
+// replica of a Raft group (package examples/im/internal/replica): the same
+// kv.Store under kv, seq and inbox, so every semantic is the same, but a
+// write is answered only once a majority of the group has it, and only the
+// leader serves. The other replicas answer a redirect naming the leader's
+// RPC address, which the data-access services' svrkit clients follow and
+// remember; during an election a replica waits (bounded) for the new
+// leader before it answers. Every replica is in the callers' routing
+// table, so nothing else changes for them.
+//
 // # Key scoping
 //
 // Clients' KV keys and Key-Table rows are stored under
@@ -35,11 +49,13 @@
 //
 // # Errors
 //
-// kv and inbox errors carry their svrkit codes (NotFound, Aborted for a
-// failed version condition, InvalidArgument, OutOfRange for a SyncKey from
-// the future, DataLoss, Unavailable once closed) and go to the caller as
-// they are. Limits are checked here first so the message names the
-// client's sizes, not the stored ones.
+// kv, inbox, seq and replica return plain Go errors, which get their svrkit
+// codes in one place, toStatus, run by one interceptor on every call:
+// NotFound, Aborted for a failed version condition, InvalidArgument,
+// OutOfRange for a SyncKey from the future, DataLoss, Unavailable once
+// closed or with no leader, ResourceExhausted, and a redirect to the leader
+// from a replica that is not it. Limits are checked here first so the
+// message names the client's sizes, not the stored ones.
 package handlers
 
 import (
@@ -52,9 +68,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/inbox"
 	"github.com/svrkit/svrkit/examples/im/internal/kv"
+	"github.com/svrkit/svrkit/examples/im/internal/replica"
 	"github.com/svrkit/svrkit/examples/im/internal/secrets"
 	"github.com/svrkit/svrkit/examples/im/internal/seq"
 	"github.com/svrkit/svrkit/logicsvr"
@@ -95,6 +114,26 @@ type Config struct {
 	// TrimQueue is how many users may wait for the trim worker (default
 	// 4096).
 	TrimQueue int `json:"trim_queue,omitempty"`
+	// Replica, when set, makes this instance one replica of a Raft group
+	// (package examples/im/internal/replica) instead of the only copy of
+	// the data. Without it (the default) the store is a single pebble.
+	Replica *ReplicaConfig `json:"replica,omitempty"`
+}
+
+// ReplicaConfig is the "replica" object of the app config: this replica's
+// place in its group (see replica.Config for each field's meaning).
+type ReplicaConfig struct {
+	ID      string         `json:"id"`
+	Cluster string         `json:"cluster"`
+	Raft    string         `json:"raft,omitempty"`
+	Peers   []replica.Peer `json:"peers"`
+
+	HeartbeatTimeout  logicsvr.Duration `json:"heartbeat_timeout,omitempty"`
+	ElectionTimeout   logicsvr.Duration `json:"election_timeout,omitempty"`
+	LeaderWait        logicsvr.Duration `json:"leader_wait,omitempty"`
+	SnapshotThreshold uint64            `json:"snapshot_threshold,omitempty"`
+	TrailingLogs      uint64            `json:"trailing_logs,omitempty"`
+	SnapshotInterval  logicsvr.Duration `json:"snapshot_interval,omitempty"`
 }
 
 // NewStorage returns the Storage handler: it opens the store in the app
@@ -114,11 +153,11 @@ func NewStorage(h *logicsvr.Host) (im.StorageServer, error) {
 	if err := secrets.Check(h, "sync_key_secret", cfg.SyncKeySecret); err != nil {
 		return nil, err
 	}
-	s, err := Open(cfg)
+	s, err := open(cfg, h.Logger())
 	if err != nil {
 		return nil, err
 	}
-	s.log = h.Logger()
+	h.Use(statusInterceptor)
 	h.OnShutdown(func(context.Context) error { return s.Close() })
 	return s, nil
 }
@@ -126,7 +165,8 @@ func NewStorage(h *logicsvr.Host) (im.StorageServer, error) {
 // Server is the Storage handler over one open store.
 type Server struct {
 	im.UnimplementedStorageServer
-	db    *kv.DB
+	db    kv.Store
+	close func() error
 	inbox *inbox.Inbox
 	trim  *trimWorker
 	log   *slog.Logger
@@ -134,12 +174,42 @@ type Server struct {
 
 // Open opens the store cfg names and starts the trim worker. Close stops
 // both.
-func Open(cfg Config) (*Server, error) {
-	db, err := kv.Open(cfg.Dir, nil)
-	if err != nil {
-		return nil, fmt.Errorf("storage: open %s: %w", cfg.Dir, err)
+func Open(cfg Config) (*Server, error) { return open(cfg, nil) }
+
+func open(cfg Config, log *slog.Logger) (*Server, error) {
+	s := &Server{log: log}
+	var db kv.Store
+	var alloc atomic.Pointer[seq.Allocator]
+	if rc := cfg.Replica; rc != nil {
+		n, err := replica.Open(cfg.Dir, replica.Config{
+			ID: rc.ID, Cluster: rc.Cluster, Raft: rc.Raft, Peers: rc.Peers,
+			HeartbeatTimeout: time.Duration(rc.HeartbeatTimeout), ElectionTimeout: time.Duration(rc.ElectionTimeout),
+			LeaderWait:        time.Duration(rc.LeaderWait),
+			SnapshotThreshold: rc.SnapshotThreshold, TrailingLogs: rc.TrailingLogs,
+			SnapshotInterval: time.Duration(rc.SnapshotInterval),
+			// Another leader may have raised the version bounds meanwhile:
+			// the allocator reloads them.
+			OnLead: func() {
+				if a := alloc.Load(); a != nil {
+					a.Reset()
+				}
+			},
+			Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("storage: replica %s in %s: %w", rc.ID, cfg.Dir, err)
+		}
+		db, s.close = n, n.Close
+	} else {
+		d, err := kv.Open(cfg.Dir, nil)
+		if err != nil {
+			return nil, fmt.Errorf("storage: open %s: %w", cfg.Dir, err)
+		}
+		db, s.close = d, d.Close
 	}
-	ib := inbox.New(db, seq.New(db, seq.Options{}), inbox.Options{
+	a := seq.New(db, seq.Options{})
+	alloc.Store(a)
+	ib := inbox.New(db, a, inbox.Options{
 		Retention:     time.Duration(cfg.Retention),
 		SyncKeySecret: []byte(cfg.SyncKeySecret),
 	})
@@ -147,7 +217,7 @@ func Open(cfg Config) (*Server, error) {
 	if q <= 0 {
 		q = DefaultTrimQueue
 	}
-	s := &Server{db: db, inbox: ib}
+	s.db, s.inbox = db, ib
 	s.trim = startTrimWorker(ib, q, s.warn)
 	return s, nil
 }
@@ -164,7 +234,53 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.trim.stop()
-	return s.db.Close()
+	return s.close()
+}
+
+// statusInterceptor gives the errors of a replica group their svrkit
+// status, in one place: a follower's ErrNotLeader becomes a redirect to
+// the leader (which svrkit's client follows), ErrUnavailable Unavailable.
+// Every other error of the storage layer gets its code there too.
+func statusInterceptor(ctx context.Context, req proto.Message, m *svrkit.MethodDesc, next svrkit.UnaryHandler) (proto.Message, error) {
+	resp, err := next(ctx, req)
+	return resp, toStatus(err)
+}
+
+// toStatus is the one mapping from the storage layer's plain Go errors
+// (packages kv, inbox, seq, replica) to svrkit codes. Errors this package
+// made itself are *svrkit.Error already and pass as they are; anything
+// unknown is Internal.
+func toStatus(err error) error {
+	var nle *replica.NotLeaderError
+	var se *svrkit.Error
+	code := svrkit.Internal
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &nle):
+		return svrkit.Redirect(nle.LeaderRPC, nle.Error())
+	case errors.As(err, &se) && se == err:
+		return err
+	case errors.Is(err, context.Canceled):
+		code = svrkit.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = svrkit.DeadlineExceeded
+	case errors.Is(err, replica.ErrUnavailable), errors.Is(err, kv.ErrClosed):
+		code = svrkit.Unavailable
+	case errors.Is(err, kv.ErrNotFound):
+		code = svrkit.NotFound
+	case errors.Is(err, kv.ErrConflict):
+		code = svrkit.Aborted // re-read and retry the read-modify-write
+	case errors.Is(err, kv.ErrInvalid), errors.Is(err, inbox.ErrInvalid), errors.Is(err, inbox.ErrMalformedSyncKey):
+		code = svrkit.InvalidArgument
+	case errors.Is(err, inbox.ErrFutureSyncKey):
+		code = svrkit.OutOfRange
+	case errors.Is(err, kv.ErrCorrupt), errors.Is(err, inbox.ErrCorrupt):
+		code = svrkit.DataLoss
+	case errors.Is(err, seq.ErrExhausted):
+		code = svrkit.ResourceExhausted
+	}
+	return svrkit.Errorf(code, "%w", err)
 }
 
 // TrimStats reports the trim worker's counters: users trimmed, entries
@@ -197,6 +313,18 @@ func expect(version uint64, any bool) uint64 {
 	return version
 }
 
+// apply1 commits a batch of the one operation add adds and returns its
+// result: the single-key methods are batches, as kv's own are.
+func (s *Server) apply1(ctx context.Context, add func(*kv.Batch)) (uint64, error) {
+	var b kv.Batch
+	add(&b)
+	vs, err := s.db.Apply(ctx, &b)
+	if err != nil {
+		return 0, err
+	}
+	return vs[0], nil
+}
+
 // Get implements im.StorageServer.
 func (s *Server) Get(ctx context.Context, req *im.KVGetRequest) (*im.KVRecord, error) {
 	k, err := scoped(req.GetUserId(), req.GetKey(), "key")
@@ -223,7 +351,7 @@ func (s *Server) Put(ctx context.Context, req *im.KVPutRequest) (*im.KVPutReply,
 	if err := checkValue(req.GetValue()); err != nil {
 		return nil, err
 	}
-	ver, err := s.db.Put(ctx, k, req.GetValue(), expect(req.GetExpectVersion(), req.GetAnyVersion()))
+	ver, err := s.apply1(ctx, func(b *kv.Batch) { b.Put(k, req.GetValue(), expect(req.GetExpectVersion(), req.GetAnyVersion())) })
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +364,7 @@ func (s *Server) Delete(ctx context.Context, req *im.KVDeleteRequest) (*im.KVDel
 	if err != nil {
 		return nil, err
 	}
-	if err := s.db.Delete(ctx, k, expect(req.GetExpectVersion(), req.GetAnyVersion())); err != nil {
+	if _, err := s.apply1(ctx, func(b *kv.Batch) { b.Delete(k, expect(req.GetExpectVersion(), req.GetAnyVersion())) }); err != nil {
 		return nil, err
 	}
 	return &im.KVDeleteReply{}, nil
@@ -251,7 +379,7 @@ func (s *Server) Append(ctx context.Context, req *im.TableAppendRequest) (*im.Ta
 	if err := checkValue(req.GetValue()); err != nil {
 		return nil, err
 	}
-	ver, err := s.db.Append(ctx, row, req.GetValue())
+	ver, err := s.apply1(ctx, func(b *kv.Batch) { b.Append(row, req.GetValue()) })
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +395,7 @@ func (s *Server) PutEntry(ctx context.Context, req *im.TablePutEntryRequest) (*i
 	if err := checkValue(req.GetValue()); err != nil {
 		return nil, err
 	}
-	if err := s.db.PutEntry(ctx, row, req.GetVersion(), req.GetValue()); err != nil {
+	if _, err := s.apply1(ctx, func(b *kv.Batch) { b.PutEntry(row, req.GetVersion(), req.GetValue()) }); err != nil {
 		return nil, err
 	}
 	return &im.TablePutReply{Version: req.GetVersion()}, nil

@@ -2,12 +2,19 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/inbox"
+	"github.com/svrkit/svrkit/examples/im/internal/kv"
+	"github.com/svrkit/svrkit/examples/im/internal/replica"
+	"github.com/svrkit/svrkit/examples/im/internal/seq"
 	"github.com/svrkit/svrkit/logicsvr"
+	"github.com/svrkit/svrkit/svrkit"
 )
 
 // A sync that moves the device's ACK gets the user trimmed in the
@@ -66,5 +73,42 @@ func TestTrimQueueFullDrops(t *testing.T) {
 	}
 	if _, _, dropped := s.TrimStats(); dropped != 9 {
 		t.Fatalf("dropped %d, want 9", dropped)
+	}
+}
+
+// Every error kind of the storage layer gets its code in toStatus, and a
+// follower's answer becomes a redirect to the leader.
+func TestToStatus(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code svrkit.Code
+	}{
+		{fmt.Errorf("kv: key %q not found: %w", "k", kv.ErrNotFound), svrkit.NotFound},
+		{&kv.ConflictError{Key: []byte("k"), Expected: 1, Actual: 2}, svrkit.Aborted},
+		{fmt.Errorf("wrapped: %w", kv.ErrInvalid), svrkit.InvalidArgument},
+		{fmt.Errorf("x: %w", inbox.ErrMalformedSyncKey), svrkit.InvalidArgument},
+		{fmt.Errorf("x: %w", inbox.ErrInvalid), svrkit.InvalidArgument},
+		{fmt.Errorf("x: %w", inbox.ErrFutureSyncKey), svrkit.OutOfRange},
+		{fmt.Errorf("x: %w", kv.ErrCorrupt), svrkit.DataLoss},
+		{fmt.Errorf("x: %w", inbox.ErrCorrupt), svrkit.DataLoss},
+		{kv.ErrClosed, svrkit.Unavailable},
+		{fmt.Errorf("x: %w", replica.ErrUnavailable), svrkit.Unavailable},
+		{fmt.Errorf("x: %w", seq.ErrExhausted), svrkit.ResourceExhausted},
+		{context.Canceled, svrkit.Canceled},
+		{context.DeadlineExceeded, svrkit.DeadlineExceeded},
+		{errors.New("disk on fire"), svrkit.Internal},
+		{svrkit.NewError(svrkit.PermissionDenied, "mine"), svrkit.PermissionDenied},
+	} {
+		got := toStatus(tc.err)
+		if svrkit.CodeOf(got) != tc.code || !strings.Contains(svrkit.AsError(got).Message(), svrkit.AsError(tc.err).Message()) {
+			t.Errorf("%v: %v, want code %v", tc.err, got, tc.code)
+		}
+	}
+	redirect := toStatus(&replica.NotLeaderError{LeaderID: "s2", LeaderRPC: "127.0.0.1:7002"})
+	if addr, ok := svrkit.RedirectOf(redirect); !ok || addr != "127.0.0.1:7002" {
+		t.Errorf("not the leader: %v", redirect)
+	}
+	if toStatus(nil) != nil {
+		t.Error("nil is not an error")
 	}
 }

@@ -1,0 +1,141 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// The raft transport runs on its own TCP port. Every connection starts with
+// a hello naming the cluster, which the accepting side checks before raft
+// reads a byte: a node configured by mistake with another cluster's peers
+// (two groups on one machine, a copied config) is refused, instead of
+// voting in, or overwriting the log of, a group it does not belong to.
+//
+//	helloMagic (10 bytes)  "svrkit-r1\n"
+//	byte                   len(cluster id), 1..maxClusterIDLen
+//	bytes                  cluster id
+const (
+	helloMagic      = "svrkit-r1\n"
+	maxClusterIDLen = 200
+	helloTimeout    = 5 * time.Second
+)
+
+// errWrongCluster is what a refused connection's reader sees.
+var errWrongCluster = errors.New("replica: connection from another cluster")
+
+func appendHello(dst []byte, cluster string) []byte {
+	dst = append(dst, helloMagic...)
+	dst = append(dst, byte(len(cluster)))
+	return append(dst, cluster...)
+}
+
+// readHello reads a hello and returns the cluster id it names.
+func readHello(r io.Reader) (string, error) {
+	var hdr [len(helloMagic) + 1]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return "", fmt.Errorf("replica: hello: %w", err)
+	}
+	if string(hdr[:len(helloMagic)]) != helloMagic {
+		return "", errors.New("replica: hello: not a svrkit raft connection")
+	}
+	n := int(hdr[len(helloMagic)])
+	if n == 0 || n > maxClusterIDLen {
+		return "", fmt.Errorf("replica: hello: cluster id of %d bytes", n)
+	}
+	id := make([]byte, n)
+	if _, err := io.ReadFull(r, id); err != nil {
+		return "", fmt.Errorf("replica: hello: %w", err)
+	}
+	return string(id), nil
+}
+
+// streamLayer is raft's TCP stream layer with the cluster hello.
+type streamLayer struct {
+	ln      net.Listener
+	adv     net.Addr
+	cluster string
+	log     *slog.Logger
+	refused func() // counts a refused connection (tests read it)
+}
+
+func newStreamLayer(bind, cluster string, log *slog.Logger, refused func()) (*streamLayer, error) {
+	if len(cluster) == 0 || len(cluster) > maxClusterIDLen {
+		return nil, fmt.Errorf("replica: cluster id of %d bytes outside [1, %d]", len(cluster), maxClusterIDLen)
+	}
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, fmt.Errorf("replica: raft listener: %w", err)
+	}
+	return &streamLayer{ln: ln, adv: ln.Addr(), cluster: cluster, log: log, refused: refused}, nil
+}
+
+// Dial implements raft.StreamLayer: it connects and says which cluster it
+// belongs to.
+func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", string(addr), timeout)
+	if err != nil {
+		return nil, err
+	}
+	c.SetWriteDeadline(time.Now().Add(helloTimeout))
+	if _, err := c.Write(appendHello(nil, s.cluster)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetWriteDeadline(time.Time{})
+	return c, nil
+}
+
+// Accept implements net.Listener. The hello is checked on the connection's
+// first read, not here, so a peer that connects and says nothing does not
+// hold up the accept loop.
+func (s *streamLayer) Accept() (net.Conn, error) {
+	c, err := s.ln.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &helloConn{Conn: c, s: s}, nil
+}
+
+func (s *streamLayer) Close() error   { return s.ln.Close() }
+func (s *streamLayer) Addr() net.Addr { return s.adv }
+
+// helloConn checks the peer's hello before the first byte reaches raft.
+type helloConn struct {
+	net.Conn
+	s    *streamLayer
+	once sync.Once
+	err  error
+}
+
+func (c *helloConn) Read(p []byte) (int, error) {
+	c.once.Do(func() {
+		c.Conn.SetReadDeadline(time.Now().Add(helloTimeout))
+		id, err := readHello(c.Conn)
+		c.Conn.SetReadDeadline(time.Time{})
+		switch {
+		case err != nil:
+			c.err = err
+		case id != c.s.cluster:
+			c.err = errWrongCluster
+			c.s.log.Warn("refused a raft connection from another cluster",
+				"remote", c.Conn.RemoteAddr().String(), "its_cluster", id, "cluster", c.s.cluster)
+		}
+		if c.err != nil {
+			if c.s.refused != nil {
+				c.s.refused()
+			}
+			c.Conn.Close()
+		}
+	})
+	if c.err != nil {
+		return 0, c.err
+	}
+	return c.Conn.Read(p)
+}
