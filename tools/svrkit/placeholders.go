@@ -17,8 +17,12 @@ import (
 // {keyring} (the public keys of every identity) and {keys} (their
 // directory).
 //
+// A service's extra ports ("ports": ["link"]) are placeholders of its
+// instances too: {link} is the instance's link port.
+//
 // In the usage lines: {data} {dir} {state}, and {http:NAME} {rpc:NAME}
-// {admin:NAME} where NAME is an instance, or a service (its first instance).
+// {admin:NAME} where NAME is an instance, or a service (its first
+// instance); {PORT:NAME} for a port the service names in "ports".
 //
 // A placeholder up does not know stays in the text literally; up warns
 // about it when it loads the topology, before the long build, so a typo
@@ -27,6 +31,8 @@ var (
 	instancePlaceholders = []string{"{http}", "{rpc}", "{admin}", "{routes}", "{name}", "{dir}", "{data}", "{key}", "{keyring}", "{keys}"}
 	usagePlaceholders    = []string{"{data}", "{dir}", "{state}"}
 	addrKinds            = []string{"http", "rpc", "admin"}
+	// reservedPortNames cannot name a service's extra port.
+	reservedPortNames = []string{"http", "rpc", "admin", "routes", "name", "dir", "data", "key", "keyring", "keys", "state"}
 
 	// placeholderLike is what a person means as a placeholder: a word in
 	// braces, optionally with a :NAME. JSON in usage lines ({"a": 1}) and
@@ -36,9 +42,13 @@ var (
 
 // expand replaces an instance's placeholders in s.
 func (u *up) expand(in *instance, s string) string {
-	return strings.NewReplacer("{http}", in.http, "{rpc}", in.rpc, "{admin}", in.admin,
+	pairs := []string{"{http}", in.http, "{rpc}", in.rpc, "{admin}", in.admin,
 		"{routes}", u.routesPath(), "{name}", in.name, "{dir}", u.dir, "{data}", u.data,
-		"{key}", u.keyPath(in), "{keyring}", u.keyring, "{keys}", u.keysDir()).Replace(s)
+		"{key}", u.keyPath(in), "{keyring}", u.keyring, "{keys}", u.keysDir()}
+	for _, p := range in.svc.Ports {
+		pairs = append(pairs, "{"+p+"}", in.ports[p])
+	}
+	return strings.NewReplacer(pairs...).Replace(s)
 }
 
 // expandJSON replaces an instance's placeholders in every string of a
@@ -72,6 +82,9 @@ func (u *up) expandUsage(s string) string {
 		}
 		for _, n := range names {
 			pairs = append(pairs, "{http:"+n+"}", in.http, "{rpc:"+n+"}", in.rpc, "{admin:"+n+"}", in.admin)
+			for _, p := range in.svc.Ports {
+				pairs = append(pairs, "{"+p+":"+n+"}", in.ports[p])
+			}
 		}
 	}
 	return strings.NewReplacer(pairs...).Replace(s)
@@ -90,8 +103,10 @@ func (t *topology) placeholderWarnings() []string {
 		}
 		return bad
 	}
-	isInstance := func(p string) bool { return slices.Contains(instancePlaceholders, p) }
 	for _, s := range t.Services {
+		isInstance := func(p string) bool {
+			return slices.Contains(instancePlaceholders, p) || slices.Contains(s.Ports, strings.Trim(p, "{}"))
+		}
 		var texts []string
 		texts = append(texts, s.Args...)
 		for _, v := range s.Env {
@@ -111,11 +126,11 @@ func (t *topology) placeholderWarnings() []string {
 			}
 		}
 	}
-	names := map[string]bool{}
+	owner := map[string]*topoService{} // instance and service names
 	for _, s := range t.Services {
-		names[s.Name] = true
+		owner[s.Name] = s
 		for _, n := range s.instanceNames() {
-			names[n] = true
+			owner[n] = s
 		}
 	}
 	isUsage := func(p string) bool {
@@ -123,11 +138,12 @@ func (t *topology) placeholderWarnings() []string {
 			return true
 		}
 		kind, name, ok := strings.Cut(strings.Trim(p, "{}"), ":")
-		return ok && slices.Contains(addrKinds, kind) && names[name]
+		s := owner[name]
+		return ok && s != nil && (slices.Contains(addrKinds, kind) || slices.Contains(s.Ports, kind))
 	}
 	for _, line := range t.Usage {
 		for _, p := range unknown(line, isUsage) {
-			warns = append(warns, fmt.Sprintf("usage: %s is not a placeholder (known: %s, and {http:NAME} {rpc:NAME} {admin:NAME} with NAME a service or instance); it is printed as it is",
+			warns = append(warns, fmt.Sprintf("usage: %s is not a placeholder (known: %s, and {http:NAME} {rpc:NAME} {admin:NAME} with NAME a service or instance, {PORT:NAME} for its named ports); it is printed as it is",
 				p, strings.Join(usagePlaceholders, " ")))
 		}
 	}

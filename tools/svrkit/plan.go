@@ -30,12 +30,22 @@ func (u *up) plan(topo *topology) (map[string][]string, error) {
 			u.instances = append(u.instances, &instance{svc: s, name: name, state: upstate.Starting})
 		}
 	}
-	ports, err := freePorts(3 * len(u.instances))
+	n := 0
+	for _, in := range u.instances {
+		n += 3 + len(in.svc.Ports)
+	}
+	ports, err := freePorts(n)
 	if err != nil {
 		return nil, err
 	}
-	for i, in := range u.instances {
-		in.http, in.rpc, in.admin = ports[3*i], ports[3*i+1], ports[3*i+2]
+	for _, in := range u.instances {
+		in.http, in.rpc, in.admin, ports = ports[0], ports[1], ports[2], ports[3:]
+		if len(in.svc.Ports) > 0 {
+			in.ports = map[string]string{}
+			for _, p := range in.svc.Ports {
+				in.ports[p], ports = ports[0], ports[1:]
+			}
+		}
 		for _, svc := range in.svc.Serves {
 			routes[svc] = append(routes[svc], in.rpc)
 		}

@@ -17,7 +17,7 @@ func (u *up) snapshot() *upstate.State {
 	for _, in := range u.instances {
 		in.mu.Lock()
 		st.Instances = append(st.Instances, upstate.Instance{Name: in.name, Service: in.svc.Name, State: in.state,
-			PID: in.pidLocked(), Restarts: in.restarts, HTTP: in.http, RPC: in.rpc, Admin: in.admin, Serves: in.svc.Serves})
+			PID: in.pidLocked(), Restarts: in.restarts, HTTP: in.http, RPC: in.rpc, Admin: in.admin, Ports: in.ports, Serves: in.svc.Serves})
 		in.mu.Unlock()
 	}
 	return st

@@ -21,7 +21,8 @@ import (
 type instance struct {
 	svc              *topoService
 	name             string
-	http, rpc, admin string // reserved loopback addresses, kept across restarts
+	http, rpc, admin string            // reserved loopback addresses, kept across restarts
+	ports            map[string]string // the service's extra ports, likewise
 
 	mu       sync.Mutex
 	state    string // an upstate state

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 )
 
 // topology is a topology file: the services `svrkit up` runs together (the
@@ -26,6 +27,10 @@ type topoService struct {
 	Replicas int               `json:"replicas,omitempty"`
 	Config   json.RawMessage   `json:"config,omitempty"`
 	Env      map[string]string `json:"env,omitempty"`
+	// Ports names extra ports each instance gets beside http, rpc and
+	// admin, e.g. "link" for a gateway's long-link listener: {link} in
+	// its args and config, {link:NAME} in usage lines.
+	Ports []string `json:"ports,omitempty"`
 
 	bin      string // built binary
 	identity string // who its instances are to the services they call: the Logicsvr's name, or the service's
@@ -36,7 +41,10 @@ const (
 	kindMain     = "main"
 )
 
-var serviceName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+var (
+	serviceName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+	portName    = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+)
 
 // loadTopology reads and validates a topology file, filling in defaults
 // (kind logicsvr, one replica).
@@ -68,6 +76,16 @@ func loadTopology(path string) (*topology, error) {
 			return nil, fmt.Errorf("%s: negative replicas", where)
 		}
 		seen[s.Name] = true
+		for j, p := range s.Ports {
+			switch {
+			case !portName.MatchString(p):
+				return nil, fmt.Errorf("%s: port name %q must be lower-case letters, digits and '_', starting with a letter", where, p)
+			case slices.Contains(reservedPortNames, p):
+				return nil, fmt.Errorf("%s: port name %q is taken by a built-in placeholder", where, p)
+			case slices.Contains(s.Ports[:j], p):
+				return nil, fmt.Errorf("%s: port %q named twice", where, p)
+			}
+		}
 		if s.Replicas == 0 {
 			s.Replicas = 1
 		}

@@ -91,6 +91,9 @@ Per service:
             merged into the generated config; the Logicsvr's own settings
             go in its "app" object, e.g. {"app": {"dir": "{data}/{name}"}}
   env       extra environment variables
+  ports     names of extra ports each instance gets, e.g. ["link"]: {link}
+            in its args, env and config, {link:NAME} in usage lines, and
+            "ports" in the state file
 
 A placeholder up does not know is left as it is, with a warning.
 

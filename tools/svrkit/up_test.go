@@ -445,3 +445,76 @@ func TestKilledUpLeavesNoServices(t *testing.T) {
 		}
 	}
 }
+
+// TestUpNamedPorts checks a service's extra ports ("ports"): validated when
+// the topology loads, reserved per instance, expanded in its config and in
+// usage lines, and recorded in the state file.
+func TestUpNamedPorts(t *testing.T) {
+	for _, tc := range []struct{ ports, want string }{
+		{`["Link"]`, "must be lower-case"},
+		{`["http"]`, "taken by a built-in placeholder"},
+		{`["link", "link"]`, `port "link" named twice`},
+	} {
+		path := filepath.Join(t.TempDir(), "topology.json")
+		writeFile(t, path, `{"services":[{"name":"gw","package":"./gw","ports":`+tc.ports+`}]}`)
+		if _, err := loadTopology(path); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ports %s: %v, want %q", tc.ports, err, tc.want)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "topology.json")
+	writeFile(t, path, `{
+	  "usage": ["long link at {link:gw}, first replica {link:gw-1}, second {link:gw-2}; {link:db} {lnk:gw}"],
+	  "services": [
+	    {"name": "gw", "package": "./gw", "replicas": 2, "ports": ["link", "ws_extra"],
+	     "config": {"app": {"link": "{link}", "other": "{ws_extra}", "typo": "{lnk}"}}},
+	    {"name": "db", "package": "./db", "config": {"app": {"x": "{link}"}}}
+	  ]}`)
+	topo, err := loadTopology(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warns := strings.Join(topo.placeholderWarnings(), "\n")
+	for _, want := range []string{"service gw: {lnk} is not a placeholder", "service db: {link} is not a placeholder",
+		"usage: {link:db} is not a placeholder", "usage: {lnk:gw} is not a placeholder"} {
+		if !strings.Contains(warns, want) {
+			t.Errorf("warnings lack %q:\n%s", want, warns)
+		}
+	}
+	if n := strings.Count(warns, "\n") + 1; n != 4 {
+		t.Errorf("%d warnings, want 4:\n%s", n, warns)
+	}
+
+	u := &up{dir: "/topo", data: t.TempDir(), work: "/work"}
+	for _, s := range topo.Services {
+		for _, n := range s.instanceNames() {
+			u.instances = append(u.instances, &instance{svc: s, name: n})
+		}
+	}
+	if _, err := u.plan(&topology{}); err != nil { // no services to ask: ports only
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, in := range u.instances {
+		for _, a := range append([]string{in.http, in.rpc, in.admin}, in.ports["link"], in.ports["ws_extra"]) {
+			if a == "" && in.svc.Name == "db" {
+				continue
+			}
+			if a == "" || seen[a] {
+				t.Fatalf("instance %s: port %q empty or reserved twice", in.name, a)
+			}
+			seen[a] = true
+		}
+	}
+	gw1, gw2 := u.instances[0], u.instances[1]
+	if got := u.expand(gw2, "{link} {ws_extra} {http}"); got != gw2.ports["link"]+" "+gw2.ports["ws_extra"]+" "+gw2.http {
+		t.Errorf("expand = %q", got)
+	}
+	want := "long link at " + gw1.ports["link"] + ", first replica " + gw1.ports["link"] + ", second " + gw2.ports["link"] + "; {link:db} {lnk:gw}"
+	if got := u.expandUsage(topo.Usage[0]); got != want {
+		t.Errorf("usage = %q, want %q", got, want)
+	}
+	st := u.snapshot()
+	if st.Instances[1].Ports["link"] != gw2.ports["link"] || st.Instances[2].Ports != nil {
+		t.Errorf("state file instances: %+v", st.Instances)
+	}
+}

@@ -57,6 +57,9 @@ type Instance struct {
 	HTTP     string `json:"http"`
 	RPC      string `json:"rpc"`
 	Admin    string `json:"admin"`
+	// Ports are the instance's extra ports, by the names its topology
+	// gives them ("link": a gateway's long-link listener).
+	Ports map[string]string `json:"ports,omitempty"`
 	// Serves lists the protobuf services its RPC port serves
 	// ("hello.Greeter").
 	Serves []string `json:"serves,omitempty"`
