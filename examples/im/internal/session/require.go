@@ -13,8 +13,9 @@ import (
 // Require returns the server interceptor that checks sessions for a
 // client-facing Logicsvr, declared once in its handler constructor
 // (logicsvr.Host.Use) instead of in every method. A call of a method of
-// service is admitted only with a valid token (as Caller checks it), and
-// its handler reads the token's claims with From. The methods named in open
+// service is admitted only with a valid token (as Caller checks it), or a
+// session the gateway forwarded (see forwarded.go), and its handler reads
+// the session's claims with From. The methods named in open
 // (full names: Register and Login) are admitted without one, and calls of
 // other services pass untouched.
 //
@@ -28,7 +29,7 @@ func (s *Signer) Require(service string, open ...string) svrkit.UnaryServerInter
 		if !strings.HasPrefix(m.FullName, prefix) || slices.Contains(open, m.FullName) {
 			return next(ctx, req)
 		}
-		c, err := s.Caller(ctx)
+		c, err := s.admit(ctx)
 		if err != nil {
 			return nil, err
 		}
