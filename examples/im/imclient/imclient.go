@@ -13,6 +13,13 @@
 // backend, not JSON encoding; curl users can still post JSON to the same
 // routes.
 //
+// After Login, Connect opens the long link to the gateway (link.go; the
+// protocol is package examples/im/link): every later call goes over it,
+// pushes arrive on it, and Notifies (or the Watch loop) says when to sync,
+// so a device learns of a message when it is stored instead of polling.
+// The link reconnects by itself after a break, with backoff, and signals
+// a sync when it is back.
+//
 // # Sessions and SyncKeys
 //
 // Login keeps the session token in the Client and every later call sends it
@@ -56,7 +63,10 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/session"
@@ -66,9 +76,12 @@ import (
 )
 
 // Addrs are the base URLs ("http://127.0.0.1:8080") of the four
-// client-facing Logicsvrs. A bare "host:port" gets "http://" prepended.
+// client-facing Logicsvrs, where a bare "host:port" gets "http://"
+// prepended, and the gateway's long-link address ("host:port"; empty when
+// the backend has none), where Connect goes.
 type Addrs struct {
 	Account, Contact, Send, Sync string
+	Link                         string
 }
 
 // Session is a login: whose, on which device, with which token.
@@ -90,6 +103,11 @@ type Client struct {
 	mu      sync.Mutex
 	session Session
 	syncKey []byte
+
+	// The long link (link.go): nil until Connect.
+	linkAddr string
+	link     atomic.Pointer[linkClient]
+	notify   chan struct{}
 }
 
 // Option changes a Client.
@@ -114,11 +132,34 @@ func New(addrs Addrs, opts ...Option) *Client {
 		tr.MaxIdleConnsPerHost = 16
 		o.hc = &http.Client{Transport: tr}
 	}
-	return &Client{
-		account: im.NewAccountClient(cgi.NewClient(baseURL(addrs.Account), o.hc)),
-		contact: im.NewContactClient(cgi.NewClient(baseURL(addrs.Contact), o.hc)),
-		send:    im.NewSendClient(cgi.NewClient(baseURL(addrs.Send), o.hc)),
-		sync:    im.NewSyncClient(cgi.NewClient(baseURL(addrs.Sync), o.hc)),
+	c := &Client{linkAddr: addrs.Link, notify: make(chan struct{}, 1)}
+	c.account = im.NewAccountClient(transport{c, cgi.NewClient(baseURL(addrs.Account), o.hc)})
+	c.contact = im.NewContactClient(transport{c, cgi.NewClient(baseURL(addrs.Contact), o.hc)})
+	c.send = im.NewSendClient(transport{c, cgi.NewClient(baseURL(addrs.Send), o.hc)})
+	c.sync = im.NewSyncClient(transport{c, cgi.NewClient(baseURL(addrs.Sync), o.hc)})
+	return c
+}
+
+// transport sends a call over the long link when the Client has one
+// (Connect), over HTTP otherwise. Register and Login always go over HTTP:
+// a link needs a session before it opens.
+type transport struct {
+	c    *Client
+	http svrkit.Invoker
+}
+
+func (t transport) Invoke(ctx context.Context, m *svrkit.MethodDesc, req, resp proto.Message, opts ...svrkit.CallOption) error {
+	if l := t.c.link.Load(); l != nil && m.FullName != im.Account_Register_FullMethodName && m.FullName != im.Account_Login_FullMethodName {
+		return l.Invoke(ctx, m, req, resp, opts...)
+	}
+	return t.http.Invoke(ctx, m, req, resp, opts...)
+}
+
+// signal tells Notifies' reader to sync; signals coalesce.
+func (c *Client) signal() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
 	}
 }
 
@@ -129,8 +170,8 @@ func baseURL(a string) string {
 	return strings.TrimRight(a, "/")
 }
 
-// ReadStateFile reads the addresses of the client-facing Logicsvrs from
-// `svrkit up`'s state file ({data}/up.json, examples/im/.data/up.json by
+// ReadStateFile reads the addresses of the client-facing Logicsvrs (and
+// the gateway's long link, when there is one) from `svrkit up`'s state file ({data}/up.json, examples/im/.data/up.json by
 // default; package upstate). With replicas it takes a ready instance of
 // each, else the first.
 func ReadStateFile(path string) (Addrs, error) {
@@ -148,6 +189,9 @@ func ReadStateFile(path string) (Addrs, error) {
 			return Addrs{}, fmt.Errorf("%s: no %q service", path, name)
 		}
 		*p = in.HTTP
+	}
+	if in, ok := st.Find("gateway"); ok {
+		a.Link = in.Ports["link"]
 	}
 	return a, nil
 }
