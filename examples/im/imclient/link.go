@@ -127,44 +127,34 @@ func (c *Client) LinkStats() LinkStats {
 func (c *Client) Watch(ctx context.Context, handle func(*im.SyncReply) error) error {
 	backoff := 50 * time.Millisecond
 	for {
-		err := c.syncRounds(ctx, handle)
-		switch {
-		case err == nil:
-			backoff = 50 * time.Millisecond
-		case ctx.Err() != nil:
-			return svrkit.AsError(ctx.Err())
-		case errors.Is(err, errHandle):
-			return errors.Unwrap(err)
-		case !Retryable(err):
-			if l := c.link.Load(); l != nil && l.final.Load() != nil {
-				return err
+		wait := time.Duration(0)
+		if err := c.syncRounds(ctx, handle); err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return svrkit.AsError(ctx.Err())
+			case errors.Is(err, errHandle):
+				return errors.Unwrap(err)
+			case !Retryable(err):
+				return err // a bad key, an ended session, a replaced device
 			}
-			if svrkit.CodeOf(err) == svrkit.Unauthenticated {
-				return err
-			}
-		}
-		wait := time.NewTimer(backoff)
-		if err == nil {
-			wait.Stop()
+			wait, backoff = backoff, min(2*backoff, 2*time.Second)
 		} else {
-			backoff = min(2*backoff, 2*time.Second)
+			backoff = 50 * time.Millisecond
 		}
-		var quit <-chan struct{}
-		if l := c.link.Load(); l != nil {
-			quit = l.done
+		var retry <-chan time.Time
+		var t *time.Timer
+		if wait > 0 {
+			t = time.NewTimer(wait)
+			retry = t.C
 		}
 		select {
 		case <-ctx.Done():
-			wait.Stop()
 			return svrkit.AsError(ctx.Err())
-		case <-quit:
-			wait.Stop()
-			if l := c.link.Load(); l != nil && l.final.Load() != nil {
-				return *l.final.Load()
-			}
 		case <-c.notify:
-			wait.Stop()
-		case <-wait.C:
+		case <-retry:
+		}
+		if t != nil {
+			t.Stop()
 		}
 	}
 }
@@ -284,6 +274,7 @@ func (l *linkClient) run(first chan<- error) {
 		if e := svrkit.AsError(err); err != nil && link.IsFinal(e.Code()) {
 			l.final.Store(&err)
 			l.failReady()
+			l.c.signal() // an idle Watch syncs, meets the final error and returns it
 			return
 		}
 		select {
