@@ -73,7 +73,7 @@ func (h *Host) BuildInfo() *BuildInfo {
 			m := &sd.Methods[i]
 			mi := MethodInfo{Name: m.FullName, CmdID: m.CmdID, CGIPath: m.CGIPath,
 				Timeout: Duration(m.Timeout), Idempotent: m.Idempotent}
-			if st := h.methods[m]; st != nil {
+			if st := h.state(m); st != nil {
 				mi.MaxConcurrent = int(st.limit)
 			}
 			si.Methods = append(si.Methods, mi)

@@ -102,6 +102,10 @@
 //		return &accountServer{...}, nil
 //	}
 //
+// What is not a unary call — a media download with Range requests, a
+// stream — is a plain http.Handler the constructor mounts on the HTTP front
+// with Host.HandleHTTP, beside the CGIs; it checks its own authentication.
+//
 // A main written by hand, or a program embedding a host, passes Options to
 // Main or New instead: WithInterceptors for the same server interceptors,
 // WithClientOptions for the clients Host.Client makes (their interceptors,

@@ -138,6 +138,7 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 			svrkit.WithServerInterceptors(monitor.ServerInterceptor, h.observe("rpc"), h.guard, h.intercept),
 			svrkit.WithLogger(h.log),
 			svrkit.WithDefaultTimeout(time.Duration(cfg.DefaultTimeout)),
+			svrkit.WithRefusalHook(monitor.Refused),
 		}
 		if cfg.MaxConcurrent > 0 {
 			rpcOpts = append(rpcOpts, svrkit.WithMaxConcurrent(cfg.MaxConcurrent, min(cfg.MaxConcurrent, 8192)))

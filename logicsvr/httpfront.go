@@ -1,6 +1,7 @@
 package logicsvr
 
 import (
+	"io"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,7 +12,7 @@ func (h *Host) httpHandler() http.Handler {
 	// The statuses the front answers, resolved now so that a response
 	// takes no lock; any other goes through the metrics' locked cache.
 	statuses := map[int]prometheus.Counter{}
-	for _, s := range []int{200, 400, 401, 403, 404, 405, 409, 413, 415, 429, 499, 500, 501, 503, 504} {
+	for _, s := range []int{200, 206, 304, 400, 401, 403, 404, 405, 409, 413, 415, 416, 429, 499, 500, 501, 503, 504} {
 		statuses[s] = h.metrics.httpStatusCounter(s)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -51,6 +52,10 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ReadFrom keeps net/http's sendfile path for a HandleHTTP handler that
+// copies a file out (http.ServeContent on an *os.File, a media download).
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) { return io.Copy(w.ResponseWriter, r) }
 
 // HandleHTTP serves handler for pattern (as http.ServeMux reads it) on the
 // HTTP port beside the CGIs: pages and endpoints of a Logicsvr that are not

@@ -32,7 +32,7 @@ func (h *Host) observe(transport string) svrkit.UnaryServerInterceptor {
 		ctx = context.WithValue(ctx, callInfoKey{}, &callInfo{requestID: id, method: m, log: h.log})
 		resp, err := next(ctx, req)
 		elapsed := time.Since(start)
-		st := h.methods[m]
+		st := h.state(m)
 		if st == nil {
 			return resp, err
 		}
@@ -73,7 +73,7 @@ func (h *Host) observe(transport string) svrkit.UnaryServerInterceptor {
 // until it really returns, so a CGI stuck past its deadline exhausts its own
 // limit, not the process.
 func (h *Host) guard(ctx context.Context, req proto.Message, m *svrkit.MethodDesc, next svrkit.UnaryHandler) (proto.Message, error) {
-	st := h.methods[m]
+	st := h.state(m)
 	if st == nil {
 		return h.runRecover(ctx, nil, m, req, next)
 	}
@@ -97,7 +97,7 @@ func (h *Host) guard(ctx context.Context, req proto.Message, m *svrkit.MethodDes
 func (h *Host) intercept(ctx context.Context, req proto.Message, m *svrkit.MethodDesc, next svrkit.UnaryHandler) (proto.Message, error) {
 	ics := h.interceptors
 	switch {
-	case len(ics) == 0 || m == describeMethod:
+	case len(ics) == 0 || isDescribe(m):
 		return next(ctx, req)
 	case len(ics) == 1:
 		return ics[0](ctx, req, m, next)

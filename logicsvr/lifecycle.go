@@ -128,6 +128,3 @@ func (h *Host) Run(ctx context.Context) error {
 	}
 	return errors.Join(err, h.Shutdown(context.Background()))
 }
-
-// httpHandler is the CGI front behind a thin middleware: the request id
-// header, Connection: close while draining, and a count of every response

@@ -15,8 +15,23 @@ import (
 )
 
 // describeMethod is the framework's describe method, which both transports
-// serve on their own.
-var describeMethod = &svrkit.DescribeServiceDesc.Methods[0]
+// serve on their own, each with its own copy of its descriptor: the host
+// recognises it by cmdid (isDescribe) and keeps one methodState for both.
+var describeMethod = &svrkit.DescribeServiceDesc().Methods[0]
+
+func isDescribe(m *svrkit.MethodDesc) bool { return m.CmdID == svrkit.DescribeCmdID }
+
+// state returns m's methodState, or nil for a method the host did not
+// register.
+func (h *Host) state(m *svrkit.MethodDesc) *methodState {
+	if st := h.methods[m]; st != nil {
+		return st
+	}
+	if isDescribe(m) {
+		return h.methods[describeMethod]
+	}
+	return nil
+}
 
 // methodState is what the host keeps per method: its limits, its in-flight
 // count and its metrics on each transport. It is created at registration and

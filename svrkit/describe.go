@@ -2,6 +2,7 @@ package svrkit
 
 import (
 	"context"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -22,7 +23,7 @@ const (
 	// reserved base.
 	DescribeCmdID = ReservedCmdIDBase + 1
 	// DescribeServiceName names the describe service. No .proto declares
-	// it; it exists only as DescribeServiceDesc.
+	// it; it exists only as DescribeServiceDesc returns it.
 	DescribeServiceName = "svrkit.Describe"
 	// DescribeFullMethodName is the describe method's route, which the HTTP
 	// front serves too.
@@ -36,11 +37,32 @@ type Describer interface {
 	Describe(ctx context.Context, req *emptypb.Empty) (*descriptorpb.FileDescriptorSet, error)
 }
 
-// DescribeServiceDesc describes the describe service. Servers register it
-// with NewDescriber over their own service list:
+// DescribeServiceDesc returns a new copy of the describe service's
+// descriptor, for registrars other than Server (which serves describe by
+// itself), with NewDescriber over their own service list:
 //
-//	s.RegisterService(&svrkit.DescribeServiceDesc, svrkit.NewDescriber(s.Services))
-var DescribeServiceDesc = ServiceDesc{
+//	front.RegisterService(svrkit.DescribeServiceDesc(), svrkit.NewDescriber(front.Services))
+//
+// Recognise the method by its cmdid (DescribeCmdID) or name, not by
+// pointer: each call returns a new copy, so that no caller can change what
+// every server serves.
+func DescribeServiceDesc() *ServiceDesc {
+	d := describeServiceDesc
+	d.Methods = slices.Clone(d.Methods)
+	return &d
+}
+
+// Describe asks the server behind inv for the descriptors of the services
+// it serves (see Describer).
+func Describe(ctx context.Context, inv Invoker) (*descriptorpb.FileDescriptorSet, error) {
+	set := &descriptorpb.FileDescriptorSet{}
+	if err := inv.Invoke(ctx, &describeServiceDesc.Methods[0], &emptypb.Empty{}, set); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+var describeServiceDesc = ServiceDesc{
 	Name:        DescribeServiceName,
 	HandlerType: (*Describer)(nil),
 	Methods: []MethodDesc{{

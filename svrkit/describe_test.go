@@ -58,7 +58,7 @@ func checkHelloSet(t *testing.T, set *descriptorpb.FileDescriptorSet) {
 func TestDescribeFiles(t *testing.T) {
 	handWritten := &svrkit.ServiceDesc{Name: "nowhere.Service"}
 	set := svrkit.DescribeFiles([]*svrkit.ServiceDesc{
-		handWritten, &hello.Greeter_ServiceDesc, &svrkit.DescribeServiceDesc, &hello.Greeter_ServiceDesc,
+		handWritten, &hello.Greeter_ServiceDesc, svrkit.DescribeServiceDesc(), &hello.Greeter_ServiceDesc,
 	})
 	checkHelloSet(t, set)
 
@@ -121,8 +121,8 @@ func TestDescribeOverRPC(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	set := &descriptorpb.FileDescriptorSet{}
-	if err := client.Invoke(ctx, &svrkit.DescribeServiceDesc.Methods[0], &emptypb.Empty{}, set); err != nil {
+	set, err := svrkit.Describe(ctx, client)
+	if err != nil {
 		t.Fatal(err)
 	}
 	checkHelloSet(t, set)

@@ -53,6 +53,7 @@ type serverOptions struct {
 	noDescribe           bool
 	auth                 *serverAuth
 	overloadThreshold    time.Duration
+	refusalHook          func(*MethodDesc, Code)
 }
 
 func defaultServerOptions() serverOptions {
@@ -192,6 +193,16 @@ func WithLogger(l *slog.Logger) ServerOption {
 // the concurrency limits of WithMaxConcurrent. See Server.
 func WithOverloadControl(threshold time.Duration) ServerOption {
 	return serverOptionFunc(func(o *serverOptions) { o.overloadThreshold = threshold })
+}
+
+// WithRefusalHook calls f for every request the server answers without
+// running it, so without passing its interceptors: an unknown cmdid
+// (method nil), an unauthenticated or unauthorised caller, overload, a
+// concurrency limit, an undecodable request, a server shutting down. It
+// is how monitoring counts what interceptors cannot see. f runs on the
+// event loop: it must be quick and must not block.
+func WithRefusalHook(f func(method *MethodDesc, code Code)) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) { o.refusalHook = f })
 }
 
 // WithoutDescribe leaves out the describe method (cmdid DescribeCmdID) that

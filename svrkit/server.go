@@ -105,7 +105,7 @@ func NewServer(opts ...ServerOption) *Server {
 		s.adm = newAdmission(o.overloadThreshold, o.eventLoops, s.workers)
 	}
 	if !o.noDescribe {
-		s.RegisterService(&DescribeServiceDesc, NewDescriber(s.Services))
+		s.RegisterService(&describeServiceDesc, NewDescriber(s.Services))
 	}
 	return s
 }

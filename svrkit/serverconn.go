@@ -87,39 +87,39 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 		// Before the cmdid: a caller that has not authenticated learns
 		// nothing about what this server serves.
 		if code, msg := sc.admit(m); code != OK {
-			sc.fail(id, code, msg)
+			sc.refuse(m, id, code, msg)
 			return
 		}
 	}
 	if m == nil {
-		sc.fail(id, Unimplemented, fmt.Sprintf("unknown cmdid %d", f.CmdID))
+		sc.refuse(m, id, Unimplemented, fmt.Sprintf("unknown cmdid %d", f.CmdID))
 		return
 	}
 	if s.draining.Load() {
-		sc.fail(id, Unavailable, "server is shutting down")
+		sc.refuse(m, id, Unavailable, "server is shutting down")
 		return
 	}
 	key := admissionKey(f.Priority, f.Flags, id)
 	if s.adm != nil && !m.desc.NonBlocking && !s.adm.admit(sc.shard, key) {
 		// A constant message: refusing must cost as little as possible.
-		sc.fail(id, Overloaded, "server is overloaded and refuses this request's priority")
+		sc.refuse(m, id, Overloaded, "server is overloaded and refuses this request's priority")
 		return
 	}
 	sc.mu.Lock()
 	if _, dup := sc.calls[id]; dup {
 		sc.mu.Unlock()
-		sc.fail(id, InvalidArgument, fmt.Sprintf("request id %d is already in flight on this connection", id))
+		sc.refuse(m, id, InvalidArgument, fmt.Sprintf("request id %d is already in flight on this connection", id))
 		return
 	}
 	if len(sc.calls) >= s.opts.maxConcurrentPerConn {
 		sc.mu.Unlock()
-		sc.fail(id, ResourceExhausted, "too many concurrent calls on this connection")
+		sc.refuse(m, id, ResourceExhausted, "too many concurrent calls on this connection")
 		return
 	}
 	if s.inflight.Add(1) > int64(s.opts.maxConcurrent) {
 		s.inflight.Add(-1)
 		sc.mu.Unlock()
-		sc.fail(id, ResourceExhausted, "server is at its concurrent call limit")
+		sc.refuse(m, id, ResourceExhausted, "server is at its concurrent call limit")
 		return
 	}
 	ctx := &callCtx{parent: s.baseCtx, method: m.desc, conn: sc, sm: m, reqID: id,
@@ -129,6 +129,9 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 
 	req := m.desc.NewRequest()
 	if err := proto.Unmarshal(f.Body, req); err != nil {
+		if hook := s.opts.refusalHook; hook != nil {
+			hook(m.desc, InvalidArgument)
+		}
 		sc.finish(id, nil, Errorf(InvalidArgument, "cannot decode %s request: %v", m.desc.FullName, err), ctx)
 		return
 	}
@@ -244,6 +247,19 @@ func (sc *serverConn) finish(id uint32, resp proto.Message, err error, ctx *call
 	if sc.s.inflight.Add(-1) < 0 {
 		panic("svrkit: in-flight count below zero")
 	}
+}
+
+// refuse answers a request the event loop refused before running it, and
+// tells the refusal hook.
+func (sc *serverConn) refuse(m *serverMethod, id uint32, code Code, msg string) {
+	if hook := sc.s.opts.refusalHook; hook != nil {
+		var md *MethodDesc
+		if m != nil {
+			md = m.desc
+		}
+		hook(md, code)
+	}
+	sc.fail(id, code, msg)
 }
 
 // fail answers a request the event loop refused.

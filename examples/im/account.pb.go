@@ -1,12 +1,24 @@
 // account.proto: the account Logicsvr, the client-facing CGIs for
-// registration, login and profiles.
+// registration, login, logout, passwords and profiles.
 //
 // Sessions: Login returns a token; every other client-facing CGI of the IM
 // backend (here and in contact.proto, message.proto, sync.proto) wants it in
 // the "Authorization: Bearer <token>" header (over binary RPC: the
 // "authorization" metadata key, same value). A missing, forged or expired
-// token is unauthenticated (HTTP 401); the user a call acts for is always the
-// token's, never a field of the request, so no user can act as another.
+// token is unauthenticated (HTTP 401); so is a revoked one (Logout,
+// ChangePassword), with the message "session revoked; log in again". The
+// user a call acts for is always the token's, never a field of the request,
+// so no user can act as another.
+//
+// User ids are random 63-bit numbers, not a sequence: an id is learned from
+// the user (a contact added by name, a message received), not guessed, so
+// the profiles GetProfile serves cannot be listed by counting.
+//
+// Priorities: under overload (svrkit's admission control) the IM sheds
+// profile reads first, then contact lists and edits, then sync, and keeps
+// login, registration and sends longest; the calls behind a CGI inherit its
+// priority, and all of one user's calls share a verdict. A shed call is
+// overloaded (HTTP 503): retry after a moment.
 //
 // Errors every CGI may answer: invalid_argument (HTTP 400) for a request
 // that breaks a limit documented on its fields, unavailable (503) while a
@@ -144,12 +156,19 @@ func (x *RegisterReply) GetUserId() uint64 {
 }
 
 type LoginRequest struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Password string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// password: at most 128 bytes; a longer one is invalid_argument, refused
+	// before any hashing.
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	// device_id names the device (1 to 64 bytes); each device syncs on its
 	// own SyncKey. Default "default".
-	DeviceId      string `protobuf:"bytes,3,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	DeviceId string `protobuf:"bytes,3,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// device_cookie is the one the device's last successful login answered
+	// (empty on a device's first login). It proves the device logged in to
+	// this account before, so its attempts are throttled on their own rather
+	// than with everyone's (see Login). A wrong or foreign cookie is ignored.
+	DeviceCookie  string `protobuf:"bytes,4,opt,name=device_cookie,json=deviceCookie,proto3" json:"device_cookie,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,12 +224,22 @@ func (x *LoginRequest) GetDeviceId() string {
 	return ""
 }
 
+func (x *LoginRequest) GetDeviceCookie() string {
+	if x != nil {
+		return x.DeviceCookie
+	}
+	return ""
+}
+
 type LoginReply struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId uint64                 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// token goes in the Authorization header: "Bearer <token>".
-	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
-	ExpiresUnix   int64  `protobuf:"varint,3,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	Token       string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	ExpiresUnix int64  `protobuf:"varint,3,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	// device_cookie: keep it with the device (it outlives the session and a
+	// logout) and send it with its next login.
+	DeviceCookie  string `protobuf:"bytes,4,opt,name=device_cookie,json=deviceCookie,proto3" json:"device_cookie,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -266,6 +295,149 @@ func (x *LoginReply) GetExpiresUnix() int64 {
 	return 0
 }
 
+func (x *LoginReply) GetDeviceCookie() string {
+	if x != nil {
+		return x.DeviceCookie
+	}
+	return ""
+}
+
+type LogoutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// all_devices ends the sessions of every device of the user, not only
+	// the caller's.
+	AllDevices    bool `protobuf:"varint,1,opt,name=all_devices,json=allDevices,proto3" json:"all_devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutRequest) Reset() {
+	*x = LogoutRequest{}
+	mi := &file_im_account_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutRequest) ProtoMessage() {}
+
+func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_account_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
+func (*LogoutRequest) Descriptor() ([]byte, []int) {
+	return file_im_account_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *LogoutRequest) GetAllDevices() bool {
+	if x != nil {
+		return x.AllDevices
+	}
+	return false
+}
+
+type LogoutReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutReply) Reset() {
+	*x = LogoutReply{}
+	mi := &file_im_account_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutReply) ProtoMessage() {}
+
+func (x *LogoutReply) ProtoReflect() protoreflect.Message {
+	mi := &file_im_account_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutReply.ProtoReflect.Descriptor instead.
+func (*LogoutReply) Descriptor() ([]byte, []int) {
+	return file_im_account_proto_rawDescGZIP(), []int{5}
+}
+
+type ChangePasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// password is the current password (at most 128 bytes).
+	Password string `protobuf:"bytes,1,opt,name=password,proto3" json:"password,omitempty"`
+	// new_password: 8 to 128 bytes.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordRequest) Reset() {
+	*x = ChangePasswordRequest{}
+	mi := &file_im_account_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordRequest) ProtoMessage() {}
+
+func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_account_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
+func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
+	return file_im_account_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ChangePasswordRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
 type GetProfileRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user_id is whose profile; 0 is the caller's own.
@@ -276,7 +448,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_im_account_proto_msgTypes[4]
+	mi := &file_im_account_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -288,7 +460,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_account_proto_msgTypes[4]
+	mi := &file_im_account_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -301,7 +473,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_im_account_proto_rawDescGZIP(), []int{4}
+	return file_im_account_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetProfileRequest) GetUserId() uint64 {
@@ -321,7 +493,7 @@ type SetProfileRequest struct {
 
 func (x *SetProfileRequest) Reset() {
 	*x = SetProfileRequest{}
-	mi := &file_im_account_proto_msgTypes[5]
+	mi := &file_im_account_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +505,7 @@ func (x *SetProfileRequest) String() string {
 func (*SetProfileRequest) ProtoMessage() {}
 
 func (x *SetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_account_proto_msgTypes[5]
+	mi := &file_im_account_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +518,7 @@ func (x *SetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetProfileRequest.ProtoReflect.Descriptor instead.
 func (*SetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_im_account_proto_rawDescGZIP(), []int{5}
+	return file_im_account_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SetProfileRequest) GetNickname() string {
@@ -369,7 +541,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_im_account_proto_msgTypes[6]
+	mi := &file_im_account_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +553,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_im_account_proto_msgTypes[6]
+	mi := &file_im_account_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +566,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_im_account_proto_rawDescGZIP(), []int{6}
+	return file_im_account_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Profile) GetUserId() uint64 {
@@ -435,16 +607,25 @@ const file_im_account_proto_rawDesc = "" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1a\n" +
 	"\bnickname\x18\x03 \x01(\tR\bnickname\"(\n" +
 	"\rRegisterReply\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\x04R\x06userId\"[\n" +
+	"\auser_id\x18\x01 \x01(\x04R\x06userId\"\x80\x01\n" +
 	"\fLoginRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1b\n" +
-	"\tdevice_id\x18\x03 \x01(\tR\bdeviceId\"^\n" +
+	"\tdevice_id\x18\x03 \x01(\tR\bdeviceId\x12#\n" +
+	"\rdevice_cookie\x18\x04 \x01(\tR\fdeviceCookie\"\x83\x01\n" +
 	"\n" +
 	"LoginReply\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12!\n" +
-	"\fexpires_unix\x18\x03 \x01(\x03R\vexpiresUnix\",\n" +
+	"\fexpires_unix\x18\x03 \x01(\x03R\vexpiresUnix\x12#\n" +
+	"\rdevice_cookie\x18\x04 \x01(\tR\fdeviceCookie\"0\n" +
+	"\rLogoutRequest\x12\x1f\n" +
+	"\vall_devices\x18\x01 \x01(\bR\n" +
+	"allDevices\"\r\n" +
+	"\vLogoutReply\"V\n" +
+	"\x15ChangePasswordRequest\x12\x1a\n" +
+	"\bpassword\x18\x01 \x01(\tR\bpassword\x12!\n" +
+	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\",\n" +
 	"\x11GetProfileRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\"/\n" +
 	"\x11SetProfileRequest\x12\x1a\n" +
@@ -453,14 +634,16 @@ const file_im_account_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
 	"\bnickname\x18\x03 \x01(\tR\bnickname\x12'\n" +
-	"\x0fregistered_unix\x18\x04 \x01(\x03R\x0eregisteredUnix2\x85\x03\n" +
-	"\aAccount\x12W\n" +
-	"\bRegister\x12\x13.im.RegisterRequest\x1a\x11.im.RegisterReply\"#\xca\xf3\x18\x1f\b\x01\x12\x19/cgi-bin/account/register8 \x12K\n" +
-	"\x05Login\x12\x10.im.LoginRequest\x1a\x0e.im.LoginReply\" \xca\xf3\x18\x1c\b\x02\x12\x16/cgi-bin/account/login8 \x12W\n" +
+	"\x0fregistered_unix\x18\x04 \x01(\x03R\x0eregisteredUnix2\xd0\x04\n" +
+	"\aAccount\x12[\n" +
+	"\bRegister\x12\x13.im.RegisterRequest\x1a\x11.im.RegisterReply\"'\xca\xf3\x18#\b\x01\x12\x19/cgi-bin/account/register(\xc8\x018\x80\b\x12O\n" +
+	"\x05Login\x12\x10.im.LoginRequest\x1a\x0e.im.LoginReply\"$\xca\xf3\x18 \b\x02\x12\x16/cgi-bin/account/login(\xdc\x018\x80\b\x12Y\n" +
 	"\n" +
-	"GetProfile\x12\x15.im.GetProfileRequest\x1a\v.im.Profile\"%\xca\xf3\x18!\b\x03\x12\x1b/cgi-bin/account/getprofile \x01\x12W\n" +
+	"GetProfile\x12\x15.im.GetProfileRequest\x1a\v.im.Profile\"'\xca\xf3\x18#\b\x03\x12\x1b/cgi-bin/account/getprofile \x01(P\x12Y\n" +
 	"\n" +
-	"SetProfile\x12\x15.im.SetProfileRequest\x1a\v.im.Profile\"%\xca\xf3\x18!\b\x04\x12\x1b/cgi-bin/account/setprofile \x01\x1a\"\xd2\xf3\x18\x18\n" +
+	"SetProfile\x12\x15.im.SetProfileRequest\x1a\v.im.Profile\"'\xca\xf3\x18#\b\x04\x12\x1b/cgi-bin/account/setprofile \x01(d\x12R\n" +
+	"\x06Logout\x12\x11.im.LogoutRequest\x1a\x0f.im.LogoutReply\"$\xca\xf3\x18 \b\x05\x12\x17/cgi-bin/account/logout(\xc8\x018@\x12i\n" +
+	"\x0eChangePassword\x12\x19.im.ChangePasswordRequest\x1a\x0e.im.LoginReply\",\xca\xf3\x18(\b\x06\x12\x1f/cgi-bin/account/changepassword(\xc8\x018@\x1a\"\xd2\xf3\x18\x18\n" +
 	"\aaccount\x10\xb8\x17 \x80\x02*\agateway\x8a\xb2\x19\x02\bdB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
@@ -475,27 +658,34 @@ func file_im_account_proto_rawDescGZIP() []byte {
 	return file_im_account_proto_rawDescData
 }
 
-var file_im_account_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_im_account_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_im_account_proto_goTypes = []any{
-	(*RegisterRequest)(nil),   // 0: im.RegisterRequest
-	(*RegisterReply)(nil),     // 1: im.RegisterReply
-	(*LoginRequest)(nil),      // 2: im.LoginRequest
-	(*LoginReply)(nil),        // 3: im.LoginReply
-	(*GetProfileRequest)(nil), // 4: im.GetProfileRequest
-	(*SetProfileRequest)(nil), // 5: im.SetProfileRequest
-	(*Profile)(nil),           // 6: im.Profile
+	(*RegisterRequest)(nil),       // 0: im.RegisterRequest
+	(*RegisterReply)(nil),         // 1: im.RegisterReply
+	(*LoginRequest)(nil),          // 2: im.LoginRequest
+	(*LoginReply)(nil),            // 3: im.LoginReply
+	(*LogoutRequest)(nil),         // 4: im.LogoutRequest
+	(*LogoutReply)(nil),           // 5: im.LogoutReply
+	(*ChangePasswordRequest)(nil), // 6: im.ChangePasswordRequest
+	(*GetProfileRequest)(nil),     // 7: im.GetProfileRequest
+	(*SetProfileRequest)(nil),     // 8: im.SetProfileRequest
+	(*Profile)(nil),               // 9: im.Profile
 }
 var file_im_account_proto_depIdxs = []int32{
 	0, // 0: im.Account.Register:input_type -> im.RegisterRequest
 	2, // 1: im.Account.Login:input_type -> im.LoginRequest
-	4, // 2: im.Account.GetProfile:input_type -> im.GetProfileRequest
-	5, // 3: im.Account.SetProfile:input_type -> im.SetProfileRequest
-	1, // 4: im.Account.Register:output_type -> im.RegisterReply
-	3, // 5: im.Account.Login:output_type -> im.LoginReply
-	6, // 6: im.Account.GetProfile:output_type -> im.Profile
-	6, // 7: im.Account.SetProfile:output_type -> im.Profile
-	4, // [4:8] is the sub-list for method output_type
-	0, // [0:4] is the sub-list for method input_type
+	7, // 2: im.Account.GetProfile:input_type -> im.GetProfileRequest
+	8, // 3: im.Account.SetProfile:input_type -> im.SetProfileRequest
+	4, // 4: im.Account.Logout:input_type -> im.LogoutRequest
+	6, // 5: im.Account.ChangePassword:input_type -> im.ChangePasswordRequest
+	1, // 6: im.Account.Register:output_type -> im.RegisterReply
+	3, // 7: im.Account.Login:output_type -> im.LoginReply
+	9, // 8: im.Account.GetProfile:output_type -> im.Profile
+	9, // 9: im.Account.SetProfile:output_type -> im.Profile
+	5, // 10: im.Account.Logout:output_type -> im.LogoutReply
+	3, // 11: im.Account.ChangePassword:output_type -> im.LoginReply
+	6, // [6:12] is the sub-list for method output_type
+	0, // [0:6] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -513,7 +703,7 @@ func file_im_account_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_im_account_proto_rawDesc), len(file_im_account_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

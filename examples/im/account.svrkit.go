@@ -15,18 +15,22 @@ const Account_ServiceName = "im.Account"
 
 // cmdids of the im.Account methods: the numbers calls carry on the wire.
 const (
-	Account_Register_CmdID   uint32 = 1
-	Account_Login_CmdID      uint32 = 2
-	Account_GetProfile_CmdID uint32 = 3
-	Account_SetProfile_CmdID uint32 = 4
+	Account_Register_CmdID       uint32 = 1
+	Account_Login_CmdID          uint32 = 2
+	Account_GetProfile_CmdID     uint32 = 3
+	Account_SetProfile_CmdID     uint32 = 4
+	Account_Logout_CmdID         uint32 = 5
+	Account_ChangePassword_CmdID uint32 = 6
 )
 
 // Full names of the im.Account methods: their Connect and HTTP routes.
 const (
-	Account_Register_FullMethodName   = "/im.Account/Register"
-	Account_Login_FullMethodName      = "/im.Account/Login"
-	Account_GetProfile_FullMethodName = "/im.Account/GetProfile"
-	Account_SetProfile_FullMethodName = "/im.Account/SetProfile"
+	Account_Register_FullMethodName       = "/im.Account/Register"
+	Account_Login_FullMethodName          = "/im.Account/Login"
+	Account_GetProfile_FullMethodName     = "/im.Account/GetProfile"
+	Account_SetProfile_FullMethodName     = "/im.Account/SetProfile"
+	Account_Logout_FullMethodName         = "/im.Account/Logout"
+	Account_ChangePassword_FullMethodName = "/im.Account/ChangePassword"
 )
 
 // AccountServer is the server API for the im.Account service. Embed
@@ -38,12 +42,30 @@ type AccountServer interface {
 	// Register creates a user. A taken name is already_exists, unless the
 	// same registration took it (same name and password): then it answers
 	// that user id, so a client may repeat a Register that got no answer.
-	// Needs no token.
+	// Checking that password is a login attempt, throttled and counted as
+	// Login's: while the account or the address is throttled, a repeated
+	// Register is resource_exhausted (retry later). Needs no token. Like
+	// Login, it shares the password hashing fairly among client addresses:
+	// more than a few registrations and logins at once from one address are
+	// resource_exhausted (HTTP 429; retry).
 	Register(context.Context, *RegisterRequest) (*RegisterReply, error)
 	// Login checks a password and opens a session for one device. An unknown
 	// name and a wrong password are both unauthenticated with the same
 	// message, so Login cannot be used to find out which names exist. Needs no
 	// token.
+	//
+	// Throttling: failed logins slow down further attempts on the same
+	// account and from the same client address. Past a few failures, an
+	// attempt is refused with resource_exhausted (HTTP 429) before the
+	// password is checked, its message saying how many seconds to wait, and
+	// answered after a quarter of a second; the wait doubles with each
+	// further failure, up to 15 minutes. A name that
+	// does not exist is throttled exactly as one that does. A device that
+	// logged in before sends the device_cookie it was given: its attempts
+	// are throttled on their own, so an attack on an account does not lock
+	// its owner's devices out. More than a few logins at once from one
+	// address are resource_exhausted too (the password hashing is shared
+	// fairly among addresses).
 	Login(context.Context, *LoginRequest) (*LoginReply, error)
 	// GetProfile returns a user's profile: the caller's own with user_id 0,
 	// another user's public fields otherwise (not_found if there is none).
@@ -51,6 +73,19 @@ type AccountServer interface {
 	// SetProfile changes the caller's profile. The change is synced to the
 	// caller's devices as an ACCOUNT item.
 	SetProfile(context.Context, *SetProfileRequest) (*Profile, error)
+	// Logout ends the caller's session: the token's device's, or every
+	// device's of the user with all_devices. When it answers, the tokens it
+	// ended are refused by every client-facing Logicsvr (unauthenticated,
+	// "session revoked; log in again"); a login afterwards opens a new
+	// session. Sessions of other devices are untouched unless all_devices.
+	Logout(context.Context, *LogoutRequest) (*LogoutReply, error)
+	// ChangePassword replaces the caller's password, after checking the
+	// current one: a wrong one is unauthenticated "wrong password", and past
+	// a few of them the account's password checks are throttled as Login's
+	// (resource_exhausted). It ends every session of the user, on every
+	// device, as Logout with all_devices does, and answers a new session for
+	// the caller's device.
+	ChangePassword(context.Context, *ChangePasswordRequest) (*LoginReply, error)
 }
 
 // UnimplementedAccountServer answers every im.Account method with an
@@ -73,6 +108,14 @@ func (UnimplementedAccountServer) SetProfile(context.Context, *SetProfileRequest
 	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Account.SetProfile not implemented")
 }
 
+func (UnimplementedAccountServer) Logout(context.Context, *LogoutRequest) (*LogoutReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Account.Logout not implemented")
+}
+
+func (UnimplementedAccountServer) ChangePassword(context.Context, *ChangePasswordRequest) (*LoginReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Account.ChangePassword not implemented")
+}
+
 // Account_ServiceDesc describes the im.Account service as the IDL declares it,
 // for svrkit.Registrar.RegisterService; RegisterAccountServer passes it.
 // Its Methods are in IDL order; AccountClient calls through them.
@@ -87,6 +130,7 @@ var Account_ServiceDesc = svrkit.ServiceDesc{
 			FullName: Account_Register_FullMethodName,
 			CGIPath:  "/cgi-bin/account/register",
 			Timeout:  3000 * time.Millisecond,
+			Priority: 200,
 			NewRequest: func() proto.Message {
 				return new(RegisterRequest)
 			},
@@ -100,6 +144,7 @@ var Account_ServiceDesc = svrkit.ServiceDesc{
 			FullName: Account_Login_FullMethodName,
 			CGIPath:  "/cgi-bin/account/login",
 			Timeout:  3000 * time.Millisecond,
+			Priority: 220,
 			NewRequest: func() proto.Message {
 				return new(LoginRequest)
 			},
@@ -114,6 +159,7 @@ var Account_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/account/getprofile",
 			Timeout:    3000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   80,
 			NewRequest: func() proto.Message {
 				return new(GetProfileRequest)
 			},
@@ -128,6 +174,7 @@ var Account_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/account/setprofile",
 			Timeout:    3000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   100,
 			NewRequest: func() proto.Message {
 				return new(SetProfileRequest)
 			},
@@ -135,6 +182,34 @@ var Account_ServiceDesc = svrkit.ServiceDesc{
 				return new(Profile)
 			},
 			Handler: _Account_SetProfile_Handler,
+		},
+		{
+			CmdID:    Account_Logout_CmdID,
+			FullName: Account_Logout_FullMethodName,
+			CGIPath:  "/cgi-bin/account/logout",
+			Timeout:  3000 * time.Millisecond,
+			Priority: 200,
+			NewRequest: func() proto.Message {
+				return new(LogoutRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(LogoutReply)
+			},
+			Handler: _Account_Logout_Handler,
+		},
+		{
+			CmdID:    Account_ChangePassword_CmdID,
+			FullName: Account_ChangePassword_FullMethodName,
+			CGIPath:  "/cgi-bin/account/changepassword",
+			Timeout:  3000 * time.Millisecond,
+			Priority: 200,
+			NewRequest: func() proto.Message {
+				return new(ChangePasswordRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(LoginReply)
+			},
+			Handler: _Account_ChangePassword_Handler,
 		},
 	},
 }
@@ -171,6 +246,22 @@ func _Account_SetProfile_Handler(impl any, ctx context.Context, req proto.Messag
 	return out, nil
 }
 
+func _Account_Logout_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(AccountServer).Logout(ctx, req.(*LogoutRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func _Account_ChangePassword_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(AccountServer).ChangePassword(ctx, req.(*ChangePasswordRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegisterAccountServer registers impl to serve the im.Account service on r:
 // a *svrkit.Server for binary RPC, or a *cgi.Handler for HTTP.
 func RegisterAccountServer(r svrkit.Registrar, impl AccountServer) {
@@ -184,12 +275,30 @@ type AccountClient interface {
 	// Register creates a user. A taken name is already_exists, unless the
 	// same registration took it (same name and password): then it answers
 	// that user id, so a client may repeat a Register that got no answer.
-	// Needs no token.
+	// Checking that password is a login attempt, throttled and counted as
+	// Login's: while the account or the address is throttled, a repeated
+	// Register is resource_exhausted (retry later). Needs no token. Like
+	// Login, it shares the password hashing fairly among client addresses:
+	// more than a few registrations and logins at once from one address are
+	// resource_exhausted (HTTP 429; retry).
 	Register(ctx context.Context, in *RegisterRequest, opts ...svrkit.CallOption) (*RegisterReply, error)
 	// Login checks a password and opens a session for one device. An unknown
 	// name and a wrong password are both unauthenticated with the same
 	// message, so Login cannot be used to find out which names exist. Needs no
 	// token.
+	//
+	// Throttling: failed logins slow down further attempts on the same
+	// account and from the same client address. Past a few failures, an
+	// attempt is refused with resource_exhausted (HTTP 429) before the
+	// password is checked, its message saying how many seconds to wait, and
+	// answered after a quarter of a second; the wait doubles with each
+	// further failure, up to 15 minutes. A name that
+	// does not exist is throttled exactly as one that does. A device that
+	// logged in before sends the device_cookie it was given: its attempts
+	// are throttled on their own, so an attack on an account does not lock
+	// its owner's devices out. More than a few logins at once from one
+	// address are resource_exhausted too (the password hashing is shared
+	// fairly among addresses).
 	Login(ctx context.Context, in *LoginRequest, opts ...svrkit.CallOption) (*LoginReply, error)
 	// GetProfile returns a user's profile: the caller's own with user_id 0,
 	// another user's public fields otherwise (not_found if there is none).
@@ -197,6 +306,19 @@ type AccountClient interface {
 	// SetProfile changes the caller's profile. The change is synced to the
 	// caller's devices as an ACCOUNT item.
 	SetProfile(ctx context.Context, in *SetProfileRequest, opts ...svrkit.CallOption) (*Profile, error)
+	// Logout ends the caller's session: the token's device's, or every
+	// device's of the user with all_devices. When it answers, the tokens it
+	// ended are refused by every client-facing Logicsvr (unauthenticated,
+	// "session revoked; log in again"); a login afterwards opens a new
+	// session. Sessions of other devices are untouched unless all_devices.
+	Logout(ctx context.Context, in *LogoutRequest, opts ...svrkit.CallOption) (*LogoutReply, error)
+	// ChangePassword replaces the caller's password, after checking the
+	// current one: a wrong one is unauthenticated "wrong password", and past
+	// a few of them the account's password checks are throttled as Login's
+	// (resource_exhausted). It ends every session of the user, on every
+	// device, as Logout with all_devices does, and answers a new session for
+	// the caller's device.
+	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...svrkit.CallOption) (*LoginReply, error)
 }
 
 type accountClient struct {
@@ -236,6 +358,22 @@ func (c *accountClient) GetProfile(ctx context.Context, in *GetProfileRequest, o
 func (c *accountClient) SetProfile(ctx context.Context, in *SetProfileRequest, opts ...svrkit.CallOption) (*Profile, error) {
 	out := new(Profile)
 	if err := c.inv.Invoke(ctx, &Account_ServiceDesc.Methods[3], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountClient) Logout(ctx context.Context, in *LogoutRequest, opts ...svrkit.CallOption) (*LogoutReply, error) {
+	out := new(LogoutReply)
+	if err := c.inv.Invoke(ctx, &Account_ServiceDesc.Methods[4], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountClient) ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...svrkit.CallOption) (*LoginReply, error) {
+	out := new(LoginReply)
+	if err := c.inv.Invoke(ctx, &Account_ServiceDesc.Methods[5], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -359,12 +359,12 @@ const file_im_contact_proto_rawDesc = "" +
 	"\achanged\x18\x03 \x01(\bR\achanged\"U\n" +
 	"\vContactList\x12,\n" +
 	"\bcontacts\x18\x01 \x03(\v2\x10.im.ContactEntryR\bcontacts\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion2\xc0\x02\n" +
-	"\aContact\x12U\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion2\xc8\x02\n" +
+	"\aContact\x12X\n" +
 	"\n" +
-	"AddContact\x12\x15.im.AddContactRequest\x1a\x10.im.ContactReply\"\x1e\xca\xf3\x18\x1a\b\x01\x12\x14/cgi-bin/contact/add \x01\x12^\n" +
-	"\rRemoveContact\x12\x18.im.RemoveContactRequest\x1a\x10.im.ContactReply\"!\xca\xf3\x18\x1d\b\x02\x12\x17/cgi-bin/contact/remove \x01\x12Y\n" +
-	"\fListContacts\x12\x17.im.ListContactsRequest\x1a\x0f.im.ContactList\"\x1f\xca\xf3\x18\x1b\b\x03\x12\x15/cgi-bin/contact/list \x01\x1a#\xd2\xf3\x18\x18\n" +
+	"AddContact\x12\x15.im.AddContactRequest\x1a\x10.im.ContactReply\"!\xca\xf3\x18\x1d\b\x01\x12\x14/cgi-bin/contact/add \x01(\x96\x01\x12a\n" +
+	"\rRemoveContact\x12\x18.im.RemoveContactRequest\x1a\x10.im.ContactReply\"$\xca\xf3\x18 \b\x02\x12\x17/cgi-bin/contact/remove \x01(\x96\x01\x12[\n" +
+	"\fListContacts\x12\x17.im.ListContactsRequest\x1a\x0f.im.ContactList\"!\xca\xf3\x18\x1d\b\x03\x12\x15/cgi-bin/contact/list \x01(x\x1a#\xd2\xf3\x18\x18\n" +
 	"\acontact\x10\xb8\x17 \x80\x02*\agateway\x8a\xb2\x19\x03\b\xc8\x01B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (

@@ -76,6 +76,7 @@ var Contact_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/contact/add",
 			Timeout:    3000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   150,
 			NewRequest: func() proto.Message {
 				return new(AddContactRequest)
 			},
@@ -90,6 +91,7 @@ var Contact_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/contact/remove",
 			Timeout:    3000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   150,
 			NewRequest: func() proto.Message {
 				return new(RemoveContactRequest)
 			},
@@ -104,6 +106,7 @@ var Contact_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/contact/list",
 			Timeout:    3000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   120,
 			NewRequest: func() proto.Message {
 				return new(ListContactsRequest)
 			},

@@ -39,8 +39,11 @@ type AccountRecord struct {
 	// password_hash is the PHC string of the password's argon2id hash.
 	PasswordHash string `protobuf:"bytes,2,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
 	// version is the record's storage version (compare-and-set).
-	Version       uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	UserId        uint64 `protobuf:"varint,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Version uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	UserId  uint64 `protobuf:"varint,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// sessions: which session tokens are revoked. A token carries the
+	// sessions.counter of its login.
+	Sessions      *SessionState `protobuf:"bytes,5,opt,name=sessions,proto3" json:"sessions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -103,6 +106,140 @@ func (x *AccountRecord) GetUserId() uint64 {
 	return 0
 }
 
+func (x *AccountRecord) GetSessions() *SessionState {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+// SessionState is how an account revokes session tokens without storing
+// them. Every revocation increments counter; a token issued at login
+// carries the counter of that moment, and is revoked when it is below
+// floor (every device) or below its device's floor.
+type SessionState struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Counter uint64                 `protobuf:"varint,1,opt,name=counter,proto3" json:"counter,omitempty"`
+	Floor   uint64                 `protobuf:"varint,2,opt,name=floor,proto3" json:"floor,omitempty"`
+	// devices: per device, the floor of its tokens and when it was set; a
+	// device's entry is dropped once every token below it has expired. At
+	// most 64 entries.
+	Devices       []*DeviceFloor `protobuf:"bytes,3,rep,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionState) Reset() {
+	*x = SessionState{}
+	mi := &file_im_data_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionState) ProtoMessage() {}
+
+func (x *SessionState) ProtoReflect() protoreflect.Message {
+	mi := &file_im_data_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionState.ProtoReflect.Descriptor instead.
+func (*SessionState) Descriptor() ([]byte, []int) {
+	return file_im_data_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SessionState) GetCounter() uint64 {
+	if x != nil {
+		return x.Counter
+	}
+	return 0
+}
+
+func (x *SessionState) GetFloor() uint64 {
+	if x != nil {
+		return x.Floor
+	}
+	return 0
+}
+
+func (x *SessionState) GetDevices() []*DeviceFloor {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+type DeviceFloor struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Floor         uint64                 `protobuf:"varint,2,opt,name=floor,proto3" json:"floor,omitempty"`
+	SetUnix       int64                  `protobuf:"varint,3,opt,name=set_unix,json=setUnix,proto3" json:"set_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceFloor) Reset() {
+	*x = DeviceFloor{}
+	mi := &file_im_data_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceFloor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceFloor) ProtoMessage() {}
+
+func (x *DeviceFloor) ProtoReflect() protoreflect.Message {
+	mi := &file_im_data_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceFloor.ProtoReflect.Descriptor instead.
+func (*DeviceFloor) Descriptor() ([]byte, []int) {
+	return file_im_data_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeviceFloor) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *DeviceFloor) GetFloor() uint64 {
+	if x != nil {
+		return x.Floor
+	}
+	return 0
+}
+
+func (x *DeviceFloor) GetSetUnix() int64 {
+	if x != nil {
+		return x.SetUnix
+	}
+	return 0
+}
+
 type CreateAccountRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        uint64                 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -115,7 +252,7 @@ type CreateAccountRequest struct {
 
 func (x *CreateAccountRequest) Reset() {
 	*x = CreateAccountRequest{}
-	mi := &file_im_data_proto_msgTypes[1]
+	mi := &file_im_data_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -127,7 +264,7 @@ func (x *CreateAccountRequest) String() string {
 func (*CreateAccountRequest) ProtoMessage() {}
 
 func (x *CreateAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[1]
+	mi := &file_im_data_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -140,7 +277,7 @@ func (x *CreateAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAccountRequest.ProtoReflect.Descriptor instead.
 func (*CreateAccountRequest) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{1}
+	return file_im_data_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateAccountRequest) GetUserId() uint64 {
@@ -180,7 +317,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_im_data_proto_msgTypes[2]
+	mi := &file_im_data_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -192,7 +329,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[2]
+	mi := &file_im_data_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -205,7 +342,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{2}
+	return file_im_data_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetAccountRequest) GetUserId() uint64 {
@@ -225,7 +362,7 @@ type LookupAccountRequest struct {
 
 func (x *LookupAccountRequest) Reset() {
 	*x = LookupAccountRequest{}
-	mi := &file_im_data_proto_msgTypes[3]
+	mi := &file_im_data_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +374,7 @@ func (x *LookupAccountRequest) String() string {
 func (*LookupAccountRequest) ProtoMessage() {}
 
 func (x *LookupAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[3]
+	mi := &file_im_data_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,7 +387,7 @@ func (x *LookupAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupAccountRequest.ProtoReflect.Descriptor instead.
 func (*LookupAccountRequest) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{3}
+	return file_im_data_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LookupAccountRequest) GetUserId() uint64 {
@@ -277,7 +414,7 @@ type UpdateProfileRequest struct {
 
 func (x *UpdateProfileRequest) Reset() {
 	*x = UpdateProfileRequest{}
-	mi := &file_im_data_proto_msgTypes[4]
+	mi := &file_im_data_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +426,7 @@ func (x *UpdateProfileRequest) String() string {
 func (*UpdateProfileRequest) ProtoMessage() {}
 
 func (x *UpdateProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[4]
+	mi := &file_im_data_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +439,7 @@ func (x *UpdateProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpdateProfileRequest) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{4}
+	return file_im_data_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UpdateProfileRequest) GetUserId() uint64 {
@@ -319,6 +456,87 @@ func (x *UpdateProfileRequest) GetNickname() string {
 	return ""
 }
 
+type RevokeSessionsRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId uint64                 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// device_id: whose sessions end (1 to 64 bytes); empty for every device.
+	DeviceId string `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// new_password_hash replaces the password hash when set, if the stored
+	// one is expect_password_hash.
+	NewPasswordHash    string `protobuf:"bytes,3,opt,name=new_password_hash,json=newPasswordHash,proto3" json:"new_password_hash,omitempty"`
+	ExpectPasswordHash string `protobuf:"bytes,4,opt,name=expect_password_hash,json=expectPasswordHash,proto3" json:"expect_password_hash,omitempty"`
+	// expired_before_unix: device entries set before it are dropped (every
+	// token they revoke has expired).
+	ExpiredBeforeUnix int64 `protobuf:"varint,5,opt,name=expired_before_unix,json=expiredBeforeUnix,proto3" json:"expired_before_unix,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RevokeSessionsRequest) Reset() {
+	*x = RevokeSessionsRequest{}
+	mi := &file_im_data_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSessionsRequest) ProtoMessage() {}
+
+func (x *RevokeSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_data_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSessionsRequest.ProtoReflect.Descriptor instead.
+func (*RevokeSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_im_data_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RevokeSessionsRequest) GetUserId() uint64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *RevokeSessionsRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *RevokeSessionsRequest) GetNewPasswordHash() string {
+	if x != nil {
+		return x.NewPasswordHash
+	}
+	return ""
+}
+
+func (x *RevokeSessionsRequest) GetExpectPasswordHash() string {
+	if x != nil {
+		return x.ExpectPasswordHash
+	}
+	return ""
+}
+
+func (x *RevokeSessionsRequest) GetExpiredBeforeUnix() int64 {
+	if x != nil {
+		return x.ExpiredBeforeUnix
+	}
+	return 0
+}
+
 type PutContactRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        uint64                 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -329,7 +547,7 @@ type PutContactRequest struct {
 
 func (x *PutContactRequest) Reset() {
 	*x = PutContactRequest{}
-	mi := &file_im_data_proto_msgTypes[5]
+	mi := &file_im_data_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +559,7 @@ func (x *PutContactRequest) String() string {
 func (*PutContactRequest) ProtoMessage() {}
 
 func (x *PutContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[5]
+	mi := &file_im_data_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +572,7 @@ func (x *PutContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutContactRequest.ProtoReflect.Descriptor instead.
 func (*PutContactRequest) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{5}
+	return file_im_data_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PutContactRequest) GetUserId() uint64 {
@@ -381,7 +599,7 @@ type DeleteContactRequest struct {
 
 func (x *DeleteContactRequest) Reset() {
 	*x = DeleteContactRequest{}
-	mi := &file_im_data_proto_msgTypes[6]
+	mi := &file_im_data_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +611,7 @@ func (x *DeleteContactRequest) String() string {
 func (*DeleteContactRequest) ProtoMessage() {}
 
 func (x *DeleteContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[6]
+	mi := &file_im_data_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +624,7 @@ func (x *DeleteContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteContactRequest.ProtoReflect.Descriptor instead.
 func (*DeleteContactRequest) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{6}
+	return file_im_data_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DeleteContactRequest) GetUserId() uint64 {
@@ -432,7 +650,7 @@ type GetContactsRequest struct {
 
 func (x *GetContactsRequest) Reset() {
 	*x = GetContactsRequest{}
-	mi := &file_im_data_proto_msgTypes[7]
+	mi := &file_im_data_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -444,7 +662,7 @@ func (x *GetContactsRequest) String() string {
 func (*GetContactsRequest) ProtoMessage() {}
 
 func (x *GetContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[7]
+	mi := &file_im_data_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -457,7 +675,7 @@ func (x *GetContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContactsRequest.ProtoReflect.Descriptor instead.
 func (*GetContactsRequest) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{7}
+	return file_im_data_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetContactsRequest) GetUserId() uint64 {
@@ -481,7 +699,7 @@ type DeliverRequest struct {
 
 func (x *DeliverRequest) Reset() {
 	*x = DeliverRequest{}
-	mi := &file_im_data_proto_msgTypes[8]
+	mi := &file_im_data_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +711,7 @@ func (x *DeliverRequest) String() string {
 func (*DeliverRequest) ProtoMessage() {}
 
 func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[8]
+	mi := &file_im_data_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +724,7 @@ func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverRequest.ProtoReflect.Descriptor instead.
 func (*DeliverRequest) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{8}
+	return file_im_data_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeliverRequest) GetUserId() uint64 {
@@ -541,7 +759,7 @@ type DeliverReply struct {
 
 func (x *DeliverReply) Reset() {
 	*x = DeliverReply{}
-	mi := &file_im_data_proto_msgTypes[9]
+	mi := &file_im_data_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -553,7 +771,7 @@ func (x *DeliverReply) String() string {
 func (*DeliverReply) ProtoMessage() {}
 
 func (x *DeliverReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[9]
+	mi := &file_im_data_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -566,7 +784,7 @@ func (x *DeliverReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverReply.ProtoReflect.Descriptor instead.
 func (*DeliverReply) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{9}
+	return file_im_data_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeliverReply) GetVersion() uint64 {
@@ -602,7 +820,7 @@ type SyncInboxRequest struct {
 
 func (x *SyncInboxRequest) Reset() {
 	*x = SyncInboxRequest{}
-	mi := &file_im_data_proto_msgTypes[10]
+	mi := &file_im_data_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -614,7 +832,7 @@ func (x *SyncInboxRequest) String() string {
 func (*SyncInboxRequest) ProtoMessage() {}
 
 func (x *SyncInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[10]
+	mi := &file_im_data_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -627,7 +845,7 @@ func (x *SyncInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncInboxRequest.ProtoReflect.Descriptor instead.
 func (*SyncInboxRequest) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{10}
+	return file_im_data_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SyncInboxRequest) GetUserId() uint64 {
@@ -659,15 +877,17 @@ func (x *SyncInboxRequest) GetLimit() uint32 {
 }
 
 type CurrentKeyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        uint64                 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId uint64                 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// device_id is the device the key is for (a key is bound to its device).
+	DeviceId      string `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CurrentKeyRequest) Reset() {
 	*x = CurrentKeyRequest{}
-	mi := &file_im_data_proto_msgTypes[11]
+	mi := &file_im_data_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +899,7 @@ func (x *CurrentKeyRequest) String() string {
 func (*CurrentKeyRequest) ProtoMessage() {}
 
 func (x *CurrentKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[11]
+	mi := &file_im_data_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +912,7 @@ func (x *CurrentKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CurrentKeyRequest.ProtoReflect.Descriptor instead.
 func (*CurrentKeyRequest) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{11}
+	return file_im_data_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CurrentKeyRequest) GetUserId() uint64 {
@@ -700,6 +920,13 @@ func (x *CurrentKeyRequest) GetUserId() uint64 {
 		return x.UserId
 	}
 	return 0
+}
+
+func (x *CurrentKeyRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
 }
 
 type CurrentKeyReply struct {
@@ -711,7 +938,7 @@ type CurrentKeyReply struct {
 
 func (x *CurrentKeyReply) Reset() {
 	*x = CurrentKeyReply{}
-	mi := &file_im_data_proto_msgTypes[12]
+	mi := &file_im_data_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +950,7 @@ func (x *CurrentKeyReply) String() string {
 func (*CurrentKeyReply) ProtoMessage() {}
 
 func (x *CurrentKeyReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[12]
+	mi := &file_im_data_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +963,7 @@ func (x *CurrentKeyReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CurrentKeyReply.ProtoReflect.Descriptor instead.
 func (*CurrentKeyReply) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{12}
+	return file_im_data_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CurrentKeyReply) GetSyncKey() []byte {
@@ -760,7 +987,7 @@ type ContactListRecord struct {
 
 func (x *ContactListRecord) Reset() {
 	*x = ContactListRecord{}
-	mi := &file_im_data_proto_msgTypes[13]
+	mi := &file_im_data_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +999,7 @@ func (x *ContactListRecord) String() string {
 func (*ContactListRecord) ProtoMessage() {}
 
 func (x *ContactListRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[13]
+	mi := &file_im_data_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +1012,7 @@ func (x *ContactListRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactListRecord.ProtoReflect.Descriptor instead.
 func (*ContactListRecord) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{13}
+	return file_im_data_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ContactListRecord) GetList() *ContactList {
@@ -806,12 +1033,21 @@ var File_im_data_proto protoreflect.FileDescriptor
 
 const file_im_data_proto_rawDesc = "" +
 	"\n" +
-	"\rim/data.proto\x12\x02im\x1a\x14svrkit/options.proto\x1a\x10im/account.proto\x1a\x10im/contact.proto\x1a\x10im/message.proto\x1a\rim/sync.proto\"\x8e\x01\n" +
+	"\rim/data.proto\x12\x02im\x1a\x14svrkit/options.proto\x1a\x10im/account.proto\x1a\x10im/contact.proto\x1a\x10im/message.proto\x1a\rim/sync.proto\"\xbc\x01\n" +
 	"\rAccountRecord\x12%\n" +
 	"\aprofile\x18\x01 \x01(\v2\v.im.ProfileR\aprofile\x12#\n" +
 	"\rpassword_hash\x18\x02 \x01(\tR\fpasswordHash\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x17\n" +
-	"\auser_id\x18\x04 \x01(\x04R\x06userId\"\x84\x01\n" +
+	"\auser_id\x18\x04 \x01(\x04R\x06userId\x12,\n" +
+	"\bsessions\x18\x05 \x01(\v2\x10.im.SessionStateR\bsessions\"i\n" +
+	"\fSessionState\x12\x18\n" +
+	"\acounter\x18\x01 \x01(\x04R\acounter\x12\x14\n" +
+	"\x05floor\x18\x02 \x01(\x04R\x05floor\x12)\n" +
+	"\adevices\x18\x03 \x03(\v2\x0f.im.DeviceFloorR\adevices\"[\n" +
+	"\vDeviceFloor\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x14\n" +
+	"\x05floor\x18\x02 \x01(\x04R\x05floor\x12\x19\n" +
+	"\bset_unix\x18\x03 \x01(\x03R\asetUnix\"\x84\x01\n" +
 	"\x14CreateAccountRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -824,7 +1060,13 @@ const file_im_data_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"K\n" +
 	"\x14UpdateProfileRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x1a\n" +
-	"\bnickname\x18\x02 \x01(\tR\bnickname\"X\n" +
+	"\bnickname\x18\x02 \x01(\tR\bnickname\"\xdb\x01\n" +
+	"\x15RevokeSessionsRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12*\n" +
+	"\x11new_password_hash\x18\x03 \x01(\tR\x0fnewPasswordHash\x120\n" +
+	"\x14expect_password_hash\x18\x04 \x01(\tR\x12expectPasswordHash\x12.\n" +
+	"\x13expired_before_unix\x18\x05 \x01(\x03R\x11expiredBeforeUnix\"X\n" +
 	"\x11PutContactRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12*\n" +
 	"\acontact\x18\x02 \x01(\v2\x10.im.ContactEntryR\acontact\"W\n" +
@@ -846,33 +1088,36 @@ const file_im_data_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x19\n" +
 	"\bsync_key\x18\x03 \x01(\fR\asyncKey\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\rR\x05limit\",\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"I\n" +
 	"\x11CurrentKeyRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\x04R\x06userId\",\n" +
+	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\",\n" +
 	"\x0fCurrentKeyReply\x12\x19\n" +
 	"\bsync_key\x18\x01 \x01(\fR\asyncKey\"e\n" +
 	"\x11ContactListRecord\x12#\n" +
 	"\x04list\x18\x01 \x01(\v2\x0f.im.ContactListR\x04list\x12+\n" +
-	"\apending\x18\x02 \x01(\v2\x11.im.ContactChangeR\apending2\xdc\x02\n" +
+	"\apending\x18\x02 \x01(\v2\x11.im.ContactChangeR\apending2\x84\x04\n" +
 	"\vAccountData\x12D\n" +
 	"\rCreateAccount\x12\x18.im.CreateAccountRequest\x1a\x11.im.AccountRecord\"\x06\xca\xf3\x18\x02\b\x01\x12@\n" +
 	"\n" +
 	"GetAccount\x12\x15.im.GetAccountRequest\x1a\x11.im.AccountRecord\"\b\xca\xf3\x18\x04\b\x02 \x01\x12F\n" +
 	"\rLookupAccount\x12\x18.im.LookupAccountRequest\x1a\x11.im.AccountRecord\"\b\xca\xf3\x18\x04\b\x03 \x01\x12F\n" +
-	"\rUpdateProfile\x12\x18.im.UpdateProfileRequest\x1a\x11.im.AccountRecord\"\b\xca\xf3\x18\x04\b\x04 \x01\x1a5\xd2\xf3\x181\n" +
-	"\vaccountdata\x10\xb8\x17\x1a\auser_id*\aaccount*\acontact*\x04send2\xff\x01\n" +
+	"\rUpdateProfile\x12\x18.im.UpdateProfileRequest\x1a\x11.im.AccountRecord\"\b\xca\xf3\x18\x04\b\x04 \x01\x12F\n" +
+	"\x0eRevokeSessions\x12\x19.im.RevokeSessionsRequest\x1a\x11.im.AccountRecord\"\x06\xca\xf3\x18\x02\b\x05\x12D\n" +
+	"\x0fGetSessionState\x12\x15.im.GetAccountRequest\x1a\x10.im.SessionState\"\b\xca\xf3\x18\x04\b\x06 \x01\x1aO\xd2\xf3\x18K\n" +
+	"\vaccountdata\x10\xb8\x17\x1a\auser_id*\aaccount*\acontact*\x04send*\x04sync*\tsendmedia*\agateway2\xff\x01\n" +
 	"\vContactData\x12?\n" +
 	"\n" +
 	"PutContact\x12\x15.im.PutContactRequest\x1a\x10.im.ContactReply\"\b\xca\xf3\x18\x04\b\x01 \x01\x12E\n" +
 	"\rDeleteContact\x12\x18.im.DeleteContactRequest\x1a\x10.im.ContactReply\"\b\xca\xf3\x18\x04\b\x02 \x01\x12@\n" +
 	"\vGetContacts\x12\x16.im.GetContactsRequest\x1a\x0f.im.ContactList\"\b\xca\xf3\x18\x04\b\x03 \x01\x1a&\xd2\xf3\x18\"\n" +
-	"\vcontactdata\x10\xb8\x17\x1a\auser_id*\acontact2\x8d\x02\n" +
+	"\vcontactdata\x10\xb8\x17\x1a\auser_id*\acontact2\x98\x02\n" +
 	"\vMessageData\x129\n" +
 	"\aDeliver\x12\x12.im.DeliverRequest\x1a\x10.im.DeliverReply\"\b\xca\xf3\x18\x04\b\x01 \x01\x12:\n" +
 	"\tSyncInbox\x12\x14.im.SyncInboxRequest\x1a\r.im.SyncReply\"\b\xca\xf3\x18\x04\b\x02 \x01\x12B\n" +
 	"\n" +
-	"CurrentKey\x12\x15.im.CurrentKeyRequest\x1a\x13.im.CurrentKeyReply\"\b\xca\xf3\x18\x04\b\x03 \x01\x1aC\xd2\xf3\x18?\n" +
-	"\vmessagedata\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\x04send*\x04syncB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
+	"CurrentKey\x12\x15.im.CurrentKeyRequest\x1a\x13.im.CurrentKeyReply\"\b\xca\xf3\x18\x04\b\x03 \x01\x1aN\xd2\xf3\x18J\n" +
+	"\vmessagedata\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\x04send*\tsendmedia*\x04syncB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
 	file_im_data_proto_rawDescOnce sync.Once
@@ -886,61 +1131,70 @@ func file_im_data_proto_rawDescGZIP() []byte {
 	return file_im_data_proto_rawDescData
 }
 
-var file_im_data_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_im_data_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_im_data_proto_goTypes = []any{
-	(*AccountRecord)(nil),        // 0: im.AccountRecord
-	(*CreateAccountRequest)(nil), // 1: im.CreateAccountRequest
-	(*GetAccountRequest)(nil),    // 2: im.GetAccountRequest
-	(*LookupAccountRequest)(nil), // 3: im.LookupAccountRequest
-	(*UpdateProfileRequest)(nil), // 4: im.UpdateProfileRequest
-	(*PutContactRequest)(nil),    // 5: im.PutContactRequest
-	(*DeleteContactRequest)(nil), // 6: im.DeleteContactRequest
-	(*GetContactsRequest)(nil),   // 7: im.GetContactsRequest
-	(*DeliverRequest)(nil),       // 8: im.DeliverRequest
-	(*DeliverReply)(nil),         // 9: im.DeliverReply
-	(*SyncInboxRequest)(nil),     // 10: im.SyncInboxRequest
-	(*CurrentKeyRequest)(nil),    // 11: im.CurrentKeyRequest
-	(*CurrentKeyReply)(nil),      // 12: im.CurrentKeyReply
-	(*ContactListRecord)(nil),    // 13: im.ContactListRecord
-	(*Profile)(nil),              // 14: im.Profile
-	(*ContactEntry)(nil),         // 15: im.ContactEntry
-	(*SyncItem)(nil),             // 16: im.SyncItem
-	(*ContactList)(nil),          // 17: im.ContactList
-	(*ContactChange)(nil),        // 18: im.ContactChange
-	(*ContactReply)(nil),         // 19: im.ContactReply
-	(*SyncReply)(nil),            // 20: im.SyncReply
+	(*AccountRecord)(nil),         // 0: im.AccountRecord
+	(*SessionState)(nil),          // 1: im.SessionState
+	(*DeviceFloor)(nil),           // 2: im.DeviceFloor
+	(*CreateAccountRequest)(nil),  // 3: im.CreateAccountRequest
+	(*GetAccountRequest)(nil),     // 4: im.GetAccountRequest
+	(*LookupAccountRequest)(nil),  // 5: im.LookupAccountRequest
+	(*UpdateProfileRequest)(nil),  // 6: im.UpdateProfileRequest
+	(*RevokeSessionsRequest)(nil), // 7: im.RevokeSessionsRequest
+	(*PutContactRequest)(nil),     // 8: im.PutContactRequest
+	(*DeleteContactRequest)(nil),  // 9: im.DeleteContactRequest
+	(*GetContactsRequest)(nil),    // 10: im.GetContactsRequest
+	(*DeliverRequest)(nil),        // 11: im.DeliverRequest
+	(*DeliverReply)(nil),          // 12: im.DeliverReply
+	(*SyncInboxRequest)(nil),      // 13: im.SyncInboxRequest
+	(*CurrentKeyRequest)(nil),     // 14: im.CurrentKeyRequest
+	(*CurrentKeyReply)(nil),       // 15: im.CurrentKeyReply
+	(*ContactListRecord)(nil),     // 16: im.ContactListRecord
+	(*Profile)(nil),               // 17: im.Profile
+	(*ContactEntry)(nil),          // 18: im.ContactEntry
+	(*SyncItem)(nil),              // 19: im.SyncItem
+	(*ContactList)(nil),           // 20: im.ContactList
+	(*ContactChange)(nil),         // 21: im.ContactChange
+	(*ContactReply)(nil),          // 22: im.ContactReply
+	(*SyncReply)(nil),             // 23: im.SyncReply
 }
 var file_im_data_proto_depIdxs = []int32{
-	14, // 0: im.AccountRecord.profile:type_name -> im.Profile
-	15, // 1: im.PutContactRequest.contact:type_name -> im.ContactEntry
-	16, // 2: im.DeliverRequest.item:type_name -> im.SyncItem
-	17, // 3: im.ContactListRecord.list:type_name -> im.ContactList
-	18, // 4: im.ContactListRecord.pending:type_name -> im.ContactChange
-	1,  // 5: im.AccountData.CreateAccount:input_type -> im.CreateAccountRequest
-	2,  // 6: im.AccountData.GetAccount:input_type -> im.GetAccountRequest
-	3,  // 7: im.AccountData.LookupAccount:input_type -> im.LookupAccountRequest
-	4,  // 8: im.AccountData.UpdateProfile:input_type -> im.UpdateProfileRequest
-	5,  // 9: im.ContactData.PutContact:input_type -> im.PutContactRequest
-	6,  // 10: im.ContactData.DeleteContact:input_type -> im.DeleteContactRequest
-	7,  // 11: im.ContactData.GetContacts:input_type -> im.GetContactsRequest
-	8,  // 12: im.MessageData.Deliver:input_type -> im.DeliverRequest
-	10, // 13: im.MessageData.SyncInbox:input_type -> im.SyncInboxRequest
-	11, // 14: im.MessageData.CurrentKey:input_type -> im.CurrentKeyRequest
-	0,  // 15: im.AccountData.CreateAccount:output_type -> im.AccountRecord
-	0,  // 16: im.AccountData.GetAccount:output_type -> im.AccountRecord
-	0,  // 17: im.AccountData.LookupAccount:output_type -> im.AccountRecord
-	0,  // 18: im.AccountData.UpdateProfile:output_type -> im.AccountRecord
-	19, // 19: im.ContactData.PutContact:output_type -> im.ContactReply
-	19, // 20: im.ContactData.DeleteContact:output_type -> im.ContactReply
-	17, // 21: im.ContactData.GetContacts:output_type -> im.ContactList
-	9,  // 22: im.MessageData.Deliver:output_type -> im.DeliverReply
-	20, // 23: im.MessageData.SyncInbox:output_type -> im.SyncReply
-	12, // 24: im.MessageData.CurrentKey:output_type -> im.CurrentKeyReply
-	15, // [15:25] is the sub-list for method output_type
-	5,  // [5:15] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	17, // 0: im.AccountRecord.profile:type_name -> im.Profile
+	1,  // 1: im.AccountRecord.sessions:type_name -> im.SessionState
+	2,  // 2: im.SessionState.devices:type_name -> im.DeviceFloor
+	18, // 3: im.PutContactRequest.contact:type_name -> im.ContactEntry
+	19, // 4: im.DeliverRequest.item:type_name -> im.SyncItem
+	20, // 5: im.ContactListRecord.list:type_name -> im.ContactList
+	21, // 6: im.ContactListRecord.pending:type_name -> im.ContactChange
+	3,  // 7: im.AccountData.CreateAccount:input_type -> im.CreateAccountRequest
+	4,  // 8: im.AccountData.GetAccount:input_type -> im.GetAccountRequest
+	5,  // 9: im.AccountData.LookupAccount:input_type -> im.LookupAccountRequest
+	6,  // 10: im.AccountData.UpdateProfile:input_type -> im.UpdateProfileRequest
+	7,  // 11: im.AccountData.RevokeSessions:input_type -> im.RevokeSessionsRequest
+	4,  // 12: im.AccountData.GetSessionState:input_type -> im.GetAccountRequest
+	8,  // 13: im.ContactData.PutContact:input_type -> im.PutContactRequest
+	9,  // 14: im.ContactData.DeleteContact:input_type -> im.DeleteContactRequest
+	10, // 15: im.ContactData.GetContacts:input_type -> im.GetContactsRequest
+	11, // 16: im.MessageData.Deliver:input_type -> im.DeliverRequest
+	13, // 17: im.MessageData.SyncInbox:input_type -> im.SyncInboxRequest
+	14, // 18: im.MessageData.CurrentKey:input_type -> im.CurrentKeyRequest
+	0,  // 19: im.AccountData.CreateAccount:output_type -> im.AccountRecord
+	0,  // 20: im.AccountData.GetAccount:output_type -> im.AccountRecord
+	0,  // 21: im.AccountData.LookupAccount:output_type -> im.AccountRecord
+	0,  // 22: im.AccountData.UpdateProfile:output_type -> im.AccountRecord
+	0,  // 23: im.AccountData.RevokeSessions:output_type -> im.AccountRecord
+	1,  // 24: im.AccountData.GetSessionState:output_type -> im.SessionState
+	22, // 25: im.ContactData.PutContact:output_type -> im.ContactReply
+	22, // 26: im.ContactData.DeleteContact:output_type -> im.ContactReply
+	20, // 27: im.ContactData.GetContacts:output_type -> im.ContactList
+	12, // 28: im.MessageData.Deliver:output_type -> im.DeliverReply
+	23, // 29: im.MessageData.SyncInbox:output_type -> im.SyncReply
+	15, // 30: im.MessageData.CurrentKey:output_type -> im.CurrentKeyReply
+	19, // [19:31] is the sub-list for method output_type
+	7,  // [7:19] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_im_data_proto_init() }
@@ -958,7 +1212,7 @@ func file_im_data_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_im_data_proto_rawDesc), len(file_im_data_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

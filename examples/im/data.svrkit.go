@@ -16,18 +16,22 @@ const AccountData_ServiceName = "im.AccountData"
 
 // cmdids of the im.AccountData methods: the numbers calls carry on the wire.
 const (
-	AccountData_CreateAccount_CmdID uint32 = 1
-	AccountData_GetAccount_CmdID    uint32 = 2
-	AccountData_LookupAccount_CmdID uint32 = 3
-	AccountData_UpdateProfile_CmdID uint32 = 4
+	AccountData_CreateAccount_CmdID   uint32 = 1
+	AccountData_GetAccount_CmdID      uint32 = 2
+	AccountData_LookupAccount_CmdID   uint32 = 3
+	AccountData_UpdateProfile_CmdID   uint32 = 4
+	AccountData_RevokeSessions_CmdID  uint32 = 5
+	AccountData_GetSessionState_CmdID uint32 = 6
 )
 
 // Full names of the im.AccountData methods: their Connect and HTTP routes.
 const (
-	AccountData_CreateAccount_FullMethodName = "/im.AccountData/CreateAccount"
-	AccountData_GetAccount_FullMethodName    = "/im.AccountData/GetAccount"
-	AccountData_LookupAccount_FullMethodName = "/im.AccountData/LookupAccount"
-	AccountData_UpdateProfile_FullMethodName = "/im.AccountData/UpdateProfile"
+	AccountData_CreateAccount_FullMethodName   = "/im.AccountData/CreateAccount"
+	AccountData_GetAccount_FullMethodName      = "/im.AccountData/GetAccount"
+	AccountData_LookupAccount_FullMethodName   = "/im.AccountData/LookupAccount"
+	AccountData_UpdateProfile_FullMethodName   = "/im.AccountData/UpdateProfile"
+	AccountData_RevokeSessions_FullMethodName  = "/im.AccountData/RevokeSessions"
+	AccountData_GetSessionState_FullMethodName = "/im.AccountData/GetSessionState"
 )
 
 // AccountDataServer is the server API for the im.AccountData service. Embed
@@ -35,7 +39,7 @@ const (
 // IDL later answer Unimplemented instead of breaking the build.
 //
 // AccountData stores accounts. Names are unique; user ids are allocated
-// here, never reused.
+// here, at random, never reused.
 type AccountDataServer interface {
 	// CreateAccount stores a new account and returns it with its user id;
 	// a taken name is already_exists. Set user_id 0 (creations are routed
@@ -48,6 +52,14 @@ type AccountDataServer interface {
 	// UpdateProfile changes an account's profile fields and publishes the new
 	// profile to the user's ACCOUNT sync inbox.
 	UpdateProfile(context.Context, *UpdateProfileRequest) (*AccountRecord, error)
+	// RevokeSessions ends sessions of user_id: device_id's, or every
+	// device's when device_id is empty. With new_password_hash it also
+	// replaces the password hash, only if the stored one is still
+	// expect_password_hash (aborted otherwise). It answers the new record.
+	RevokeSessions(context.Context, *RevokeSessionsRequest) (*AccountRecord, error)
+	// GetSessionState returns what a session check needs of user_id's
+	// account (not_found if there is none): the floors of SessionState.
+	GetSessionState(context.Context, *GetAccountRequest) (*SessionState, error)
 }
 
 // UnimplementedAccountDataServer answers every im.AccountData method with an
@@ -70,6 +82,14 @@ func (UnimplementedAccountDataServer) UpdateProfile(context.Context, *UpdateProf
 	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.AccountData.UpdateProfile not implemented")
 }
 
+func (UnimplementedAccountDataServer) RevokeSessions(context.Context, *RevokeSessionsRequest) (*AccountRecord, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.AccountData.RevokeSessions not implemented")
+}
+
+func (UnimplementedAccountDataServer) GetSessionState(context.Context, *GetAccountRequest) (*SessionState, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.AccountData.GetSessionState not implemented")
+}
+
 // AccountData_ServiceDesc describes the im.AccountData service as the IDL declares it,
 // for svrkit.Registrar.RegisterService; RegisterAccountDataServer passes it.
 // Its Methods are in IDL order; AccountDataClient calls through them.
@@ -77,7 +97,7 @@ var AccountData_ServiceDesc = svrkit.ServiceDesc{
 	Name:        AccountData_ServiceName,
 	HandlerType: (*AccountDataServer)(nil),
 	Logicsvr:    "accountdata",
-	Callers:     []string{"account", "contact", "send"},
+	Callers:     []string{"account", "contact", "send", "sync", "sendmedia", "gateway"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:    AccountData_CreateAccount_CmdID,
@@ -142,6 +162,37 @@ var AccountData_ServiceDesc = svrkit.ServiceDesc{
 			},
 			Handler: _AccountData_UpdateProfile_Handler,
 		},
+		{
+			CmdID:    AccountData_RevokeSessions_CmdID,
+			FullName: AccountData_RevokeSessions_FullMethodName,
+			Timeout:  3000 * time.Millisecond,
+			NewRequest: func() proto.Message {
+				return new(RevokeSessionsRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(AccountRecord)
+			},
+			RoutingKey: func(req proto.Message) string {
+				return strconv.FormatUint(req.(*RevokeSessionsRequest).GetUserId(), 10)
+			},
+			Handler: _AccountData_RevokeSessions_Handler,
+		},
+		{
+			CmdID:      AccountData_GetSessionState_CmdID,
+			FullName:   AccountData_GetSessionState_FullMethodName,
+			Timeout:    3000 * time.Millisecond,
+			Idempotent: true,
+			NewRequest: func() proto.Message {
+				return new(GetAccountRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(SessionState)
+			},
+			RoutingKey: func(req proto.Message) string {
+				return strconv.FormatUint(req.(*GetAccountRequest).GetUserId(), 10)
+			},
+			Handler: _AccountData_GetSessionState_Handler,
+		},
 	},
 }
 
@@ -177,6 +228,22 @@ func _AccountData_UpdateProfile_Handler(impl any, ctx context.Context, req proto
 	return out, nil
 }
 
+func _AccountData_RevokeSessions_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(AccountDataServer).RevokeSessions(ctx, req.(*RevokeSessionsRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func _AccountData_GetSessionState_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(AccountDataServer).GetSessionState(ctx, req.(*GetAccountRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegisterAccountDataServer registers impl to serve the im.AccountData service on r:
 // a *svrkit.Server for binary RPC, or a *cgi.Handler for HTTP.
 func RegisterAccountDataServer(r svrkit.Registrar, impl AccountDataServer) {
@@ -186,7 +253,7 @@ func RegisterAccountDataServer(r svrkit.Registrar, impl AccountDataServer) {
 // AccountDataClient is the client API for the im.AccountData service.
 //
 // AccountData stores accounts. Names are unique; user ids are allocated
-// here, never reused.
+// here, at random, never reused.
 type AccountDataClient interface {
 	// CreateAccount stores a new account and returns it with its user id;
 	// a taken name is already_exists. Set user_id 0 (creations are routed
@@ -199,6 +266,14 @@ type AccountDataClient interface {
 	// UpdateProfile changes an account's profile fields and publishes the new
 	// profile to the user's ACCOUNT sync inbox.
 	UpdateProfile(ctx context.Context, in *UpdateProfileRequest, opts ...svrkit.CallOption) (*AccountRecord, error)
+	// RevokeSessions ends sessions of user_id: device_id's, or every
+	// device's when device_id is empty. With new_password_hash it also
+	// replaces the password hash, only if the stored one is still
+	// expect_password_hash (aborted otherwise). It answers the new record.
+	RevokeSessions(ctx context.Context, in *RevokeSessionsRequest, opts ...svrkit.CallOption) (*AccountRecord, error)
+	// GetSessionState returns what a session check needs of user_id's
+	// account (not_found if there is none): the floors of SessionState.
+	GetSessionState(ctx context.Context, in *GetAccountRequest, opts ...svrkit.CallOption) (*SessionState, error)
 }
 
 type accountDataClient struct {
@@ -238,6 +313,22 @@ func (c *accountDataClient) LookupAccount(ctx context.Context, in *LookupAccount
 func (c *accountDataClient) UpdateProfile(ctx context.Context, in *UpdateProfileRequest, opts ...svrkit.CallOption) (*AccountRecord, error) {
 	out := new(AccountRecord)
 	if err := c.inv.Invoke(ctx, &AccountData_ServiceDesc.Methods[3], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountDataClient) RevokeSessions(ctx context.Context, in *RevokeSessionsRequest, opts ...svrkit.CallOption) (*AccountRecord, error) {
+	out := new(AccountRecord)
+	if err := c.inv.Invoke(ctx, &AccountData_ServiceDesc.Methods[4], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountDataClient) GetSessionState(ctx context.Context, in *GetAccountRequest, opts ...svrkit.CallOption) (*SessionState, error) {
+	out := new(SessionState)
+	if err := c.inv.Invoke(ctx, &AccountData_ServiceDesc.Methods[5], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -490,7 +581,7 @@ var MessageData_ServiceDesc = svrkit.ServiceDesc{
 	Name:        MessageData_ServiceName,
 	HandlerType: (*MessageDataServer)(nil),
 	Logicsvr:    "messagedata",
-	Callers:     []string{"accountdata", "contactdata", "send", "sync"},
+	Callers:     []string{"accountdata", "contactdata", "send", "sendmedia", "sync"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:      MessageData_Deliver_CmdID,

@@ -64,6 +64,7 @@ var Send_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/send/text",
 			Timeout:    5000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   210,
 			NewRequest: func() proto.Message {
 				return new(SendTextRequest)
 			},
@@ -78,6 +79,7 @@ var Send_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/send/voice",
 			Timeout:    5000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   200,
 			NewRequest: func() proto.Message {
 				return new(SendVoiceRequest)
 			},

@@ -1459,8 +1459,10 @@ func (x *InboxSyncReply) GetGap() bool {
 }
 
 type InboxCurrentKeyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        uint64                 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId uint64                 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// device_id: the device the key is for (1 to 128 bytes).
+	DeviceId      string `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1500,6 +1502,13 @@ func (x *InboxCurrentKeyRequest) GetUserId() uint64 {
 		return x.UserId
 	}
 	return 0
+}
+
+func (x *InboxCurrentKeyRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
 }
 
 type InboxCurrentKeyReply struct {
@@ -1740,9 +1749,10 @@ const file_im_storage_proto_rawDesc = "" +
 	"\aentries\x18\x01 \x03(\v2\x0e.im.InboxEntryR\aentries\x12\x19\n" +
 	"\bsync_key\x18\x02 \x01(\fR\asyncKey\x12\x12\n" +
 	"\x04more\x18\x03 \x01(\bR\x04more\x12\x10\n" +
-	"\x03gap\x18\x04 \x01(\bR\x03gap\"1\n" +
+	"\x03gap\x18\x04 \x01(\bR\x03gap\"N\n" +
 	"\x16InboxCurrentKeyRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\x04R\x06userId\"1\n" +
+	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\"1\n" +
 	"\x14InboxCurrentKeyReply\x12\x19\n" +
 	"\bsync_key\x18\x01 \x01(\fR\asyncKey\"P\n" +
 	"\x18InboxRemoveDeviceRequest\x12\x17\n" +

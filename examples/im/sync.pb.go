@@ -12,7 +12,12 @@
 // type; a lost answer is repaired by syncing again with the old key, which
 // returns the same items with the same versions.
 //
-// Errors: a damaged, edited or another user's key is invalid_argument; a
+// A key is bound to the user and the device it was given to, and is
+// encrypted: a client can neither read the versions in it nor use it on
+// another device.
+//
+// Errors: a damaged, edited, another user's or another device's key (or
+// one from before keys were bound to devices) is invalid_argument; a
 // key naming versions the server never wrote (the store was restored from
 // an older copy) is out_of_range. After either, or when an answer has gap
 // set, the device drops its local state, reloads it (GetProfile,
@@ -437,9 +442,9 @@ const file_im_sync_proto_rawDesc = "" +
 	"\x15SYNC_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11SYNC_TYPE_ACCOUNT\x10\x01\x12\x16\n" +
 	"\x12SYNC_TYPE_CONTACTS\x10\x02\x12\x16\n" +
-	"\x12SYNC_TYPE_MESSAGES\x10\x032i\n" +
-	"\x04Sync\x12?\n" +
-	"\x04Sync\x12\x0f.im.SyncRequest\x1a\r.im.SyncReply\"\x17\xca\xf3\x18\x13\b\x01\x12\r/cgi-bin/sync \x01\x1a \xd2\xf3\x18\x15\n" +
+	"\x12SYNC_TYPE_MESSAGES\x10\x032l\n" +
+	"\x04Sync\x12B\n" +
+	"\x04Sync\x12\x0f.im.SyncRequest\x1a\r.im.SyncReply\"\x1a\xca\xf3\x18\x16\b\x01\x12\r/cgi-bin/sync \x01(\xb4\x01\x1a \xd2\xf3\x18\x15\n" +
 	"\x04sync\x10\x88' \x80\b*\agateway\x8a\xb2\x19\x03\b\x90\x03B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (

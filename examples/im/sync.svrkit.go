@@ -57,6 +57,7 @@ var Sync_ServiceDesc = svrkit.ServiceDesc{
 			CGIPath:    "/cgi-bin/sync",
 			Timeout:    5000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   180,
 			NewRequest: func() proto.Message {
 				return new(SyncRequest)
 			},

@@ -17,7 +17,7 @@
 // and, when the IDL gives it one, at its CGI path (POST
 // /cgi-bin/micromsg-bin/newsendmsg). Both take the same request.
 //
-// The describe method (svrkit.DescribeServiceDesc) is served at
+// The describe method (svrkit.DescribeServiceDesc, svrkit.Describe) is served at
 // /svrkit.Describe/Describe over the handler's own services, by POST like any
 // method and also by GET, which answers the FileDescriptorSet as JSON for a
 // quick look with curl. WithoutDescribe turns it off.
@@ -49,7 +49,8 @@
 //
 // The handler's context carries the request's headers as incoming metadata
 // (lower-case keys; the last value of a repeated header wins; transport
-// headers such as Content-Length are left out) and a deadline: the method's
+// headers such as Content-Length are left out), the client's address under
+// PeerAddrKey (see PeerAddr), and a deadline: the method's
 // Timeout (from the IDL), or WithDefaultTimeout's for methods without one,
 // shortened by a Connect-Timeout-Ms request header. Server interceptors
 // (WithInterceptors) wrap every call, as on the binary server.
@@ -151,7 +152,7 @@ func NewHandler(opts ...Option) *Handler {
 		o(&h.opts)
 	}
 	if h.opts.describe {
-		h.RegisterService(&svrkit.DescribeServiceDesc, svrkit.NewDescriber(h.Services))
+		h.RegisterService(svrkit.DescribeServiceDesc(), svrkit.NewDescriber(h.Services))
 	}
 	return h
 }
@@ -221,6 +222,26 @@ func (h *Handler) Routes() []string {
 	return paths
 }
 
+// PeerAddrKey is the incoming metadata key under which a Handler passes the
+// client's network address (http.Request.RemoteAddr, "ip:port") to the
+// method, for logs and for per-client limits such as login throttling. The
+// key is reserved: a request header of that name is dropped, so an HTTP
+// client cannot forge it. A caller over binary RPC can still send any
+// metadata, this key included; code that must trust the address reads it
+// with PeerAddr.
+const PeerAddrKey = "svrkit-peer-addr"
+
+type peerAddrKey struct{}
+
+// PeerAddr returns the network address of the HTTP client of the call in
+// ctx ("ip:port"), and false when the call did not come through a Handler
+// (over binary RPC, say). Unlike the PeerAddrKey metadata, no client can
+// set it: only a Handler does.
+func PeerAddr(ctx context.Context) (string, bool) {
+	a, ok := ctx.Value(peerAddrKey{}).(string)
+	return a, ok
+}
+
 // transportHeaders are HTTP plumbing, not call metadata.
 var transportHeaders = map[string]bool{
 	"content-length": true, "content-type": true, "connection": true,
@@ -284,7 +305,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt *route, ct st
 		}
 	}
 
-	ctx := svrkit.WithIncomingMetadata(r.Context(), metadataFrom(r.Header))
+	md := metadataFrom(r.Header)
+	md[PeerAddrKey] = r.RemoteAddr
+	ctx := context.WithValue(svrkit.WithIncomingMetadata(r.Context(), md), peerAddrKey{}, r.RemoteAddr)
 	if m.Priority != 0 {
 		// A CGI is an entry: the calls behind it inherit its priority, so
 		// that overloaded services downstream shed it as the IDL ranks it.
@@ -360,10 +383,10 @@ func marshal(ct string, m proto.Message) ([]byte, error) {
 }
 
 func metadataFrom(h http.Header) svrkit.Metadata {
-	md := make(svrkit.Metadata, len(h))
+	md := make(svrkit.Metadata, len(h)+1)
 	for k, vs := range h {
 		k = strings.ToLower(k)
-		if transportHeaders[k] || len(vs) == 0 {
+		if transportHeaders[k] || k == PeerAddrKey || len(vs) == 0 {
 			continue
 		}
 		md[k] = vs[len(vs)-1]

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -22,7 +23,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
-	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -32,6 +32,7 @@ import (
 //	fail:N     fails with code N
 //	panic      panics
 //	md:KEY     answers the incoming metadata value of KEY
+//	peer       answers cgi.PeerAddr
 //	deadline   answers the time left before the deadline, in ms, or "none"
 //	wait       waits for the context to end
 //	anything   answers "echo: anything"
@@ -51,6 +52,12 @@ func (echo) Echo(ctx context.Context, req *hello.HelloRequest) (*hello.HelloRepl
 		panic("on purpose")
 	case strings.HasPrefix(name, "md:"):
 		return &hello.HelloReply{Message: svrkit.IncomingMetadata(ctx)[name[len("md:"):]]}, nil
+	case name == "peer":
+		a, ok := cgi.PeerAddr(ctx)
+		if !ok {
+			return nil, svrkit.NewError(svrkit.Internal, "no peer address")
+		}
+		return &hello.HelloReply{Message: a}, nil
 	case name == "deadline":
 		dl, ok := ctx.Deadline()
 		if !ok {
@@ -298,6 +305,25 @@ func TestMetadata(t *testing.T) {
 	}
 }
 
+// The client's address reaches the method under the reserved key, and a
+// header of that name cannot replace it.
+func TestPeerAddr(t *testing.T) {
+	url := startServer(t)
+	forged := map[string]string{"Svrkit-Peer-Addr": "203.0.113.7:1"}
+	_, md := call(t, url, "/cgi-bin/echo", "md:"+cgi.PeerAddrKey, forged)
+	_, peer := call(t, url, "/cgi-bin/echo", "peer", forged)
+	host, _, err := net.SplitHostPort(md)
+	if err != nil || host != "127.0.0.1" {
+		t.Fatalf("metadata %s = %q, want the loopback client's address", cgi.PeerAddrKey, md)
+	}
+	if peer != md {
+		t.Fatalf("PeerAddr = %q, metadata %q: want the same", peer, md)
+	}
+	if _, ok := cgi.PeerAddr(context.Background()); ok {
+		t.Fatal("PeerAddr outside a Handler's call answered ok")
+	}
+}
+
 func TestDeadlines(t *testing.T) {
 	url := startServer(t)
 	leftMS := func(path string, hdr map[string]string) int {
@@ -492,8 +518,7 @@ func TestDescribe(t *testing.T) {
 	}
 	check("GET", set)
 
-	set = &descriptorpb.FileDescriptorSet{}
-	err := cgi.NewClient(srv.URL, httpClient).Invoke(context.Background(), &svrkit.DescribeServiceDesc.Methods[0], &emptypb.Empty{}, set)
+	set, err := svrkit.Describe(context.Background(), cgi.NewClient(srv.URL, httpClient))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -501,7 +526,7 @@ func TestDescribe(t *testing.T) {
 
 	off := httptest.NewServer(cgi.NewHandler(cgi.WithoutDescribe()))
 	t.Cleanup(off.Close)
-	err = cgi.NewClient(off.URL, httpClient).Invoke(context.Background(), &svrkit.DescribeServiceDesc.Methods[0], &emptypb.Empty{}, set)
+	_, err = svrkit.Describe(context.Background(), cgi.NewClient(off.URL, httpClient))
 	if svrkit.CodeOf(err) != svrkit.NotFound {
 		t.Errorf("describe WithoutDescribe: %v, want not_found", err)
 	}

@@ -52,9 +52,9 @@ var latencyBoundsNs = func() (b [len(LatencyBucketsMs)]time.Duration) {
 	return b
 }()
 
-// numCodes is the framework's codes (0..16) and one more for every
+// numCodes is the framework's codes (0..17) and one more for every
 // application code.
-const numCodes = int(svrkit.Unauthenticated) + 2
+const numCodes = int(svrkit.Overloaded) + 2
 
 type methodPoints struct {
 	side    string

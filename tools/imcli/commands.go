@@ -30,6 +30,9 @@ type state struct {
 	// Names maps user ids to login names seen in contacts and messages,
 	// to print names instead of numbers.
 	Names map[uint64]string `json:"names,omitempty"`
+	// Uploads are the uploads started and not completed, by the file's
+	// SHA-256 and size: sending the same file again resumes its upload.
+	Uploads map[string]string `json:"uploads,omitempty"`
 }
 
 // loadState reads the state file for name ("" means -as/-state), returning
@@ -100,15 +103,24 @@ func (c *cli) password(p string) (string, error) {
 	if p != "" {
 		return p, nil
 	}
-	if p = c.getenv("IMCLI_PASSWORD"); p != "" {
+	return c.readPassword(bufio.NewReader(c.stdin), "IMCLI_PASSWORD", "password: ")
+}
+
+// readPassword returns $env, else a line of in after prompting.
+func (c *cli) readPassword(in *bufio.Reader, env, prompt string) (string, error) {
+	if p := c.getenv(env); p != "" {
 		return p, nil
 	}
-	fmt.Fprint(c.stderr, "password: ")
-	line, err := bufio.NewReader(c.stdin).ReadString('\n')
+	fmt.Fprint(c.stderr, prompt)
+	line, err := in.ReadString('\n')
 	line = strings.TrimRight(line, "\r\n")
 	if line == "" {
 		if err != nil {
-			return "", usagef("no password: pass -password, set IMCLI_PASSWORD or type it")
+			flagName := "-password"
+			if env != "IMCLI_PASSWORD" {
+				flagName = "-new"
+			}
+			return "", usagef("no password: pass %s, set %s or type it", flagName, env)
 		}
 		return "", usagef("empty password")
 	}
@@ -172,6 +184,9 @@ func (c *cli) doLogin(cl *imclient.Client, name, password, device string) error 
 	if err != nil {
 		return err
 	}
+	// The device cookie of this file's last login to the same account
+	// goes along, so that login is throttled on its own.
+	cl.SetSession(st.Session)
 	s, err := cl.Login(c.ctx, name, password, device)
 	if err != nil {
 		return err
@@ -198,19 +213,77 @@ func (c *cli) doLogin(cl *imclient.Client, name, password, device string) error 
 }
 
 func (c *cli) logout(args []string) error {
-	if len(args) != 0 {
-		return usagef("usage: logout")
+	var all bool
+	if _, err := subFlags("logout", args, func(fs *flag.FlagSet) { fs.BoolVar(&all, "all", false, "") }); err != nil {
+		return err
 	}
-	_, path, err := c.loadState("")
+	st, path, cl, err := c.loggedIn()
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// A token the server already refuses (expired, revoked) is as good as
+	// logged out: forget it all the same.
+	if err := cl.Logout(c.ctx, all); err != nil && svrkit.CodeOf(err) != svrkit.Unauthenticated {
 		return err
 	}
-	if !c.json {
-		c.printf("logged out (removed %s); the token itself stays valid until it expires", path)
+	// The SyncKey and the device cookie stay for this device's next login.
+	st.Session.Token, st.Session.ExpiresUnix = "", 0
+	if err := st.save(path); err != nil {
+		return err
 	}
+	if c.json {
+		c.printJSON(map[string]any{"logged_out": true, "all_devices": all})
+		return nil
+	}
+	if all {
+		c.printf("logged out on every device: no token of %s works any more", st.Session.Name)
+	} else {
+		c.printf("logged out: this device's token no longer works")
+	}
+	return nil
+}
+
+func (c *cli) passwd(args []string) error {
+	var password, newPassword string
+	pos, err := subFlags("passwd", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&password, "password", "", "")
+		fs.StringVar(&newPassword, "new", "", "")
+	})
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("usage: passwd [-password P] [-new NEW]")
+	}
+	st, path, cl, err := c.loggedIn()
+	if err != nil {
+		return err
+	}
+	in := bufio.NewReader(c.stdin)
+	if password == "" {
+		if password, err = c.readPassword(in, "IMCLI_PASSWORD", "current password: "); err != nil {
+			return err
+		}
+	}
+	if newPassword == "" {
+		if newPassword, err = c.readPassword(in, "IMCLI_NEW_PASSWORD", "new password: "); err != nil {
+			return err
+		}
+	}
+	s, err := cl.ChangePassword(c.ctx, password, newPassword)
+	if err != nil {
+		return err
+	}
+	st.Session = s
+	if err := st.save(path); err != nil {
+		return err
+	}
+	if c.json {
+		c.printJSON(map[string]any{"user_id": s.UserID, "device_id": s.DeviceID, "expires_unix": s.ExpiresUnix})
+		return nil
+	}
+	c.printf("password changed; every other session of %s has ended, this device stays logged in until %s",
+		s.Name, time.Unix(s.ExpiresUnix, 0).Format(time.DateTime))
 	return nil
 }
 
@@ -547,8 +620,11 @@ func (c *cli) printItem(cl *imclient.Client, st *state, it *im.SyncItem) {
 			at = time.UnixMilli(t).Format(time.TimeOnly)
 		}
 		body := m.GetText()
-		if m.GetType() == im.MessageType_MESSAGE_TYPE_VOICE {
+		switch m.GetType() {
+		case im.MessageType_MESSAGE_TYPE_VOICE:
 			body = fmt.Sprintf("(voice: %.1fs %s, %d bytes)", float64(m.GetVoiceDurationMs())/1000, m.GetVoiceFormat(), len(m.GetVoice()))
+		case im.MessageType_MESSAGE_TYPE_IMAGE, im.MessageType_MESSAGE_TYPE_VIDEO:
+			body = mediaLine(m)
 		}
 		c.printf("[%s] %s → %s: %s", at, from, to, printable(body))
 	case *im.SyncItem_Contact:

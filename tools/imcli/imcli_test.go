@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/svrkit/svrkit/examples/im/imtest"
+	"github.com/svrkit/svrkit/examples/im/mediatest"
 	"github.com/svrkit/svrkit/tools/internal/cmdline/cmdlinetest"
 )
 
@@ -130,8 +134,50 @@ func TestChat(t *testing.T) {
 	// watch saved the key: nothing is printed twice.
 	ok("nothing new", "-as", "bob", "sync")
 
+	// An image, with the location its camera wrote, and its download.
+	photoPath := filepath.Join(home, "photo.jpg")
+	if err := os.WriteFile(photoPath, mediatest.Photo(t, 640, 480, 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok("removed exif, xmp, comment", "-as", "alice", "sendimage", "bob", photoPath)
+	line := ok("alice → you: (image 640×480", "-as", "bob", "sync")
+	m := regexp.MustCompile(`imcli download ([0-9a-f]{32})`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no media id in %q", line)
+	}
+	saved := filepath.Join(home, "saved.jpg")
+	ok("to "+saved, "-as", "bob", "download", m[1], "-o", saved)
+	if b, err := os.ReadFile(saved); err != nil || !bytes.HasPrefix(b, []byte{0xFF, 0xD8}) || bytes.Contains(b, []byte(mediatest.GPSMarker)) {
+		t.Fatalf("downloaded file: %d bytes, %v; location kept: %v", len(b), err, bytes.Contains(b, []byte(mediatest.GPSMarker)))
+	}
+	notes := filepath.Join(home, "notes.txt")
+	if err := os.WriteFile(notes, []byte("not an image"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fails(2, "is not a JPEG, PNG, GIF or WebP image", "-as", "alice", "sendimage", "bob", notes)
+
+	// A password change ends every other session and keeps this one.
+	ok("logged in as bob", "-state", filepath.Join(home, "tablet.json"), "login", "bob", "-password", "bob-password", "-device", "tablet")
+	ok("password changed", "-as", "bob", "passwd", "-password", "bob-password", "-new", "bob-new-password")
+	ok("nothing new", "-as", "bob", "sync")
+	fails(1, "session revoked; log in again", "-state", filepath.Join(home, "tablet.json"), "sync")
+	fails(1, "wrong name or password", "login", "bob", "-password", "bob-password")
+	fails(1, "wrong password", "-as", "bob", "passwd", "-password", "not-bobs-password", "-new", "whatever-else")
+
+	// Logout ends the token on the server, not only in the state file.
+	statePath := filepath.Join(home, ".imcli-bob.json")
+	before, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ok("logged out", "-as", "bob", "logout")
 	fails(1, "not logged in", "-as", "bob", "sync")
+	if err := os.WriteFile(statePath, before, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fails(1, "session revoked; log in again", "-as", "bob", "sync")
+	ok("logged in as bob", "login", "bob", "-password", "bob-new-password")
+	ok("nothing new", "-as", "bob", "sync")
 }
 
 // TestHelpConvention needs no backend: help and bad usage are answered

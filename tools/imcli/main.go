@@ -7,6 +7,7 @@
 //	go run ./tools/imcli register alice -password 'correct horse'
 //	go run ./tools/imcli -as alice add bob
 //	go run ./tools/imcli -as alice send bob 'hi bob'
+//	go run ./tools/imcli -as alice sendimage bob photo.jpg
 //	go run ./tools/imcli -as bob watch            # pushed over the long link; Ctrl-C to stop
 //
 // The services' addresses come from svrkit up's state file (-up, default
@@ -55,7 +56,8 @@ examples/im' runs.
 commands:
   register NAME [-password P] [-nick NICK] [-device D]   create a user and log in
   login NAME [-password P] [-device D]                    log in (one device per login)
-  logout                                                  forget the local login
+  logout [-all]                                           end this device's session (-all: every device's)
+  passwd [-password P] [-new NEW]                         change your password; ends every session, keeps this one
   whoami                                                  your profile
   profile NAME|ID                                         someone's profile
   setnick NICKNAME                                        change your nickname
@@ -63,11 +65,15 @@ commands:
   remove NAME                                             remove a contact
   contacts                                                list your contacts
   send NAME|ID TEXT...                                    send a text message
+  sendimage NAME|ID FILE                                  send a JPEG, PNG, GIF or WebP (a cut upload resumes on rerun)
+  sendvideo NAME|ID FILE [-cover IMAGE]                   send an MP4, QuickTime or WebM video
+  download MEDIA_ID [-thumb] [-o FILE]                    save a media file sent to you (a cut download resumes on rerun)
   sync [-reset]                                           print what is new; -reset starts from scratch
   watch [-every D]                                        print messages as they come: pushed over the
                                                           gateway's long link, or polled every D
 
-The password comes from -password, else $IMCLI_PASSWORD, else a line of stdin.
+The password comes from -password, else $IMCLI_PASSWORD, else a line of stdin;
+passwd's new one from -new, else $IMCLI_NEW_PASSWORD, else the next line.
 
 Exit status: 0 on success; 1 when a call fails (its code and message on
 stderr, as {"code","message"} with -json); 2 for bad usage.`,
@@ -138,6 +144,8 @@ func (c *cli) dispatch(cmd string, args []string) error {
 		return c.login(args)
 	case "logout":
 		return c.logout(args)
+	case "passwd":
+		return c.passwd(args)
 	case "whoami":
 		return c.profile(nil)
 	case "profile":
@@ -152,6 +160,12 @@ func (c *cli) dispatch(cmd string, args []string) error {
 		return c.contacts(args)
 	case "send":
 		return c.send(args)
+	case "sendimage":
+		return c.sendimage(args)
+	case "sendvideo":
+		return c.sendvideo(args)
+	case "download":
+		return c.download(args)
 	case "sync":
 		return c.sync(args)
 	case "watch":

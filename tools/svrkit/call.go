@@ -27,7 +27,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
-	"google.golang.org/protobuf/types/known/emptypb"
 )
 
 func init() {
@@ -197,8 +196,7 @@ func dial(target string, opts ...svrkit.ClientOption) (svrkit.Invoker, func(), e
 }
 
 func describe(ctx context.Context, inv svrkit.Invoker) (*descriptorpb.FileDescriptorSet, error) {
-	set := &descriptorpb.FileDescriptorSet{}
-	err := inv.Invoke(ctx, &svrkit.DescribeServiceDesc.Methods[0], &emptypb.Empty{}, set)
+	set, err := svrkit.Describe(ctx, inv)
 	if err != nil {
 		se := svrkit.AsError(err)
 		if c := se.Code(); c == svrkit.Unimplemented || c == svrkit.NotFound {

@@ -20,9 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/types/descriptorpb"
-	"google.golang.org/protobuf/types/known/emptypb"
-
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 )
@@ -210,7 +207,7 @@ func TestUpRunsTopology(t *testing.T) {
 	defer anon.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := anon.Invoke(ctx, &svrkit.DescribeServiceDesc.Methods[0], &emptypb.Empty{}, &descriptorpb.FileDescriptorSet{}); svrkit.CodeOf(err) != svrkit.Unauthenticated {
+	if _, err := svrkit.Describe(ctx, anon); svrkit.CodeOf(err) != svrkit.Unauthenticated {
 		t.Errorf("call without a key: %v, want unauthenticated", err)
 	}
 	var listed strings.Builder

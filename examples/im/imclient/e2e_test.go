@@ -144,13 +144,13 @@ func TestBackend(t *testing.T) {
 	}
 
 	// Bad tokens, on every client-facing Logicsvr.
-	signer, err := session.NewSigner(sessionSecret)
+	signer, err := session.NewSigner(sessionSecret, session.DefaultTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	expired, _ := signer.Sign(session.Claims{UserID: aliceID, DeviceID: "laptop",
 		IssuedAt: time.Now().Add(-48 * time.Hour), Expires: time.Now().Add(-24 * time.Hour)})
-	forger, _ := session.NewSigner("not the secret")
+	forger, _ := session.NewSigner("not the secret", session.DefaultTTL)
 	forged, _ := forger.Sign(session.Claims{UserID: bobID, DeviceID: "phone", IssuedAt: time.Now(), Expires: time.Now().Add(time.Hour)})
 	edited := []byte(aliceSession.Token)
 	edited[10] ^= 1
@@ -320,7 +320,7 @@ func TestBackend(t *testing.T) {
 	c.SetSyncKey([]byte("not a sync key"))
 	_, err = c.Sync(ctx, 0)
 	wantCode(t, "malformed SyncKey", err, svrkit.InvalidArgument, "")
-	c.SetSyncKey(inbox.NewSyncKeyCodec([]byte(syncKeySecret)).Encode(bobID, inbox.SyncKey{}.With(inbox.Messages, 1<<40)))
+	c.SetSyncKey(inbox.NewSyncKeyCodec([]byte(syncKeySecret)).Encode(bobID, "phone", inbox.SyncKey{}.With(inbox.Messages, 1<<40)))
 	_, err = c.Sync(ctx, 0)
 	wantCode(t, "SyncKey from the future", err, svrkit.OutOfRange, "")
 	c.SetSyncKey(bytes.Repeat([]byte{1}, 257))

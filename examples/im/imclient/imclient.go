@@ -1,5 +1,5 @@
 // Package imclient is a Go client of the IM backend's client-facing CGIs:
-// the account, contact, send and sync Logicsvrs (idl/im). imcli, the load
+// the account, contact, send, sync and sendmedia Logicsvrs (idl/im). imcli, the load
 // command and the scenario tests use it; it is also the reference for what a
 // mobile client does.
 //
@@ -23,7 +23,11 @@
 // # Sessions and SyncKeys
 //
 // Login keeps the session token in the Client and every later call sends it
-// as "Authorization: Bearer <token>". Sync keeps the device's SyncKey in the
+// as "Authorization: Bearer <token>", until Logout. Login also keeps the
+// device cookie the server answers and sends it back on the device's next
+// login to the same account: the server then throttles that login on its
+// own, so someone guessing the account's password does not lock this
+// device out. Sync keeps the device's SyncKey in the
 // Client and advances it with every answer. Both live only in memory:
 // Session/SetSession and SyncKey/SetSyncKey let a caller persist them (imcli
 // keeps them in a state file) — a device should store a new SyncKey only
@@ -40,6 +44,14 @@
 // a send that returns nil is durable and stored exactly once; one that
 // returns an error may or may not have been stored, and retrying it with the
 // same id later is safe.
+//
+// # Media
+//
+// Upload sends a file in chunks (1 MiB by default), each retried like a
+// send, and resumes an upload it is given the id of: it asks the server
+// which ranges it has and sends the rest. SendImage and SendVideo then send
+// the media id. Download is a plain HTTP GET with the session token, and a
+// Range request from an offset, so an interrupted download resumes too.
 //
 // # Errors
 //
@@ -70,27 +82,33 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/session"
+	"github.com/svrkit/svrkit/examples/im/link"
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/cgi"
 	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 )
 
-// Addrs are the base URLs ("http://127.0.0.1:8080") of the four
-// client-facing Logicsvrs, where a bare "host:port" gets "http://"
-// prepended, and the gateway's long-link address ("host:port"; empty when
-// the backend has none), where Connect goes.
+// Addrs are the base URLs ("http://127.0.0.1:8080") of the client-facing
+// Logicsvrs, where a bare "host:port" gets "http://" prepended, and the
+// gateway's long-link address ("host:port"; empty when the backend has
+// none), where Connect goes. Media is optional: without it, the media
+// calls fail with unavailable.
 type Addrs struct {
 	Account, Contact, Send, Sync string
+	Media                        string
 	Link                         string
 }
 
-// Session is a login: whose, on which device, with which token.
+// Session is a login: whose, on which device, with which token, and the
+// device cookie for the next login (kept after Logout, which clears only
+// the token).
 type Session struct {
-	UserID      uint64 `json:"user_id"`
-	Name        string `json:"name,omitempty"`
-	DeviceID    string `json:"device_id,omitempty"`
-	Token       string `json:"token"`
-	ExpiresUnix int64  `json:"expires_unix"`
+	UserID       uint64 `json:"user_id"`
+	Name         string `json:"name,omitempty"`
+	DeviceID     string `json:"device_id,omitempty"`
+	Token        string `json:"token"`
+	ExpiresUnix  int64  `json:"expires_unix"`
+	DeviceCookie string `json:"device_cookie,omitempty"`
 }
 
 // Client calls the IM backend for one device.
@@ -99,6 +117,10 @@ type Client struct {
 	contact im.ContactClient
 	send    im.SendClient
 	sync    im.SyncClient
+	media   im.SendMediaClient
+	// mediaURL and hc serve downloads, which are plain HTTP GETs.
+	mediaURL string
+	hc       *http.Client
 
 	mu      sync.Mutex
 	session Session
@@ -132,24 +154,32 @@ func New(addrs Addrs, opts ...Option) *Client {
 		tr.MaxIdleConnsPerHost = 16
 		o.hc = &http.Client{Transport: tr}
 	}
-	c := &Client{linkAddr: addrs.Link, notify: make(chan struct{}, 1)}
+	c := &Client{
+		mediaURL: baseURL(addrs.Media),
+		hc:       o.hc,
+		linkAddr: addrs.Link,
+		notify:   make(chan struct{}, 1),
+	}
 	c.account = im.NewAccountClient(transport{c, cgi.NewClient(baseURL(addrs.Account), o.hc)})
 	c.contact = im.NewContactClient(transport{c, cgi.NewClient(baseURL(addrs.Contact), o.hc)})
 	c.send = im.NewSendClient(transport{c, cgi.NewClient(baseURL(addrs.Send), o.hc)})
 	c.sync = im.NewSyncClient(transport{c, cgi.NewClient(baseURL(addrs.Sync), o.hc)})
+	c.media = im.NewSendMediaClient(cgi.NewClient(baseURL(addrs.Media), o.hc))
 	return c
 }
 
 // transport sends a call over the long link when the Client has one
-// (Connect), over HTTP otherwise. Register and Login always go over HTTP:
-// a link needs a session before it opens.
+// (Connect) and the method is on it, over HTTP otherwise. Register and
+// Login always go over HTTP: a link needs a session before it opens.
+// Media stays on HTTP: uploads and downloads are bulk transfers that
+// would hold up the link's other calls.
 type transport struct {
 	c    *Client
 	http svrkit.Invoker
 }
 
 func (t transport) Invoke(ctx context.Context, m *svrkit.MethodDesc, req, resp proto.Message, opts ...svrkit.CallOption) error {
-	if l := t.c.link.Load(); l != nil && m.FullName != im.Account_Register_FullMethodName && m.FullName != im.Account_Login_FullMethodName {
+	if l := t.c.link.Load(); l != nil && m.FullName != im.Account_Register_FullMethodName && m.FullName != im.Account_Login_FullMethodName && link.Default.ByName(m.FullName) != nil {
 		return l.Invoke(ctx, m, req, resp, opts...)
 	}
 	return t.http.Invoke(ctx, m, req, resp, opts...)
@@ -189,6 +219,9 @@ func ReadStateFile(path string) (Addrs, error) {
 			return Addrs{}, fmt.Errorf("%s: no %q service", path, name)
 		}
 		*p = in.HTTP
+	}
+	if in, ok := st.Find("sendmedia"); ok {
+		a.Media = in.HTTP
 	}
 	if in, ok := st.Find("gateway"); ok {
 		a.Link = in.Ports["link"]
@@ -264,19 +297,67 @@ func (c *Client) Register(ctx context.Context, name, password, nickname string) 
 	return r.GetUserId(), nil
 }
 
-// Login opens a session for deviceID ("" means "default") and keeps it.
-// It does not touch the SyncKey: a new device starts with SetSyncKey(nil).
+// Login opens a session for deviceID ("" means "default") and keeps it,
+// sending the device cookie of the Client's last session when it was for
+// the same name. It does not touch the SyncKey: a new device starts with
+// SetSyncKey(nil). After too many failed logins it fails with
+// resource_exhausted, the wait in the message; it does not retry.
 func (c *Client) Login(ctx context.Context, name, password, deviceID string) (Session, error) {
-	r, err := c.account.Login(ctx, &im.LoginRequest{Name: name, Password: password, DeviceId: deviceID})
+	var cookie string
+	if prev := c.Session(); prev.Name == name {
+		cookie = prev.DeviceCookie
+	}
+	r, err := c.account.Login(ctx, &im.LoginRequest{Name: name, Password: password, DeviceId: deviceID, DeviceCookie: cookie})
 	if err != nil {
 		return Session{}, err
 	}
 	if deviceID == "" {
 		deviceID = "default"
 	}
-	s := Session{UserID: r.GetUserId(), Name: name, DeviceID: deviceID, Token: r.GetToken(), ExpiresUnix: r.GetExpiresUnix()}
-	c.SetSession(s)
+	s := c.keep(name, deviceID, r)
 	return s, nil
+}
+
+// keep makes the session of a login reply the Client's.
+func (c *Client) keep(name, deviceID string, r *im.LoginReply) Session {
+	s := Session{UserID: r.GetUserId(), Name: name, DeviceID: deviceID, Token: r.GetToken(),
+		ExpiresUnix: r.GetExpiresUnix(), DeviceCookie: r.GetDeviceCookie()}
+	c.SetSession(s)
+	return s
+}
+
+// Logout ends the session on the server: this device's, or every device's
+// of the user with allDevices. When it returns nil no Logicsvr accepts the
+// token any more, and the Client has forgotten it (it keeps the device
+// cookie for the next login).
+func (c *Client) Logout(ctx context.Context, allDevices bool) error {
+	actx, err := c.authed(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := c.account.Logout(actx, &im.LogoutRequest{AllDevices: allDevices}); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.session.Token, c.session.ExpiresUnix = "", 0
+	c.mu.Unlock()
+	return nil
+}
+
+// ChangePassword replaces the user's password, after the server checked
+// the current one, and ends every session of the user on every device; it
+// keeps the new session the server opens for this device.
+func (c *Client) ChangePassword(ctx context.Context, password, newPassword string) (Session, error) {
+	actx, err := c.authed(ctx)
+	if err != nil {
+		return Session{}, err
+	}
+	r, err := c.account.ChangePassword(actx, &im.ChangePasswordRequest{Password: password, NewPassword: newPassword})
+	if err != nil {
+		return Session{}, err
+	}
+	prev := c.Session()
+	return c.keep(prev.Name, prev.DeviceID, r), nil
 }
 
 // Profile returns a user's profile; userID 0 is the caller's own.
@@ -377,11 +458,16 @@ func (c *Client) retrySend(ctx context.Context, call func(context.Context) (*im.
 // Retryable, or ctx ends; each attempt is bounded by attemptTimeout. Only
 // for calls that are safe to repeat.
 func retry[T any](ctx context.Context, call func(context.Context) (T, error)) (T, error) {
+	return retryWithin(ctx, attemptTimeout, call)
+}
+
+// retryWithin is retry with each attempt bounded by attempt.
+func retryWithin[T any](ctx context.Context, attempt time.Duration, call func(context.Context) (T, error)) (T, error) {
 	var zero T
 	backoff := 20 * time.Millisecond
 	for {
-		attempt, cancel := context.WithTimeout(ctx, attemptTimeout)
-		r, err := call(attempt)
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		r, err := call(actx)
 		cancel()
 		if err == nil || !Retryable(err) {
 			return r, err

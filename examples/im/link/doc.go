@@ -83,10 +83,17 @@
 // across the backend: the service's base (option (im.link).base in the
 // IDL, see idl/im/link.proto) plus the method's svrkit cmdid. Today:
 //
-//	100 + n  im.Account   101 Register, 102 Login, 103 GetProfile, 104 SetProfile
-//	200 + n  im.Contact   201 AddContact, 202 RemoveContact, 203 ListContacts
-//	300 + n  im.Send      301 SendText, 302 SendVoice
-//	400 + n  im.Sync      401 Sync
+//	100 + n  im.Account    101 Register, 102 Login, 103 GetProfile, 104 SetProfile,
+//	                        105 Logout, 106 ChangePassword
+//	200 + n  im.Contact    201 AddContact, 202 RemoveContact, 203 ListContacts
+//	300 + n  im.Send       301 SendText, 302 SendVoice
+//	400 + n  im.Sync       401 Sync
+//	500 + n  im.SendMedia  501 StartUpload, 502 UploadChunk, 503 GetUpload,
+//	                        504 CompleteUpload, 505 SendImage, 506 SendVideo,
+//	                        507 DeleteMedia
+//
+// (An upload chunk bigger than MaxClientFrame cannot go over the link;
+// clients upload over HTTP.)
 //
 // (Register and Login are reachable too, but a client has already logged
 // in over HTTP by the time it has a link.)

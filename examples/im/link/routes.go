@@ -22,6 +22,7 @@ var Services = []*svrkit.ServiceDesc{
 	&im.Contact_ServiceDesc,
 	&im.Send_ServiceDesc,
 	&im.Sync_ServiceDesc,
+	&im.SendMedia_ServiceDesc,
 }
 
 // MaxBase bounds a service's link base; a method's svrkit cmdid under a

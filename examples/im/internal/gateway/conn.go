@@ -19,10 +19,10 @@ import (
 
 // Connection states, in order.
 const (
-	stateNew           int32 = iota // no auth frame yet
-	stateAuthenticating             // token verified, being registered
-	stateAuthenticated              // online
-	stateClosing                    // goaway sent or closing; reads ignored
+	stateNew            int32 = iota // no auth frame yet
+	stateAuthenticating              // token verified, being registered
+	stateAuthenticated               // online
+	stateClosing                     // goaway sent or closing; reads ignored
 )
 
 // Transport modes: how a connection's bytes are framed.
@@ -329,6 +329,13 @@ func (c *Conn) auth(reqID uint32, token, device string) {
 // authDone runs on an online worker once the connection is registered:
 // it takes the device's place (replacing an older connection of it),
 // answers the auth and resumes reading.
+// authRefused answers an auth the backend refused and closes.
+func (c *Conn) authRefused(err error) {
+	c.s.authFailed()
+	c.send(c.encodeResponse(c.authID, nil, err))
+	c.closeAfterFlush()
+}
+
 func (c *Conn) authDone() {
 	s := c.s
 	k := deviceKey{c.claims.UserID, c.claims.DeviceID}
@@ -427,6 +434,13 @@ func (c *Conn) forward(ctx context.Context, cancel context.CancelFunc, id uint32
 		resp = nil
 	}
 	c.send(c.encodeResponse(id, resp, err))
+	if svrkit.CodeOf(err) == svrkit.Unauthenticated {
+		// The session ended while the link was up (revoked by a logout or
+		// a password change, or expired): every further call would fail
+		// the same way, so the link ends with the reason, which tells the
+		// client to log in again (link.IsFinal).
+		c.goAway(err, true)
+	}
 }
 
 // cancel abandons a request being forwarded: no response is sent.

@@ -156,11 +156,12 @@ type Backend interface {
 	// Verify checks a session token (package session's Signer.Verify).
 	// It is the exception: it runs on the event loop, so it must be cheap.
 	Verify(token string) (session.Claims, error)
-	// Online registers a connection that has just authenticated
-	// (presence), before its auth is answered. It has no say in the auth:
-	// a backend that cannot register it leaves it unregistered and
-	// repairs that later (see logicsvr/gateway).
-	Online(ctx context.Context, c *Conn)
+	// Online registers a connection whose token Verify accepted
+	// (presence), before its auth is answered. An error refuses the auth
+	// with that status (a revoked session: the checks Verify is too cheap
+	// to make); a backend that merely cannot register it answers nil,
+	// leaves it unregistered and repairs that later (see logicsvr/gateway).
+	Online(ctx context.Context, c *Conn) error
 	// Offline is told, at most once, that an authenticated connection has
 	// closed. It may be told late, or not at all when its queue is full.
 	Offline(c *Conn)
@@ -395,8 +396,12 @@ func (s *Server) onlineWorker() {
 			return
 		case c := <-s.onlineQ:
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			s.be.Online(ctx, c)
+			err := s.be.Online(ctx, c)
 			cancel()
+			if err != nil {
+				c.authRefused(err)
+				continue
+			}
 			c.authDone()
 		}
 	}

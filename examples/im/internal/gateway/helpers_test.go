@@ -37,7 +37,7 @@ type fakeBackend struct {
 }
 
 func newFakeBackend(t testing.TB) *fakeBackend {
-	s, err := session.NewSigner("test secret")
+	s, err := session.NewSigner("test secret", session.DefaultTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func newFakeBackend(t testing.TB) *fakeBackend {
 
 func (b *fakeBackend) token(t testing.TB, user uint64, device string, ttl time.Duration) string {
 	t.Helper()
-	tok, _, err := b.signer.Issue(user, device, ttl)
+	tok, _, err := b.signer.Issue(user, device, 0, ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func (b *fakeBackend) token(t testing.TB, user uint64, device string, ttl time.D
 
 func (b *fakeBackend) Verify(token string) (session.Claims, error) { return b.signer.Verify(token) }
 
-func (b *fakeBackend) Online(ctx context.Context, c *Conn) {
+func (b *fakeBackend) Online(ctx context.Context, c *Conn) error {
 	b.mu.Lock()
 	d := b.onlineDelay
 	b.online = append(b.online, c.ID())
@@ -66,6 +66,7 @@ func (b *fakeBackend) Online(ctx context.Context, c *Conn) {
 		case <-ctx.Done():
 		}
 	}
+	return nil
 }
 
 func (b *fakeBackend) Offline(c *Conn) {

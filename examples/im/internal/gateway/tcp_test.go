@@ -93,8 +93,8 @@ func TestAuthRefusals(t *testing.T) {
 	be := newFakeBackend(t)
 	s := startGateway(t, Config{}, be)
 	expired, _ := be.signer.Sign(session.Claims{UserID: 1, DeviceID: "d", IssuedAt: time.Unix(1, 0), Expires: time.Unix(2, 0)})
-	other, _ := session.NewSigner("another secret")
-	forged, _, _ := other.Issue(1, "d", time.Hour)
+	other, _ := session.NewSigner("another secret", session.DefaultTTL)
+	forged, _, _ := other.Issue(1, "d", 0, time.Hour)
 	for _, tc := range []struct {
 		name, token string
 		meta        []string

@@ -41,7 +41,7 @@ func BenchmarkSync(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	key := ib.Codec().Encode(user, SyncKey{}.With(Messages, 500))
+	key := ib.Codec().Encode(user, "phone", SyncKey{}.With(Messages, 500))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -55,10 +55,10 @@ func BenchmarkSync(b *testing.B) {
 // BenchmarkDecodeSyncKey measures checking and decoding a three-type key.
 func BenchmarkDecodeSyncKey(b *testing.B) {
 	c := NewSyncKeyCodec([]byte("secret"))
-	key := c.Encode(42, SyncKey{}.With(Account, 3).With(Contacts, 300).With(Messages, 70000))
+	key := c.Encode(42, "phone", SyncKey{}.With(Account, 3).With(Contacts, 300).With(Messages, 70000))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := c.Decode(42, key); err != nil {
+		if _, err := c.Decode(42, "phone", key); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -76,7 +76,7 @@ func BenchmarkTrimNothingDue(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if _, err := ib.Sync(ctx, user, "phone", ib.Codec().Encode(user, SyncKey{}.With(Messages, 1000)), 1); err != nil {
+	if _, err := ib.Sync(ctx, user, "phone", ib.Codec().Encode(user, "phone", SyncKey{}.With(Messages, 1000)), 1); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

@@ -9,27 +9,36 @@ import (
 // fuzzCodec's secret matches the seeds in testdata/fuzz/FuzzDecodeSyncKey.
 var fuzzCodec = NewSyncKeyCodec([]byte("fuzz secret"))
 
+// fuzzDevice is the device of the seeds; the fuzzer's own devices are
+// derived from its input.
+const fuzzDevice = "phone"
+
 // FuzzDecodeSyncKey: whatever a client sends, Decode never panics, fails
 // only with ErrMalformedSyncKey, and accepts only the one encoding Encode
-// produces for that user.
+// produces for that user and device.
 func FuzzDecodeSyncKey(f *testing.F) {
-	f.Add(fuzzCodec.Encode(1, SyncKey{}.With(Messages, 5)), uint64(1))
-	f.Add(fuzzCodec.Encode(7, SyncKey{}.With(Account, 1).With(Contacts, 300).With(Messages, 1<<40)), uint64(7))
-	f.Add([]byte{}, uint64(0))
-	f.Add([]byte{syncKeyFormat, 0, 0}, uint64(3))
-	f.Fuzz(func(t *testing.T, b []byte, user uint64) {
-		k, err := fuzzCodec.Decode(user, b)
+	f.Add(fuzzCodec.Encode(1, fuzzDevice, SyncKey{}.With(Messages, 5)), uint64(1), fuzzDevice)
+	f.Add(fuzzCodec.Encode(7, fuzzDevice, SyncKey{}.With(Account, 1).With(Contacts, 300).With(Messages, 1<<40)), uint64(7), fuzzDevice)
+	f.Add(fuzzCodec.Encode(7, "tablet", SyncKey{}.With(Messages, 9)), uint64(7), fuzzDevice)
+	f.Add([]byte{}, uint64(0), "")
+	f.Add([]byte{syncKeyFormat, 0, 0}, uint64(3), fuzzDevice)
+	f.Add([]byte{1, 0, 1 << Messages, 5, 1, 2, 3, 4, 5, 6, 7, 8}, uint64(1), fuzzDevice)
+	f.Fuzz(func(t *testing.T, b []byte, user uint64, device string) {
+		k, err := fuzzCodec.Decode(user, device, b)
 		if err != nil {
 			if !errors.Is(err, ErrMalformedSyncKey) {
 				t.Fatalf("error %v is not ErrMalformedSyncKey", err)
 			}
 			return
 		}
-		if again := fuzzCodec.Encode(user, k); !bytes.Equal(again, b) {
+		if again := fuzzCodec.Encode(user, device, k); !bytes.Equal(again, b) {
 			t.Fatalf("decoded %v re-encodes as %x, not %x", k, again, b)
 		}
-		if _, err := fuzzCodec.Decode(user+1, b); err == nil && len(b) != 0 {
+		if _, err := fuzzCodec.Decode(user+1, device, b); err == nil && len(b) != 0 {
 			t.Fatalf("key %x accepted for user %d and %d", b, user, user+1)
+		}
+		if _, err := fuzzCodec.Decode(user, device+"x", b); err == nil && len(b) != 0 {
+			t.Fatalf("key %x accepted for devices %q and %q", b, device, device+"x")
 		}
 	})
 }

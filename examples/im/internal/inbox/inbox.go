@@ -63,9 +63,10 @@
 // # SyncKey
 //
 // A SyncKey is a set of (data type → version) pairs, encoded by
-// SyncKeyCodec as a small versioned binary string with a MAC keyed by a
-// server secret and bound to the user id (see the format in synckey.go).
-// Sync rejects a damaged, edited or foreign key (ErrMalformedSyncKey) and a
+// SyncKeyCodec as a small versioned binary string, encrypted and
+// authenticated with a server secret and bound to the user id and the
+// device (see the format in synckey.go). Sync rejects a damaged, edited,
+// another user's or another device's key (ErrMalformedSyncKey) and a
 // key naming versions above what the inbox holds (ErrFutureSyncKey — the
 // store was restored from an older copy); versions are sparse, so nothing
 // else about a key can be checked or needs to be.
@@ -329,7 +330,7 @@ func (ib *Inbox) Sync(ctx context.Context, user uint64, device string, key []byt
 	if limit < 1 || limit > MaxSyncLimit {
 		return res, invalidf("sync limit %d outside [1, %d]", limit, MaxSyncLimit)
 	}
-	k, err := ib.codec.Decode(user, key)
+	k, err := ib.codec.Decode(user, device, key)
 	if err != nil {
 		return res, err
 	}
@@ -387,14 +388,17 @@ func (ib *Inbox) Sync(ctx context.Context, user uint64, device string, key []byt
 		return SyncResult{}, err
 	}
 	res.AckMoved = moved
-	res.Key = ib.codec.Encode(user, newKey)
+	res.Key = ib.codec.Encode(user, device, newKey)
 	return res, nil
 }
 
-// CurrentKey returns a key covering everything in user's inboxes now: for a
-// device that has just loaded its full state from the data services and
-// wants only what comes after.
-func (ib *Inbox) CurrentKey(ctx context.Context, user uint64) ([]byte, error) {
+// CurrentKey returns device's key covering everything in user's inboxes
+// now: for a device that has just loaded its full state from the data
+// services and wants only what comes after.
+func (ib *Inbox) CurrentKey(ctx context.Context, user uint64, device string) ([]byte, error) {
+	if err := checkDevice(device); err != nil {
+		return nil, err
+	}
 	var k SyncKey
 	l := ib.userLock(user)
 	l.RLock()
@@ -406,7 +410,7 @@ func (ib *Inbox) CurrentKey(ctx context.Context, user uint64) ([]byte, error) {
 		}
 		k.v[t] = m.MaxVersion
 	}
-	return ib.codec.Encode(user, k), nil
+	return ib.codec.Encode(user, device, k), nil
 }
 
 func checkDevice(device string) error {

@@ -229,11 +229,11 @@ func TestSyncAllTypes(t *testing.T) {
 	if got := fmt.Sprint(payloads(res.Entries)); got != "[msg2]" || res.More {
 		t.Fatalf("page 3 = %s more=%v", got, res.More)
 	}
-	k, err := ib.Codec().Decode(user, d.key)
+	k, err := ib.Codec().Decode(user, d.id, d.key)
 	if err != nil || k != (SyncKey{}.With(Account, 1).With(Contacts, 2).With(Messages, 2)) {
 		t.Fatalf("final key %v, %v", k, err)
 	}
-	cur, err := ib.CurrentKey(ctx, user)
+	cur, err := ib.CurrentKey(ctx, user, d.id)
 	if err != nil || string(cur) != string(d.key) {
 		t.Fatalf("CurrentKey = %x, %v; the drained device holds %x", cur, err, d.key)
 	}
@@ -254,15 +254,19 @@ func TestInvalidRequests(t *testing.T) {
 		code svrkit.Code
 	}{
 		{"future key", func() error {
-			_, err := ib.Sync(ctx, user, "d", c.Encode(user, SyncKey{}.With(Messages, 4)), 10)
+			_, err := ib.Sync(ctx, user, "d", c.Encode(user, "d", SyncKey{}.With(Messages, 4)), 10)
 			return err
 		}, ErrFutureSyncKey, svrkit.OutOfRange},
 		{"future key, empty type", func() error {
-			_, err := ib.Sync(ctx, user, "d", c.Encode(user, SyncKey{}.With(Contacts, 1)), 10)
+			_, err := ib.Sync(ctx, user, "d", c.Encode(user, "d", SyncKey{}.With(Contacts, 1)), 10)
 			return err
 		}, ErrFutureSyncKey, svrkit.OutOfRange},
 		{"another user's key", func() error {
-			_, err := ib.Sync(ctx, user, "d", c.Encode(user+1, SyncKey{}.With(Messages, 1)), 10)
+			_, err := ib.Sync(ctx, user, "d", c.Encode(user+1, "d", SyncKey{}.With(Messages, 1)), 10)
+			return err
+		}, ErrMalformedSyncKey, svrkit.InvalidArgument},
+		{"another device's key", func() error {
+			_, err := ib.Sync(ctx, user, "d", c.Encode(user, "e", SyncKey{}.With(Messages, 1)), 10)
 			return err
 		}, ErrMalformedSyncKey, svrkit.InvalidArgument},
 		{"garbage key", func() error {
@@ -270,7 +274,7 @@ func TestInvalidRequests(t *testing.T) {
 			return err
 		}, ErrMalformedSyncKey, svrkit.InvalidArgument},
 		{"key with an unserved type", func() error {
-			_, err := ib.Sync(ctx, user, "d", c.Encode(user, SyncKey{}.With(9, 1)), 10)
+			_, err := ib.Sync(ctx, user, "d", c.Encode(user, "d", SyncKey{}.With(9, 1)), 10)
 			return err
 		}, ErrMalformedSyncKey, svrkit.InvalidArgument},
 		{"no device", func() error { _, err := ib.Sync(ctx, user, "", nil, 10); return err }, ErrInvalid, svrkit.InvalidArgument},

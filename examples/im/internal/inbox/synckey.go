@@ -1,15 +1,17 @@
 package inbox
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/binary"
 	"hash"
 	"math/bits"
+	"strconv"
 	"strings"
 	"sync"
-
-	"strconv"
 )
 
 // DataType names one of a user's synced data sets; each has its own inbox
@@ -145,86 +147,144 @@ func uvarintLen(v uint64) int {
 
 // SyncKey wire format (all of it opaque to clients):
 //
-//	byte 0       format, syncKeyFormat
-//	bytes 1..    the versions (see appendVersions)
-//	last 8 bytes MAC: HMAC-SHA256(secret, macLabel || user (8 bytes BE) ||
-//	             all preceding bytes), truncated to 8 bytes
+//	byte 0       format, syncKeyFormat (2)
+//	bytes 1..16  SIV: HMAC-SHA256(macKey, user (8 bytes BE) || device
+//	             length (1 byte) || device || format || versions),
+//	             truncated to 16 bytes
+//	bytes 17..   the versions (see appendVersions), encrypted with
+//	             AES-256-CTR under encKey, the SIV as the counter block
+//
+// This is the SIV construction (Rogaway and Shrimpton's deterministic
+// authenticated encryption; AES-SIV of RFC 5297 with HMAC as its PRF): the
+// tag doubles as the IV, so a key is authenticated — bound to its user and
+// device, unforgeable and uneditable without the secret — and encrypted,
+// so a client cannot read the versions (how many messages a user has) off
+// it. It is deterministic: one (user, device, versions) has exactly one
+// encoding, so a repeated sync answers the same bytes. encKey and macKey
+// are derived from the secret with HMAC under distinct labels.
 //
 // The empty byte string is the zero key, so a new device needs nothing.
-// Binding the user id into the MAC makes one user's key useless to another.
+// Keys of the first format (versions in clear, a MAC over the user only)
+// are refused as malformed: they were not bound to a device.
 const (
-	syncKeyFormat byte = 1
-	macLen             = 8
-	macLabel           = "svrkit/im/synckey\x00"
-	// MaxSyncKeyLen is the longest encoded key: format, bitmap, 15
-	// ten-byte uvarints and the MAC.
-	MaxSyncKeyLen = 1 + 2 + int(MaxDataType)*10 + macLen
+	syncKeyFormat byte = 2
+	sivLen             = 16
+	macLabel           = "svrkit/im/synckey mac\x00"
+	encLabel           = "svrkit/im/synckey enc\x00"
+	// MaxSyncKeyLen is the longest encoded key: format, SIV, bitmap and 15
+	// ten-byte uvarints.
+	MaxSyncKeyLen = 1 + sivLen + 2 + int(MaxDataType)*10
 )
 
 // SyncKeyCodec turns SyncKeys into the opaque bytes clients store and back.
-// Its secret keys the MAC: with a secret only the server knows, a client can
-// neither forge nor edit a key; with an empty secret the MAC is still a
-// checksum that catches corruption and casual edits. It is safe for
-// concurrent use.
+// Its secret keys the SIV and the encryption: with a secret only the server
+// knows, a client can neither read, forge nor edit a key, nor use one on
+// another device; with an empty secret the SIV is still a checksum that
+// catches corruption and casual edits. It is safe for concurrent use.
 type SyncKeyCodec struct {
-	pool sync.Pool // of keyed HMAC states
+	block cipher.Block
+	pool  sync.Pool // of *sivState, keyed with macKey
 }
 
-// NewSyncKeyCodec returns a codec whose MACs are keyed by secret.
+// NewSyncKeyCodec returns a codec keyed by secret.
 func NewSyncKeyCodec(secret []byte) *SyncKeyCodec {
-	secret = append([]byte(nil), secret...)
-	c := &SyncKeyCodec{}
-	c.pool.New = func() any { return hmac.New(sha256.New, secret) }
+	derive := func(label string) []byte {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(label))
+		return m.Sum(nil)
+	}
+	macKey := derive(macLabel)
+	block, err := aes.NewCipher(derive(encLabel))
+	if err != nil {
+		panic(err) // a 32-byte key is always valid
+	}
+	c := &SyncKeyCodec{block: block}
+	c.pool.New = func() any { return &sivState{h: hmac.New(sha256.New, macKey)} }
 	return c
 }
 
-func (c *SyncKeyCodec) mac(dst []byte, user uint64, body []byte) []byte {
-	h := c.pool.Get().(hash.Hash)
-	h.Reset()
-	var hdr [len(macLabel) + 8]byte
-	copy(hdr[:], macLabel)
-	binary.BigEndian.PutUint64(hdr[len(macLabel):], user)
-	h.Write(hdr[:])
-	h.Write(body)
-	var sum [sha256.Size]byte
-	out := append(dst, h.Sum(sum[:0])[:macLen]...)
-	c.pool.Put(h)
-	return out
+// sivState is a keyed HMAC and the scratch space of one SIV, pooled so
+// that encoding and decoding a key allocate nothing but the key.
+type sivState struct {
+	h   hash.Hash
+	buf [8 + 1 + 255 + 1 + MaxSyncKeyLen]byte
+	sum [sha256.Size]byte
 }
 
-// Encode returns k as opaque bytes for user. The zero key encodes as the
-// empty byte string.
-func (c *SyncKeyCodec) Encode(user uint64, k SyncKey) []byte {
+// siv returns the SIV of plaintext versions for user and device (at most
+// 255 bytes: Sync checks MaxDeviceIDLen first).
+func (c *SyncKeyCodec) siv(user uint64, device string, versions []byte) [sivLen]byte {
+	st := c.pool.Get().(*sivState)
+	st.h.Reset()
+	msg := binary.BigEndian.AppendUint64(st.buf[:0], user)
+	msg = append(msg, byte(len(device)))
+	msg = append(msg, device...)
+	msg = append(msg, syncKeyFormat)
+	msg = append(msg, versions...)
+	st.h.Write(msg)
+	st.h.Sum(st.sum[:0])
+	iv := [sivLen]byte(st.sum[:sivLen])
+	c.pool.Put(st)
+	return iv
+}
+
+// Encode returns k as opaque bytes for device of user. The zero key
+// encodes as the empty byte string.
+func (c *SyncKeyCodec) Encode(user uint64, device string, k SyncKey) []byte {
 	if k.IsZero() {
 		return []byte{}
 	}
-	b := make([]byte, 0, MaxSyncKeyLen)
-	b = append(b, syncKeyFormat)
-	b = appendVersions(b, k)
-	return c.mac(b, user, b)
+	var plain [MaxSyncKeyLen]byte
+	versions := appendVersions(plain[:0], k)
+	iv := c.siv(user, device, versions)
+	b := make([]byte, 1+sivLen+len(versions))
+	b[0] = syncKeyFormat
+	copy(b[1:], iv[:])
+	c.ctr(b[1+sivLen:], versions, iv)
+	return b
 }
 
-// Decode checks and decodes a key Encode returned for user. Any damage —
-// wrong length, unknown format, non-canonical encoding, a MAC that does not
-// match (an edited key, another user's key, a key from a server with another
-// secret) — is an error matching ErrMalformedSyncKey. Decode does not know
-// the current versions; Sync rejects keys from the future.
-func (c *SyncKeyCodec) Decode(user uint64, b []byte) (SyncKey, error) {
+// ctr XORs src into dst with the AES-CTR keystream from counter block iv:
+// cipher.NewCTR's, without its allocations, for the few blocks of a key.
+func (c *SyncKeyCodec) ctr(dst, src []byte, iv [sivLen]byte) {
+	var ks [aes.BlockSize]byte
+	for len(src) > 0 {
+		c.block.Encrypt(ks[:], iv[:])
+		n := subtle.XORBytes(dst, src, ks[:])
+		dst, src = dst[n:], src[n:]
+		for i := len(iv) - 1; i >= 0; i-- { // the counter, big endian
+			iv[i]++
+			if iv[i] != 0 {
+				break
+			}
+		}
+	}
+}
+
+// Decode checks and decodes a key Encode returned for device of user. Any
+// damage — wrong length, unknown or old format, non-canonical encoding, a
+// SIV that does not match (an edited key, another user's or device's key,
+// a key from a server with another secret) — is an error matching
+// ErrMalformedSyncKey. Decode does not know the current versions; Sync
+// rejects keys from the future.
+func (c *SyncKeyCodec) Decode(user uint64, device string, b []byte) (SyncKey, error) {
 	if len(b) == 0 {
 		return SyncKey{}, nil
 	}
-	if len(b) < 1+2+macLen || len(b) > MaxSyncKeyLen {
+	if len(b) < 1+sivLen+2 || len(b) > MaxSyncKeyLen {
 		return SyncKey{}, malformedKey("length %d", len(b))
 	}
 	if b[0] != syncKeyFormat {
-		return SyncKey{}, malformedKey("unknown format %d", b[0])
+		return SyncKey{}, malformedKey("unknown format %d (keys before format %d were not bound to a device)", b[0], syncKeyFormat)
 	}
-	body, sum := b[:len(b)-macLen], b[len(b)-macLen:]
-	var want [macLen]byte
-	if !hmac.Equal(c.mac(want[:0], user, body), sum) {
-		return SyncKey{}, malformedKey("checksum mismatch (edited, corrupted, or issued to another user)")
+	var plain [MaxSyncKeyLen]byte
+	versions := plain[:len(b)-1-sivLen]
+	c.ctr(versions, b[1+sivLen:], [sivLen]byte(b[1:1+sivLen]))
+	want := c.siv(user, device, versions)
+	if !hmac.Equal(want[:], b[1:1+sivLen]) {
+		return SyncKey{}, malformedKey("checksum mismatch (edited, corrupted, or issued to another user or device)")
 	}
-	k, rest, why := readVersions(body[1:])
+	k, rest, why := readVersions(versions)
 	if why != "" {
 		return SyncKey{}, malformedKey("%s", why)
 	}

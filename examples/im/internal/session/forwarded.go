@@ -33,6 +33,7 @@ const (
 	ForwardedDeviceKey  = "im-session-device"
 	ForwardedIssuedKey  = "im-session-issued"  // unix seconds
 	ForwardedExpiresKey = "im-session-expires" // unix seconds
+	ForwardedCounterKey = "im-session-counter" // Claims.Counter
 )
 
 // ForwardMetadata returns the metadata that forwards c's session; the
@@ -43,19 +44,26 @@ func ForwardMetadata(c Claims) svrkit.Metadata {
 		ForwardedDeviceKey:  c.DeviceID,
 		ForwardedIssuedKey:  strconv.FormatInt(c.IssuedAt.Unix(), 10),
 		ForwardedExpiresKey: strconv.FormatInt(c.Expires.Unix(), 10),
+		ForwardedCounterKey: strconv.FormatUint(c.Counter, 10),
 	}
 }
 
 // admit returns the claims a call is made with: the forwarded session when
 // the caller is the gateway and forwarded one, the token's otherwise (as
-// Caller).
-func (s *Signer) admit(ctx context.Context) (Claims, error) {
+// Caller). A forwarded session is checked for revocation like a token, so
+// a logout or password change ends a long link's calls within
+// RevocationTTL even before the gateway closes the link.
+func (c *Checker) admit(ctx context.Context) (Claims, error) {
 	if svrkit.CallerIdentity(ctx) == GatewayIdentity {
 		if md := svrkit.IncomingMetadata(ctx); md[ForwardedUserKey] != "" {
-			return s.forwarded(md)
+			cl, err := c.signer.forwarded(md)
+			if err != nil {
+				return Claims{}, err
+			}
+			return c.unrevoked(ctx, cl)
 		}
 	}
-	return s.Caller(ctx)
+	return c.Caller(ctx)
 }
 
 // forwarded reads a forwarded session. The gateway wrote it, so anything
@@ -67,11 +75,12 @@ func (s *Signer) forwarded(md svrkit.Metadata) (Claims, error) {
 	}
 	issued, err1 := strconv.ParseInt(md[ForwardedIssuedKey], 10, 64)
 	expires, err2 := strconv.ParseInt(md[ForwardedExpiresKey], 10, 64)
+	counter, err3 := strconv.ParseUint(md[ForwardedCounterKey], 10, 64)
 	device := md[ForwardedDeviceKey]
-	if err1 != nil || err2 != nil || device == "" || len(device) > MaxDeviceIDBytes {
+	if err1 != nil || err2 != nil || err3 != nil || device == "" || len(device) > MaxDeviceIDBytes {
 		return Claims{}, ErrInvalid
 	}
-	c := Claims{UserID: user, DeviceID: device, IssuedAt: time.Unix(issued, 0), Expires: time.Unix(expires, 0)}
+	c := Claims{UserID: user, DeviceID: device, IssuedAt: time.Unix(issued, 0), Expires: time.Unix(expires, 0), Counter: counter}
 	if !s.now().Before(c.Expires) {
 		return Claims{}, ErrExpired
 	}

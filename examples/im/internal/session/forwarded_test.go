@@ -30,13 +30,15 @@ func (whoSync) Sync(ctx context.Context, _ *im.SyncRequest) (*im.SyncReply, erro
 func TestForwardedSessionTrustBoundary(t *testing.T) {
 	now := time.Now()
 	s := newSigner(t, "secret", now)
+	// User 9 logged out everywhere after the session the gateway holds.
+	ck := newChecker(s, &accounts{states: map[uint64]*im.SessionState{7: {}, 8: {}, 9: {Counter: 2, Floor: 2}}})
 	ring := svrkit.Keyring{}
 	keys := map[string]ed25519.PrivateKey{}
 	for _, id := range []string{GatewayIdentity, "send", "operator"} {
 		pub, priv, _ := ed25519.GenerateKey(nil)
 		ring[id], keys[id] = pub, priv
 	}
-	srv := svrkit.NewServer(svrkit.WithRequireAuth(ring, "operator"), svrkit.WithServerInterceptors(s.Require(im.Sync_ServiceName)))
+	srv := svrkit.NewServer(svrkit.WithRequireAuth(ring, "operator"), svrkit.WithServerInterceptors(ck.Require(im.Sync_ServiceName)))
 	im.RegisterSyncServer(srv, whoSync{})
 	if err := srv.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -58,6 +60,7 @@ func TestForwardedSessionTrustBoundary(t *testing.T) {
 	expired := alice
 	expired.Expires = now.Add(-time.Second)
 	tok, _ := s.Sign(Claims{UserID: 8, DeviceID: "tablet", IssuedAt: now, Expires: now.Add(time.Hour)})
+	revoked := Claims{UserID: 9, DeviceID: "phone", IssuedAt: alice.IssuedAt, Expires: alice.Expires, Counter: 1}
 	garbled := ForwardMetadata(alice)
 	garbled[ForwardedIssuedKey] = "yesterday"
 
@@ -71,6 +74,7 @@ func TestForwardedSessionTrustBoundary(t *testing.T) {
 		{"the gateway forwards", GatewayIdentity, ForwardMetadata(alice), "phone|" + alice.Expires.UTC().Format(time.RFC3339), nil, 0},
 		{"the gateway forwards an expired session", GatewayIdentity, ForwardMetadata(expired), "", ErrExpired, 0},
 		{"the gateway forwards garbage", GatewayIdentity, garbled, "", ErrInvalid, 0},
+		{"the gateway forwards a revoked session", GatewayIdentity, ForwardMetadata(revoked), "", ErrRevoked, 0},
 		{"the gateway with a token", GatewayIdentity, svrkit.Metadata{MetadataKey: Header(tok)}, "tablet|", nil, 0},
 		// An operator may call every service, but cannot forge a session.
 		{"an operator forges", "operator", ForwardMetadata(alice), "", ErrMissing, 0},
@@ -99,7 +103,7 @@ func TestForwardedSessionTrustBoundary(t *testing.T) {
 
 	// Over HTTP there is no identity, and headers become metadata: a
 	// forwarded session in headers is ignored.
-	front := cgi.NewHandler(cgi.WithInterceptors(s.Require(im.Sync_ServiceName)))
+	front := cgi.NewHandler(cgi.WithInterceptors(ck.Require(im.Sync_ServiceName)))
 	im.RegisterSyncServer(front, whoSync{})
 	ts := httptest.NewServer(front)
 	defer ts.Close()

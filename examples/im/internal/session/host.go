@@ -1,37 +1,64 @@
 package session
 
 import (
+	"context"
 	"errors"
+	"time"
 
+	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/secrets"
 	"github.com/svrkit/svrkit/logicsvr"
 )
 
 // Config is the "app" config of a Logicsvr that only checks sessions (the
-// contact, send and sync Logicsvrs): {"session_secret": "..."}, the account
-// Logicsvr's value.
+// contact, send and sync Logicsvrs): the account Logicsvr's values of
+// session_secret and session_ttl.
 type Config struct {
 	SessionSecret string `json:"session_secret"`
+	// SessionTTL is the longest session a token may claim (default 24h);
+	// longer ones are refused as forged.
+	SessionTTL logicsvr.Duration `json:"session_ttl"`
 }
 
-// FromApp reads Config from h's app config and returns its Signer.
-func FromApp(h *logicsvr.Host) (*Signer, error) {
-	var cfg Config
+// FromApp reads Config from h's app config and returns the Checker of a
+// Logicsvr that checks sessions. It needs im.AccountData in the routing
+// table, where the accounts' revocations are.
+func FromApp(h *logicsvr.Host) (*Checker, error) {
+	cfg := Config{SessionTTL: logicsvr.Duration(DefaultTTL)}
 	if err := h.AppConfig(&cfg); err != nil {
 		return nil, err
 	}
-	return ForHost(h, cfg.SessionSecret)
+	signer, err := ForHost(h, cfg.SessionSecret, time.Duration(cfg.SessionTTL))
+	if err != nil {
+		return nil, err
+	}
+	inv, err := h.Client(im.AccountData_ServiceName)
+	if err != nil {
+		return nil, err
+	}
+	return NewChecker(signer, StateFromAccountData(im.NewAccountDataClient(inv))), nil
 }
 
-// ForHost returns the Signer of a Logicsvr keyed with secret. A missing
-// secret is an error, except under -buildinfo, where the host never serves
-// and has no config to read it from.
-func ForHost(h *logicsvr.Host, secret string) (*Signer, error) {
-	if secret == "" && h.InfoOnly() {
+// StateFromAccountData is the StateFunc of AccountData.GetSessionState.
+func StateFromAccountData(data im.AccountDataClient) StateFunc {
+	return func(ctx context.Context, user uint64) (*im.SessionState, error) {
+		return data.GetSessionState(ctx, &im.GetAccountRequest{UserId: user})
+	}
+}
+
+// ForHost returns the Signer of a Logicsvr keyed with secret, for sessions
+// of at most ttl. It refuses what package secrets refuses: a missing
+// secret, and outside development mode a published or short one. Under
+// -buildinfo, where the host never serves and has no config, it checks
+// nothing.
+func ForHost(h *logicsvr.Host, secret string, ttl time.Duration) (*Signer, error) {
+	if h.InfoOnly() {
 		secret = "unused: -buildinfo"
+	} else if err := secrets.Check(h, "session_secret", secret); err != nil {
+		return nil, err
 	}
-	s, err := NewSigner(secret)
-	if err != nil {
-		return nil, errors.New("app config: session_secret is required")
+	if ttl <= 0 {
+		return nil, errors.New("app config: session_ttl must be positive")
 	}
-	return s, nil
+	return NewSigner(secret, ttl)
 }

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -13,27 +14,31 @@ import (
 // Require returns the server interceptor that checks sessions for a
 // client-facing Logicsvr, declared once in its handler constructor
 // (logicsvr.Host.Use) instead of in every method. A call of a method of
-// service is admitted only with a valid token (as Caller checks it), or a
-// session the gateway forwarded (see forwarded.go), and its handler reads
-// the session's claims with From. The methods named in open
-// (full names: Register and Login) are admitted without one, and calls of
-// other services pass untouched.
+// service is admitted only with a valid, unrevoked token (as Caller checks
+// it) or an unrevoked session the gateway forwarded (see forwarded.go), and
+// its handler reads the session's claims with From. The methods named in
+// open (full names: Register and Login) are admitted without one, and
+// calls of other services pass untouched.
 //
-// A refused call is answered ErrMissing, ErrInvalid or ErrExpired before its
-// handler runs, after its request was decoded and within its method's
-// concurrency limit: the codes, messages and order of checks of a handler
-// that called Caller first.
-func (s *Signer) Require(service string, open ...string) svrkit.UnaryServerInterceptor {
+// A refused call is answered ErrMissing, ErrInvalid, ErrExpired or
+// ErrRevoked (or unavailable, see Caller) before its handler runs, after
+// its request was decoded and within its method's concurrency limit.
+func (c *Checker) Require(service string, open ...string) svrkit.UnaryServerInterceptor {
 	prefix := "/" + service + "/"
 	return func(ctx context.Context, req proto.Message, m *svrkit.MethodDesc, next svrkit.UnaryHandler) (proto.Message, error) {
 		if !strings.HasPrefix(m.FullName, prefix) || slices.Contains(open, m.FullName) {
 			return next(ctx, req)
 		}
-		c, err := s.admit(ctx)
+		cl, err := c.admit(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return next(context.WithValue(ctx, claimsKey{}, &c), req)
+		// The session names the user: every call behind this one carries
+		// the user's priority, so an overloaded service downstream admits
+		// or sheds all of one user's request together (svrkit's overload
+		// control).
+		ctx = svrkit.WithEntryPriority(ctx, 0, strconv.FormatUint(cl.UserID, 10))
+		return next(context.WithValue(ctx, claimsKey{}, &cl), req)
 	}
 }
 
@@ -47,7 +52,7 @@ type claimsKey struct{}
 func From(ctx context.Context) Claims {
 	c, _ := ctx.Value(claimsKey{}).(*Claims)
 	if c == nil {
-		panic("session: no session in the context; install Signer.Require with Host.Use")
+		panic("session: no session in the context; install Checker.Require with Host.Use")
 	}
 	return *c
 }

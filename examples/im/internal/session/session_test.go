@@ -15,7 +15,7 @@ import (
 
 func newSigner(t testing.TB, secret string, now time.Time) *Signer {
 	t.Helper()
-	s, err := NewSigner(secret)
+	s, err := NewSigner(secret, DefaultTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func newSigner(t testing.TB, secret string, now time.Time) *Signer {
 func TestIssueVerify(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	s := newSigner(t, "secret", now)
-	tok, c, err := s.Issue(42, "phone", time.Hour)
+	tok, c, err := s.Issue(42, "phone", 9, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,31 +37,44 @@ func TestIssueVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != c || got.UserID != 42 || got.DeviceID != "phone" || !got.Expires.Equal(now.Add(time.Hour)) {
+	if got != c || got.UserID != 42 || got.DeviceID != "phone" || got.Counter != 9 || !got.Expires.Equal(now.Add(time.Hour)) {
 		t.Fatalf("claims %+v, issued %+v", got, c)
 	}
 	long := strings.Repeat("d", MaxDeviceIDBytes)
-	tok, _, err = s.Issue(1<<63, long, time.Hour)
-	if err != nil || len(tok) > MaxTokenBytes {
-		t.Fatalf("longest token: %d bytes, %v", len(tok), err)
+	tok, _, err = s.Issue(1<<63, long, 1<<63, time.Hour)
+	if err != nil || len(tok) != MaxTokenBytes {
+		t.Fatalf("longest token: %d bytes (MaxTokenBytes %d), %v", len(tok), MaxTokenBytes, err)
 	}
 	if c, err := s.Verify(tok); err != nil || c.DeviceID != long {
 		t.Fatalf("longest token: %+v %v", c, err)
+	}
+	// Issue caps the lifetime at the signer's maximum.
+	_, c, _ = s.Issue(42, "phone", 0, 10*365*24*time.Hour)
+	if !c.Expires.Equal(now.Add(DefaultTTL)) {
+		t.Fatalf("a 10-year Issue expires %v, want %v", c.Expires, now.Add(DefaultTTL))
 	}
 }
 
 func TestVerifyRefuses(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	s := newSigner(t, "secret", now)
-	good, _, _ := s.Issue(7, "default", time.Hour)
+	good, _, _ := s.Issue(7, "default", 0, time.Hour)
 	raw, _ := base64.RawURLEncoding.DecodeString(good)
 	flip := func(i int) string {
 		b := append([]byte(nil), raw...)
 		b[i] ^= 1
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
-	other, _, _ := newSigner(t, "other secret", now).Issue(7, "default", time.Hour)
+	other, _, _ := newSigner(t, "other secret", now).Issue(7, "default", 0, time.Hour)
 	expired, _ := s.Sign(Claims{UserID: 7, DeviceID: "default", IssuedAt: now.Add(-2 * time.Hour), Expires: now})
+	tenYears, _ := s.Sign(Claims{UserID: 7, DeviceID: "default", IssuedAt: now, Expires: now.AddDate(10, 0, 0)})
+	justOver, _ := s.Sign(Claims{UserID: 7, DeviceID: "default", IssuedAt: now, Expires: now.Add(DefaultTTL + time.Second)})
+	future, _ := s.Sign(Claims{UserID: 7, DeviceID: "default", IssuedAt: now.Add(time.Hour), Expires: now.Add(2 * time.Hour)})
+	backwards, _ := s.Sign(Claims{UserID: 7, DeviceID: "default", IssuedAt: now.Add(time.Hour), Expires: now.Add(time.Minute)})
+	// The last character carries padding bits the encoder leaves zero.
+	last := good[len(good)-1]
+	lastVal := strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", last)
+	nonzeroPad := good[:len(good)-1] + string("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[lastVal|1])
 	for _, tc := range []struct {
 		name, token string
 		want        *svrkit.Error
@@ -69,26 +82,52 @@ func TestVerifyRefuses(t *testing.T) {
 		{"empty", "", ErrInvalid},
 		{"not base64", "!!!!", ErrInvalid},
 		{"padded base64", good + "==", ErrInvalid},
+		{"newline inside", good[:20] + "\n" + good[20:], ErrInvalid},
+		{"carriage return inside", good[:20] + "\r" + good[20:], ErrInvalid},
+		{"standard alphabet", strings.NewReplacer("-", "+", "_", "/").Replace(good) + "+", ErrInvalid},
+		{"non-zero padding bits", nonzeroPad, ErrInvalid},
 		{"truncated", good[:len(good)-4], ErrInvalid},
 		{"too long", strings.Repeat("A", MaxTokenBytes+4), ErrInvalid},
 		{"edited user id", flip(8), ErrInvalid},
 		{"edited expiry", flip(24), ErrInvalid},
+		{"edited counter", flip(32), ErrInvalid},
 		{"edited mac", flip(len(raw) - 1), ErrInvalid},
 		{"another secret", other, ErrInvalid},
+		{"ten-year expiry", tenYears, ErrInvalid},
+		{"one second over the TTL", justOver, ErrInvalid},
+		{"issued in the future", future, ErrInvalid},
+		{"expires before issued", backwards, ErrInvalid},
 		{"expired", expired, ErrExpired},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.token == good {
+				t.Fatal("the case is the good token")
+			}
 			_, err := s.Verify(tc.token)
 			if err != tc.want {
 				t.Fatalf("Verify = %v, want %v", err, tc.want)
 			}
 		})
 	}
+	if nonzeroPad == good {
+		t.Fatal("padding case did not change the token")
+	}
+}
+
+// A token of the first format (no counter, no label in the MAC) is refused:
+// it could not be revoked.
+func TestVerifyRefusesFormat1(t *testing.T) {
+	// AQAA... is a format-1 token for user 7 signed with "secret"
+	// (the seed testdata/fuzz/FuzzVerify/format1).
+	const v1 = "AQAAAAAAAAAHAAAAAGVT8QAAAAAAZVP_EAdkZWZhdWx0E_204QOZ9posggC54BlknqJGCWSWnGhv05x7PjOTA-c"
+	if _, err := newSigner(t, "secret", time.Unix(1_700_000_000, 0)).Verify(v1); err != ErrInvalid {
+		t.Fatalf("format-1 token: %v, want ErrInvalid", err)
+	}
 }
 
 func TestCaller(t *testing.T) {
 	s := newSigner(t, "secret", time.Unix(1_700_000_000, 0))
-	tok, _, _ := s.Issue(9, "laptop", time.Minute)
+	tok, _, _ := s.Issue(9, "laptop", 0, time.Minute)
 	for _, tc := range []struct {
 		name, header string
 		want         error
@@ -130,21 +169,27 @@ func TestSignRefusesBadClaims(t *testing.T) {
 			t.Errorf("Sign(%+v) succeeded", c)
 		}
 	}
-	if _, err := NewSigner(""); err == nil {
-		t.Error("NewSigner(\"\") succeeded")
+	if _, err := NewSigner("", time.Hour); err == nil {
+		t.Error("NewSigner with an empty secret succeeded")
+	}
+	if _, err := NewSigner("secret", 0); err == nil {
+		t.Error("NewSigner with no lifetime succeeded")
 	}
 }
 
 // FuzzVerify feeds Verify arbitrary tokens: it must never panic, and any
-// token it accepts must be one this secret signed (so re-signing its claims
-// gives the same token back).
+// token it accepts must be one this secret signed, spelt as Sign spells it
+// (re-signing its claims gives the same string back). The seeds in
+// testdata/fuzz/FuzzVerify include a valid token with a newline inside,
+// which Go's base64 decoder skips.
 func FuzzVerify(f *testing.F) {
 	now := time.Unix(1_700_000_000, 0)
 	s := newSigner(f, "secret", now)
-	good, _, _ := s.Issue(7, "default", time.Hour)
+	good, _, _ := s.Issue(7, "default", 3, time.Hour)
 	f.Add(good)
 	f.Add("")
 	f.Add(good[:20])
+	f.Add(good[:20] + "\n" + good[20:])
 	f.Fuzz(func(t *testing.T, token string) {
 		c, err := s.Verify(token)
 		if err != nil {
@@ -157,12 +202,15 @@ func FuzzVerify(f *testing.F) {
 		if err != nil || again != token {
 			t.Fatalf("accepted %q, which re-signs as %q (%v)", token, again, err)
 		}
+		if c.Expires.Sub(c.IssuedAt) > s.MaxTTL() {
+			t.Fatalf("accepted a lifetime of %v", c.Expires.Sub(c.IssuedAt))
+		}
 	})
 }
 
 func BenchmarkVerify(b *testing.B) {
 	s := newSigner(b, "secret", time.Unix(1_700_000_000, 0))
-	tok, _, _ := s.Issue(7, "default", time.Hour)
+	tok, _, _ := s.Issue(7, "default", 0, time.Hour)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := s.Verify(tok); err != nil {
@@ -173,9 +221,9 @@ func BenchmarkVerify(b *testing.B) {
 
 func TestRequire(t *testing.T) {
 	s := newSigner(t, "secret", time.Unix(1_700_000_000, 0))
-	tok, _, _ := s.Issue(9, "laptop", time.Minute)
+	tok, _, _ := s.Issue(9, "laptop", 0, time.Minute)
 	expired, _ := s.Sign(Claims{UserID: 9, DeviceID: "laptop", IssuedAt: time.Unix(1, 0), Expires: time.Unix(2, 0)})
-	ic := s.Require("im.Account", "/im.Account/Login")
+	ic := newChecker(s, nil).Require("im.Account", "/im.Account/Login")
 	handler := func(ctx context.Context, _ proto.Message) (proto.Message, error) {
 		return wrapperspb.UInt64(From(ctx).UserID), nil
 	}

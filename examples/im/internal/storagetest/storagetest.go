@@ -126,6 +126,7 @@ func (c *Cluster) start(t testing.TB, name string) {
 		Routes:       maps.Clone(c.Routes),
 		App:          c.app[name],
 		DrainTimeout: logicsvr.Duration(5 * time.Second),
+		Dev:          true, // SyncKeySecret is a test's, short and public
 	}, logicsvr.WithLogger(c.log.With("logicsvr", name)))
 	if err != nil {
 		t.Fatal(err)

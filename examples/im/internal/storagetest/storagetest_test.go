@@ -111,8 +111,18 @@ func TestAccounts(t *testing.T) {
 
 	ada := create(t, ctx, ad, "ada")
 	bob := create(t, ctx, ad, "bob")
-	if ada.GetUserId() == 0 || bob.GetUserId() <= ada.GetUserId() || ada.GetProfile().GetNickname() != "ada" || ada.GetVersion() == 0 {
+	if ada.GetUserId() == 0 || bob.GetUserId() == ada.GetUserId() || ada.GetProfile().GetNickname() != "ada" || ada.GetVersion() == 0 {
 		t.Fatalf("created %v and %v", ada, bob)
+	}
+	// Ids are random, so no one lists accounts by counting: far apart,
+	// and above the range once handed out in sequence.
+	for _, rec := range []*im.AccountRecord{ada, bob} {
+		if rec.GetUserId() < 1<<32 || rec.GetUserId() >= 1<<63 {
+			t.Fatalf("user id %d outside [2^32, 2^63)", rec.GetUserId())
+		}
+	}
+	if d := int64(bob.GetUserId() - ada.GetUserId()); d > -1000 && d < 1000 {
+		t.Fatalf("ids %d and %d are %d apart: sequential?", ada.GetUserId(), bob.GetUserId(), d)
 	}
 	got := must(ad.GetAccount(ctx, &im.GetAccountRequest{UserId: bob.GetUserId()}))
 	if got.GetProfile().GetName() != "bob" || got.GetPasswordHash() != "$argon2id$test" {
@@ -407,7 +417,7 @@ func TestSyncInboxPagingAndKeys(t *testing.T) {
 	if items, _ := syncAll(t, ctx, md, user, "phone", key, 10); len(items) != 1 {
 		t.Fatalf("re-sync from the old key: %v", items)
 	}
-	cur := must(md.CurrentKey(ctx, &im.CurrentKeyRequest{UserId: user}))
+	cur := must(md.CurrentKey(ctx, &im.CurrentKeyRequest{UserId: user, DeviceId: "phone"}))
 	if string(cur.GetSyncKey()) != string(key2) {
 		t.Errorf("CurrentKey differs from the synced key")
 	}
@@ -418,12 +428,14 @@ func TestSyncInboxPagingAndKeys(t *testing.T) {
 	wantCode(t, "damaged key", err, svrkit.InvalidArgument)
 	_, err = md.SyncInbox(ctx, &im.SyncInboxRequest{UserId: user + 1, DeviceId: "phone", SyncKey: key2})
 	wantCode(t, "another user's key", err, svrkit.InvalidArgument)
+	_, err = md.SyncInbox(ctx, &im.SyncInboxRequest{UserId: user, DeviceId: "tablet", SyncKey: key2})
+	wantCode(t, "another device's key", err, svrkit.InvalidArgument)
 	codec := inbox.NewSyncKeyCodec([]byte(SyncKeySecret))
-	k, err := codec.Decode(user, key2)
+	k, err := codec.Decode(user, "phone", key2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	future := codec.Encode(user, k.With(inbox.Messages, k.Version(inbox.Messages)+1_000_000))
+	future := codec.Encode(user, "phone", k.With(inbox.Messages, k.Version(inbox.Messages)+1_000_000))
 	_, err = md.SyncInbox(ctx, &im.SyncInboxRequest{UserId: user, DeviceId: "phone", SyncKey: future})
 	wantCode(t, "key from the future", err, svrkit.OutOfRange)
 	_, err = md.SyncInbox(ctx, &im.SyncInboxRequest{UserId: user, DeviceId: "phone", Limit: 1001})
@@ -447,8 +459,8 @@ func TestRestartKeepsEverything(t *testing.T) {
 		t.Fatalf("bob after restart: %v", got)
 	}
 	carl := create(t, ctx, ad, "carl")
-	if carl.GetUserId() <= bob.GetUserId() {
-		t.Fatalf("user id %d reused or going back after %d", carl.GetUserId(), bob.GetUserId())
+	if id := carl.GetUserId(); id == bob.GetUserId() || id == ada.GetUserId() {
+		t.Fatalf("user id %d reused", id)
 	}
 	if l := must(cd.GetContacts(ctx, &im.GetContactsRequest{UserId: ada.GetUserId()})); l.GetVersion() != 1 || len(l.GetContacts()) != 1 {
 		t.Fatalf("contacts after restart: %v", l)
@@ -499,4 +511,64 @@ func TestPendingContactChangeIsRepublished(t *testing.T) {
 	if len(items) != 2 || items[0].GetContact().GetListVersion() != 1 || items[1].GetContact().GetListVersion() != 2 {
 		t.Fatalf("CONTACTS items %v", items)
 	}
+}
+
+// RevokeSessions moves an account's session counter and floors, durably
+// and visibly to GetSessionState at once; a password change lands with the
+// revocation of every session, and only over the hash it expects.
+func TestRevokeSessions(t *testing.T) {
+	c := Start(t, t.TempDir(), nil)
+	ctx, ad := ctxT(t), c.AccountData(t)
+	ada := create(t, ctx, ad, "ada")
+	user := ada.GetUserId()
+	state := func() *im.SessionState { return must(ad.GetSessionState(ctx, &im.GetAccountRequest{UserId: user})) }
+	floors := func(st *im.SessionState) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "counter %d floor %d", st.GetCounter(), st.GetFloor())
+		for _, d := range st.GetDevices() {
+			fmt.Fprintf(&b, " %s:%d", d.GetDeviceId(), d.GetFloor())
+		}
+		return b.String()
+	}
+	want := func(what, s string) {
+		t.Helper()
+		if got := floors(state()); got != s {
+			t.Fatalf("%s: %s, want %s", what, got, s)
+		}
+	}
+	want("new account", "counter 0 floor 0")
+	revoke := func(device string) *im.AccountRecord {
+		return must(ad.RevokeSessions(ctx, &im.RevokeSessionsRequest{UserId: user, DeviceId: device}))
+	}
+	revoke("phone")
+	revoke("tablet")
+	rec := revoke("phone")
+	want("three device logouts", "counter 3 floor 0 tablet:2 phone:3")
+	if floors(rec.GetSessions()) != "counter 3 floor 0 tablet:2 phone:3" {
+		t.Fatalf("RevokeSessions answered %s", floors(rec.GetSessions()))
+	}
+	// Floors every token below has expired for are dropped.
+	must(ad.RevokeSessions(ctx, &im.RevokeSessionsRequest{UserId: user, DeviceId: "laptop", ExpiredBeforeUnix: time.Now().Unix() + 10}))
+	want("after the old floors expired", "counter 4 floor 0 laptop:4")
+
+	_, err := ad.RevokeSessions(ctx, &im.RevokeSessionsRequest{UserId: user, NewPasswordHash: "$argon2id$new", ExpectPasswordHash: "$argon2id$other"})
+	wantCode(t, "password change over another hash", err, svrkit.Aborted)
+	must(ad.RevokeSessions(ctx, &im.RevokeSessionsRequest{UserId: user, NewPasswordHash: "$argon2id$new", ExpectPasswordHash: "$argon2id$test"}))
+	want("password change", "counter 5 floor 5")
+	if h := must(ad.LookupAccount(ctx, &im.LookupAccountRequest{Name: "ada"})).GetPasswordHash(); h != "$argon2id$new" {
+		t.Fatalf("hash after the change: %q", h)
+	}
+	// The record is bounded: beyond 64 device floors, the oldest are
+	// folded into the account's floor.
+	for i := range 70 {
+		revoke(fmt.Sprintf("device-%d", i))
+	}
+	st := state()
+	if len(st.GetDevices()) > 64 || st.GetFloor() <= 5 || st.GetCounter() != 75 {
+		t.Fatalf("after 70 device logouts: %s", floors(st))
+	}
+	_, err = ad.GetSessionState(ctx, &im.GetAccountRequest{UserId: 999999})
+	wantCode(t, "unknown user", err, svrkit.NotFound)
+	_, err = ad.RevokeSessions(ctx, &im.RevokeSessionsRequest{UserId: user, DeviceId: strings.Repeat("d", 65)})
+	wantCode(t, "long device id", err, svrkit.InvalidArgument)
 }

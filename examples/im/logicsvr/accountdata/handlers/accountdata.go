@@ -12,18 +12,32 @@
 // Records of a user live on the user's storage shard; the allocator and the
 // name index are global and live under user_id 0, on one shard.
 //
+// # User ids: random, so profiles cannot be listed
+//
+// Ids are drawn at random from [2^32, 2^63), not counted: GetProfile
+// serves any user's public profile to any logged-in user (account.proto
+// documents it, and a client must show who wrote a message from a
+// stranger), so with sequential ids, asking for 1, 2, 3, ... listed every
+// account. The other cure, profiles visible only to contacts, would break
+// that documented call and the stranger's message; random ids keep it and
+// make the walk useless: with a billion accounts, a guess finds one with
+// probability 1 in 9·10^9, and each guess is a rate-limited call with a
+// session. An id is learned from the user instead (a message, a contact
+// added by name). Ids below 2^32 are those handed out in sequence before,
+// so old and new never meet. Names remain enumerable through AddContact by
+// name, as a name is the handle users give each other.
+//
 // # Creating an account, and crashes
 //
 // CreateAccount (routed with user_id 0, so every creation reaches one
 // instance):
 //
 //  1. refuses a name the index already has (already_exists);
-//  2. takes a user id from the allocator: ids are handed out from a block
-//     reserved with a compare-and-set on "uid" (blocks of idBlock), so no id
-//     is ever handed out twice, even across crashes and restarts — a crash
-//     skips the rest of the block, and ids are sparse;
-//  3. writes the account record under the new id, "must not exist";
-//  4. writes the name index entry, "must not exist". This is what makes the
+//  2. draws a random user id and writes the account record under it,
+//     "must not exist": an id that has a record (an account, or a
+//     creation that never finished) is never handed out again, and a
+//     collision (at 2^-31 per draw with a billion accounts) draws again;
+//  3. writes the name index entry, "must not exist". This is what makes the
 //     name taken: of two creations racing for one name exactly one wins
 //     here, and the loser answers already_exists (and deletes its record).
 //
@@ -31,9 +45,22 @@
 // atomic batch. Instead a record counts only while the index names it:
 // GetAccount and UpdateProfile check, when they read a record from storage,
 // that "name/<its name>" holds its id, and answer not_found otherwise. A
-// crash between steps 3 and 4 therefore leaves an unreachable record, never
+// crash between steps 2 and 3 therefore leaves an unreachable record, never
 // a half-made account: its id is not handed out again and its name is still
 // free.
+//
+// # Sessions
+//
+// A record carries its user's im.SessionState: a counter that every
+// revocation increments, and the floors below which a token's counter is
+// revoked, for every device or for one (package
+// examples/im/internal/session has the protocol). RevokeSessions changes
+// them with the same compare-and-set loop as UpdateProfile, and with a new
+// password hash when a password changes, so the hash and the revocation of
+// every older session land in one write. A device's floor is dropped once
+// every token below it has expired (the caller says when that is); beyond
+// maxDeviceFloors devices, the oldest floor is folded into the account's,
+// which revokes more than asked, never less.
 //
 // # Cache
 //
@@ -59,16 +86,19 @@
 //
 // # Several storage shards
 //
-// Correctness needs the allocator and the name index on one shard (user_id
-// 0 does that) and each record on its user's; the index check on read makes
-// the two-shard creation safe. What one shard gives for free and several
-// would not: a scan of all accounts (there is none here).
+// Correctness needs the name index on one shard (user_id 0 does that) and
+// each record on its user's; the index check on read makes the two-shard
+// creation safe. What one shard gives for free and several would not: a
+// scan of all accounts (there is none here).
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -88,16 +118,20 @@ const (
 	MaxPasswordHashLen = 512
 )
 
-// idBlock is how many user ids one allocator write reserves.
-const idBlock = 64
+// User ids are drawn from [minRandomID, 2^63).
+const minRandomID = 1 << 32
 
-// casAttempts bounds the read-modify-write retries of one update.
+// casAttempts bounds the read-modify-write retries of one update, and the
+// draws of one new user id.
 const casAttempts = 8
 
-var (
-	keyUIDBound = []byte("uid")
-	keyAccount  = []byte("account")
-)
+// maxDeviceFloors bounds the per-device revocations a record keeps.
+const maxDeviceFloors = 64
+
+// maxDeviceIDLen is session.MaxDeviceIDBytes (account.proto's limit).
+const maxDeviceIDLen = 64
+
+var keyAccount = []byte("account")
 
 func nameKey(name string) []byte { return append([]byte("name/"), name...) }
 
@@ -152,10 +186,6 @@ type Server struct {
 	byID    *lru.Cache[uint64, *im.AccountRecord]
 	byName  *lru.Cache[string, uint64]
 
-	// ids is the allocator's reserved block [next, limit).
-	idMu        sync.Mutex
-	next, limit uint64
-
 	// users serialises each user's updates, so publishes go out in record
 	// version order (striped: a lock per user would grow without bound).
 	users [256]sync.Mutex
@@ -193,40 +223,10 @@ func (s *Server) cachePut(rec *im.AccountRecord) {
 	s.byName.Put(rec.GetProfile().GetName(), rec.GetUserId())
 }
 
-// allocID returns a user id never handed out before.
-func (s *Server) allocID(ctx context.Context) (uint64, error) {
-	s.idMu.Lock()
-	defer s.idMu.Unlock()
-	if s.next < s.limit {
-		s.next++
-		return s.next - 1, nil
-	}
-	for range casAttempts {
-		var bound, ver uint64
-		r, err := s.storage.Get(ctx, &im.KVGetRequest{UserId: 0, Key: keyUIDBound})
-		switch {
-		case err == nil:
-			if len(r.GetValue()) != 8 {
-				return 0, svrkit.Errorf(svrkit.DataLoss, "user id bound of %d bytes", len(r.GetValue()))
-			}
-			bound, ver = binary.BigEndian.Uint64(r.GetValue()), r.GetVersion()
-		case svrkit.CodeOf(err) != svrkit.NotFound:
-			return 0, err
-		}
-		// Ids start at 1; the block is (bound, bound+idBlock].
-		newBound := bound + idBlock
-		_, err = s.storage.Put(ctx, &im.KVPutRequest{UserId: 0, Key: keyUIDBound,
-			Value: binary.BigEndian.AppendUint64(nil, newBound), ExpectVersion: ver})
-		if svrkit.CodeOf(err) == svrkit.Aborted {
-			continue // another allocator moved the bound: take the next block
-		}
-		if err != nil {
-			return 0, err
-		}
-		s.next, s.limit = bound+2, newBound+1
-		return bound + 1, nil
-	}
-	return 0, svrkit.NewError(svrkit.Aborted, "user id allocator keeps changing")
+// randomID returns a user id for a new account; that it is free is
+// checked by the record's "must not exist" write.
+func randomID() uint64 {
+	return minRandomID + rand.Uint64N(1<<63-minRandomID)
 }
 
 // CreateAccount implements im.AccountDataServer.
@@ -249,29 +249,34 @@ func (s *Server) CreateAccount(ctx context.Context, req *im.CreateAccountRequest
 	} else if svrkit.CodeOf(err) != svrkit.NotFound {
 		return nil, err
 	}
-	id, err := s.allocID(ctx)
-	if err != nil {
-		return nil, err
-	}
 	nick := req.GetNickname()
 	if nick == "" {
 		nick = name
 	}
-	rec := &im.AccountRecord{
-		UserId:       id,
-		Profile:      &im.Profile{UserId: id, Name: name, Nickname: nick, RegisteredUnix: time.Now().Unix()},
-		PasswordHash: req.GetPasswordHash(),
+	var rec *im.AccountRecord
+	for attempt := 1; ; attempt++ {
+		id := randomID()
+		rec = &im.AccountRecord{
+			UserId:       id,
+			Profile:      &im.Profile{UserId: id, Name: name, Nickname: nick, RegisteredUnix: time.Now().Unix()},
+			PasswordHash: req.GetPasswordHash(),
+		}
+		val, err := proto.Marshal(rec)
+		if err != nil {
+			return nil, svrkit.Errorf(svrkit.Internal, "encode account: %v", err)
+		}
+		put, err := s.storage.Put(ctx, &im.KVPutRequest{UserId: id, Key: keyAccount, Value: val})
+		if svrkit.CodeOf(err) == svrkit.Aborted && attempt < casAttempts {
+			continue // the id has a record: draw another
+		}
+		if err != nil {
+			return nil, err
+		}
+		rec.Version = put.GetVersion()
+		break
 	}
-	val, err := proto.Marshal(rec)
-	if err != nil {
-		return nil, svrkit.Errorf(svrkit.Internal, "encode account: %v", err)
-	}
-	put, err := s.storage.Put(ctx, &im.KVPutRequest{UserId: id, Key: keyAccount, Value: val})
-	if err != nil {
-		return nil, err
-	}
-	rec.Version = put.GetVersion()
-	_, err = s.storage.Put(ctx, &im.KVPutRequest{UserId: 0, Key: nameKey(name), Value: binary.BigEndian.AppendUint64(nil, id)})
+	id := rec.GetUserId()
+	_, err := s.storage.Put(ctx, &im.KVPutRequest{UserId: 0, Key: nameKey(name), Value: binary.BigEndian.AppendUint64(nil, id)})
 	if err != nil {
 		if svrkit.CodeOf(err) == svrkit.Aborted {
 			// Another creation took the name between our check and now.
@@ -377,34 +382,17 @@ func (s *Server) UpdateProfile(ctx context.Context, req *im.UpdateProfileRequest
 	l.Lock()
 	defer l.Unlock()
 
-	rec, err := s.get(ctx, user)
-	if err != nil {
-		return nil, err
-	}
 	// A nickname already as asked writes nothing; the profile is published
 	// again below in case its first publish was lost.
-	for attempt := 1; rec.GetProfile().GetNickname() != req.GetNickname(); attempt++ {
-		next := proto.CloneOf(rec)
+	rec, err := s.update(ctx, user, func(next *im.AccountRecord) (bool, error) {
+		if next.GetProfile().GetNickname() == req.GetNickname() {
+			return false, nil
+		}
 		next.Profile.Nickname = req.GetNickname()
-		next.Version = 0
-		val, err := proto.Marshal(next)
-		if err != nil {
-			return nil, svrkit.Errorf(svrkit.Internal, "encode account: %v", err)
-		}
-		put, err := s.storage.Put(ctx, &im.KVPutRequest{UserId: user, Key: keyAccount, Value: val, ExpectVersion: rec.GetVersion()})
-		if err == nil {
-			next.Version = put.GetVersion()
-			s.cachePut(next)
-			rec = next
-			break
-		}
-		if svrkit.CodeOf(err) != svrkit.Aborted || attempt >= casAttempts {
-			return nil, err
-		}
-		// Someone else wrote the record (a second instance): re-read.
-		if rec, err = s.load(ctx, user); err != nil {
-			return nil, err
-		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	_, err = s.messages.Deliver(ctx, &im.DeliverRequest{
 		UserId:  user,
@@ -415,4 +403,110 @@ func (s *Server) UpdateProfile(ctx context.Context, req *im.UpdateProfileRequest
 		return nil, err
 	}
 	return proto.CloneOf(rec), nil
+}
+
+// RevokeSessions implements im.AccountDataServer.
+func (s *Server) RevokeSessions(ctx context.Context, req *im.RevokeSessionsRequest) (*im.AccountRecord, error) {
+	user, device := req.GetUserId(), req.GetDeviceId()
+	if len(device) > maxDeviceIDLen {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "device id of %d bytes: must be at most %d", len(device), maxDeviceIDLen)
+	}
+	if h := req.GetNewPasswordHash(); len(h) > MaxPasswordHashLen {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "password hash of %d bytes: must be at most %d", len(h), MaxPasswordHashLen)
+	}
+	l := s.userLock(user)
+	l.Lock()
+	defer l.Unlock()
+	rec, err := s.update(ctx, user, func(next *im.AccountRecord) (bool, error) {
+		if req.GetNewPasswordHash() != "" && next.GetPasswordHash() != req.GetExpectPasswordHash() {
+			return false, svrkit.NewError(svrkit.Aborted, "the password changed meanwhile")
+		}
+		if next.Sessions == nil {
+			next.Sessions = &im.SessionState{}
+		}
+		revoke(next.Sessions, device, req.GetExpiredBeforeUnix(), time.Now().Unix())
+		if h := req.GetNewPasswordHash(); h != "" {
+			next.PasswordHash = h
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	logicsvr.Logger(ctx).Info("sessions revoked", "user_id", user, "device", device,
+		"password_changed", req.GetNewPasswordHash() != "", "counter", rec.GetSessions().GetCounter())
+	return proto.CloneOf(rec), nil
+}
+
+// update writes the record change makes of a copy of user's current one,
+// with a compare-and-set on its version, and returns the record stored
+// (not a copy). change answers false when the record needs no write, or an
+// error to give up. When another writer got there first (a second
+// instance), it re-reads the record and applies change again. The caller
+// holds user's lock.
+func (s *Server) update(ctx context.Context, user uint64, change func(next *im.AccountRecord) (bool, error)) (*im.AccountRecord, error) {
+	rec, err := s.get(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		next := proto.CloneOf(rec)
+		next.Version = 0
+		write, err := change(next)
+		if err != nil || !write {
+			return rec, err
+		}
+		val, err := proto.Marshal(next)
+		if err != nil {
+			return nil, svrkit.Errorf(svrkit.Internal, "encode account: %v", err)
+		}
+		put, err := s.storage.Put(ctx, &im.KVPutRequest{UserId: user, Key: keyAccount, Value: val, ExpectVersion: rec.GetVersion()})
+		if err == nil {
+			next.Version = put.GetVersion()
+			s.cachePut(next)
+			return next, nil
+		}
+		if svrkit.CodeOf(err) != svrkit.Aborted || attempt >= casAttempts {
+			return nil, err
+		}
+		if rec, err = s.load(ctx, user); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// revoke ends, in st, the sessions of device (every device's when it is
+// ""): every token issued before now has a counter below the new floor.
+// Device floors set before expiredBefore, or not above the account's
+// floor, revoke nothing more and are dropped.
+func revoke(st *im.SessionState, device string, expiredBefore, now int64) {
+	st.Counter++
+	if device == "" {
+		st.Floor, st.Devices = st.Counter, nil
+		return
+	}
+	st.Devices = slices.DeleteFunc(st.Devices, func(d *im.DeviceFloor) bool {
+		return d.GetDeviceId() == device || d.GetSetUnix() < expiredBefore || d.GetFloor() <= st.GetFloor()
+	})
+	st.Devices = append(st.Devices, &im.DeviceFloor{DeviceId: device, Floor: st.Counter, SetUnix: now})
+	// Over the bound: fold the oldest floors into the account's. Every
+	// device's tokens below them end too, which is more than asked, never
+	// less.
+	for len(st.Devices) > maxDeviceFloors {
+		oldest := slices.MinFunc(st.Devices, func(a, b *im.DeviceFloor) int { return cmp.Compare(a.GetFloor(), b.GetFloor()) })
+		st.Floor = oldest.GetFloor()
+		st.Devices = slices.DeleteFunc(st.Devices, func(d *im.DeviceFloor) bool { return d.GetFloor() <= st.Floor })
+	}
+}
+
+// GetSessionState implements im.AccountDataServer.
+func (s *Server) GetSessionState(ctx context.Context, req *im.GetAccountRequest) (*im.SessionState, error) {
+	rec, err := s.get(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	if rec.GetSessions() == nil {
+		return &im.SessionState{}, nil
+	}
+	return proto.CloneOf(rec.GetSessions()), nil
 }

@@ -67,9 +67,10 @@ type Config struct {
 	// Link is the long link's listen address, TCP and WebSocket
 	// (default 127.0.0.1:7080).
 	Link string `json:"link,omitempty"`
-	// SessionSecret is the deployment's session secret (as the account
-	// Logicsvr's).
-	SessionSecret string `json:"session_secret"`
+	// SessionSecret and SessionTTL are the account Logicsvr's
+	// session_secret and session_ttl (session.Config).
+	SessionSecret string            `json:"session_secret"`
+	SessionTTL    logicsvr.Duration `json:"session_ttl,omitempty"`
 	// Advertise is the RPC address presence reaches this gateway at
 	// (default: the config's "rpc").
 	Advertise string `json:"advertise,omitempty"`
@@ -93,11 +94,11 @@ func NewGateway(h *logicsvr.Host) (im.GatewayServer, error) {
 	if err := h.AppConfig(&cfg); err != nil {
 		return nil, err
 	}
-	signer, err := session.ForHost(h, cfg.SessionSecret)
+	checker, err := session.FromApp(h)
 	if err != nil {
 		return nil, err
 	}
-	be := &backend{signer: signer, h: h, clients: map[string]svrkit.Invoker{}, pending: map[uint64]*gateway.Conn{}}
+	be := &backend{checker: checker, h: h, clients: map[string]svrkit.Invoker{}, pending: map[uint64]*gateway.Conn{}}
 	for _, rt := range link.Default.All() {
 		if be.clients[rt.Service] == nil {
 			if be.clients[rt.Service], err = h.Client(rt.Service); err != nil {
@@ -176,7 +177,7 @@ func (s *gatewayServer) Kick(_ context.Context, req *im.GatewayKickRequest) (*im
 
 // backend is the gateway's Backend: sessions, forwarding and presence.
 type backend struct {
-	signer   *session.Signer
+	checker  *session.Checker
 	h        *logicsvr.Host
 	clients  map[string]svrkit.Invoker // by protobuf service; read-only once built
 	presence im.PresenceClient
@@ -188,14 +189,19 @@ type backend struct {
 	boots   map[string]uint64        // presence endpoint → its boot id
 }
 
-func (b *backend) Verify(token string) (session.Claims, error) { return b.signer.Verify(token) }
+func (b *backend) Verify(token string) (session.Claims, error) {
+	return b.checker.Signer().Verify(token)
+}
 
 func (b *backend) connectRequest(c *gateway.Conn) *im.PresenceConnectRequest {
 	cl := c.Claims()
 	return &im.PresenceConnectRequest{UserId: cl.UserID, DeviceId: cl.DeviceID, ConnId: c.ID(), Gateway: b.self, GatewayBoot: b.gw.BootID()}
 }
 
-func (b *backend) Online(ctx context.Context, c *gateway.Conn) {
+func (b *backend) Online(ctx context.Context, c *gateway.Conn) error {
+	if err := b.checker.Unrevoked(ctx, c.Claims()); err != nil {
+		return err // revoked, or cannot be checked now: the client retries
+	}
 	if _, err := b.presence.Connect(ctx, b.connectRequest(c)); err != nil {
 		// Presence is down or overloaded: the device works, but is not
 		// notified until the next renewal registers it.
@@ -204,6 +210,7 @@ func (b *backend) Online(ctx context.Context, c *gateway.Conn) {
 		b.mu.Unlock()
 		b.h.Logger().Debug("gateway: presence connect", "conn", c.ID(), "err", err)
 	}
+	return nil
 }
 
 func (b *backend) Offline(c *gateway.Conn) {

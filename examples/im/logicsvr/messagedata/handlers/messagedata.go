@@ -289,7 +289,7 @@ func (s *Server) SyncInbox(ctx context.Context, req *im.SyncInboxRequest) (*im.S
 
 // CurrentKey implements im.MessageDataServer.
 func (s *Server) CurrentKey(ctx context.Context, req *im.CurrentKeyRequest) (*im.CurrentKeyReply, error) {
-	r, err := s.storage.CurrentKey(ctx, &im.InboxCurrentKeyRequest{UserId: req.GetUserId()})
+	r, err := s.storage.CurrentKey(ctx, &im.InboxCurrentKeyRequest{UserId: req.GetUserId(), DeviceId: req.GetDeviceId()})
 	if err != nil {
 		return nil, err
 	}

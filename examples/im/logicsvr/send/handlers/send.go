@@ -5,35 +5,21 @@
 // # The write path
 //
 // A send is checked (the session token names the sender; the limits of
-// message.proto; the receiver must exist) and then written twice through
-// MessageData.Deliver: first into the receiver's inbox, with dedup id
-// "<sender>:<client_msg_id>", then into the sender's own (so the sender's
-// other devices sync it too), with dedup id "<sender>:<client_msg_id>:self".
-// The reply goes out only when both writes are durable. A message to
-// oneself is written once.
-//
-// # Exactly once
-//
-// Deliver is idempotent on the dedup id: a repeated one writes nothing and
-// answers the first write's version and time. So a client that got no reply
-// retries with the same client_msg_id, and whatever happened before —
-// nothing stored, only the receiver's copy (the send Logicsvr or the
-// sender's messagedata died between the writes), or both — the retry leaves
-// exactly one copy in each inbox. The reply's sent_unix_ms is the receiver
-// copy's storage time, the same on every retry, and duplicate says the
-// receiver's copy was already there. The sender's copy carries that same
-// time in its Message.sent_unix_ms, so both copies of a retried message are
-// identical.
+// message.proto) and written by package
+// github.com/svrkit/svrkit/examples/im/internal/delivery, which the
+// sendmedia Logicsvr shares: the receiver must exist; the message goes into
+// the receiver's inbox and then the sender's own, exactly once per
+// client_msg_id, and the reply goes out only when both writes are durable.
 //
 // This Logicsvr keeps no state: retries may land on any replica.
 package handlers
 
 import (
 	"context"
-	"strconv"
 	"unicode/utf8"
 
 	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/delivery"
 	"github.com/svrkit/svrkit/examples/im/internal/session"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
@@ -52,11 +38,12 @@ const (
 	MaxVoiceBytes       = 48 << 10
 	MaxVoiceDurationMs  = 60000
 	MaxVoiceFormatBytes = 16
-	MaxClientMsgIDBytes = 64
+	MaxClientMsgIDBytes = delivery.MaxClientMsgIDBytes
 )
 
-// NewSend returns the Send handler. It needs im.AccountData and
-// im.MessageData in the routing table and session_secret in the app config.
+// NewSend returns the Send handler. It needs im.AccountData (receivers, and
+// session revocations) and im.MessageData in the routing table and
+// session_secret in the app config.
 func NewSend(h *logicsvr.Host) (im.SendServer, error) {
 	signer, err := session.FromApp(h)
 	if err != nil {
@@ -80,19 +67,9 @@ type sendServer struct {
 	messages im.MessageDataClient
 }
 
-func checkCommon(to uint64, clientMsgID string) error {
-	if to == 0 {
-		return svrkit.NewError(svrkit.InvalidArgument, "to_user_id is required")
-	}
-	if n := len(clientMsgID); n < 1 || n > MaxClientMsgIDBytes {
-		return svrkit.Errorf(svrkit.InvalidArgument, "client_msg_id must be 1 to %d bytes", MaxClientMsgIDBytes)
-	}
-	return nil
-}
-
 // CheckText checks a SendTextRequest against message.proto's limits.
 func CheckText(req *im.SendTextRequest) error {
-	if err := checkCommon(req.GetToUserId(), req.GetClientMsgId()); err != nil {
+	if err := delivery.CheckAddress(req.GetToUserId(), req.GetClientMsgId()); err != nil {
 		return err
 	}
 	if n := len(req.GetText()); n < 1 || n > MaxTextBytes {
@@ -106,7 +83,7 @@ func CheckText(req *im.SendTextRequest) error {
 
 // CheckVoice checks a SendVoiceRequest against message.proto's limits.
 func CheckVoice(req *im.SendVoiceRequest) error {
-	if err := checkCommon(req.GetToUserId(), req.GetClientMsgId()); err != nil {
+	if err := delivery.CheckAddress(req.GetToUserId(), req.GetClientMsgId()); err != nil {
 		return err
 	}
 	if n := len(req.GetVoice()); n < 1 || n > MaxVoiceBytes {
@@ -126,7 +103,7 @@ func (s *sendServer) SendText(ctx context.Context, req *im.SendTextRequest) (*im
 	if err := CheckText(req); err != nil {
 		return nil, err
 	}
-	return s.deliver(ctx, caller.UserID, &im.Message{
+	return s.deliver(ctx, &im.Message{
 		FromUserId:  caller.UserID,
 		ToUserId:    req.GetToUserId(),
 		ClientMsgId: req.GetClientMsgId(),
@@ -140,7 +117,7 @@ func (s *sendServer) SendVoice(ctx context.Context, req *im.SendVoiceRequest) (*
 	if err := CheckVoice(req); err != nil {
 		return nil, err
 	}
-	return s.deliver(ctx, caller.UserID, &im.Message{
+	return s.deliver(ctx, &im.Message{
 		FromUserId:      caller.UserID,
 		ToUserId:        req.GetToUserId(),
 		ClientMsgId:     req.GetClientMsgId(),
@@ -151,45 +128,24 @@ func (s *sendServer) SendVoice(ctx context.Context, req *im.SendVoiceRequest) (*
 	})
 }
 
-// deliver writes m into the receiver's inbox and then the sender's (see the
-// package doc).
-func (s *sendServer) deliver(ctx context.Context, from uint64, m *im.Message) (*im.SendReply, error) {
+// deliver writes m into the receiver's inbox and then the sender's (see
+// package delivery), counting the call, its failures and, once stored,
+// the message by type.
+func (s *sendServer) deliver(ctx context.Context, m *im.Message) (*im.SendReply, error) {
 	monitor.Add(im.Monitor_SEND_CALLS_ID, 1)
-	to := m.GetToUserId()
-	if _, err := s.accounts.GetAccount(ctx, &im.GetAccountRequest{UserId: to}); err != nil {
-		if svrkit.CodeOf(err) == svrkit.NotFound {
-			return nil, svrkit.Errorf(svrkit.NotFound, "no user %d", to)
+	if err := delivery.ReceiverExists(ctx, s.accounts, m.GetToUserId()); err != nil {
+		if svrkit.CodeOf(err) != svrkit.NotFound {
+			monitor.Add(im.Monitor_SEND_ERRORS_ID, 1)
 		}
-		monitor.Add(im.Monitor_SEND_ERRORS_ID, 1)
 		return nil, err
 	}
-	dedup := strconv.FormatUint(from, 10) + ":" + m.GetClientMsgId()
-	theirs, err := s.messages.Deliver(ctx, &im.DeliverRequest{
-		UserId:  to,
-		Item:    &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: m}},
-		DedupId: dedup,
-	})
+	r, err := delivery.Deliver(ctx, s.messages, m)
 	if err != nil {
 		monitor.Add(im.Monitor_SEND_ERRORS_ID, 1)
 		return nil, err
 	}
-	if to != from {
-		own := &im.Message{
-			FromUserId: m.FromUserId, ToUserId: m.ToUserId, ClientMsgId: m.ClientMsgId, Type: m.Type,
-			Text: m.Text, Voice: m.Voice, VoiceDurationMs: m.VoiceDurationMs, VoiceFormat: m.VoiceFormat,
-			SentUnixMs: theirs.GetAtUnixMs(),
-		}
-		if _, err := s.messages.Deliver(ctx, &im.DeliverRequest{
-			UserId:  from,
-			Item:    &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: own}},
-			DedupId: dedup + ":self",
-		}); err != nil {
-			monitor.Add(im.Monitor_SEND_ERRORS_ID, 1)
-			return nil, err
-		}
-	}
-	if !theirs.GetDuplicate() {
+	if !r.GetDuplicate() {
 		monitor.Add(messagesID[m.GetType()], 1)
 	}
-	return &im.SendReply{SentUnixMs: theirs.GetAtUnixMs(), Duplicate: theirs.GetDuplicate()}, nil
+	return r, nil
 }

@@ -55,6 +55,7 @@ import (
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/inbox"
 	"github.com/svrkit/svrkit/examples/im/internal/kv"
+	"github.com/svrkit/svrkit/examples/im/internal/secrets"
 	"github.com/svrkit/svrkit/examples/im/internal/seq"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
@@ -83,7 +84,10 @@ const keyPrefix = "d/"
 type Config struct {
 	// Dir is the store's directory (required).
 	Dir string `json:"dir"`
-	// SyncKeySecret keys the SyncKeys' MAC; the same on every instance.
+	// SyncKeySecret keys the SyncKeys' encryption and SIV; the same on
+	// every instance. Outside development mode ("dev": true) it must be
+	// at least 32 bytes and not the one topology.json publishes (package
+	// examples/im/internal/secrets).
 	SyncKeySecret string `json:"sync_key_secret"`
 	// Retention keeps even acknowledged inbox entries at least this long
 	// (default 7 days).
@@ -106,6 +110,9 @@ func NewStorage(h *logicsvr.Host) (im.StorageServer, error) {
 	}
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("storage: app config needs \"dir\"")
+	}
+	if err := secrets.Check(h, "sync_key_secret", cfg.SyncKeySecret); err != nil {
+		return nil, err
 	}
 	s, err := Open(cfg)
 	if err != nil {
@@ -403,7 +410,7 @@ func (s *Server) Sync(ctx context.Context, req *im.InboxSyncRequest) (*im.InboxS
 
 // CurrentKey implements im.StorageServer.
 func (s *Server) CurrentKey(ctx context.Context, req *im.InboxCurrentKeyRequest) (*im.InboxCurrentKeyReply, error) {
-	k, err := s.inbox.CurrentKey(ctx, req.GetUserId())
+	k, err := s.inbox.CurrentKey(ctx, req.GetUserId(), req.GetDeviceId())
 	if err != nil {
 		return nil, err
 	}

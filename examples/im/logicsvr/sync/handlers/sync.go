@@ -2,12 +2,14 @@
 // SyncKey protocol for one device of the caller. NewSync is the constructor
 // its generated main calls.
 //
-// The token (package github.com/svrkit/svrkit/examples/im/internal/session)
-// names both the user and the device, so a device can only ever read its
-// own user's inboxes and advance its own key; the key itself is checked by
-// MessageData, which signed it (a key of another user or device, edited or
-// damaged, is invalid_argument; one from the future out_of_range). Their
-// errors pass through with their codes. This Logicsvr keeps no state.
+// The token (package github.com/svrkit/svrkit/examples/im/internal/session,
+// checked against the account's revocations in AccountData) names both the
+// user and the device, so a device can only ever read its own user's
+// inboxes and advance its own key; the key itself is checked by the
+// storage behind MessageData, which sealed it to the user and the device (a
+// key of another user or device, edited or damaged, is invalid_argument;
+// one from the future out_of_range). Their errors pass through with their
+// codes. This Logicsvr keeps no state.
 package handlers
 
 import (
@@ -28,8 +30,9 @@ const (
 	MaxSyncKeyBytes = 256
 )
 
-// NewSync returns the Sync handler. It needs im.MessageData in the routing
-// table and session_secret in the app config.
+// NewSync returns the Sync handler. It needs im.MessageData and
+// im.AccountData (for session revocations) in the routing table and
+// session_secret in the app config.
 func NewSync(h *logicsvr.Host) (im.SyncServer, error) {
 	signer, err := session.FromApp(h)
 	if err != nil {

@@ -1,0 +1,86 @@
+// Package delivery is the write path every message takes, whichever
+// Logicsvr sends it (send for text and voice, sendmedia for images and
+// video): check the receiver exists, write the message into the receiver's
+// inbox, then into the sender's own (for the sender's other devices), and
+// answer once both are durable.
+//
+// # Exactly once
+//
+// MessageData.Deliver is idempotent on the dedup id, "<sender>:<client_msg_id>"
+// for the receiver's copy and the same with ":self" for the sender's: a
+// repeated one writes nothing and answers the first write's version and
+// time. So a client that got no reply retries with the same client_msg_id,
+// and whatever happened before — nothing stored, only the receiver's copy
+// (the sending Logicsvr or the sender's messagedata died between the
+// writes), or both — the retry leaves exactly one copy in each inbox. One
+// namespace of client_msg_ids per sender covers every message type. The
+// reply's sent_unix_ms is the receiver copy's storage time, the same on
+// every retry, and duplicate says the receiver's copy was already there.
+// The sender's copy carries that same time in its Message.sent_unix_ms, so
+// both copies of a retried message are identical. A message to oneself is
+// written once.
+package delivery
+
+import (
+	"context"
+	"strconv"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/svrkit"
+)
+
+// MaxClientMsgIDBytes bounds a client_msg_id (message.proto).
+const MaxClientMsgIDBytes = 64
+
+// CheckAddress checks what every send request has: a receiver, and a
+// client_msg_id of 1 to MaxClientMsgIDBytes bytes.
+func CheckAddress(to uint64, clientMsgID string) error {
+	if to == 0 {
+		return svrkit.NewError(svrkit.InvalidArgument, "to_user_id is required")
+	}
+	if n := len(clientMsgID); n < 1 || n > MaxClientMsgIDBytes {
+		return svrkit.Errorf(svrkit.InvalidArgument, "client_msg_id must be 1 to %d bytes", MaxClientMsgIDBytes)
+	}
+	return nil
+}
+
+// ReceiverExists answers not_found when there is no user to.
+func ReceiverExists(ctx context.Context, accounts im.AccountDataClient, to uint64) error {
+	if _, err := accounts.GetAccount(ctx, &im.GetAccountRequest{UserId: to}); err != nil {
+		if svrkit.CodeOf(err) == svrkit.NotFound {
+			return svrkit.Errorf(svrkit.NotFound, "no user %d", to)
+		}
+		return err
+	}
+	return nil
+}
+
+// Deliver writes m, from its FromUserId to its ToUserId, into the
+// receiver's inbox and then the sender's (see the package doc). The
+// receiver must exist (ReceiverExists).
+func Deliver(ctx context.Context, messages im.MessageDataClient, m *im.Message) (*im.SendReply, error) {
+	from, to := m.GetFromUserId(), m.GetToUserId()
+	dedup := strconv.FormatUint(from, 10) + ":" + m.GetClientMsgId()
+	theirs, err := messages.Deliver(ctx, &im.DeliverRequest{
+		UserId:  to,
+		Item:    &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: m}},
+		DedupId: dedup,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if to != from {
+		own := proto.CloneOf(m)
+		own.SentUnixMs = theirs.GetAtUnixMs()
+		if _, err := messages.Deliver(ctx, &im.DeliverRequest{
+			UserId:  from,
+			Item:    &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: own}},
+			DedupId: dedup + ":self",
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return &im.SendReply{SentUnixMs: theirs.GetAtUnixMs(), Duplicate: theirs.GetDuplicate()}, nil
+}
