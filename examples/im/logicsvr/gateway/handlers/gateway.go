@@ -11,7 +11,8 @@
 // rest of the backend (Backend):
 //
 //   - Verify checks tokens with the deployment's session secret, like
-//     every client-facing Logicsvr.
+//     every client-facing Logicsvr, and Online checks the account's
+//     revocations (session.Checker) before the auth is answered.
 //   - Call forwards a request to the Logicsvr that serves its method, over
 //     svrkit RPC with the gateway's service identity, the session in
 //     metadata (session.ForwardMetadata: the Logicsvrs believe it from
@@ -90,14 +91,19 @@ type Config struct {
 // the client-facing services and im.Presence in the routing table and
 // session_secret in the app config.
 func NewGateway(h *logicsvr.Host) (im.GatewayServer, error) {
-	cfg := Config{Link: "127.0.0.1:7080", LeaseEvery: logicsvr.Duration(2500 * time.Millisecond)}
+	cfg := Config{Link: "127.0.0.1:7080", LeaseEvery: logicsvr.Duration(2500 * time.Millisecond), SessionTTL: logicsvr.Duration(session.DefaultTTL)}
 	if err := h.AppConfig(&cfg); err != nil {
 		return nil, err
 	}
-	checker, err := session.FromApp(h)
+	signer, err := session.ForHost(h, cfg.SessionSecret, time.Duration(cfg.SessionTTL))
 	if err != nil {
 		return nil, err
 	}
+	adInv, err := h.Client(im.AccountData_ServiceName)
+	if err != nil {
+		return nil, err
+	}
+	checker := session.NewChecker(signer, session.StateFromAccountData(im.NewAccountDataClient(adInv)))
 	be := &backend{checker: checker, h: h, clients: map[string]svrkit.Invoker{}, pending: map[uint64]*gateway.Conn{}}
 	for _, rt := range link.Default.All() {
 		if be.clients[rt.Service] == nil {
