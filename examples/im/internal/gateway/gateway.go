@@ -50,16 +50,16 @@
 // The candidates were github.com/gobwas/ws on the gnet engine (the upgrade
 // parsed from gnet's buffer, frames cut like TCP frames) and
 // github.com/coder/websocket beside it on net/http (a goroutine per
-// connection blocked in Read). BenchmarkIdleWebSocketMemory holds idle,
-// authenticated WebSocket connections opened by another process with each
-// and reports the server's memory per connection: coder/websocket on
-// net/http costs several times more (a parked goroutine's stack, net/http's
-// and the library's per-connection buffers; the README has the figures),
-// while gobwas/ws on gnet costs what a TCP link costs, because after the
-// handshake it holds nothing per connection and both transports share one
-// read and write path, one backpressure rule and one port. What we give up:
-// coder/websocket's complete implementation (compression, a net.Conn
-// adapter), none of which the link needs.
+// connection blocked in Read). BenchmarkIdleWebSocketMemory (memory_test.go)
+// holds idle, authenticated WebSocket connections opened by another process
+// with each and reports the server's memory per connection:
+// coder/websocket on net/http costs about twenty times more (a parked
+// goroutine's stack, net/http's and the library's per-connection buffers;
+// the README has the figures), while gobwas/ws on gnet costs what a TCP
+// link costs, because after the handshake it holds nothing per connection
+// and both transports share one read and write path, one backpressure rule
+// and one port. What we give up: coder/websocket's complete implementation
+// (compression, a net.Conn adapter), none of which the link needs.
 package gateway
 
 import (
