@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,9 @@ import (
 
 // TestLoadAgainstBackend runs a short load on the real backend and checks
 // the report adds up: messages were sent, every acknowledged one was synced
-// exactly once, latencies are measured, and progress was printed.
+// exactly once, over push (notifies were pushed), latencies and the
+// backend's CPU are measured, and progress was printed. Then -compare runs
+// push beside polling.
 func TestLoadAgainstBackend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole backend")
@@ -26,13 +29,28 @@ func TestLoadAgainstBackend(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("imload exited %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), progress.String())
 	}
-	for _, want := range []string{`"sent":`, `"send_to_synced_p99_ms":`, `"missing": 0`, `"duplicates": 0`} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("report lacks %s:\n%s", want, out.String())
-		}
+	var rep Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, out.String())
+	}
+	if rep.Mode != "push" || rep.Sent == 0 || rep.Synced != rep.Sent || rep.Missing != 0 || rep.Duplicates != 0 ||
+		rep.Pushes == 0 || rep.DeliveredP99 <= 0 || rep.BackendCPU <= 0 || rep.CPUPerDelivered <= 0 || rep.CPUByProcess["gateway"] <= 0 {
+		t.Errorf("push report does not add up:\n%s", out.String())
 	}
 	if !strings.Contains(progress.String(), "imload:") || !strings.Contains(progress.String(), "send-to-synced p50") {
 		t.Errorf("no progress lines:\n%s", progress.String())
+	}
+
+	out.Reset()
+	progress.Reset()
+	code = run(ctx, []string{"-up", b.StateFile, "-compare", "-runs", "1", "-users", "2,3", "-duration", "1s"}, &out, &progress)
+	if code != 0 {
+		t.Fatalf("imload -compare exited %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), progress.String())
+	}
+	for _, want := range []string{"| 2 | push |", "| 2 | poll 10ms |", "| 3 | push |", "| 3 | poll 10ms |", "load average"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("comparison lacks %q:\n%s", want, out.String())
+		}
 	}
 
 	// Without a backend: a clear error, not a hang.
