@@ -122,8 +122,8 @@ func (c *Client) LinkStats() LinkStats {
 // Watch syncs at once and then every time Notifies signals, until ctx ends
 // or the link stops for good, calling handle with every answer that has
 // items. Over the long link it is push-driven: no polling. Transient sync
-// errors (a Logicsvr restarting) are retried after the next signal or a
-// short backoff. It returns ctx's error, handle's, or the link's final one.
+// errors (a Logicsvr restarting, an overloaded one shedding the sync) are
+// retried after the next signal or a backoff that doubles to 2s. It returns ctx's error, handle's, or the link's final one.
 func (c *Client) Watch(ctx context.Context, handle func(*im.SyncReply) error) error {
 	backoff := 50 * time.Millisecond
 	for {
@@ -134,7 +134,7 @@ func (c *Client) Watch(ctx context.Context, handle func(*im.SyncReply) error) er
 				return svrkit.AsError(ctx.Err())
 			case errors.Is(err, errHandle):
 				return errors.Unwrap(err)
-			case !Retryable(err):
+			case !Retryable(err) && svrkit.CodeOf(err) != svrkit.Overloaded:
 				return err // a bad key, an ended session, a replaced device
 			}
 			wait, backoff = backoff, min(2*backoff, 2*time.Second)
