@@ -294,7 +294,7 @@ func load(ctx context.Context, users []*user, cfg Config, progress io.Writer) (*
 		// Push: every tablet holds a long link (its first sync waits for
 		// the link, not for a poll).
 		for _, u := range users {
-			if err := u.tablet.Connect(ctx); err != nil {
+			if _, err := again(ctx, func() (struct{}, error) { return struct{}{}, u.tablet.Connect(ctx) }); err != nil {
 				if svrkit.CodeOf(err) == svrkit.FailedPrecondition {
 					return nil, fmt.Errorf("%w (this backend has no gateway: use -poll 10ms)", err)
 				}
@@ -496,19 +496,24 @@ func setup(ctx context.Context, addrs imclient.Addrs, n int) ([]*user, error) {
 			name := fmt.Sprintf("%s_%d", prefix, i)
 			const password = "load-test-password"
 			u := &user{phone: imclient.New(addrs), tablet: imclient.New(addrs)}
-			id, err := u.phone.Register(ctx, name, password, "")
-			if err != nil {
+			// On a busy machine the slow password hash may miss its
+			// deadline: retry what may be retried (a register that did
+			// happen answers already_exists the second time).
+			_, err := again(ctx, func() (uint64, error) { return u.phone.Register(ctx, name, password, "") })
+			if err != nil && svrkit.CodeOf(err) != svrkit.AlreadyExists {
 				errc <- fmt.Errorf("register %s: %w", name, err)
 				return
 			}
-			u.id = id
-			if _, err := u.phone.Login(ctx, name, password, "phone"); err != nil {
-				errc <- fmt.Errorf("login %s: %w", name, err)
-				return
-			}
-			if _, err := u.tablet.Login(ctx, name, password, "tablet"); err != nil {
-				errc <- fmt.Errorf("login %s: %w", name, err)
-				return
+			for _, d := range []struct {
+				c      *imclient.Client
+				device string
+			}{{u.phone, "phone"}, {u.tablet, "tablet"}} {
+				s, err := again(ctx, func() (imclient.Session, error) { return d.c.Login(ctx, name, password, d.device) })
+				if err != nil {
+					errc <- fmt.Errorf("login %s: %w", name, err)
+					return
+				}
+				u.id = s.UserID
 			}
 			// Start the tablet from now: a fresh user has nothing to sync
 			// but its own profile.
@@ -525,6 +530,22 @@ func setup(ctx context.Context, addrs imclient.Addrs, n int) ([]*user, error) {
 		return nil, err
 	}
 	return users, nil
+}
+
+// again calls f until it succeeds, fails for good, or has failed 5 times
+// with a code that may pass (unavailable, deadline_exceeded,
+// resource_exhausted, overloaded), waiting a doubling pause in between.
+func again[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	wait := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		v, err := f()
+		if err == nil || attempt == 5 || ctx.Err() != nil ||
+			(!imclient.Retryable(err) && svrkit.CodeOf(err) != svrkit.Overloaded) {
+			return v, err
+		}
+		time.Sleep(wait)
+		wait *= 2
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
