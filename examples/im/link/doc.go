@@ -199,7 +199,9 @@
 //	{"type":"pong", "id":3}
 //	{"type":"goaway", "code":"unavailable", "message":"gateway is shutting down"}
 //
-// The auth's response is {"type":"response","id":0,"body":{LinkAuthReply}}
-// or one with code "unauthenticated". Codes are svrkit's names
+// The auth's response carries the auth's id, like any response
+// ({"type":"response","id":1,"body":{LinkAuthReply}} for an auth sent with
+// "id":1; an id of 0 is left out, as every zero field is), or a code such
+// as "unauthenticated". Codes are svrkit's names
 // (svrkit.Code.String: "invalid_argument", ...).
 package link

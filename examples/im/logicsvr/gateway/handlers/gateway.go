@@ -205,6 +205,12 @@ func (b *backend) connectRequest(c *gateway.Conn) *im.PresenceConnectRequest {
 }
 
 func (b *backend) Online(ctx context.Context, c *gateway.Conn) error {
+	// A link's auth is the long link's login: its calls (the revocation
+	// read, the presence registration) carry Login's priority and the
+	// user's, so an overloaded backend sheds them after profile reads and
+	// syncs, not before, and a device is not kept offline by load it does
+	// not cause.
+	ctx = svrkit.WithEntryPriority(ctx, loginPriority, strconv.FormatUint(c.Claims().UserID, 10))
 	if err := b.checker.Unrevoked(ctx, c.Claims()); err != nil {
 		return err // revoked, or cannot be checked now: the client retries
 	}
@@ -245,6 +251,16 @@ func (b *backend) Call(ctx context.Context, c *gateway.Conn, rt *link.Route, req
 	monitor.Add(im.Monitor_LINK_REQUESTS_ID, 1)
 	return b.clients[rt.Service].Invoke(ctx, rt.Method, req, resp)
 }
+
+// loginPriority is im.Account/Login's business priority, from the IDL.
+var loginPriority = func() uint8 {
+	for _, m := range im.Account_ServiceDesc.Methods {
+		if m.FullName == im.Account_Login_FullMethodName {
+			return m.Priority
+		}
+	}
+	return 0
+}()
 
 // resyncNotify asks a device to sync everything (see im.SyncNotify).
 var resyncNotify = &im.SyncNotify{}
