@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/svrkit/svrkit/svrkit/internal/metactx"
 )
 
 // callCtx is the context.Context a server handler runs with. It replaces
@@ -95,9 +97,9 @@ func (c *callCtx) Err() error {
 
 func (c *callCtx) Value(key any) any {
 	switch key.(type) {
-	case incomingKey:
+	case metactx.IncomingKey:
 		if c.md != nil {
-			return c.md
+			return map[string]string(c.md)
 		}
 	case methodKey:
 		return c.method

@@ -1,6 +1,10 @@
 package svrkit
 
-import "context"
+import (
+	"context"
+
+	"github.com/svrkit/svrkit/svrkit/internal/metactx"
+)
 
 // Metadata is a call's key/value side channel (request ids, auth tokens,
 // trace ids), carried in the frame's metadata section. Keys are lower-case by
@@ -8,20 +12,13 @@ import "context"
 // value wins.
 type Metadata map[string]string
 
-type incomingKey struct{}
 type outgoingKey struct{}
 
 // IncomingMetadata returns the metadata the caller sent with the call being
-// handled, or nil.
+// handled, or nil. Only the framework's servers and HTTP front set it, so
+// what it returns came from the caller, not from code along the way.
 func IncomingMetadata(ctx context.Context) Metadata {
-	md, _ := ctx.Value(incomingKey{}).(Metadata)
-	return md
-}
-
-// WithIncomingMetadata returns ctx carrying md as the incoming metadata.
-// Servers and HTTP fronts call it; handlers read it with IncomingMetadata.
-func WithIncomingMetadata(ctx context.Context, md Metadata) context.Context {
-	return context.WithValue(ctx, incomingKey{}, md)
+	return Metadata(metactx.Incoming(ctx))
 }
 
 // OutgoingMetadata returns the metadata calls made with ctx will send.

@@ -81,6 +81,7 @@ import (
 
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/internal/chain"
+	"github.com/svrkit/svrkit/svrkit/internal/metactx"
 )
 
 // DefaultMaxBodySize bounds request bodies unless WithMaxBodySize says
@@ -307,7 +308,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt *route, ct st
 
 	md := metadataFrom(r.Header)
 	md[PeerAddrKey] = r.RemoteAddr
-	ctx := context.WithValue(svrkit.WithIncomingMetadata(r.Context(), md), peerAddrKey{}, r.RemoteAddr)
+	ctx := context.WithValue(metactx.WithIncoming(r.Context(), md), peerAddrKey{}, r.RemoteAddr)
 	if m.Priority != 0 {
 		// A CGI is an entry: the calls behind it inherit its priority, so
 		// that overloaded services downstream shed it as the IDL ranks it.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -70,6 +71,12 @@ type Sample struct {
 	// for the stacks that use protobuf; they equal the totals otherwise.
 	FrameworkAllocsPerCall float64 `json:"framework_allocs_per_call"`
 	FrameworkBytesPerCall  float64 `json:"framework_bytes_per_call"`
+	// CPUPerCall is the process's CPU time (user and system, client and
+	// server together) in the window per successful call. On a machine
+	// other work keeps busy, throughput falls with the CPU share the
+	// benchmark gets; CPU per call mostly does not, which makes it the
+	// steadier figure for comparing two builds.
+	CPUPerCall time.Duration `json:"cpu_per_call_ns"`
 	// FirstError is the first failed call's error, if any.
 	FirstError string `json:"first_error,omitempty"`
 }
@@ -294,11 +301,13 @@ func measure(sys System, size, callers int, warmup, window time.Duration, hists 
 	time.Sleep(warmup)
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
+	cpu0 := processCPU()
 	t0 := time.Now()
 	phase.Store(phaseMeasure)
 	time.Sleep(window)
 	phase.Store(phaseStop)
 	elapsed := time.Since(t0)
+	cpu1 := processCPU()
 	runtime.ReadMemStats(&m1)
 
 	stopped := make(chan struct{})
@@ -324,6 +333,7 @@ func measure(sys System, size, callers int, warmup, window time.Duration, hists 
 	if s.Calls > 0 {
 		s.AllocsPerCall = float64(m1.Mallocs-m0.Mallocs) / float64(s.Calls)
 		s.BytesPerCall = float64(m1.TotalAlloc-m0.TotalAlloc) / float64(s.Calls)
+		s.CPUPerCall = (cpu1 - cpu0) / time.Duration(s.Calls)
 	}
 	return s, nil
 }
@@ -392,6 +402,7 @@ func MedianSample(samples []Sample) Sample {
 	m.BytesPerCall = f(func(s Sample) float64 { return s.BytesPerCall })
 	m.FrameworkAllocsPerCall = f(func(s Sample) float64 { return s.FrameworkAllocsPerCall })
 	m.FrameworkBytesPerCall = f(func(s Sample) float64 { return s.FrameworkBytesPerCall })
+	m.CPUPerCall = time.Duration(f(func(s Sample) float64 { return float64(s.CPUPerCall) }))
 	for _, s := range samples {
 		if s.FirstError != "" {
 			m.FirstError = s.FirstError
@@ -422,4 +433,13 @@ func Ratio(a, b float64) float64 {
 		return nan
 	}
 	return a / b
+}
+
+// processCPU returns the CPU time the process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

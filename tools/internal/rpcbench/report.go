@@ -114,6 +114,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	for _, s := range rep.Systems {
 		head = append(head, s+" B/call")
 	}
+	for _, s := range rep.Systems {
+		head = append(head, s+" CPU/call")
+	}
 	writeRow(&b, head)
 	sep := make([]string, len(head))
 	for i := range sep {
@@ -143,6 +146,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		for _, s := range rep.Systems {
 			m := row.Results[s].Median
 			cells = append(cells, withShare(fmtBytes(m.BytesPerCall), fmtBytes(m.FrameworkBytesPerCall), m.BytesPerCall != m.FrameworkBytesPerCall))
+		}
+		for _, s := range rep.Systems {
+			cells = append(cells, fmtDuration(row.Results[s].Median.CPUPerCall))
 		}
 		writeRow(&b, cells)
 	}

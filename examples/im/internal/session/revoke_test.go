@@ -68,10 +68,6 @@ func clockedChecker(t *testing.T, states map[uint64]*im.SessionState) (*Checker,
 	return newChecker(s, a), s, a, &clock
 }
 
-func callerCtx(tok string) context.Context {
-	return svrkit.WithIncomingMetadata(context.Background(), svrkit.Metadata{MetadataKey: Header(tok)})
-}
-
 func TestRevoked(t *testing.T) {
 	st := &im.SessionState{Counter: 7, Floor: 3, Devices: []*im.DeviceFloor{{DeviceId: "phone", Floor: 6}}}
 	for _, tc := range []struct {
@@ -102,7 +98,7 @@ func TestCheckerRevocation(t *testing.T) {
 	ghost, _, _ := s.Issue(10, "phone", 0, time.Hour)
 	check := func(what, tok string, want error) {
 		t.Helper()
-		if _, err := c.Caller(callerCtx(tok)); err != want {
+		if _, err := c.Token(context.Background(), tok); err != want {
 			t.Fatalf("%s: Caller = %v, want %v", what, err, want)
 		}
 	}
@@ -134,7 +130,7 @@ func TestCheckerRevocation(t *testing.T) {
 	a.err = svrkit.NewError(svrkit.Unavailable, "accountdata restarting")
 	a.mu.Unlock()
 	c.Forget(9)
-	if _, err := c.Caller(callerCtx(laptop)); svrkit.CodeOf(err) != svrkit.Unavailable {
+	if _, err := c.Token(context.Background(), laptop); svrkit.CodeOf(err) != svrkit.Unavailable {
 		t.Fatalf("Caller while the state cannot be read = %v, want unavailable", err)
 	}
 }
@@ -152,11 +148,11 @@ func TestCheckerExpiresFromFetchStart(t *testing.T) {
 		a.set(9, &im.SessionState{Counter: 2, Floor: 2})
 		*clock = now.Add(RevocationTTL - time.Millisecond)
 	}
-	if _, err := c.Caller(callerCtx(tok)); err != nil {
+	if _, err := c.Token(context.Background(), tok); err != nil {
 		t.Fatalf("first check: %v", err)
 	}
 	*clock = now.Add(RevocationTTL)
-	if _, err := c.Caller(callerCtx(tok)); err != ErrRevoked {
+	if _, err := c.Token(context.Background(), tok); err != ErrRevoked {
 		t.Fatalf("RevocationTTL after the fetch began: %v, want ErrRevoked", err)
 	}
 }

@@ -226,7 +226,12 @@ func (s *Signer) Verify(token string) (Claims, error) {
 // metadata, "Bearer <token>"): ErrMissing without one, ErrInvalid for
 // another scheme.
 func Token(ctx context.Context) (string, error) {
-	v := strings.TrimSpace(svrkit.IncomingMetadata(ctx)[MetadataKey])
+	return bearer(svrkit.IncomingMetadata(ctx)[MetadataKey])
+}
+
+// bearer returns the token of an authorization value, "Bearer <token>".
+func bearer(v string) (string, error) {
+	v = strings.TrimSpace(v)
 	if v == "" {
 		return "", ErrMissing
 	}

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -140,11 +141,11 @@ func TestCaller(t *testing.T) {
 		{"no scheme", tok, ErrInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			if tc.header != "" {
-				ctx = svrkit.WithIncomingMetadata(ctx, svrkit.Metadata{MetadataKey: tc.header})
+			var c Claims
+			tok, err := bearer(tc.header)
+			if err == nil {
+				c, err = s.Verify(tok)
 			}
-			c, err := s.Caller(ctx)
 			if err != tc.want {
 				t.Fatalf("Caller = %+v, %v; want %v", c, err, tc.want)
 			}
@@ -219,17 +220,74 @@ func BenchmarkVerify(b *testing.B) {
 	}
 }
 
+// requireService is a hand-written im.Account/im.AccountData look-alike
+// whose methods answer the user the session interceptor found, or 7 for
+// the methods it lets through without a token.
+type requireService struct{}
+
+func (requireService) answer(ctx context.Context, open bool) (proto.Message, error) {
+	if open {
+		return wrapperspb.UInt64(7), nil
+	}
+	return wrapperspb.UInt64(From(ctx).UserID), nil
+}
+
+// serveRequire serves requireService behind ic on a loopback port and
+// returns a client of it and the method descriptors by full name.
+func serveRequire(t *testing.T, ic svrkit.UnaryServerInterceptor) (*svrkit.Client, map[string]*svrkit.MethodDesc) {
+	t.Helper()
+	methods := map[string]*svrkit.MethodDesc{}
+	method := func(cmd uint32, name string, open bool) svrkit.MethodDesc {
+		return svrkit.MethodDesc{
+			CmdID: cmd, FullName: name,
+			NewRequest:  func() proto.Message { return &wrapperspb.UInt64Value{} },
+			NewResponse: func() proto.Message { return &wrapperspb.UInt64Value{} },
+			Handler: func(impl any, ctx context.Context, _ proto.Message) (proto.Message, error) {
+				return impl.(requireService).answer(ctx, open)
+			},
+		}
+	}
+	account := &svrkit.ServiceDesc{Name: "im.Account", HandlerType: (*any)(nil), Methods: []svrkit.MethodDesc{
+		method(1, "/im.Account/GetProfile", false),
+		method(2, "/im.Account/SetProfile", false),
+		method(3, "/im.Account/Login", true),
+	}}
+	data := &svrkit.ServiceDesc{Name: "im.AccountData", HandlerType: (*any)(nil), Methods: []svrkit.MethodDesc{
+		method(4, "/im.AccountData/GetAccount", true),
+	}}
+	srv := svrkit.NewServer(svrkit.WithServerInterceptors(ic))
+	for _, d := range []*svrkit.ServiceDesc{account, data} {
+		srv.RegisterService(d, requireService{})
+		for i := range d.Methods {
+			methods[d.Methods[i].FullName] = &d.Methods[i]
+		}
+	}
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	c, err := svrkit.NewClient(srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, methods
+}
+
+// The interceptor runs in a real server: the token travels as the call's
+// metadata over loopback, the way every CGI and long-link call brings it.
 func TestRequire(t *testing.T) {
 	s := newSigner(t, "secret", time.Unix(1_700_000_000, 0))
 	tok, _, _ := s.Issue(9, "laptop", 0, time.Minute)
 	expired, _ := s.Sign(Claims{UserID: 9, DeviceID: "laptop", IssuedAt: time.Unix(1, 0), Expires: time.Unix(2, 0)})
-	ic := newChecker(s, nil).Require("im.Account", "/im.Account/Login")
-	handler := func(ctx context.Context, _ proto.Message) (proto.Message, error) {
-		return wrapperspb.UInt64(From(ctx).UserID), nil
-	}
+	client, methods := serveRequire(t, newChecker(s, nil).Require("im.Account", "/im.Account/Login"))
 	for _, tc := range []struct {
 		name, method, header string
-		want                 error
+		want                 *svrkit.Error
 		user                 uint64
 	}{
 		{"valid token", "/im.Account/GetProfile", Header(tok), nil, 9},
@@ -240,27 +298,25 @@ func TestRequire(t *testing.T) {
 		{"other service", "/im.AccountData/GetAccount", "", nil, 7},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
 			if tc.header != "" {
-				ctx = svrkit.WithIncomingMetadata(ctx, svrkit.Metadata{MetadataKey: tc.header})
+				ctx = svrkit.WithOutgoingMetadata(ctx, svrkit.Metadata{MetadataKey: tc.header})
 			}
-			ran := false
-			next := handler
-			if tc.user == 7 { // the handler of a method Require lets through
-				next = func(ctx context.Context, _ proto.Message) (proto.Message, error) {
-					ran = true
-					return wrapperspb.UInt64(7), nil
+			resp := &wrapperspb.UInt64Value{}
+			err := client.Invoke(ctx, methods[tc.method], &wrapperspb.UInt64Value{}, resp)
+			if tc.want != nil {
+				var got *svrkit.Error
+				if !errors.As(err, &got) || got.Code() != tc.want.Code() || got.Message() != tc.want.Message() {
+					t.Fatalf("err = %v, want %v", err, tc.want)
 				}
+				return
 			}
-			resp, err := ic(ctx, nil, &svrkit.MethodDesc{FullName: tc.method}, next)
-			if err != tc.want {
-				t.Fatalf("err = %v, want %v", err, tc.want)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if err == nil && resp.(*wrapperspb.UInt64Value).GetValue() != tc.user {
-				t.Fatalf("handler acted for user %v, want %d", resp, tc.user)
-			}
-			if tc.user == 7 && !ran {
-				t.Fatal("the handler did not run")
+			if resp.GetValue() != tc.user {
+				t.Fatalf("handler acted for user %d, want %d", resp.GetValue(), tc.user)
 			}
 		})
 	}
