@@ -246,7 +246,7 @@ function render() {
     const li = document.createElement("li");
     li.dataset.userId = c.userId;
     li.dataset.name = c.name;
-    li.textContent = c.nickname ? `${c.nickname} (${c.name})` : c.name;
+    li.textContent = c.nickname && c.nickname !== c.name ? `${c.nickname} (${c.name})` : c.name;
     if (c.userId === state.peer) li.className = "selected";
     const n = state.unread.get(c.userId);
     if (n) {
