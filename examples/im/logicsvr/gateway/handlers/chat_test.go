@@ -35,9 +35,14 @@ func TestWebChat(t *testing.T) {
 	b := imtest.Start(t)
 	gw := b.Instance("gateway")
 	page := "http://" + gw.HTTP + "/chat/"
+	// up prints its usage lines just after the state file says ready.
 	for _, want := range []string{page, "ws://" + gw.Ports["link"] + "/link"} {
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(b.Output(), want) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
 		if !strings.Contains(b.Output(), want) {
-			t.Errorf("svrkit up did not print %s:\n%s", want, b.Output())
+			t.Errorf("svrkit up did not print %s within 30s:\n%s", want, b.Output())
 		}
 	}
 	addrs, err := imclient.ReadStateFile(b.StateFile)
@@ -177,8 +182,11 @@ func (b tab) login(page string) {
 // open opens the conversation with a contact, once the list has it.
 func (b tab) open(name string) {
 	b.t.Helper()
-	sel := fmt.Sprintf(`#contacts li[data-name=%q]`, name)
-	b.do(chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+	// The list is redrawn whenever a sync or a profile lookup lands, so
+	// find and click the entry in one step inside the page: a node found
+	// by one DevTools call may be gone by the next.
+	b.wait(fmt.Sprintf(`(() => { const li = document.querySelector(%q); if (!li) return false; li.click(); return true; })()`,
+		fmt.Sprintf(`#contacts li[data-name=%q]`, name)))
 	b.wait(fmt.Sprintf(`document.getElementById("peer-name").textContent === %q`, name))
 }
 
