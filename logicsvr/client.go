@@ -36,6 +36,46 @@ func (h *Host) Client(service string) (svrkit.Invoker, error) {
 	return c, nil
 }
 
+// EndpointClient returns a client of service that calls only the endpoint
+// addr ("host:port"), for calls that must reach one particular instance:
+// a push to the gateway that holds a connection, a lease renewed on every
+// replica in turn. It proves the Logicsvr's identity and carries the
+// request id as Client's clients do; it is made once per endpoint and
+// closed by Shutdown. A call to an endpoint that is down fails with
+// Unavailable: there is no other endpoint to try.
+func (h *Host) EndpointClient(service, addr string) (svrkit.Invoker, error) {
+	if h.infoOnly {
+		return noRoutes(service), nil
+	}
+	key := service + "@" + addr
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c := h.clients[key]; c != nil {
+		return c, nil
+	}
+	opts := append([]svrkit.ClientOption{svrkit.WithClientInterceptors(monitor.ClientInterceptor, PropagateRequestID)}, h.clientOpts...)
+	c, err := svrkit.NewClient(addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("logicsvr %s: client of %s at %s: %w", h.name, service, addr, err)
+	}
+	h.clients[key] = c
+	return c, nil
+}
+
+// Endpoints returns the endpoints the routing table lists for service now
+// (it follows the table as it changes); it is an error when the table does
+// not list the service.
+func (h *Host) Endpoints(service string) ([]string, error) {
+	if h.infoOnly {
+		return nil, nil
+	}
+	addrs, err := h.resolver.Resolve(service)
+	if err != nil {
+		return nil, fmt.Errorf("logicsvr %s: endpoints of %s: %w", h.name, service, err)
+	}
+	return addrs, nil
+}
+
 // noRoutes is the invoker of an info-only host.
 type noRoutes string
 

@@ -601,7 +601,7 @@ var File_im_account_proto protoreflect.FileDescriptor
 
 const file_im_account_proto_rawDesc = "" +
 	"\n" +
-	"\x10im/account.proto\x12\x02im\x1a\x14svrkit/options.proto\"]\n" +
+	"\x10im/account.proto\x12\x02im\x1a\x14svrkit/options.proto\x1a\rim/link.proto\"]\n" +
 	"\x0fRegisterRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1a\n" +
@@ -634,7 +634,7 @@ const file_im_account_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
 	"\bnickname\x18\x03 \x01(\tR\bnickname\x12'\n" +
-	"\x0fregistered_unix\x18\x04 \x01(\x03R\x0eregisteredUnix2\xc1\x04\n" +
+	"\x0fregistered_unix\x18\x04 \x01(\x03R\x0eregisteredUnix2\xd0\x04\n" +
 	"\aAccount\x12[\n" +
 	"\bRegister\x12\x13.im.RegisterRequest\x1a\x11.im.RegisterReply\"'\xca\xf3\x18#\b\x01\x12\x19/cgi-bin/account/register(\xc8\x018\x80\b\x12O\n" +
 	"\x05Login\x12\x10.im.LoginRequest\x1a\x0e.im.LoginReply\"$\xca\xf3\x18 \b\x02\x12\x16/cgi-bin/account/login(\xdc\x018\x80\b\x12Y\n" +
@@ -643,8 +643,8 @@ const file_im_account_proto_rawDesc = "" +
 	"\n" +
 	"SetProfile\x12\x15.im.SetProfileRequest\x1a\v.im.Profile\"'\xca\xf3\x18#\b\x04\x12\x1b/cgi-bin/account/setprofile \x01(d\x12R\n" +
 	"\x06Logout\x12\x11.im.LogoutRequest\x1a\x0f.im.LogoutReply\"$\xca\xf3\x18 \b\x05\x12\x17/cgi-bin/account/logout(\xc8\x018@\x12i\n" +
-	"\x0eChangePassword\x12\x19.im.ChangePasswordRequest\x1a\x0e.im.LoginReply\",\xca\xf3\x18(\b\x06\x12\x1f/cgi-bin/account/changepassword(\xc8\x018@\x1a\x13\xd2\xf3\x18\x0f\n" +
-	"\aaccount\x10\xb8\x17 \x80\x02B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
+	"\x0eChangePassword\x12\x19.im.ChangePasswordRequest\x1a\x0e.im.LoginReply\",\xca\xf3\x18(\b\x06\x12\x1f/cgi-bin/account/changepassword(\xc8\x018@\x1a\"\xd2\xf3\x18\x18\n" +
+	"\aaccount\x10\xb8\x17 \x80\x02*\agateway\x8a\xb2\x19\x02\bdB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
 	file_im_account_proto_rawDescOnce sync.Once
@@ -696,6 +696,7 @@ func file_im_account_proto_init() {
 	if File_im_account_proto != nil {
 		return
 	}
+	file_im_link_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

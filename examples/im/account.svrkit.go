@@ -123,6 +123,7 @@ var Account_ServiceDesc = svrkit.ServiceDesc{
 	Name:        Account_ServiceName,
 	HandlerType: (*AccountServer)(nil),
 	Logicsvr:    "account",
+	Callers:     []string{"gateway"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:    Account_Register_CmdID,

@@ -341,7 +341,7 @@ var File_im_contact_proto protoreflect.FileDescriptor
 
 const file_im_contact_proto_rawDesc = "" +
 	"\n" +
-	"\x10im/contact.proto\x12\x02im\x1a\x14svrkit/options.proto\"'\n" +
+	"\x10im/contact.proto\x12\x02im\x1a\x14svrkit/options.proto\x1a\rim/link.proto\"'\n" +
 	"\x11AddContactRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"/\n" +
 	"\x14RemoveContactRequest\x12\x17\n" +
@@ -359,13 +359,13 @@ const file_im_contact_proto_rawDesc = "" +
 	"\achanged\x18\x03 \x01(\bR\achanged\"U\n" +
 	"\vContactList\x12,\n" +
 	"\bcontacts\x18\x01 \x03(\v2\x10.im.ContactEntryR\bcontacts\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion2\xb8\x02\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion2\xc8\x02\n" +
 	"\aContact\x12X\n" +
 	"\n" +
 	"AddContact\x12\x15.im.AddContactRequest\x1a\x10.im.ContactReply\"!\xca\xf3\x18\x1d\b\x01\x12\x14/cgi-bin/contact/add \x01(\x96\x01\x12a\n" +
 	"\rRemoveContact\x12\x18.im.RemoveContactRequest\x1a\x10.im.ContactReply\"$\xca\xf3\x18 \b\x02\x12\x17/cgi-bin/contact/remove \x01(\x96\x01\x12[\n" +
-	"\fListContacts\x12\x17.im.ListContactsRequest\x1a\x0f.im.ContactList\"!\xca\xf3\x18\x1d\b\x03\x12\x15/cgi-bin/contact/list \x01(x\x1a\x13\xd2\xf3\x18\x0f\n" +
-	"\acontact\x10\xb8\x17 \x80\x02B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
+	"\fListContacts\x12\x17.im.ListContactsRequest\x1a\x0f.im.ContactList\"!\xca\xf3\x18\x1d\b\x03\x12\x15/cgi-bin/contact/list \x01(x\x1a#\xd2\xf3\x18\x18\n" +
+	"\acontact\x10\xb8\x17 \x80\x02*\agateway\x8a\xb2\x19\x03\b\xc8\x01B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
 	file_im_contact_proto_rawDescOnce sync.Once
@@ -409,6 +409,7 @@ func file_im_contact_proto_init() {
 	if File_im_contact_proto != nil {
 		return
 	}
+	file_im_link_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -68,6 +68,7 @@ var Contact_ServiceDesc = svrkit.ServiceDesc{
 	Name:        Contact_ServiceName,
 	HandlerType: (*ContactServer)(nil),
 	Logicsvr:    "contact",
+	Callers:     []string{"gateway"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:      Contact_AddContact_CmdID,

@@ -1096,7 +1096,7 @@ const file_im_data_proto_rawDesc = "" +
 	"\bsync_key\x18\x01 \x01(\fR\asyncKey\"e\n" +
 	"\x11ContactListRecord\x12#\n" +
 	"\x04list\x18\x01 \x01(\v2\x0f.im.ContactListR\x04list\x12+\n" +
-	"\apending\x18\x02 \x01(\v2\x11.im.ContactChangeR\apending2\x82\x04\n" +
+	"\apending\x18\x02 \x01(\v2\x11.im.ContactChangeR\apending2\x8b\x04\n" +
 	"\vAccountData\x12D\n" +
 	"\rCreateAccount\x12\x18.im.CreateAccountRequest\x1a\x11.im.AccountRecord\"\x06\xca\xf3\x18\x02\b\x01\x12@\n" +
 	"\n" +
@@ -1104,8 +1104,8 @@ const file_im_data_proto_rawDesc = "" +
 	"\rLookupAccount\x12\x18.im.LookupAccountRequest\x1a\x11.im.AccountRecord\"\b\xca\xf3\x18\x04\b\x03 \x01\x12F\n" +
 	"\rUpdateProfile\x12\x18.im.UpdateProfileRequest\x1a\x11.im.AccountRecord\"\b\xca\xf3\x18\x04\b\x04 \x01\x12F\n" +
 	"\x0eRevokeSessions\x12\x19.im.RevokeSessionsRequest\x1a\x11.im.AccountRecord\"\x06\xca\xf3\x18\x02\b\x05\x12D\n" +
-	"\x0fGetSessionState\x12\x15.im.GetAccountRequest\x1a\x10.im.SessionState\"\b\xca\xf3\x18\x04\b\x06 \x01\x1aM\xd2\xf3\x18I\n" +
-	"\vaccountdata\x10\xb8\x17\x1a\auser_id*\aaccount*\acontact*\x04send*\x04sync*\tsendmedia*\x05group2\xff\x01\n" +
+	"\x0fGetSessionState\x12\x15.im.GetAccountRequest\x1a\x10.im.SessionState\"\b\xca\xf3\x18\x04\b\x06 \x01\x1aV\xd2\xf3\x18R\n" +
+	"\vaccountdata\x10\xb8\x17\x1a\auser_id*\aaccount*\acontact*\x04send*\x04sync*\tsendmedia*\x05group*\agateway2\xff\x01\n" +
 	"\vContactData\x12?\n" +
 	"\n" +
 	"PutContact\x12\x15.im.PutContactRequest\x1a\x10.im.ContactReply\"\b\xca\xf3\x18\x04\b\x01 \x01\x12E\n" +

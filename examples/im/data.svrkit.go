@@ -97,7 +97,7 @@ var AccountData_ServiceDesc = svrkit.ServiceDesc{
 	Name:        AccountData_ServiceName,
 	HandlerType: (*AccountDataServer)(nil),
 	Logicsvr:    "accountdata",
-	Callers:     []string{"account", "contact", "send", "sync", "sendmedia", "group"},
+	Callers:     []string{"account", "contact", "send", "sync", "sendmedia", "group", "gateway"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:    AccountData_CreateAccount_CmdID,

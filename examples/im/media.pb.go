@@ -1312,7 +1312,7 @@ var File_im_media_proto protoreflect.FileDescriptor
 
 const file_im_media_proto_rawDesc = "" +
 	"\n" +
-	"\x0eim/media.proto\x12\x02im\x1a\x14svrkit/options.proto\x1a\x10im/message.proto\"|\n" +
+	"\x0eim/media.proto\x12\x02im\x1a\x14svrkit/options.proto\x1a\rim/link.proto\x1a\x10im/message.proto\"|\n" +
 	"\x12StartUploadRequest\x12\x1b\n" +
 	"\tmime_type\x18\x01 \x01(\tR\bmimeType\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x16\n" +
@@ -1419,7 +1419,7 @@ const file_im_media_proto_rawDesc = "" +
 	"\tMediaKind\x12\x1a\n" +
 	"\x16MEDIA_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10MEDIA_KIND_IMAGE\x10\x01\x12\x14\n" +
-	"\x10MEDIA_KIND_VIDEO\x10\x022\xb4\x05\n" +
+	"\x10MEDIA_KIND_VIDEO\x10\x022\xbb\x05\n" +
 	"\tSendMedia\x12]\n" +
 	"\vStartUpload\x12\x16.im.StartUploadRequest\x1a\x0f.im.UploadState\"%\xca\xf3\x18!\b\x01\x12\x1b/cgi-bin/media/upload/start8@\x12c\n" +
 	"\vUploadChunk\x12\x16.im.UploadChunkRequest\x1a\x0f.im.UploadState\"+\xca\xf3\x18'\b\x02\x12\x1b/cgi-bin/media/upload/chunk\x18\xb0\xea\x01 \x018 \x12W\n" +
@@ -1427,8 +1427,8 @@ const file_im_media_proto_rawDesc = "" +
 	"\x0eCompleteUpload\x12\x19.im.CompleteUploadRequest\x1a\r.im.MediaInfo\".\xca\xf3\x18*\b\x04\x12\x1e/cgi-bin/media/upload/complete\x18\xe0\xd4\x03 \x018\b\x12O\n" +
 	"\tSendImage\x12\x14.im.SendImageRequest\x1a\r.im.SendReply\"\x1d\xca\xf3\x18\x19\b\x05\x12\x13/cgi-bin/send/image \x01\x12O\n" +
 	"\tSendVideo\x12\x14.im.SendVideoRequest\x1a\r.im.SendReply\"\x1d\xca\xf3\x18\x19\b\x06\x12\x13/cgi-bin/send/video \x01\x12\\\n" +
-	"\vDeleteMedia\x12\x16.im.DeleteMediaRequest\x1a\x14.im.DeleteMediaReply\"\x1f\xca\xf3\x18\x1b\b\a\x12\x15/cgi-bin/media/delete \x01\x1a\x1e\xd2\xf3\x18\x1a\n" +
-	"\tsendmedia\x10\x90N \x80\x02*\agatewayB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
+	"\vDeleteMedia\x12\x16.im.DeleteMediaRequest\x1a\x14.im.DeleteMediaReply\"\x1f\xca\xf3\x18\x1b\b\a\x12\x15/cgi-bin/media/delete \x01\x1a%\xd2\xf3\x18\x1a\n" +
+	"\tsendmedia\x10\x90N \x80\x02*\agateway\x8a\xb2\x19\x03\b\xf4\x03B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
 	file_im_media_proto_rawDescOnce sync.Once
@@ -1492,6 +1492,7 @@ func file_im_media_proto_init() {
 	if File_im_media_proto != nil {
 		return
 	}
+	file_im_link_proto_init()
 	file_im_message_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -41,7 +41,9 @@ const (
 //
 // SendMedia uploads, sends and deletes images and video. Clients call it
 // over HTTP; over svrkit RPC only the access layer's gateway may, when it
-// forwards a long-connection client's request.
+// forwards a long-connection client's request. Its small calls fit the
+// long link; a chunk bigger than the link's frame limit (128 KiB) goes
+// over HTTP.
 type SendMediaServer interface {
 	// StartUpload declares an upload and returns its state (nothing stored
 	// yet).
@@ -273,7 +275,9 @@ func RegisterSendMediaServer(r svrkit.Registrar, impl SendMediaServer) {
 //
 // SendMedia uploads, sends and deletes images and video. Clients call it
 // over HTTP; over svrkit RPC only the access layer's gateway may, when it
-// forwards a long-connection client's request.
+// forwards a long-connection client's request. Its small calls fit the
+// long link; a chunk bigger than the link's frame limit (128 KiB) goes
+// over HTTP.
 type SendMediaClient interface {
 	// StartUpload declares an upload and returns its state (nothing stored
 	// yet).

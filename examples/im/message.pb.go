@@ -704,7 +704,7 @@ var File_im_message_proto protoreflect.FileDescriptor
 
 const file_im_message_proto_rawDesc = "" +
 	"\n" +
-	"\x10im/message.proto\x12\x02im\x1a\x14svrkit/options.proto\"g\n" +
+	"\x10im/message.proto\x12\x02im\x1a\x14svrkit/options.proto\x1a\rim/link.proto\"g\n" +
 	"\x0fSendTextRequest\x12\x1c\n" +
 	"\n" +
 	"to_user_id\x18\x01 \x01(\x04R\btoUserId\x12\"\n" +
@@ -769,13 +769,13 @@ const file_im_message_proto_rawDesc = "" +
 	"\x11MESSAGE_TYPE_TEXT\x10\x01\x12\x16\n" +
 	"\x12MESSAGE_TYPE_VOICE\x10\x02\x12\x16\n" +
 	"\x12MESSAGE_TYPE_IMAGE\x10\x03\x12\x16\n" +
-	"\x12MESSAGE_TYPE_VIDEO\x10\x042\x80\x03\n" +
+	"\x12MESSAGE_TYPE_VIDEO\x10\x042\x90\x03\n" +
 	"\x04Send\x12O\n" +
 	"\bSendText\x12\x13.im.SendTextRequest\x1a\r.im.SendReply\"\x1f\xca\xf3\x18\x1b\b\x01\x12\x12/cgi-bin/send/text \x01(\xd2\x01\x12R\n" +
 	"\tSendVoice\x12\x14.im.SendVoiceRequest\x1a\r.im.SendReply\" \xca\xf3\x18\x1c\b\x02\x12\x13/cgi-bin/send/voice \x01(\xc8\x01\x12^\n" +
 	"\rSendGroupText\x12\x18.im.SendGroupTextRequest\x1a\r.im.SendReply\"$\xca\xf3\x18 \b\x03\x12\x17/cgi-bin/send/grouptext \x01(\xd2\x01\x12a\n" +
-	"\x0eSendGroupVoice\x12\x19.im.SendGroupVoiceRequest\x1a\r.im.SendReply\"%\xca\xf3\x18!\b\x04\x12\x18/cgi-bin/send/groupvoice \x01(\xc8\x01\x1a\x10\xd2\xf3\x18\f\n" +
-	"\x04send\x10\x88' \x80\x04B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
+	"\x0eSendGroupVoice\x12\x19.im.SendGroupVoiceRequest\x1a\r.im.SendReply\"%\xca\xf3\x18!\b\x04\x12\x18/cgi-bin/send/groupvoice \x01(\xc8\x01\x1a \xd2\xf3\x18\x15\n" +
+	"\x04send\x10\x88' \x80\x04*\agateway\x8a\xb2\x19\x03\b\xac\x02B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
 	file_im_message_proto_rawDescOnce sync.Once
@@ -824,6 +824,7 @@ func file_im_message_proto_init() {
 	if File_im_message_proto != nil {
 		return
 	}
+	file_im_link_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -81,6 +81,7 @@ var Send_ServiceDesc = svrkit.ServiceDesc{
 	Name:        Send_ServiceName,
 	HandlerType: (*SendServer)(nil),
 	Logicsvr:    "send",
+	Callers:     []string{"gateway"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:      Send_SendText_CmdID,

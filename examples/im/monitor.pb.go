@@ -42,10 +42,19 @@ const (
 	Monitor_LOGINS Monitor = 1002
 	// Logins refused for a wrong user name or password.
 	Monitor_LOGIN_FAILURES Monitor = 1003
-	// Devices online: those that synced in the last minute. Clients pull
-	// with sync and keep no connection yet, so a device that syncs is what
-	// "online" means today; the access layer's connections will replace it.
+	// Devices online: the authenticated long connections the gateways hold
+	// (each gateway sets its own count; the machine's sum is the total).
 	Monitor_ONLINE_DEVICES Monitor = 1010
+	// Long connections not yet authenticated (each is closed if its auth
+	// frame does not come within the gateway's auth timeout).
+	Monitor_LINK_UNAUTHENTICATED Monitor = 1011
+	// Auth frames refused (missing, invalid or expired token).
+	Monitor_LINK_AUTH_FAILURES Monitor = 1012
+	// Connections the gateway closed on its own: idle past the timeout, a
+	// client that does not read, a protocol error, a replaced login.
+	Monitor_LINK_CUTOFFS Monitor = 1013
+	// Requests forwarded from long connections to the Logicsvrs.
+	Monitor_LINK_REQUESTS Monitor = 1014
 	// Messages accepted by send, per type (a retried send counts once).
 	Monitor_MESSAGES_TEXT  Monitor = 1020
 	Monitor_MESSAGES_VOICE Monitor = 1021
@@ -91,6 +100,13 @@ const (
 	// acknowledged, read with FANOUT_LAG_MS: with it, a lag curve tells a
 	// slow worker (backlog growing) from one stuck item (backlog flat).
 	Monitor_FANOUT_BACKLOG Monitor = 1058
+	// The push path: sync notifies messagedata handed to push, the ones
+	// written to a device's connection, and the ones given up (messagedata's
+	// queue full, presence or a gateway unreachable). A dropped notify is
+	// repaired by the next one or by the device's sync when it reconnects.
+	Monitor_PUSH_NOTIFIES  Monitor = 1060
+	Monitor_PUSH_DELIVERED Monitor = 1061
+	Monitor_PUSH_DROPPED   Monitor = 1062
 )
 
 // Enum value maps for Monitor.
@@ -101,6 +117,10 @@ var (
 		1002: "LOGINS",
 		1003: "LOGIN_FAILURES",
 		1010: "ONLINE_DEVICES",
+		1011: "LINK_UNAUTHENTICATED",
+		1012: "LINK_AUTH_FAILURES",
+		1013: "LINK_CUTOFFS",
+		1014: "LINK_REQUESTS",
 		1020: "MESSAGES_TEXT",
 		1021: "MESSAGES_VOICE",
 		1022: "SEND_CALLS",
@@ -120,32 +140,42 @@ var (
 		1056: "FANOUT_DELAY_MS",
 		1057: "FANOUT_MESSAGES",
 		1058: "FANOUT_BACKLOG",
+		1060: "PUSH_NOTIFIES",
+		1061: "PUSH_DELIVERED",
+		1062: "PUSH_DROPPED",
 	}
 	Monitor_value = map[string]int32{
-		"MONITOR_UNSPECIFIED": 0,
-		"REGISTRATIONS":       1001,
-		"LOGINS":              1002,
-		"LOGIN_FAILURES":      1003,
-		"ONLINE_DEVICES":      1010,
-		"MESSAGES_TEXT":       1020,
-		"MESSAGES_VOICE":      1021,
-		"SEND_CALLS":          1022,
-		"SEND_ERRORS":         1023,
-		"SYNC_CALLS":          1030,
-		"SYNC_ITEMS":          1031,
-		"SYNC_LATENCY_MS":     1032,
-		"TRIMS":               1040,
-		"TRIMMED_ENTRIES":     1041,
-		"TRIM_DROPPED":        1042,
-		"FANOUT_LAG_MS":       1050,
-		"FANOUT_ENTRIES":      1051,
-		"FANOUT_DELIVERIES":   1052,
-		"FANOUT_RETRIES":      1053,
-		"GROUP_MESSAGES":      1054,
-		"GROUP_CHANGES":       1055,
-		"FANOUT_DELAY_MS":     1056,
-		"FANOUT_MESSAGES":     1057,
-		"FANOUT_BACKLOG":      1058,
+		"MONITOR_UNSPECIFIED":  0,
+		"REGISTRATIONS":        1001,
+		"LOGINS":               1002,
+		"LOGIN_FAILURES":       1003,
+		"ONLINE_DEVICES":       1010,
+		"LINK_UNAUTHENTICATED": 1011,
+		"LINK_AUTH_FAILURES":   1012,
+		"LINK_CUTOFFS":         1013,
+		"LINK_REQUESTS":        1014,
+		"MESSAGES_TEXT":        1020,
+		"MESSAGES_VOICE":       1021,
+		"SEND_CALLS":           1022,
+		"SEND_ERRORS":          1023,
+		"SYNC_CALLS":           1030,
+		"SYNC_ITEMS":           1031,
+		"SYNC_LATENCY_MS":      1032,
+		"TRIMS":                1040,
+		"TRIMMED_ENTRIES":      1041,
+		"TRIM_DROPPED":         1042,
+		"FANOUT_LAG_MS":        1050,
+		"FANOUT_ENTRIES":       1051,
+		"FANOUT_DELIVERIES":    1052,
+		"FANOUT_RETRIES":       1053,
+		"GROUP_MESSAGES":       1054,
+		"GROUP_CHANGES":        1055,
+		"FANOUT_DELAY_MS":      1056,
+		"FANOUT_MESSAGES":      1057,
+		"FANOUT_BACKLOG":       1058,
+		"PUSH_NOTIFIES":        1060,
+		"PUSH_DELIVERED":       1061,
+		"PUSH_DROPPED":         1062,
 	}
 )
 
@@ -180,7 +210,7 @@ var File_im_monitor_proto protoreflect.FileDescriptor
 
 const file_im_monitor_proto_rawDesc = "" +
 	"\n" +
-	"\x10im/monitor.proto\x12\x02im\x1a\x14svrkit/options.proto*\x9d\v\n" +
+	"\x10im/monitor.proto\x12\x02im\x1a\x14svrkit/options.proto*\xa2\x0e\n" +
 	"\aMonitor\x12\x17\n" +
 	"\x13MONITOR_UNSPECIFIED\x10\x00\x12[\n" +
 	"\rREGISTRATIONS\x10\xe9\a\x1aG\xda\xf3\x18C\n" +
@@ -190,7 +220,15 @@ const file_im_monitor_proto_rawDesc = "" +
 	"\x0eLOGIN_FAILURES\x10\xeb\a\x1aM\xda\xf3\x18I\n" +
 	"\x19im.account.login_failures\",sum over 5m / im.account.logins > 50% for 5m\x127\n" +
 	"\x0eONLINE_DEVICES\x10\xf2\a\x1a\"\xda\xf3\x18\x1e\n" +
-	"\x11im.online.devices\x12\adevices\x18\x01\x12/\n" +
+	"\x11im.online.devices\x12\adevices\x18\x01\x12G\n" +
+	"\x14LINK_UNAUTHENTICATED\x10\xf3\a\x1a,\xda\xf3\x18(\n" +
+	"\x17im.link.unauthenticated\x12\vconnections\x18\x01\x124\n" +
+	"\x12LINK_AUTH_FAILURES\x10\xf4\a\x1a\x1b\xda\xf3\x18\x17\n" +
+	"\x15im.link.auth_failures\x12(\n" +
+	"\fLINK_CUTOFFS\x10\xf5\a\x1a\x15\xda\xf3\x18\x11\n" +
+	"\x0fim.link.cutoffs\x12*\n" +
+	"\rLINK_REQUESTS\x10\xf6\a\x1a\x16\xda\xf3\x18\x12\n" +
+	"\x10im.link.requests\x12/\n" +
 	"\rMESSAGES_TEXT\x10\xfc\a\x1a\x1b\xda\xf3\x18\x17\n" +
 	"\x15im.send.messages.text\x121\n" +
 	"\x0eMESSAGES_VOICE\x10\xfd\a\x1a\x1c\xda\xf3\x18\x18\n" +
@@ -231,7 +269,13 @@ const file_im_monitor_proto_rawDesc = "" +
 	"\x0fFANOUT_MESSAGES\x10\xa1\b\x1a\x18\xda\xf3\x18\x14\n" +
 	"\x12im.fanout.messages\x125\n" +
 	"\x0eFANOUT_BACKLOG\x10\xa2\b\x1a \xda\xf3\x18\x1c\n" +
-	"\x11im.fanout.backlog\x12\x05items\x18\x01B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
+	"\x11im.fanout.backlog\x12\x05items\x18\x01\x12*\n" +
+	"\rPUSH_NOTIFIES\x10\xa4\b\x1a\x16\xda\xf3\x18\x12\n" +
+	"\x10im.push.notifies\x12,\n" +
+	"\x0ePUSH_DELIVERED\x10\xa5\b\x1a\x17\xda\xf3\x18\x13\n" +
+	"\x11im.push.delivered\x12T\n" +
+	"\fPUSH_DROPPED\x10\xa6\b\x1aA\xda\xf3\x18=\n" +
+	"\x0fim.push.dropped\"*sum over 5m / im.push.notifies > 5% for 5mB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
 	file_im_monitor_proto_rawDescOnce sync.Once

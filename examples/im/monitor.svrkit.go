@@ -13,10 +13,19 @@ const (
 	Monitor_LOGINS_ID monitor.ID = 1002
 	// Logins refused for a wrong user name or password.
 	Monitor_LOGIN_FAILURES_ID monitor.ID = 1003
-	// Devices online: those that synced in the last minute. Clients pull
-	// with sync and keep no connection yet, so a device that syncs is what
-	// "online" means today; the access layer's connections will replace it.
+	// Devices online: the authenticated long connections the gateways hold
+	// (each gateway sets its own count; the machine's sum is the total).
 	Monitor_ONLINE_DEVICES_ID monitor.ID = 1010
+	// Long connections not yet authenticated (each is closed if its auth
+	// frame does not come within the gateway's auth timeout).
+	Monitor_LINK_UNAUTHENTICATED_ID monitor.ID = 1011
+	// Auth frames refused (missing, invalid or expired token).
+	Monitor_LINK_AUTH_FAILURES_ID monitor.ID = 1012
+	// Connections the gateway closed on its own: idle past the timeout, a
+	// client that does not read, a protocol error, a replaced login.
+	Monitor_LINK_CUTOFFS_ID monitor.ID = 1013
+	// Requests forwarded from long connections to the Logicsvrs.
+	Monitor_LINK_REQUESTS_ID monitor.ID = 1014
 	// Messages accepted by send, per type (a retried send counts once).
 	Monitor_MESSAGES_TEXT_ID  monitor.ID = 1020
 	Monitor_MESSAGES_VOICE_ID monitor.ID = 1021
@@ -62,6 +71,13 @@ const (
 	// acknowledged, read with FANOUT_LAG_MS: with it, a lag curve tells a
 	// slow worker (backlog growing) from one stuck item (backlog flat).
 	Monitor_FANOUT_BACKLOG_ID monitor.ID = 1058
+	// The push path: sync notifies messagedata handed to push, the ones
+	// written to a device's connection, and the ones given up (messagedata's
+	// queue full, presence or a gateway unreachable). A dropped notify is
+	// repaired by the next one or by the device's sync when it reconnects.
+	Monitor_PUSH_NOTIFIES_ID  monitor.ID = 1060
+	Monitor_PUSH_DELIVERED_ID monitor.ID = 1061
+	Monitor_PUSH_DROPPED_ID   monitor.ID = 1062
 )
 
 // Monitor_MonitorDecls declares the monitor points of im.Monitor; the package
@@ -72,6 +88,10 @@ var Monitor_MonitorDecls = []monitor.Decl{
 	{ID: Monitor_LOGINS_ID, Name: "im.account.logins", Unit: "count", Kind: monitor.Counter},
 	{ID: Monitor_LOGIN_FAILURES_ID, Name: "im.account.login_failures", Unit: "count", Kind: monitor.Counter, Alert: "sum over 5m / im.account.logins > 50% for 5m"},
 	{ID: Monitor_ONLINE_DEVICES_ID, Name: "im.online.devices", Unit: "devices", Kind: monitor.Gauge},
+	{ID: Monitor_LINK_UNAUTHENTICATED_ID, Name: "im.link.unauthenticated", Unit: "connections", Kind: monitor.Gauge},
+	{ID: Monitor_LINK_AUTH_FAILURES_ID, Name: "im.link.auth_failures", Unit: "count", Kind: monitor.Counter},
+	{ID: Monitor_LINK_CUTOFFS_ID, Name: "im.link.cutoffs", Unit: "count", Kind: monitor.Counter},
+	{ID: Monitor_LINK_REQUESTS_ID, Name: "im.link.requests", Unit: "count", Kind: monitor.Counter},
 	{ID: Monitor_MESSAGES_TEXT_ID, Name: "im.send.messages.text", Unit: "count", Kind: monitor.Counter},
 	{ID: Monitor_MESSAGES_VOICE_ID, Name: "im.send.messages.voice", Unit: "count", Kind: monitor.Counter},
 	{ID: Monitor_SEND_CALLS_ID, Name: "im.send.calls", Unit: "count", Kind: monitor.Counter},
@@ -91,6 +111,9 @@ var Monitor_MonitorDecls = []monitor.Decl{
 	{ID: Monitor_FANOUT_DELAY_MS_ID, Name: "im.fanout.delay_ms", Unit: "ms", Kind: monitor.Counter, Alert: "sum over 1m / im.fanout.messages > 1000 for 2m"},
 	{ID: Monitor_FANOUT_MESSAGES_ID, Name: "im.fanout.messages", Unit: "count", Kind: monitor.Counter},
 	{ID: Monitor_FANOUT_BACKLOG_ID, Name: "im.fanout.backlog", Unit: "items", Kind: monitor.Gauge},
+	{ID: Monitor_PUSH_NOTIFIES_ID, Name: "im.push.notifies", Unit: "count", Kind: monitor.Counter},
+	{ID: Monitor_PUSH_DELIVERED_ID, Name: "im.push.delivered", Unit: "count", Kind: monitor.Counter},
+	{ID: Monitor_PUSH_DROPPED_ID, Name: "im.push.dropped", Unit: "count", Kind: monitor.Counter, Alert: "sum over 5m / im.push.notifies > 5% for 5m"},
 }
 
 func init() {

@@ -475,7 +475,7 @@ var File_im_sync_proto protoreflect.FileDescriptor
 
 const file_im_sync_proto_rawDesc = "" +
 	"\n" +
-	"\rim/sync.proto\x12\x02im\x1a\x14svrkit/options.proto\x1a\x10im/account.proto\x1a\x10im/contact.proto\x1a\x0eim/group.proto\x1a\x10im/message.proto\"e\n" +
+	"\rim/sync.proto\x12\x02im\x1a\x14svrkit/options.proto\x1a\rim/link.proto\x1a\x10im/account.proto\x1a\x10im/contact.proto\x1a\x0eim/group.proto\x1a\x10im/message.proto\"e\n" +
 	"\vSyncRequest\x12\x19\n" +
 	"\bsync_key\x18\x01 \x01(\fR\asyncKey\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\x12%\n" +
@@ -504,10 +504,10 @@ const file_im_sync_proto_rawDesc = "" +
 	"\x11SYNC_TYPE_ACCOUNT\x10\x01\x12\x16\n" +
 	"\x12SYNC_TYPE_CONTACTS\x10\x02\x12\x16\n" +
 	"\x12SYNC_TYPE_MESSAGES\x10\x03\x12\x14\n" +
-	"\x10SYNC_TYPE_GROUPS\x10\x042\\\n" +
+	"\x10SYNC_TYPE_GROUPS\x10\x042l\n" +
 	"\x04Sync\x12B\n" +
-	"\x04Sync\x12\x0f.im.SyncRequest\x1a\r.im.SyncReply\"\x1a\xca\xf3\x18\x16\b\x01\x12\r/cgi-bin/sync \x01(\xb4\x01\x1a\x10\xd2\xf3\x18\f\n" +
-	"\x04sync\x10\x88' \x80\bB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
+	"\x04Sync\x12\x0f.im.SyncRequest\x1a\r.im.SyncReply\"\x1a\xca\xf3\x18\x16\b\x01\x12\r/cgi-bin/sync \x01(\xb4\x01\x1a \xd2\xf3\x18\x15\n" +
+	"\x04sync\x10\x88' \x80\b*\agateway\x8a\xb2\x19\x03\b\x90\x03B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
 	file_im_sync_proto_rawDescOnce sync.Once
@@ -556,6 +556,7 @@ func file_im_sync_proto_init() {
 	if File_im_sync_proto != nil {
 		return
 	}
+	file_im_link_proto_init()
 	file_im_account_proto_init()
 	file_im_contact_proto_init()
 	file_im_group_proto_init()

@@ -49,6 +49,7 @@ var Sync_ServiceDesc = svrkit.ServiceDesc{
 	Name:        Sync_ServiceName,
 	HandlerType: (*SyncServer)(nil),
 	Logicsvr:    "sync",
+	Callers:     []string{"gateway"},
 	Methods: []svrkit.MethodDesc{
 		{
 			CmdID:      Sync_Sync_CmdID,

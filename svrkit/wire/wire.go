@@ -12,7 +12,7 @@
 //	     0    4 length     bytes that follow this field (>= 24)
 //	     4    1 version    1 for this specification
 //	     5    1 kind       1 request, 2 response, 3 ping, 4 pong, 5 goaway,
-//	                       6 cancel, 7 hello, 8 auth
+//	                       6 cancel, 7 hello, 8 auth, 9 push
 //	     6    1 priority   on requests: business priority for admission
 //	                       control (0 = unset; higher is more important);
 //	                       on responses: the business part of the server's
@@ -77,6 +77,12 @@
 //     on another connection. Nothing after the handshake is signed or
 //     encrypted: the handshake proves who connected, not that every later
 //     byte came from them.
+//   - push: server to client, unsolicited: a message the client did not
+//     ask for, with request id 0. Cmdid says what kind of push it is and
+//     the body carries it; the protocol that uses pushes defines both (the
+//     IM backend's client long link does, in package
+//     github.com/svrkit/svrkit/examples/im/link). svrkit's own RPC never
+//     sends one, and its servers close a connection that sends one.
 //
 // # Overload control
 //
@@ -141,6 +147,7 @@ const (
 	KindCancel   Kind = 6
 	KindHello    Kind = 7
 	KindAuth     Kind = 8
+	KindPush     Kind = 9
 )
 
 // FlagAuthRequired, set on a hello frame, says the server requires
@@ -177,6 +184,8 @@ func (k Kind) String() string {
 		return "hello"
 	case KindAuth:
 		return "auth"
+	case KindPush:
+		return "push"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -266,7 +275,7 @@ func Parse(b []byte, max int) (Frame, error) {
 		return f, ErrVersion
 	}
 	f.Kind = Kind(b[1])
-	if f.Kind < KindRequest || f.Kind > KindAuth {
+	if f.Kind < KindRequest || f.Kind > KindPush {
 		return f, ErrKind
 	}
 	f.Priority = b[2]

@@ -53,7 +53,7 @@ func TestParseErrors(t *testing.T) {
 		{"truncated body", good[:len(good)-1], 0, ErrTruncated},
 		{"bad version", mod(func(b []byte) []byte { b[4] = 9; return b }), 0, ErrVersion},
 		{"kind zero", mod(func(b []byte) []byte { b[5] = 0; return b }), 0, ErrKind},
-		{"kind high", mod(func(b []byte) []byte { b[5] = 9; return b }), 0, ErrKind},
+		{"kind high", mod(func(b []byte) []byte { b[5] = 10; return b }), 0, ErrKind},
 		{"sections overflow", mod(func(b []byte) []byte { binary.BigEndian.PutUint16(b[24:], 3); return b }), 0, ErrSections},
 		{"bad meta", mod(func(b []byte) []byte { binary.BigEndian.PutUint16(b[24:], 2); return b }), 0, ErrMetadata},
 	}
@@ -64,6 +64,22 @@ func TestParseErrors(t *testing.T) {
 				t.Fatalf("Parse = %v, want %v", err, c.want)
 			}
 		})
+	}
+}
+
+// TestPushKind checks the push kind, which the IM's client long link sends
+// from server to client, parses like any other frame.
+func TestPushKind(t *testing.T) {
+	b, err := AppendFrame(nil, &Header{Kind: KindPush, CmdID: 1}, nil, "", []byte{8, 3}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse(b, 0)
+	if err != nil || f.Kind != KindPush || f.CmdID != 1 || !bytes.Equal(f.Body, []byte{8, 3}) {
+		t.Fatalf("Parse = %+v, %v", f, err)
+	}
+	if KindPush.String() != "push" {
+		t.Errorf("KindPush.String() = %q", KindPush.String())
 	}
 }
 

@@ -507,15 +507,8 @@ func (c *cli) syncOnce(cl *imclient.Client, st *state, path string) (int, error)
 			}
 			return n, err
 		}
-		if r.GetGap() && !c.json {
-			c.printf("(some history was trimmed while this device was away)")
-		}
-		for _, it := range r.GetItems() {
-			c.printItem(cl, st, it)
-			n++
-		}
-		st.SyncKey = r.GetSyncKey()
-		if err := st.save(path); err != nil {
+		n += len(r.GetItems())
+		if err := c.printReply(cl, st, path, r); err != nil {
 			return n, err
 		}
 		if !r.GetContinueFlag() {
@@ -524,20 +517,43 @@ func (c *cli) syncOnce(cl *imclient.Client, st *state, path string) (int, error)
 	}
 }
 
+// watch prints what is new as it comes. Over the gateway's long link it is
+// driven by push: it syncs when the gateway says something changed (and
+// after every reconnection), and does nothing in between. With -every (or
+// a backend without a gateway) it polls instead.
 func (c *cli) watch(args []string) error {
-	every := time.Second
-	if _, err := subFlags("watch", args, func(fs *flag.FlagSet) { fs.DurationVar(&every, "every", every, "") }); err != nil {
+	var every time.Duration
+	if _, err := subFlags("watch", args, func(fs *flag.FlagSet) { fs.DurationVar(&every, "every", 0, "") }); err != nil {
 		return err
 	}
-	if every <= 0 {
+	if every < 0 {
 		return usagef("watch: -every must be positive")
 	}
 	st, path, cl, err := c.loggedIn()
 	if err != nil {
 		return err
 	}
+	if every == 0 {
+		err := cl.Connect(c.ctx)
+		switch {
+		case err == nil:
+			defer cl.Close()
+			if !c.json {
+				c.printf("watching as %s over the long link (Ctrl-C to stop)", st.Session.Name)
+			}
+			err = cl.Watch(c.ctx, func(r *im.SyncReply) error { return c.printReply(cl, st, path, r) })
+			if c.ctx.Err() != nil {
+				return nil
+			}
+			return err
+		case svrkit.CodeOf(err) == svrkit.FailedPrecondition:
+			every = time.Second // no gateway in this backend: poll
+		default:
+			return err
+		}
+	}
 	if !c.json {
-		c.printf("watching as %s (Ctrl-C to stop)", st.Session.Name)
+		c.printf("watching as %s, syncing every %v (Ctrl-C to stop)", st.Session.Name, every)
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -558,6 +574,20 @@ func (c *cli) watch(args []string) error {
 		case <-t.C:
 		}
 	}
+}
+
+// printReply prints one sync answer's items and then saves its key: an
+// item is printed before the key that acknowledges it is stored, so a crash
+// prints it again rather than never.
+func (c *cli) printReply(cl *imclient.Client, st *state, path string, r *im.SyncReply) error {
+	if r.GetGap() && !c.json {
+		c.printf("(some history was trimmed while this device was away)")
+	}
+	for _, it := range r.GetItems() {
+		c.printItem(cl, st, it)
+	}
+	st.SyncKey = r.GetSyncKey()
+	return st.save(path)
 }
 
 // name returns a user's login name, asking the backend once for a user

@@ -96,14 +96,23 @@ func TestChat(t *testing.T) {
 	ok(`"nickname":"Alice"`, "-as", "alice", "-json", "profile", "alice")
 	ok("you → bob: hello bob", "-as", "alice", "sync")
 
-	// watch prints a message sent while it runs, and stops on cancel.
+	// watch prints a message sent while it runs, pushed over the long
+	// link, and stops on cancel.
 	ctx, cancel := context.WithCancel(context.Background())
+	deadline0 := time.Now().Add(30 * time.Second)
 	var watched syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		code, _ := imcli(ctx, &watched, "-as", "bob", "watch", "-every", "100ms")
+		code, _ := imcli(ctx, &watched, "-as", "bob", "watch")
 		done <- code
 	}()
+	for !strings.Contains(watched.String(), "over the long link") {
+		if time.Now().After(deadline0) {
+			cancel()
+			t.Fatalf("watch printed %q within 30s; want it watching over the long link", watched.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	ok("sent to bob", "-as", "alice", "send", "bob", "are you there?")
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(watched.String(), "alice → you: are you there?") {

@@ -9,7 +9,7 @@
 //	go run ./tools/imcli -as alice add bob
 //	go run ./tools/imcli -as alice send bob 'hi bob'
 //	go run ./tools/imcli -as alice sendimage bob photo.jpg
-//	go run ./tools/imcli -as bob watch            # Ctrl-C to stop
+//	go run ./tools/imcli -as bob watch            # pushed over the long link; Ctrl-C to stop
 //
 // The services' addresses come from svrkit up's state file (-up, default
 // examples/im/.data/up.json). Between invocations imcli keeps the login
@@ -78,7 +78,8 @@ commands:
   rename GROUP NEWNAME                                    rename a group
   gsend GROUP TEXT...                                     send a text message to a group
   sync [-reset]                                           print what is new; -reset starts from scratch
-  watch [-every 1s]                                       sync in a loop, printing messages as they come
+  watch [-every D]                                        print messages as they come: pushed over the
+                                                          gateway's long link, or polled every D
 
 The password comes from -password, else $IMCLI_PASSWORD, else a line of stdin;
 passwd's new one from -new, else $IMCLI_NEW_PASSWORD, else the next line.

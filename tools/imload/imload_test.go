@@ -15,7 +15,9 @@ import (
 
 // TestLoadAgainstBackend runs a short load on the real backend and checks
 // the report adds up: messages were sent, every acknowledged one was synced
-// exactly once, latencies are measured, and progress was printed.
+// exactly once, over push (notifies were pushed), latencies and the
+// backend's CPU are measured, and progress was printed. Then -compare runs
+// push beside polling.
 func TestLoadAgainstBackend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole backend")
@@ -28,10 +30,13 @@ func TestLoadAgainstBackend(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("imload exited %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), progress.String())
 	}
-	for _, want := range []string{`"sent":`, `"send_to_synced_p99_ms":`, `"missing": 0`, `"duplicates": 0`} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("report lacks %s:\n%s", want, out.String())
-		}
+	var rep Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, out.String())
+	}
+	if rep.Mode != "push" || rep.Sent == 0 || rep.Synced != rep.Sent || rep.Missing != 0 || rep.Duplicates != 0 ||
+		rep.Pushes == 0 || rep.DeliveredP99 <= 0 || rep.BackendCPU <= 0 || rep.CPUPerDelivered <= 0 || rep.CPUByProcess["gateway"] <= 0 {
+		t.Errorf("push report does not add up:\n%s", out.String())
 	}
 	if !strings.Contains(progress.String(), "imload:") || !strings.Contains(progress.String(), "send-to-synced p50") {
 		t.Errorf("no progress lines:\n%s", progress.String())
@@ -46,16 +51,28 @@ func TestLoadAgainstBackend(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("imload -groups exited %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), progress.String())
 	}
-	var rep GroupReport
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+	var grp GroupReport
+	if err := json.Unmarshal(out.Bytes(), &grp); err != nil {
 		t.Fatalf("%v: %s", err, out.String())
 	}
-	if rep.Sent == 0 || rep.Expected == 0 || rep.Synced < rep.Expected || rep.Missing != 0 || rep.Duplicates != 0 ||
-		rep.FanoutCount == 0 || rep.FanoutP99 < rep.FanoutP50 || rep.FanoutWritesPerS <= 0 || len(rep.Lag) == 0 || rep.Syncers != 4 {
-		t.Errorf("group report does not add up: %+v", rep)
+	if grp.Sent == 0 || grp.Expected == 0 || grp.Synced < grp.Expected || grp.Missing != 0 || grp.Duplicates != 0 ||
+		grp.FanoutCount == 0 || grp.FanoutP99 < grp.FanoutP50 || grp.FanoutWritesPerS <= 0 || len(grp.Lag) == 0 || grp.Syncers != 4 {
+		t.Errorf("group report does not add up: %+v", grp)
 	}
 	if !strings.Contains(progress.String(), "queue backlog") {
 		t.Errorf("no queue lag in the progress lines:\n%s", progress.String())
+	}
+
+	out.Reset()
+	progress.Reset()
+	code = run(ctx, []string{"-up", b.StateFile, "-compare", "-runs", "1", "-users", "2,3", "-duration", "1s"}, &out, &progress)
+	if code != 0 {
+		t.Fatalf("imload -compare exited %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), progress.String())
+	}
+	for _, want := range []string{"| 2 | push |", "| 2 | poll 10ms |", "| 3 | push |", "| 3 | poll 10ms |", "load average"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("comparison lacks %q:\n%s", want, out.String())
+		}
 	}
 
 	// Without a backend: a clear error, not a hang.

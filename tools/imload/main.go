@@ -1,24 +1,39 @@
-// Command imload puts load on a running IM backend over HTTP, the way its
-// clients do, and reports what a user would feel: messages per second end to
-// end and the latency from the moment a message is sent to the moment the
-// receiver's sync returns it.
+// Command imload puts load on a running IM backend the way its clients do,
+// and reports what a user would feel: messages per second end to end, the
+// latency from the moment a message is sent to the moment the receiver's
+// device has it, and what the backend's CPU spent per delivered message.
 //
 //	go run ./tools/svrkit up examples/im        # terminal 1
 //	go run ./tools/imload -users 16 -duration 30s
 //
 // It registers -users fresh users (names unique to the run), logs each in on
-// two devices — a phone that sends, a tablet that syncs — and then, for
+// two devices — a phone that sends, a tablet that receives — and then, for
 // -duration, every phone sends text messages to random other users one after
-// the other (the next once the previous is acknowledged, after -think),
-// while every tablet syncs in a loop. Each message carries its send time;
-// the tablet that syncs it records send-to-synced latency. After the
-// duration, sending stops and the tablets get a few seconds to sync what was
-// acknowledged; anything still missing then is reported as missing, and
-// anything synced twice as a duplicate: both must be zero.
+// the other (the next once the previous is acknowledged, after -think).
+// Each message carries its send time; the tablet that syncs it records
+// send-to-synced latency. After the duration, sending stops and the tablets
+// get a few seconds to sync what was acknowledged; anything still missing
+// then is reported as missing, and anything synced twice as a duplicate:
+// both must be zero.
 //
-// There is no push yet (the long-connection access layer comes later), so a
-// tablet learns of a message by syncing: an idle tablet syncs again after
-// -poll, and send-to-synced latency includes up to that interval.
+// How a tablet learns of a message is the point of the comparison:
+//
+//   - push (the default): each tablet holds a long link to the gateway and
+//     syncs when the gateway pushes a sync notify (imclient.Watch), and
+//     otherwise does nothing;
+//   - -poll D: each tablet syncs over HTTP in a loop, pausing D when idle,
+//     the way the backend was used before it had an access layer.
+//
+// Phones send over HTTP in both modes, so the modes differ only in
+// delivery. -compare runs both modes (polling at -poll, default 10ms)
+// alternately, -runs times each, for every user count in -users (a comma
+// list), and reports the medians side by side: the peer in the same run,
+// on the same machine.
+//
+// CPU per delivered message is the backend processes' user+system time
+// (from /proc/PID/stat of every instance in svrkit up's state file) over
+// the run, divided by the messages delivered: it includes what idle
+// devices cost, which is what push saves.
 //
 // With -groups (groups.go) the traffic is group chat: the users form groups
 // of the sizes given (e.g. -groups 100x50,1x500) and the phones send to
@@ -44,6 +59,7 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,8 +80,13 @@ type Config struct {
 	Users    int
 	Duration time.Duration
 	Think    time.Duration // pause between one phone's sends
-	Poll     time.Duration // an idle tablet's pause between syncs
-	Drain    time.Duration // how long tablets may catch up after sending stops
+	// Poll, when positive, makes tablets poll over HTTP, pausing Poll when
+	// idle; zero makes them hold a long link and sync on push.
+	Poll  time.Duration
+	Drain time.Duration // how long tablets may catch up after sending stops
+	// Processes are the backend's processes, whose CPU is measured (none:
+	// no CPU figures).
+	Processes processes
 
 	// Group traffic (groups.go): the groups to form; how many users send
 	// (0: all) and how many sync (-1: all).
@@ -76,6 +97,7 @@ type Config struct {
 
 // Report is a run's result.
 type Report struct {
+	Mode         string         `json:"mode"` // "push" or "poll 10ms"
 	Users        int            `json:"users"`
 	Duration     float64        `json:"duration_s"`
 	Sent         int64          `json:"sent"`
@@ -91,18 +113,31 @@ type Report struct {
 	DeliveredMax float64        `json:"send_to_synced_max_ms"`
 	Errors       map[string]int `json:"errors,omitempty"`
 	SyncRounds   int64          `json:"sync_rounds"`
+	Pushes       int64          `json:"pushes,omitempty"`
+	// BackendCPU is the backend processes' CPU over the run (sending and
+	// draining), in seconds, and CPUPerDelivered that over Synced, in
+	// microseconds; CPUByProcess is the split, in seconds.
+	BackendCPU      float64            `json:"backend_cpu_s,omitempty"`
+	CPUPerDelivered float64            `json:"cpu_per_delivered_us,omitempty"`
+	CPUByProcess    map[string]float64 `json:"cpu_by_process_s,omitempty"`
 }
 
 var help = cmdline.Help{
 	Name:  "imload",
 	Usage: []string{"imload [flags]"},
 	Text: `Puts load on a running IM backend ('go run ./tools/svrkit up examples/im')
-over HTTP, as its clients do: -users users, each with a phone that sends text
-messages to random others one after another and a tablet that syncs in a
-loop. It prints a progress line every second on stderr and, at the end, a
-report on stdout (a table, or JSON with -json): messages per second, send
-latency, and send-to-synced latency, the time from a send to the receiving
-tablet's sync returning the message.
+as its clients do: -users users, each with a phone that sends text messages
+over HTTP to random others one after another and a tablet that receives
+them — by push over the gateway's long link (the default), or by polling
+Sync over HTTP with -poll D. It prints a progress line every second on
+stderr and, at the end, a report on stdout (a table, or JSON with -json):
+messages per second, send latency, send-to-synced latency (from a send to
+the receiving tablet having the message) and the backend's CPU per
+delivered message (from /proc of the processes in the state file).
+
+-compare runs push and polling (-poll, default 10ms) alternately, -runs
+times each, for each user count in -users (e.g. -users 16,64), and reports
+the medians side by side.
 
 With -groups (e.g. 100x50,1x500) the traffic is group chat instead: the
 -users pool (raised to the largest group) forms groups of those sizes, the
@@ -122,11 +157,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imload", flag.ContinueOnError)
 	state := fs.String("up", "examples/im/.data/up.json", "svrkit up's state file of the running backend")
 	var cfg Config
-	fs.IntVar(&cfg.Users, "users", 16, "simulated users, each with a sending and a syncing device")
+	usersList := fs.String("users", "16", "simulated users, each with a sending and a receiving device (with -compare, a comma list)")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long the phones send")
 	fs.DurationVar(&cfg.Think, "think", 0, "pause between one user's sends")
-	fs.DurationVar(&cfg.Poll, "poll", 10*time.Millisecond, "pause of an idle tablet between syncs")
+	fs.DurationVar(&cfg.Poll, "poll", 0, "poll Sync over HTTP, pausing this long when idle, instead of push (e.g. 10ms)")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "how long tablets may catch up after sending stops")
+	compare := fs.Bool("compare", false, "run push and polling (-poll, default 10ms) alternately and report medians")
+	runs := fs.Int("runs", 3, "with -compare, runs of each mode per user count")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	groupsFlag := fs.String("groups", "", "group traffic: COUNTxSIZE[,COUNTxSIZE...], e.g. 100x50,1x500")
 	fs.IntVar(&cfg.Senders, "senders", 0, "with -groups: users whose phones send (0: all)")
@@ -134,12 +171,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := cmdline.Parse(fs, args, help, stdout, stderr); err != nil {
 		return cmdline.ExitCode(err)
 	}
+	var counts []int
+	for _, f := range strings.Split(*usersList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 {
+			return cmdline.ExitCode(help.Usagef(stderr, "-users: want numbers >= 2, got %q", f))
+		}
+		counts = append(counts, n)
+	}
 	switch {
 	case fs.NArg() > 0:
 		return cmdline.ExitCode(help.Usagef(stderr, "unexpected argument %q: imload takes only flags", fs.Arg(0)))
-	case cfg.Users < 2 || cfg.Duration <= 0:
-		return cmdline.ExitCode(help.Usagef(stderr, "need -users >= 2 and a positive -duration"))
+	case cfg.Duration <= 0 || cfg.Poll < 0 || *runs < 1:
+		return cmdline.ExitCode(help.Usagef(stderr, "need a positive -duration and -runs, and -poll >= 0"))
+	case len(counts) > 1 && !*compare:
+		return cmdline.ExitCode(help.Usagef(stderr, "several -users counts need -compare"))
+	case *compare && *groupsFlag != "":
+		return cmdline.ExitCode(help.Usagef(stderr, "-compare runs one-to-one traffic; it does not take -groups"))
 	}
+	cfg.Users = counts[0]
 	if *groupsFlag != "" {
 		var err error
 		if cfg.Groups, err = ParseGroups(*groupsFlag); err != nil {
@@ -151,6 +201,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imload: %v\n", err)
 		return cmdline.ExitFailure
 	}
+	if cfg.Processes, err = backendProcesses(*state); err != nil {
+		fmt.Fprintf(stderr, "imload: %v\n", err)
+		return cmdline.ExitFailure
+	}
 	if cfg.Groups != nil {
 		rep, err := RunGroups(ctx, addrs, cfg, fanoutStats(*state), stderr)
 		if err != nil {
@@ -158,6 +212,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return cmdline.ExitFailure
 		}
 		return finish(stdout, *asJSON, rep, func() { printGroupReport(stdout, rep) }, rep.Missing+rep.Duplicates)
+	}
+	if *compare {
+		if cfg.Poll == 0 {
+			cfg.Poll = 10 * time.Millisecond
+		}
+		reps, err := Compare(ctx, addrs, cfg, counts, *runs, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "imload: %v\n", err)
+			return cmdline.ExitFailure
+		}
+		var wrong int64
+		for _, r := range reps {
+			wrong += r.Missing + r.Duplicates
+		}
+		return finish(stdout, *asJSON, reps, func() { printComparison(stdout, reps) }, wrong)
 	}
 	rep, err := Run(ctx, addrs, cfg, stderr)
 	if err != nil {
@@ -202,13 +271,69 @@ func (u *user) login(ctx context.Context, c *imclient.Client, device string) err
 	})
 }
 
-// Run runs the load against the backend at addrs, printing a progress line
-// to progress every second.
+// Run runs the load against the backend at addrs with fresh users,
+// printing a progress line to progress every second.
 func Run(ctx context.Context, addrs imclient.Addrs, cfg Config, progress io.Writer) (*Report, error) {
 	users, err := setup(ctx, addrs, cfg.Users, cfg.Users, cfg.Users)
 	if err != nil {
 		return nil, err
 	}
+	return load(ctx, users, cfg, progress)
+}
+
+// Compare runs push and polling alternately, runs times each, for each
+// user count (users set up once per count), and returns one report per
+// mode and count with the medians of its runs.
+func Compare(ctx context.Context, addrs imclient.Addrs, cfg Config, counts []int, runs int, progress io.Writer) ([]*Report, error) {
+	var out []*Report
+	for _, n := range counts {
+		users, err := setup(ctx, addrs, n, n, n)
+		if err != nil {
+			return nil, err
+		}
+		var push, poll []*Report
+		for r := range runs {
+			for _, p := range []time.Duration{0, cfg.Poll} {
+				c := cfg
+				c.Users, c.Poll = n, p
+				fmt.Fprintf(progress, "imload: %d users, %s, run %d of %d\n", n, mode(p), r+1, runs)
+				rep, err := load(ctx, users, c, progress)
+				if err != nil {
+					return nil, err
+				}
+				if p == 0 {
+					push = append(push, rep)
+				} else {
+					poll = append(poll, rep)
+				}
+			}
+		}
+		out = append(out, median(push), median(poll))
+	}
+	return out, nil
+}
+
+func mode(poll time.Duration) string {
+	if poll > 0 {
+		return "poll " + poll.String()
+	}
+	return "push"
+}
+
+// load runs one load with users: their phones send for cfg.Duration and
+// their tablets receive in cfg's mode until they have everything or
+// cfg.Drain passes.
+func load(ctx context.Context, users []*user, cfg Config, progress io.Writer) (*Report, error) {
+	tablets := make([]*imclient.Client, len(users))
+	for i, u := range users {
+		tablets[i] = u.tablet
+	}
+	closeLinks, err := connect(ctx, cfg, tablets)
+	if err != nil {
+		return nil, err
+	}
+	defer closeLinks()
+	cpuBefore := cfg.Processes.cpuTimes()
 	tr := newTraffic(ctx, cfg)
 	for i, u := range users {
 		rng := rand.New(rand.NewPCG(uint64(i), uint64(tr.start.UnixNano())))
@@ -226,9 +351,11 @@ func Run(ctx context.Context, addrs imclient.Addrs, cfg Config, progress io.Writ
 	if err := tr.stop(ctx, cfg.Drain, tr.sent.Load()); err != nil {
 		return nil, err
 	}
+	cpuBy, cpu := cpuSpent(cpuBefore, cfg.Processes.cpuTimes())
 
 	send, synced := tr.latencies()
 	rep := &Report{
+		Mode:         mode(cfg.Poll),
 		Users:        len(users),
 		Duration:     elapsed.Seconds(),
 		Sent:         tr.sent.Load(),
@@ -244,7 +371,20 @@ func Run(ctx context.Context, addrs imclient.Addrs, cfg Config, progress io.Writ
 		Errors:       tr.errs,
 		SyncRounds:   tr.rounds.Load(),
 	}
+	for _, u := range users {
+		rep.Pushes += u.tablet.LinkStats().Pushes
+	}
 	rep.Missing = max(0, rep.Sent-rep.Synced)
+	if len(cpuBy) > 0 {
+		rep.BackendCPU = cpu.Seconds()
+		rep.CPUByProcess = map[string]float64{}
+		for name, d := range cpuBy {
+			rep.CPUByProcess[name] = d.Seconds()
+		}
+		if rep.Synced > 0 {
+			rep.CPUPerDelivered = float64(cpu.Microseconds()) / float64(rep.Synced)
+		}
+	}
 	return rep, nil
 }
 
@@ -335,7 +475,7 @@ func patiently(ctx context.Context, f func() error) error {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func printReport(w io.Writer, r *Report) {
-	fmt.Fprintf(w, "\nusers %d, %.1fs of sending\n\n", r.Users, r.Duration)
+	fmt.Fprintf(w, "\nusers %d, %s, %.1fs of sending\n\n", r.Users, r.Mode, r.Duration)
 	fmt.Fprintf(w, "| metric | value |\n| --- | ---: |\n")
 	fmt.Fprintf(w, "| messages sent (acknowledged) | %d |\n", r.Sent)
 	fmt.Fprintf(w, "| messages synced by receivers | %d |\n", r.Synced)
@@ -344,8 +484,24 @@ func printReport(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "| synced per second (end to end) | %.0f |\n", r.SyncedPerSec)
 	fmt.Fprintf(w, "| send latency p50 / p99 | %.1f / %.1f ms |\n", r.SendP50, r.SendP99)
 	fmt.Fprintf(w, "| send-to-synced p50 / p99 / max | %.1f / %.1f / %.1f ms |\n", r.DeliveredP50, r.DeliveredP99, r.DeliveredMax)
-	fmt.Fprintf(w, "| sync rounds | %d |\n", r.SyncRounds)
-	printErrors(w, r.Errors)
+	fmt.Fprintf(w, "| sync answers handled (push: those with items) | %d |\n", r.SyncRounds)
+	if r.Pushes > 0 {
+		fmt.Fprintf(w, "| sync notifies pushed | %d |\n", r.Pushes)
+	}
+	if r.BackendCPU > 0 {
+		fmt.Fprintf(w, "| backend CPU | %.2f s |\n", r.BackendCPU)
+		fmt.Fprintf(w, "| backend CPU per delivered message | %.0f µs |\n", r.CPUPerDelivered)
+	}
+	if len(r.Errors) > 0 {
+		keys := make([]string, 0, len(r.Errors))
+		for k := range r.Errors {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "| errors: %s | %d |\n", k, r.Errors[k])
+		}
+	}
 }
 
 func printErrors(w io.Writer, errs map[string]int) {
@@ -357,4 +513,73 @@ func printErrors(w io.Writer, errs map[string]int) {
 	for _, k := range keys {
 		fmt.Fprintf(w, "| errors: %s | %d |\n", k, errs[k])
 	}
+}
+
+// median folds runs of one mode into one report: the median of each
+// rate, latency and CPU figure, and the sums of messages, losses and
+// duplicates (which must stay zero in every run).
+func median(runs []*Report) *Report {
+	out := *runs[0]
+	out.Errors = map[string]int{}
+	out.CPUByProcess = nil
+	out.Sent, out.Synced, out.Missing, out.Duplicates, out.SyncRounds, out.Pushes = 0, 0, 0, 0, 0, 0
+	for _, r := range runs {
+		out.Sent += r.Sent
+		out.Synced += r.Synced
+		out.Missing += r.Missing
+		out.Duplicates += r.Duplicates
+		out.SyncRounds += r.SyncRounds
+		out.Pushes += r.Pushes
+		for k, n := range r.Errors {
+			out.Errors[k] += n
+		}
+	}
+	med := func(f func(*Report) float64) float64 {
+		v := make([]float64, len(runs))
+		for i, r := range runs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	out.Duration = med(func(r *Report) float64 { return r.Duration })
+	out.SentPerSec = med(func(r *Report) float64 { return r.SentPerSec })
+	out.SyncedPerSec = med(func(r *Report) float64 { return r.SyncedPerSec })
+	out.SendP50 = med(func(r *Report) float64 { return r.SendP50 })
+	out.SendP99 = med(func(r *Report) float64 { return r.SendP99 })
+	out.DeliveredP50 = med(func(r *Report) float64 { return r.DeliveredP50 })
+	out.DeliveredP99 = med(func(r *Report) float64 { return r.DeliveredP99 })
+	out.DeliveredMax = med(func(r *Report) float64 { return r.DeliveredMax })
+	out.BackendCPU = med(func(r *Report) float64 { return r.BackendCPU })
+	out.CPUPerDelivered = med(func(r *Report) float64 { return r.CPUPerDelivered })
+	return &out
+}
+
+// printComparison prints -compare's medians, push beside polling for
+// each user count.
+func printComparison(w io.Writer, reps []*Report) {
+	fmt.Fprintf(w, "\nmedians of each mode's runs, %s, load average %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), loadAverage())
+	fmt.Fprintf(w, "| users | mode | sent/s | send-to-synced p50 | p99 | backend CPU per delivered message | missing / duplicates |\n")
+	fmt.Fprintf(w, "| ---: | --- | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range reps {
+		fmt.Fprintf(w, "| %d | %s | %.0f | %.1f ms | %.1f ms | %.0f µs | %d / %d |\n",
+			r.Users, r.Mode, r.SentPerSec, r.DeliveredP50, r.DeliveredP99, r.CPUPerDelivered, r.Missing, r.Duplicates)
+	}
+}
+
+// loadAverage is /proc/loadavg's first three fields: how busy the machine
+// was, which the figures depend on.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }

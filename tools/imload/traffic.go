@@ -18,13 +18,15 @@ import (
 
 // traffic is one run's devices and what they record, whatever they send
 // (one-to-one or group messages): phones send one message after another
-// and tablets sync in a loop, each message carrying its send time in its
-// text ("L|<unix ns>") so that the tablet that syncs it measures
-// send-to-synced. Its methods are safe for concurrent use.
+// and tablets receive them — by push (poll 0: a long link to the gateway,
+// syncing on each sync notify, imclient.Watch) or by syncing in a loop —
+// each message carrying its send time in its text ("L|<unix ns>") so that
+// the tablet that syncs it measures send-to-synced. Its methods are safe
+// for concurrent use.
 type traffic struct {
 	start time.Time
 	think time.Duration // a phone's pause between sends
-	poll  time.Duration // an idle tablet's pause between syncs
+	poll  time.Duration // an idle tablet's pause between syncs; 0: push
 
 	sent, synced, dups, rounds atomic.Int64
 
@@ -43,9 +45,6 @@ type traffic struct {
 // newTraffic starts the clock of a run of cfg.Duration; progress and
 // then stop must be called.
 func newTraffic(ctx context.Context, cfg Config) *traffic {
-	if cfg.Poll <= 0 {
-		cfg.Poll = 10 * time.Millisecond
-	}
 	tr := &traffic{start: time.Now(), think: cfg.Think, poll: cfg.Poll, errs: map[string]int{}, progressDone: make(chan struct{})}
 	tr.sendCtx, tr.stopSending = context.WithTimeout(ctx, cfg.Duration)
 	tr.syncCtx, tr.stopSyncing = context.WithCancel(ctx)
@@ -95,15 +94,75 @@ func (tr *traffic) phone(ctx context.Context, send func(ctx context.Context, n i
 	}()
 }
 
-// tablet starts a tablet syncing c until stop; it counts the messages
-// counted(m) says are the run's (once each: a second copy is a
+// connect opens the long link of every tablet when the run is driven by
+// push (cfg.Poll 0), before the clock starts, and returns what closes
+// them.
+func connect(ctx context.Context, cfg Config, tablets []*imclient.Client) (func(), error) {
+	if cfg.Poll > 0 {
+		return func() {}, nil
+	}
+	var open []*imclient.Client
+	closeAll := func() {
+		for _, c := range open {
+			_ = c.Close()
+		}
+	}
+	for _, c := range tablets {
+		if c == nil {
+			continue
+		}
+		if err := patiently(ctx, func() error { return c.Connect(ctx) }); err != nil {
+			closeAll()
+			if svrkit.CodeOf(err) == svrkit.FailedPrecondition {
+				return nil, fmt.Errorf("%w (this backend has no gateway: use -poll 10ms)", err)
+			}
+			return nil, fmt.Errorf("long link: %w", err)
+		}
+		open = append(open, c)
+	}
+	return closeAll, nil
+}
+
+// tablet starts a tablet receiving on c until stop; it counts the
+// messages counted(m) says are the run's (once each: a second copy is a
 // duplicate).
 func (tr *traffic) tablet(c *imclient.Client, counted func(*im.Message) bool) {
 	syncCtx := tr.syncCtx
+	seen := map[string]bool{}
+	receive := func(rep *im.SyncReply) {
+		tr.rounds.Add(1)
+		now := time.Now()
+		for _, it := range rep.GetItems() {
+			m := it.GetMessage()
+			if it.GetType() != im.SyncType_SYNC_TYPE_MESSAGES || !counted(m) {
+				continue
+			}
+			ns, ok := strings.CutPrefix(m.GetText(), "L|")
+			t0, err := strconv.ParseInt(ns, 10, 64)
+			if !ok || err != nil {
+				continue // not ours
+			}
+			if seen[m.GetClientMsgId()] {
+				tr.dups.Add(1)
+				continue
+			}
+			seen[m.GetClientMsgId()] = true
+			tr.synced.Add(1)
+			tr.mu.Lock()
+			tr.delivLat.Record(now.Sub(time.Unix(0, t0)))
+			tr.mu.Unlock()
+		}
+	}
 	tr.tablets.Add(1)
 	go func() {
 		defer tr.tablets.Done()
-		seen := map[string]bool{}
+		if tr.poll == 0 {
+			err := c.Watch(syncCtx, func(rep *im.SyncReply) error { receive(rep); return nil })
+			if err != nil && syncCtx.Err() == nil {
+				tr.fail("watch", err)
+			}
+			return
+		}
 		for syncCtx.Err() == nil {
 			rep, err := c.Sync(syncCtx, 500)
 			if err != nil {
@@ -114,28 +173,7 @@ func (tr *traffic) tablet(c *imclient.Client, counted func(*im.Message) bool) {
 				time.Sleep(tr.poll)
 				continue
 			}
-			tr.rounds.Add(1)
-			now := time.Now()
-			for _, it := range rep.GetItems() {
-				m := it.GetMessage()
-				if it.GetType() != im.SyncType_SYNC_TYPE_MESSAGES || !counted(m) {
-					continue
-				}
-				ns, ok := strings.CutPrefix(m.GetText(), "L|")
-				t0, err := strconv.ParseInt(ns, 10, 64)
-				if !ok || err != nil {
-					continue // not ours
-				}
-				if seen[m.GetClientMsgId()] {
-					tr.dups.Add(1)
-					continue
-				}
-				seen[m.GetClientMsgId()] = true
-				tr.synced.Add(1)
-				tr.mu.Lock()
-				tr.delivLat.Record(now.Sub(time.Unix(0, t0)))
-				tr.mu.Unlock()
-			}
+			receive(rep)
 			if !rep.GetContinueFlag() {
 				time.Sleep(tr.poll)
 			}

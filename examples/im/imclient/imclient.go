@@ -13,6 +13,13 @@
 // backend, not JSON encoding; curl users can still post JSON to the same
 // routes.
 //
+// After Login, Connect opens the long link to the gateway (link.go; the
+// protocol is package examples/im/link): every later call goes over it,
+// pushes arrive on it, and Notifies (or the Watch loop) says when to sync,
+// so a device learns of a message when it is stored instead of polling.
+// The link reconnects by itself after a break, with backoff, and signals
+// a sync when it is back.
+//
 // # Sessions and SyncKeys
 //
 // Login keeps the session token in the Client and every later call sends it
@@ -78,23 +85,30 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/session"
+	"github.com/svrkit/svrkit/examples/im/link"
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/cgi"
 	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 )
 
 // Addrs are the base URLs ("http://127.0.0.1:8080") of the client-facing
-// Logicsvrs. A bare "host:port" gets "http://" prepended. Media is
-// optional: without it, the media calls fail with unavailable. Group may
-// be empty for a backend without groups; the group calls then fail.
+// Logicsvrs, where a bare "host:port" gets "http://" prepended, and the
+// gateway's long-link address ("host:port"; empty when the backend has
+// none), where Connect goes. Media is optional: without it, the media
+// calls fail with unavailable. Group may be empty for a backend without
+// groups; the group calls then fail.
 type Addrs struct {
 	Account, Contact, Send, Sync string
 	Media                        string
 	Group                        string
+	Link                         string
 }
 
 // Session is a login: whose, on which device, with which token, and the
@@ -125,6 +139,11 @@ type Client struct {
 	mu      sync.Mutex
 	session Session
 	syncKey []byte
+
+	// The long link (link.go): nil until Connect.
+	linkAddr string
+	link     atomic.Pointer[linkClient]
+	notify   chan struct{}
 }
 
 // Option changes a Client.
@@ -157,17 +176,44 @@ func New(addrs Addrs, opts ...Option) *Client {
 		tr.MaxIdleConnsPerHost = 16
 		o.hc = &http.Client{Transport: tr}
 	}
-	return &Client{
-		account: im.NewAccountClient(cgi.NewClient(baseURL(addrs.Account), o.hc)),
-		contact: im.NewContactClient(cgi.NewClient(baseURL(addrs.Contact), o.hc)),
-		send:    im.NewSendClient(cgi.NewClient(baseURL(addrs.Send), o.hc)),
-		sync:    im.NewSyncClient(cgi.NewClient(baseURL(addrs.Sync), o.hc)),
-		group:   im.NewGroupClient(cgi.NewClient(baseURL(addrs.Group), o.hc)),
-		version: o.version,
-		media:   im.NewSendMediaClient(cgi.NewClient(baseURL(addrs.Media), o.hc)),
-
+	c := &Client{
+		version:  o.version,
 		mediaURL: baseURL(addrs.Media),
 		hc:       o.hc,
+		linkAddr: addrs.Link,
+		notify:   make(chan struct{}, 1),
+	}
+	c.account = im.NewAccountClient(transport{c, cgi.NewClient(baseURL(addrs.Account), o.hc)})
+	c.contact = im.NewContactClient(transport{c, cgi.NewClient(baseURL(addrs.Contact), o.hc)})
+	c.send = im.NewSendClient(transport{c, cgi.NewClient(baseURL(addrs.Send), o.hc)})
+	c.sync = im.NewSyncClient(transport{c, cgi.NewClient(baseURL(addrs.Sync), o.hc)})
+	c.group = im.NewGroupClient(transport{c, cgi.NewClient(baseURL(addrs.Group), o.hc)})
+	c.media = im.NewSendMediaClient(cgi.NewClient(baseURL(addrs.Media), o.hc))
+	return c
+}
+
+// transport sends a call over the long link when the Client has one
+// (Connect) and the method is on it, over HTTP otherwise. Register and
+// Login always go over HTTP: a link needs a session before it opens.
+// Media stays on HTTP: uploads and downloads are bulk transfers that
+// would hold up the link's other calls.
+type transport struct {
+	c    *Client
+	http svrkit.Invoker
+}
+
+func (t transport) Invoke(ctx context.Context, m *svrkit.MethodDesc, req, resp proto.Message, opts ...svrkit.CallOption) error {
+	if l := t.c.link.Load(); l != nil && m.FullName != im.Account_Register_FullMethodName && m.FullName != im.Account_Login_FullMethodName && link.Default.ByName(m.FullName) != nil {
+		return l.Invoke(ctx, m, req, resp, opts...)
+	}
+	return t.http.Invoke(ctx, m, req, resp, opts...)
+}
+
+// signal tells Notifies' reader to sync; signals coalesce.
+func (c *Client) signal() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
 	}
 }
 
@@ -178,8 +224,8 @@ func baseURL(a string) string {
 	return strings.TrimRight(a, "/")
 }
 
-// ReadStateFile reads the addresses of the client-facing Logicsvrs from
-// `svrkit up`'s state file ({data}/up.json, examples/im/.data/up.json by
+// ReadStateFile reads the addresses of the client-facing Logicsvrs (and
+// the gateway's long link, when there is one) from `svrkit up`'s state file ({data}/up.json, examples/im/.data/up.json by
 // default; package upstate). With replicas it takes a ready instance of
 // each, else the first. The group Logicsvr is optional.
 func ReadStateFile(path string) (Addrs, error) {
@@ -203,6 +249,9 @@ func ReadStateFile(path string) (Addrs, error) {
 	}
 	if in, ok := st.Find("sendmedia"); ok {
 		a.Media = in.HTTP
+	}
+	if in, ok := st.Find("gateway"); ok {
+		a.Link = in.Ports["link"]
 	}
 	return a, nil
 }

@@ -3,7 +3,6 @@ package monitortest
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,22 +19,6 @@ import (
 // to the test's temporary directory.
 const ScreenshotEnv = "MONITOR_SCREENSHOT"
 
-// chromium finds Debian's chromium (installed by .ci/run). A missing
-// browser fails the test: the dashboard must be tested in CI.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("the dashboard test needs a headless browser: no chromium binary on PATH (apt-get install chromium; .ci/run installs it), or set CHROMIUM to one")
-	return ""
-}
-
 // TestDashboard starts a center, two machines' agents and two monitored
 // processes, produces counts, loads the dashboard in headless Chromium and
 // checks what the page shows against what was counted: the curve's points
@@ -43,7 +26,6 @@ func chromium(t *testing.T) string {
 // same data it draws), the per-machine curves, the search, the range
 // picker and a firing alert on top. It saves a screenshot.
 func TestDashboard(t *testing.T) {
-	browser := chromium(t)
 	c := StartCenter(t, center.Config{Logger: quiet, Settle: time.Second,
 		Rules: []center.RuleConfig{{Series: "test.requests", Rule: "sum over 30s > 10"}}})
 	clk := newFakeClock()
@@ -75,16 +57,7 @@ func TestDashboard(t *testing.T) {
 	}
 	c.EvaluateAlerts()
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(browser),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 1000),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
+	bctx := Browser(t, 1400, 1000)
 	bctx, cancel := context.WithTimeout(bctx, 90*time.Second)
 	defer cancel()
 
@@ -125,7 +98,7 @@ func TestDashboard(t *testing.T) {
 		chromedp.WaitVisible(css(`#alerts li.firing`)),
 	)
 	if err != nil {
-		t.Fatalf("dashboard in %s: %v", browser, err)
+		t.Fatalf("dashboard: %v", err)
 	}
 	total := attr(`.chart[data-series="test.requests"]`, "data-total")
 	points := attr(`.chart[data-series="test.requests"]`, "data-points")

@@ -15,9 +15,10 @@ import (
 // client-facing Logicsvr, declared once in its handler constructor
 // (logicsvr.Host.Use) instead of in every method. A call of a method of
 // service is admitted only with a valid, unrevoked token (as Caller checks
-// it), and its handler reads the token's claims with From. The methods
-// named in open (full names: Register and Login) are admitted without one,
-// and calls of other services pass untouched.
+// it) or an unrevoked session the gateway forwarded (see forwarded.go), and
+// its handler reads the session's claims with From. The methods named in
+// open (full names: Register and Login) are admitted without one, and
+// calls of other services pass untouched.
 //
 // A refused call is answered ErrMissing, ErrInvalid, ErrExpired or
 // ErrRevoked (or unavailable, see Caller) before its handler runs, after
@@ -28,7 +29,7 @@ func (c *Checker) Require(service string, open ...string) svrkit.UnaryServerInte
 		if !strings.HasPrefix(m.FullName, prefix) || slices.Contains(open, m.FullName) {
 			return next(ctx, req)
 		}
-		cl, err := c.Caller(ctx)
+		cl, err := c.admit(ctx)
 		if err != nil {
 			return nil, err
 		}

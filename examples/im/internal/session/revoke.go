@@ -84,6 +84,14 @@ func (c *Checker) Token(ctx context.Context, token string) (Claims, error) {
 	return c.unrevoked(ctx, cl)
 }
 
+// Unrevoked checks claims already verified (the gateway's, whose link
+// outlives a token check) against the account's revocations: nil,
+// ErrInvalid for no such account, ErrRevoked, or unavailable.
+func (c *Checker) Unrevoked(ctx context.Context, cl Claims) error {
+	_, err := c.unrevoked(ctx, cl)
+	return err
+}
+
 // unrevoked returns cl if its account exists and has not revoked it.
 func (c *Checker) unrevoked(ctx context.Context, cl Claims) (Claims, error) {
 	st, err := c.sessionState(ctx, cl.UserID)

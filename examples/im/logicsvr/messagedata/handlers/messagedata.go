@@ -12,8 +12,9 @@
 // MESSAGES) or Storage.Publish (ACCOUNT, CONTACTS, GROUPS) with the caller's dedup
 // id, so a retry of the same change is answered as a duplicate with the
 // first delivery's version and time and writes nothing. After a delivery
-// that wrote (not a duplicate) it tells the Pusher, the seam where the
-// access layer will notify the user's online devices.
+// that wrote (not a duplicate) it tells the Pusher: in a deployment with
+// the access layer, the PushQueue (push.go), which has the push service
+// send the user's online devices a sync notify through their gateways.
 //
 // # Read path and cache
 //
@@ -48,7 +49,6 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/lru"
-	"github.com/svrkit/svrkit/examples/im/internal/online"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
 )
@@ -75,11 +75,11 @@ type Config struct {
 // Pusher is told about every item Deliver stored for the first time (not
 // about duplicates), after it is durable and before Deliver answers, with
 // the item's version and time filled in. It is the seam for the access
-// layer: a push service will look up which gateways hold the user's online
-// devices and send them a "sync now" notification. Notify must not block
-// for long (hand the work to a queue) and cannot fail the delivery: the
-// item is stored, and a device that misses the push gets it on its next
-// sync.
+// layer: PushQueue has the push service look up which gateways hold the
+// user's online devices and send them a "sync now" notification. Notify
+// must not block for long (hand the work to a queue) and cannot fail the
+// delivery: the item is stored, and a device that misses the push gets it
+// on its next sync.
 type Pusher interface {
 	Notify(ctx context.Context, user uint64, item *im.SyncItem)
 }
@@ -91,7 +91,9 @@ type NopPusher struct{}
 func (NopPusher) Notify(context.Context, uint64, *im.SyncItem) {}
 
 // NewMessageData returns the MessageData handler. It needs im.Storage in
-// the routing table.
+// the routing table, and pushes through im.Push when the table has it (a
+// deployment without the access layer has none: devices then find new
+// items when they poll with sync).
 func NewMessageData(h *logicsvr.Host) (im.MessageDataServer, error) {
 	cfg := Config{CacheUsers: 100000, CacheTTL: logicsvr.Duration(2 * time.Second)}
 	if err := h.AppConfig(&cfg); err != nil {
@@ -101,7 +103,15 @@ func NewMessageData(h *logicsvr.Host) (im.MessageDataServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(im.NewStorageClient(inv), cfg, NopPusher{}), nil
+	var push Pusher = NopPusher{}
+	if pinv, err := h.Client(im.Push_ServiceName); err != nil {
+		h.Logger().Warn("messagedata: no push service in the routing table; devices will not be notified", "err", err)
+	} else if !h.InfoOnly() {
+		q := NewPushQueue(im.NewPushClient(pinv), h.Logger())
+		h.OnShutdown(func(context.Context) error { q.Close(); return nil })
+		push = q
+	}
+	return New(im.NewStorageClient(inv), cfg, push), nil
 }
 
 // New returns a MessageData handler over a storage client.
@@ -256,7 +266,6 @@ func (s *Server) SyncInbox(ctx context.Context, req *im.SyncInboxRequest) (*im.S
 		return nil, svrkit.Errorf(svrkit.InvalidArgument, "sync limit %d exceeds %d", limit, MaxSyncLimit)
 	}
 	user, device, key := req.GetUserId(), req.GetDeviceId(), req.GetSyncKey()
-	online.Seen(user, device)
 	st, gen, hit := s.lookup(user, device, key)
 	if hit {
 		return &im.SyncReply{SyncKey: key}, nil

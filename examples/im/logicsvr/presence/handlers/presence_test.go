@@ -1,0 +1,194 @@
+package handlers
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/svrkit"
+)
+
+// fakeGateways answers Gateway calls for a set of addresses: Push takes
+// the targets whose conn ids it holds, Kick records. An address not in
+// holds is down.
+type fakeGateways struct {
+	mu     sync.Mutex
+	holds  map[string][]uint64 // address → conn ids
+	pushed map[string][]uint64
+	kicked []uint64
+}
+
+func (f *fakeGateways) invoker(addr string) (svrkit.Invoker, error) { return fakeGateway{f, addr}, nil }
+
+type fakeGateway struct {
+	f    *fakeGateways
+	addr string
+}
+
+func (g fakeGateway) Invoke(_ context.Context, m *svrkit.MethodDesc, req, resp proto.Message, _ ...svrkit.CallOption) error {
+	f := g.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	held, up := f.holds[g.addr]
+	if !up {
+		return svrkit.NewError(svrkit.Unavailable, "connection refused")
+	}
+	switch m.FullName {
+	case im.Gateway_Push_FullMethodName:
+		r := &im.GatewayPushReply{}
+		for _, tg := range req.(*im.GatewayPushRequest).GetTargets() {
+			if slices.Contains(held, tg.GetConnId()) {
+				r.Pushed++
+				f.pushed[g.addr] = append(f.pushed[g.addr], tg.GetConnId())
+			} else {
+				r.Gone = append(r.Gone, tg.GetConnId())
+			}
+		}
+		proto.Merge(resp, r)
+	case im.Gateway_Kick_FullMethodName:
+		f.kicked = append(f.kicked, req.(*im.GatewayKickRequest).GetTarget().GetConnId())
+	}
+	return nil
+}
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newTestTable() (*Table, *fakeGateways, *fakeClock) {
+	gws := &fakeGateways{holds: map[string][]uint64{}, pushed: map[string][]uint64{}}
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	t := NewTable(Config{}, gws.invoker)
+	t.now = clk.now
+	return t, gws, clk
+}
+
+func devices(es []*im.PresenceEntry) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.GetTarget().GetDeviceId()+"@"+e.GetGateway())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestLeaseExpiry: entries live as long as their gateway's lease; a
+// gateway that stops renewing loses them all, and one that restarts with a
+// new boot id loses its old run's at once.
+func TestLeaseExpiry(t *testing.T) {
+	tb, _, clk := newTestTable()
+	tb.Connect(1, "phone", 11, "gw-a", 100)
+	tb.Connect(1, "tablet", 12, "gw-b", 200)
+	tb.Connect(2, "phone", 13, "gw-a", 100)
+	if got := devices(tb.Lookup(1)); !slices.Equal(got, []string{"phone@gw-a", "tablet@gw-b"}) {
+		t.Fatalf("Lookup(1) = %v", got)
+	}
+	// gw-b keeps renewing; gw-a crashed.
+	for range 3 {
+		clk.add(4 * time.Second)
+		tb.Lease("gw-b", 200)
+	}
+	if got := devices(tb.Lookup(1)); !slices.Equal(got, []string{"tablet@gw-b"}) {
+		t.Fatalf("after gw-a's lease ran out: %v", got)
+	}
+	if n := tb.Sweep(); n != 1 {
+		t.Errorf("Sweep left %d entries, want 1", n)
+	}
+	// gw-b restarts (new boot) on the same address: its old entries die at
+	// its first renewal, before any of them is replaced.
+	tb.Lease("gw-b", 201)
+	if got := tb.Lookup(1); len(got) != 0 {
+		t.Fatalf("old run's entry alive after the new boot: %v", devices(got))
+	}
+	tb.Connect(1, "tablet", 22, "gw-b", 201)
+	if got := tb.Lookup(1); len(got) != 1 || got[0].GetTarget().GetConnId() != 22 {
+		t.Fatalf("new run's entry: %v", got)
+	}
+	// Disconnect removes only the connection it names.
+	if tb.Disconnect(1, "tablet", 12) || !tb.Disconnect(1, "tablet", 22) || len(tb.Lookup(1)) != 0 {
+		t.Fatal("Disconnect")
+	}
+}
+
+// TestConnectReplacesAndKicks: a device connecting through another gateway
+// replaces its entry, and the old gateway is told to kick it; a
+// reconnection through the same gateway run is not kicked by presence.
+func TestConnectReplacesAndKicks(t *testing.T) {
+	tb, gws, _ := newTestTable()
+	gws.holds["gw-a"], gws.holds["gw-b"] = []uint64{11}, nil
+	srv := &presenceServer{t: tb}
+	ctx := context.Background()
+	connect := func(conn uint64, gw string) *im.PresenceConnectReply {
+		t.Helper()
+		r, err := srv.Connect(ctx, &im.PresenceConnectRequest{UserId: 1, DeviceId: "phone", ConnId: conn, Gateway: gw, GatewayBoot: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	connect(11, "gw-a")
+	if r := connect(12, "gw-a"); r.GetReplaced().GetConnId() != 11 {
+		t.Fatalf("same gateway: replaced %v", r.GetReplaced())
+	}
+	r := connect(21, "gw-b")
+	if r.GetReplaced().GetConnId() != 12 || r.GetReplacedGateway() != "gw-a" {
+		t.Fatalf("other gateway: replaced %v on %s", r.GetReplaced(), r.GetReplacedGateway())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		gws.mu.Lock()
+		kicked := slices.Clone(gws.kicked)
+		gws.mu.Unlock()
+		if slices.Equal(kicked, []uint64{12}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kicked %v, want [12] (only the one on the other gateway)", kicked)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := srv.Connect(ctx, &im.PresenceConnectRequest{UserId: 1}); svrkit.CodeOf(err) != svrkit.InvalidArgument {
+		t.Errorf("incomplete Connect: %v", err)
+	}
+}
+
+// TestNotify: a notify reaches every live device through its gateway;
+// targets a gateway no longer holds are forgotten; a gateway that is down
+// costs the notify and nothing else.
+func TestNotify(t *testing.T) {
+	tb, gws, _ := newTestTable()
+	gws.holds["gw-a"] = []uint64{11, 12}
+	gws.holds["gw-b"] = []uint64{21}
+	tb.Connect(1, "phone", 11, "gw-a", 1)
+	tb.Connect(1, "tablet", 21, "gw-b", 1)
+	tb.Connect(1, "laptop", 13, "gw-a", 1) // gw-a lost it (closed before Disconnect came)
+	tb.Connect(1, "watch", 31, "gw-down", 1)
+	tb.Connect(2, "phone", 12, "gw-a", 1)
+	srv := &pushServer{t: tb}
+	r, err := srv.Notify(context.Background(), &im.PushNotifyRequest{UserId: 1, Notify: &im.SyncNotify{Type: im.SyncType_SYNC_TYPE_MESSAGES, Version: 5}})
+	if err != nil || r.GetDevices() != 2 {
+		t.Fatalf("Notify = %v, %v; want 2 devices", r, err)
+	}
+	if !slices.Equal(gws.pushed["gw-a"], []uint64{11}) || !slices.Equal(gws.pushed["gw-b"], []uint64{21}) {
+		t.Errorf("pushed %v", gws.pushed)
+	}
+	if got := devices(tb.Lookup(1)); !slices.Equal(got, []string{"phone@gw-a", "tablet@gw-b", "watch@gw-down"}) {
+		t.Errorf("after the notify: %v (the gone laptop forgotten, the unreachable watch kept until its lease ends)", got)
+	}
+	if r, _ := srv.Notify(context.Background(), &im.PushNotifyRequest{UserId: 99, Notify: &im.SyncNotify{}}); r.GetDevices() != 0 {
+		t.Errorf("an offline user: %v", r)
+	}
+}
