@@ -940,7 +940,7 @@ var File_im_group_proto protoreflect.FileDescriptor
 
 const file_im_group_proto_rawDesc = "" +
 	"\n" +
-	"\x0eim/group.proto\x12\x02im\x1a\x14svrkit/options.proto\"x\n" +
+	"\x0eim/group.proto\x12\x02im\x1a\x14svrkit/options.proto\x1a\rim/link.proto\"x\n" +
 	"\x12CreateGroupRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
 	"\x0fmember_user_ids\x18\x02 \x03(\x04R\rmemberUserIds\x12&\n" +
@@ -998,7 +998,7 @@ const file_im_group_proto_rawDesc = "" +
 	"GroupLimit\x12\x1b\n" +
 	"\x17GROUP_LIMIT_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x17GROUP_LIMIT_MAX_MEMBERS\x10\xf4\x03\x12\x1e\n" +
-	"\x1aGROUP_LIMIT_MAX_NAME_BYTES\x10@2\xa1\x05\n" +
+	"\x1aGROUP_LIMIT_MAX_NAME_BYTES\x10@2\xa8\x05\n" +
 	"\x05Group\x12Y\n" +
 	"\vCreateGroup\x12\x16.im.CreateGroupRequest\x1a\x0e.im.GroupReply\"\"\xca\xf3\x18\x1e\b\x01\x12\x15/cgi-bin/group/create \x01(\x96\x01\x12]\n" +
 	"\rInviteMembers\x12\x18.im.InviteMembersRequest\x1a\x0e.im.GroupReply\"\"\xca\xf3\x18\x1e\b\x02\x12\x15/cgi-bin/group/invite \x01(\x96\x01\x12V\n" +
@@ -1007,8 +1007,8 @@ const file_im_group_proto_rawDesc = "" +
 	"\fRemoveMember\x12\x17.im.RemoveMemberRequest\x1a\x0e.im.GroupReply\"\"\xca\xf3\x18\x1e\b\x04\x12\x15/cgi-bin/group/remove \x01(\x96\x01\x12Y\n" +
 	"\vRenameGroup\x12\x16.im.RenameGroupRequest\x1a\x0e.im.GroupReply\"\"\xca\xf3\x18\x1e\b\x05\x12\x15/cgi-bin/group/rename \x01(\x96\x01\x12Y\n" +
 	"\vListMembers\x12\x16.im.ListMembersRequest\x1a\x0e.im.MemberList\"\"\xca\xf3\x18\x1e\b\x06\x12\x16/cgi-bin/group/members \x01(x\x12W\n" +
-	"\fListMyGroups\x12\x17.im.ListMyGroupsRequest\x1a\r.im.GroupList\"\x1f\xca\xf3\x18\x1b\b\a\x12\x13/cgi-bin/group/mine \x01(x\x1a\x1a\xd2\xf3\x18\x16\n" +
-	"\x05group\x10\x88' \x80\x02*\agatewayB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
+	"\fListMyGroups\x12\x17.im.ListMyGroupsRequest\x1a\r.im.GroupList\"\x1f\xca\xf3\x18\x1b\b\a\x12\x13/cgi-bin/group/mine \x01(x\x1a!\xd2\xf3\x18\x16\n" +
+	"\x05group\x10\x88' \x80\x02*\agateway\x8a\xb2\x19\x03\b\xd8\x04B)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
 	file_im_group_proto_rawDescOnce sync.Once
@@ -1076,6 +1076,7 @@ func file_im_group_proto_init() {
 	if File_im_group_proto != nil {
 		return
 	}
+	file_im_link_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

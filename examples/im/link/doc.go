@@ -86,11 +86,15 @@
 //	100 + n  im.Account    101 Register, 102 Login, 103 GetProfile, 104 SetProfile,
 //	                        105 Logout, 106 ChangePassword
 //	200 + n  im.Contact    201 AddContact, 202 RemoveContact, 203 ListContacts
-//	300 + n  im.Send       301 SendText, 302 SendVoice
+//	300 + n  im.Send       301 SendText, 302 SendVoice, 303 SendGroupText,
+//	                        304 SendGroupVoice
 //	400 + n  im.Sync       401 Sync
 //	500 + n  im.SendMedia  501 StartUpload, 502 UploadChunk, 503 GetUpload,
 //	                        504 CompleteUpload, 505 SendImage, 506 SendVideo,
 //	                        507 DeleteMedia
+//	600 + n  im.Group      601 CreateGroup, 602 InviteMembers, 603 LeaveGroup,
+//	                        604 RemoveMember, 605 RenameGroup, 606 ListMembers,
+//	                        607 ListMyGroups
 //
 // (An upload chunk bigger than MaxClientFrame cannot go over the link;
 // clients upload over HTTP.)

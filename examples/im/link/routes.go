@@ -23,6 +23,7 @@ var Services = []*svrkit.ServiceDesc{
 	&im.Send_ServiceDesc,
 	&im.Sync_ServiceDesc,
 	&im.SendMedia_ServiceDesc,
+	&im.Group_ServiceDesc,
 }
 
 // MaxBase bounds a service's link base; a method's svrkit cmdid under a
