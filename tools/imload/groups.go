@@ -200,11 +200,7 @@ func RunGroups(ctx context.Context, addrs imclient.Addrs, cfg Config, stats im.F
 	if stats != nil {
 		before, _ = stats.GetStats(ctx, &im.FanoutStatsRequest{})
 	}
-	tablets := make([]*imclient.Client, len(users))
-	for i, u := range users {
-		tablets[i] = u.tablet
-	}
-	closeLinks, err := connect(ctx, cfg, tablets)
+	closeLinks, err := connect(ctx, cfg, users)
 	if err != nil {
 		return nil, err
 	}

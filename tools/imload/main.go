@@ -324,11 +324,7 @@ func mode(poll time.Duration) string {
 // their tablets receive in cfg's mode until they have everything or
 // cfg.Drain passes.
 func load(ctx context.Context, users []*user, cfg Config, progress io.Writer) (*Report, error) {
-	tablets := make([]*imclient.Client, len(users))
-	for i, u := range users {
-		tablets[i] = u.tablet
-	}
-	closeLinks, err := connect(ctx, cfg, tablets)
+	closeLinks, err := connect(ctx, cfg, users)
 	if err != nil {
 		return nil, err
 	}
@@ -456,11 +452,11 @@ func setup(ctx context.Context, addrs imclient.Addrs, n, phones, tablets int) ([
 }
 
 // patiently calls f until it succeeds, fails for good (imclient.Retryable
-// says which), or five attempts failed.
+// says which; an overloaded answer is retried too), or five attempts failed.
 func patiently(ctx context.Context, f func() error) error {
 	var err error
 	for attempt := range 5 {
-		if err = f(); err == nil || !imclient.Retryable(err) {
+		if err = f(); err == nil || (!imclient.Retryable(err) && svrkit.CodeOf(err) != svrkit.Overloaded) {
 			return err
 		}
 		select {

@@ -94,10 +94,10 @@ func (tr *traffic) phone(ctx context.Context, send func(ctx context.Context, n i
 	}()
 }
 
-// connect opens the long link of every tablet when the run is driven by
-// push (cfg.Poll 0), before the clock starts, and returns what closes
-// them.
-func connect(ctx context.Context, cfg Config, tablets []*imclient.Client) (func(), error) {
+// connect opens the long link of every user's tablet (users without one
+// are skipped) when the run is driven by push (cfg.Poll 0), before the
+// clock starts, and returns what closes them.
+func connect(ctx context.Context, cfg Config, users []*user) (func(), error) {
 	if cfg.Poll > 0 {
 		return func() {}, nil
 	}
@@ -107,7 +107,8 @@ func connect(ctx context.Context, cfg Config, tablets []*imclient.Client) (func(
 			_ = c.Close()
 		}
 	}
-	for _, c := range tablets {
+	for _, u := range users {
+		c := u.tablet
 		if c == nil {
 			continue
 		}
