@@ -28,7 +28,14 @@ func FromApp(h *logicsvr.Host) (*Checker, error) {
 	if err := h.AppConfig(&cfg); err != nil {
 		return nil, err
 	}
-	signer, err := ForHost(h, cfg.SessionSecret, time.Duration(cfg.SessionTTL))
+	return CheckerForHost(h, cfg.SessionSecret, time.Duration(cfg.SessionTTL))
+}
+
+// CheckerForHost returns the Checker of a Logicsvr whose app config holds
+// more than Config (the gateway's, sendmedia's): ForHost's signer, and the
+// accounts' revocations from im.AccountData in the routing table.
+func CheckerForHost(h *logicsvr.Host, secret string, ttl time.Duration) (*Checker, error) {
+	signer, err := ForHost(h, secret, ttl)
 	if err != nil {
 		return nil, err
 	}

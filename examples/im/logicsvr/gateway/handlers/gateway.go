@@ -95,15 +95,10 @@ func NewGateway(h *logicsvr.Host) (im.GatewayServer, error) {
 	if err := h.AppConfig(&cfg); err != nil {
 		return nil, err
 	}
-	signer, err := session.ForHost(h, cfg.SessionSecret, time.Duration(cfg.SessionTTL))
+	checker, err := session.CheckerForHost(h, cfg.SessionSecret, time.Duration(cfg.SessionTTL))
 	if err != nil {
 		return nil, err
 	}
-	adInv, err := h.Client(im.AccountData_ServiceName)
-	if err != nil {
-		return nil, err
-	}
-	checker := session.NewChecker(signer, session.StateFromAccountData(im.NewAccountDataClient(adInv)))
 	be := &backend{checker: checker, h: h, clients: map[string]svrkit.Invoker{}, pending: map[uint64]*gateway.Conn{}}
 	for _, rt := range link.Default.All() {
 		if be.clients[rt.Service] == nil {

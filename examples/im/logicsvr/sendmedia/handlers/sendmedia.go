@@ -134,7 +134,7 @@ func NewSendMedia(h *logicsvr.Host) (im.SendMediaServer, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	keys, err := session.ForHost(h, cfg.SessionSecret, time.Duration(cfg.SessionTTL))
+	signer, err := session.CheckerForHost(h, cfg.SessionSecret, time.Duration(cfg.SessionTTL))
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,6 @@ func NewSendMedia(h *logicsvr.Host) (im.SendMediaServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	signer := session.NewChecker(keys, session.StateFromAccountData(im.NewAccountDataClient(accounts)))
 	messages, err := h.Client(im.MessageData_ServiceName)
 	if err != nil {
 		return nil, err
