@@ -5,3 +5,11 @@
 package im
 
 //go:generate go run github.com/svrkit/svrkit/tools/svrkit gen -mains -I ../../idl -module github.com/svrkit/svrkit -out ../.. ../../idl/im
+
+// The media download paths (media.proto's Download): plain HTTP GETs with
+// Range, served by the sendmedia Logicsvr and forwarded by the gateway's
+// HTTP port; the media id follows.
+const (
+	MediaDownloadPath = "/cgi-bin/media/download/"
+	MediaThumbPath    = "/cgi-bin/media/thumb/"
+)

@@ -435,6 +435,15 @@ func errorBodyOf(e *svrkit.Error) ErrorBody {
 	return b
 }
 
+// WriteError answers a plain HTTP handler's request (one mounted beside
+// the CGIs, e.g. a download) with err as a CGI would: the HTTP status of
+// its code and the JSON error body, so clients read one error shape from
+// every path of a Logicsvr.
+func WriteError(w http.ResponseWriter, err error) {
+	e := svrkit.AsError(err)
+	writeError(w, HTTPStatus(e.Code()), e)
+}
+
 func writeError(w http.ResponseWriter, status int, e *svrkit.Error) {
 	b, _ := json.Marshal(errorBodyOf(e))
 	w.Header().Set("Content-Type", ContentTypeJSON)

@@ -177,9 +177,9 @@ type Download struct {
 // DownloadURL is where a media's file (or, with thumb, its thumbnail) is.
 func (c *Client) DownloadURL(mediaID string, thumb bool) string {
 	if thumb {
-		return c.mediaURL + "/cgi-bin/media/thumb/" + mediaID
+		return c.mediaURL + im.MediaThumbPath + mediaID
 	}
-	return c.mediaURL + "/cgi-bin/media/download/" + mediaID
+	return c.mediaURL + im.MediaDownloadPath + mediaID
 }
 
 // Download writes a media's file (or its thumbnail) from byte offset on

@@ -1,8 +1,14 @@
 package handlers_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +32,8 @@ const ScreenshotEnv = "WEBCHAT_SCREENSHOT"
 // in headless Chromium: svrkit up prints the page's and the long link's
 // addresses; two tabs log in as alice and bob and chat (asserting on the
 // DOM of both); an imclient user, carol, chats with alice's tab over her
-// own long link; then the gateway is SIGKILLed and the page reconnects on
+// own long link and sends a photo, which alice's page shows inline; then
+// the gateway is SIGKILLed and the page reconnects on
 // its own and shows what carol sent while it was away.
 func TestWebChat(t *testing.T) {
 	if testing.Short() {
@@ -105,9 +112,41 @@ func TestWebChat(t *testing.T) {
 	alice.say("hello carol, from the web page")
 	waitText(t, ctx, carolGot, "hello carol, from the web page")
 
-	// The picture for the README: alice's conversation with bob.
-	alice.open("bob")
-	alice.waitMessages([]string{"mine:hello bob, from a browser", "theirs:hi alice, browser here too"})
+	// carol sends a photo: alice's page shows its thumbnail inline,
+	// fetched with her token through the gateway from sendmedia, at the
+	// size the message announced; a click opens the full image.
+	photo := testPNG(t, 480, 320)
+	info, err := carol.Upload(ctx, bytes.NewReader(photo), int64(len(photo)), "image/png", imclient.UploadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.SendImage(ctx, aliceID, "c-photo", info.GetMediaId()); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitMessages([]string{"theirs:alice, it's carol on imclient", "mine:hello carol, from the web page", "theirs:[Image]"})
+	img := fmt.Sprintf(`document.querySelector('#messages img[data-media-id=%q]')`, info.GetMediaId())
+	alice.wait(fmt.Sprintf(`(() => { const i = %s; return !!i && i.dataset.state === "shown" && i.complete && i.naturalWidth === %d && i.naturalHeight === %d; })()`,
+		img, info.GetThumbWidth(), info.GetThumbHeight()))
+	alice.do(chromedp.Evaluate[chromedp.Void](`(() => { window.open = (u) => { window.openedMedia = u; }; })()`))
+	alice.wait(fmt.Sprintf(`(() => { %s.parentElement.click(); return true; })()`, img))
+	alice.wait(`typeof window.openedMedia === "string" && window.openedMedia.startsWith("blob:")`)
+	full := `fetch(window.openedMedia).then(r => r.blob()).then(b => b.size)`
+	if n, err := chromedp.Run(alice.ctx, chromedp.Evaluate[int](full, chromedp.EvalAwaitPromise)); err != nil || n != len(photo) {
+		t.Errorf("the opened image has %d bytes (%v), want the %d uploaded", n, err, len(photo))
+	}
+
+	// The gateway only relays: sendmedia still asks for the token.
+	res, err := http.Get("http://" + gw.HTTP + im.MediaThumbPath + info.GetMediaId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), `"code":"unauthenticated"`) {
+		t.Errorf("a thumbnail without a token through the gateway: %s %s, want 401 unauthenticated", res.Status, body)
+	}
+
+	// The picture for the README: alice's conversation with carol.
 	shot, err := chromedp.Run(alice.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +163,6 @@ func TestWebChat(t *testing.T) {
 	// A network drop: the gateway dies. The page reconnects on its own
 	// (svrkit up restarts the gateway), syncs, and shows what carol sent
 	// meanwhile; then it sends again over the new connection.
-	alice.open("carol")
 	before := alice.connects()
 	pid, err := b.Kill("gateway")
 	if err != nil {
@@ -138,7 +176,7 @@ func TestWebChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.wait(fmt.Sprintf(`document.getElementById("status").dataset.state === "connected" && Number(document.getElementById("status").dataset.connects) > %d`, before))
-	alice.waitMessages([]string{"theirs:alice, it's carol on imclient", "mine:hello carol, from the web page", "theirs:did you get this while you were away?"})
+	alice.waitMessages([]string{"theirs:alice, it's carol on imclient", "mine:hello carol, from the web page", "theirs:[Image]", "theirs:did you get this while you were away?"})
 	alice.say("yes, after a reconnect")
 	waitText(t, ctx, carolGot, "yes, after a reconnect")
 }
@@ -267,4 +305,20 @@ func waitText(t *testing.T, ctx context.Context, got <-chan string, want string)
 			t.Fatal(ctx.Err())
 		}
 	}
+}
+
+// testPNG is a w×h PNG with a gradient, so its thumbnail is a real image.
+func testPNG(t *testing.T, w, h int) []byte {
+	t.Helper()
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			m.Set(x, y, color.RGBA{uint8(x * 255 / w), uint8(y * 255 / h), 160, 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, m); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

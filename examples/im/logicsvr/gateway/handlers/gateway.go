@@ -41,7 +41,9 @@
 // /chat/config.json names) and the client-facing CGIs at their usual paths
 // (/cgi-bin/account/login ...), forwarded over RPC with the caller's
 // Authorization header and nothing else, so the page logs in from its own
-// origin. A forwarded session is never taken from HTTP headers.
+// origin. A forwarded session is never taken from HTTP headers. The media
+// download paths are relayed to sendmedia's HTTP port (media.go), so the
+// page shows images from its own origin too.
 package handlers
 
 import (
@@ -84,6 +86,10 @@ type Config struct {
 	MaxPending int `json:"max_pending,omitempty"`
 	// LeaseEvery is how often the presence lease is renewed (2.5s).
 	LeaseEvery logicsvr.Duration `json:"lease_every,omitempty"`
+	// MediaHTTP is the sendmedia Logicsvr's HTTP address, where the
+	// media downloads the web page asks this gateway for are forwarded
+	// (media.go); empty: they answer unavailable.
+	MediaHTTP string `json:"media_http,omitempty"`
 }
 
 // NewGateway returns the Gateway handler, with the long link listening

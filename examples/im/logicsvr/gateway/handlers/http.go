@@ -68,6 +68,7 @@ func mountHTTP(h *logicsvr.Host, be *backend, cfg *Config) {
 	for _, p := range paths {
 		h.HandleHTTP(p, front)
 	}
+	mountMedia(h.HandleHTTP, cfg.MediaHTTP, h.Logger())
 }
 
 // forwardHTTP makes a CGI call that came to the gateway's HTTP port: the

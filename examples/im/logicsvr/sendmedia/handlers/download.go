@@ -2,12 +2,10 @@ package handlers
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -26,48 +24,48 @@ func (s *Server) downloadHandler(thumb bool) http.Handler {
 		claims, err := s.bearer(r)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", "Bearer")
-			writeError(w, err)
+			cgi.WriteError(w, err)
 			return
 		}
 		select {
 		case s.download <- struct{}{}:
 			defer func() { <-s.download }()
 		default:
-			writeError(w, svrkit.NewError(svrkit.ResourceExhausted, "too many downloads at once; retry"))
+			cgi.WriteError(w, svrkit.NewError(svrkit.ResourceExhausted, "too many downloads at once; retry"))
 			return
 		}
 		id := r.PathValue("media_id")
 		if !validID(id) {
-			writeError(w, svrkit.Errorf(svrkit.NotFound, "no media %q", id))
+			cgi.WriteError(w, svrkit.Errorf(svrkit.NotFound, "no media %q", id))
 			return
 		}
 		m, err := s.record(ctx, id)
 		if err != nil {
-			writeError(w, err)
+			cgi.WriteError(w, err)
 			return
 		}
 		if ok, err := s.mayRead(ctx, m, claims.UserID); err != nil {
-			writeError(w, err)
+			cgi.WriteError(w, err)
 			return
 		} else if !ok {
-			writeError(w, svrkit.Errorf(svrkit.PermissionDenied, "media %s was not sent to you", id))
+			cgi.WriteError(w, svrkit.Errorf(svrkit.PermissionDenied, "media %s was not sent to you", id))
 			return
 		}
 		sum, mime := m.GetSha256(), m.GetMimeType()
 		if thumb {
 			if len(m.GetThumbSha256()) == 0 {
-				writeError(w, svrkit.Errorf(svrkit.NotFound, "media %s has no thumbnail", id))
+				cgi.WriteError(w, svrkit.Errorf(svrkit.NotFound, "media %s has no thumbnail", id))
 				return
 			}
 			sum, mime = m.GetThumbSha256(), "image/jpeg"
 		}
 		o, err := s.store.Open(ctx, blobKey(sum))
 		if errors.Is(err, objstore.ErrNotFound) {
-			writeError(w, svrkit.Errorf(svrkit.DataLoss, "the content of media %s is missing", id))
+			cgi.WriteError(w, svrkit.Errorf(svrkit.DataLoss, "the content of media %s is missing", id))
 			return
 		}
 		if err != nil {
-			writeError(w, svrkit.Errorf(svrkit.Unavailable, "reading media %s: %v", id, err))
+			cgi.WriteError(w, svrkit.Errorf(svrkit.Unavailable, "reading media %s: %v", id, err))
 			return
 		}
 		defer o.Close()
@@ -96,16 +94,4 @@ func (s *Server) bearer(r *http.Request) (session.Claims, error) {
 		return session.Claims{}, session.ErrInvalid
 	}
 	return s.signer.Token(r.Context(), strings.TrimSpace(v[len(scheme):]))
-}
-
-// writeError answers err as the CGIs do: its code's HTTP status and a
-// Connect error body.
-func writeError(w http.ResponseWriter, err error) {
-	e := svrkit.AsError(err)
-	b, _ := json.Marshal(cgi.ErrorBody{Code: e.Code().String(), Message: e.Message()})
-	h := w.Header()
-	h.Set("Content-Type", cgi.ContentTypeJSON)
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(cgi.HTTPStatus(e.Code()))
-	_, _ = w.Write(b)
 }

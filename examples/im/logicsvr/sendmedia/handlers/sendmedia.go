@@ -164,8 +164,8 @@ func NewSendMedia(h *logicsvr.Host) (im.SendMediaServer, error) {
 
 // The download paths; the media id follows.
 const (
-	DownloadPath = "/cgi-bin/media/download/"
-	ThumbPath    = "/cgi-bin/media/thumb/"
+	DownloadPath = im.MediaDownloadPath
+	ThumbPath    = im.MediaThumbPath
 )
 
 // recordTTL bounds how long a cached record or grant is trusted: how long

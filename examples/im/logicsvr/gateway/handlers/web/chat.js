@@ -4,7 +4,8 @@
 // examples/im/link documents the protocol) and does everything else over
 // it: syncs after auth and after every sync notify, lists contacts,
 // sends. When the socket drops it reconnects with backoff and jitter and
-// syncs again, which fetches whatever was missed.
+// syncs again, which fetches whatever was missed. Image and video messages
+// show their thumbnail inline; a click opens the full file.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -17,6 +18,7 @@ const state = {
   seen: new Set(),     // "from/clientMsgId" already shown
   peer: "",            // the open conversation
   unread: new Map(),   // peer userId → count
+  media: new Map(),    // "thumb/<id>" or "download/<id>" → Promise of a blob URL
 };
 
 // ---- HTTP (login and register only) ----
@@ -237,6 +239,64 @@ async function lookup(id) {
   } catch (e) { /* keep "user N" */ }
 }
 
+// ---- media ----
+
+// mediaURL resolves to a blob URL of a media's thumbnail or file. An <img>
+// cannot send the session token, so the page fetches with it and shows
+// the blob; the gateway forwards these paths to sendmedia, which checks
+// the token and that the media was sent to this user. A failure is not
+// cached: the next render asks again.
+function mediaURL(kind, id) {
+  const key = kind + "/" + id;
+  let p = state.media.get(key);
+  if (!p) {
+    p = (async () => {
+      const r = await fetch(`/cgi-bin/media/${kind}/${encodeURIComponent(id)}`, {
+        headers: { Authorization: "Bearer " + state.session.token },
+      });
+      if (!r.ok) {
+        const j = await r.json().catch(() => ({}));
+        throw new Error(j.message || `HTTP ${r.status}`);
+      }
+      return URL.createObjectURL(await r.blob());
+    })();
+    p.catch(() => state.media.delete(key));
+    state.media.set(key, p);
+  }
+  return p;
+}
+
+// mediaNode is an image or video message's inline part: the thumbnail
+// (laid out at its size before it arrives), which opens the full file.
+function mediaNode(m) {
+  const ref = m.media || {};
+  const box = document.createElement("span");
+  box.className = "media";
+  const video = m.type === "MESSAGE_TYPE_VIDEO";
+  if (video) box.classList.add("video");
+  if (ref.thumbMediaId) {
+    const img = document.createElement("img");
+    img.dataset.mediaId = ref.mediaId;
+    img.alt = video ? "video" : "image";
+    if (ref.thumbWidth && ref.thumbHeight) { img.width = ref.thumbWidth; img.height = ref.thumbHeight; }
+    mediaURL("thumb", ref.thumbMediaId).then(
+      (url) => { img.src = url; img.dataset.state = "shown"; },
+      (e) => { img.dataset.state = "failed"; img.title = e.message; });
+    box.append(img);
+  }
+  if (video) {
+    const label = document.createElement("span");
+    label.className = "play";
+    label.textContent = "▶ video" + (ref.durationMs ? " " + Math.round(ref.durationMs / 1000) + " s" : "");
+    box.append(label);
+  }
+  box.title = "open";
+  box.onclick = () => {
+    mediaURL("download", ref.mediaId).then((url) => window.open(url, "_blank"), (e) => { $("send-error").textContent = e.message; });
+  };
+  return box;
+}
+
 // ---- the page ----
 
 function render() {
@@ -275,7 +335,12 @@ function render() {
     const time = document.createElement("span");
     time.className = "time";
     time.textContent = m.sentUnixMs ? new Date(Number(m.sentUnixMs)).toLocaleTimeString() : "";
-    li.append(text, time);
+    if (m.media && m.media.mediaId) {
+      text.hidden = true; // the fallback text ("[Image]") is for clients that cannot show it
+      li.append(mediaNode(m), text, time);
+    } else {
+      li.append(text, time);
+    }
     ol.append(li);
   }
   ol.scrollTop = ol.scrollHeight;
@@ -333,6 +398,8 @@ function logout() {
   state.session = null;
   state.syncKey = "";
   state.contacts.clear(); state.messages.clear(); state.seen.clear(); state.unread.clear(); state.peer = "";
+  for (const p of state.media.values()) p.then((url) => URL.revokeObjectURL(url), () => {});
+  state.media.clear();
   $("app").hidden = true;
   $("logout").hidden = true;
   $("login").hidden = false;
