@@ -689,9 +689,9 @@ const file_im_presence_proto_rawDesc = "" +
 	"\xca\xf3\x18\x06\b\x03 \x010\x01\x12H\n" +
 	"\x06Lookup\x12\x19.im.PresenceLookupRequest\x1a\x17.im.PresenceLookupReply\"\n" +
 	"\xca\xf3\x18\x06\b\x04 \x010\x01\x1a#\xd2\xf3\x18\x1f\n" +
-	"\bpresence\x10\xd0\x0f\x1a\auser_id*\agateway2o\n" +
-	"\x04Push\x12>\n" +
-	"\x06Notify\x12\x15.im.PushNotifyRequest\x1a\x13.im.PushNotifyReply\"\b\xca\xf3\x18\x04\b\v \x01\x1a'\xd2\xf3\x18#\n" +
+	"\bpresence\x10\xd0\x0f\x1a\auser_id*\agateway2r\n" +
+	"\x04Push\x12A\n" +
+	"\x06Notify\x12\x15.im.PushNotifyRequest\x1a\x13.im.PushNotifyReply\"\v\xca\xf3\x18\a\b\v \x01(\xd7\x01\x1a'\xd2\xf3\x18#\n" +
 	"\bpresence\x10\xd0\x0f\x1a\auser_id*\vmessagedataB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (

@@ -275,6 +275,12 @@ const (
 type PushServer interface {
 	// Notify sends notify to every online device of user_id and answers how
 	// many gateways took it. It never fails for an offline user.
+	//
+	// Its priority is above the sends' (210): a notify is the last step of
+	// a delivery already stored and acknowledged, and a shed notify does
+	// not save that work, it turns into latency for a message that waits
+	// until the device's next notify or reconnect. Under overload the new
+	// sends are refused first.
 	Notify(context.Context, *PushNotifyRequest) (*PushNotifyReply, error)
 }
 
@@ -300,6 +306,7 @@ var Push_ServiceDesc = svrkit.ServiceDesc{
 			FullName:   Push_Notify_FullMethodName,
 			Timeout:    2000 * time.Millisecond,
 			Idempotent: true,
+			Priority:   215,
 			NewRequest: func() proto.Message {
 				return new(PushNotifyRequest)
 			},
@@ -336,6 +343,12 @@ func RegisterPushServer(r svrkit.Registrar, impl PushServer) {
 type PushClient interface {
 	// Notify sends notify to every online device of user_id and answers how
 	// many gateways took it. It never fails for an offline user.
+	//
+	// Its priority is above the sends' (210): a notify is the last step of
+	// a delivery already stored and acknowledged, and a shed notify does
+	// not save that work, it turns into latency for a message that waits
+	// until the device's next notify or reconnect. Under overload the new
+	// sends are refused first.
 	Notify(ctx context.Context, in *PushNotifyRequest, opts ...svrkit.CallOption) (*PushNotifyReply, error)
 }
 

@@ -96,3 +96,69 @@ func TestPushQueueFolds(t *testing.T) {
 		t.Errorf("user 1 got %v: want one notify per type", forUser1)
 	}
 }
+
+// refusingPush refuses the first refuse Notify calls with code, then
+// takes them, recording what it took.
+type refusingPush struct {
+	code   svrkit.Code
+	refuse int
+	mu     sync.Mutex
+	calls  int
+	got    []*im.PushNotifyRequest
+}
+
+func (p *refusingPush) Invoke(_ context.Context, _ *svrkit.MethodDesc, req, _ proto.Message, _ ...svrkit.CallOption) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	if p.calls <= p.refuse {
+		return svrkit.NewError(p.code, "refused")
+	}
+	p.got = append(p.got, proto.Clone(req).(*im.PushNotifyRequest))
+	return nil
+}
+
+func (p *refusingPush) counts() (calls, taken int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls, len(p.got)
+}
+
+// TestPushQueueRetriesPassingRefusals: a notify the push service sheds
+// (overloaded) is pushed again after a pause, so the device still hears of
+// its message; a refusal that will not pass (permission denied) is not
+// repeated, and a notify that keeps being shed stops after pushAttempts.
+func TestPushQueueRetriesPassingRefusals(t *testing.T) {
+	msg := &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Version: 9}
+	run := func(code svrkit.Code, refuse int) *refusingPush {
+		p := &refusingPush{code: code, refuse: refuse}
+		q := NewPushQueue(im.NewPushClient(p), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		defer q.Close()
+		q.Notify(context.Background(), 1, msg)
+		// The pauses add up to 20+40+80 ms; wait until the queue is idle
+		// for longer than the longest.
+		deadline := time.Now().Add(10 * time.Second)
+		last, since := -1, time.Now()
+		for time.Since(since) < time.Second {
+			if time.Now().After(deadline) {
+				t.Fatalf("%v: the queue kept pushing", code)
+			}
+			if c, _ := p.counts(); c != last {
+				last, since = c, time.Now()
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return p
+	}
+	if calls, taken := run(svrkit.Overloaded, 2).counts(); calls != 3 || taken != 1 {
+		t.Errorf("shed twice: %d calls, %d taken; want 3 calls, the last taken", calls, taken)
+	} else if p := run(svrkit.Overloaded, 2); p.got[0].GetNotify().GetVersion() != 9 {
+		t.Errorf("the retried notify has version %d, want 9", p.got[0].GetNotify().GetVersion())
+	}
+	if calls, taken := run(svrkit.Overloaded, 100).counts(); calls != pushAttempts || taken != 0 {
+		t.Errorf("always shed: %d calls, %d taken; want %d calls", calls, taken, pushAttempts)
+	}
+	if calls, taken := run(svrkit.PermissionDenied, 100).counts(); calls != 1 || taken != 0 {
+		t.Errorf("permission denied: %d calls, %d taken; want 1 call", calls, taken)
+	}
+}
