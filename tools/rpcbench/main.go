@@ -4,10 +4,13 @@
 //	go run ./tools/rpcbench [-duration 2s] [-warmup 500ms] [-runs 3] \
 //	    [-sizes 16,1024,16384] [-callers 1,64,1024] \
 //	    [-systems svrkit,grpc,ceiling] [-conns 0] [-grpc-conns 1] [-loops 0] [-json] [-q]
+//	go run ./tools/rpcbench -against REV -runs 5 [matrix flags]
 //
 // Every cell (payload size × concurrent callers × system) is a warm-up and a
 // measured window of closed-loop callers; the whole matrix is repeated -runs
 // times and medians are reported. A progress line per cell goes to stderr.
+// With -against, it compares itself with rpcbench built at another git
+// revision instead (against.go).
 // How it measures, and why, is in the doc of package
 // github.com/svrkit/svrkit/tools/internal/rpcbench.
 package main
@@ -39,8 +42,27 @@ func main() {
 		asJSON    = flag.Bool("json", false, "print JSON instead of the markdown table")
 		quiet     = flag.Bool("q", false, "no progress lines on stderr")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+		vs        = flag.String("against", "", "compare with rpcbench built at this git revision: -runs rounds, the two alternating, per-round ratios")
 	)
 	flag.Parse()
+	if *vs != "" {
+		// The matrix flags the user gave go to both builds as they are.
+		var args []string
+		flag.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "against", "runs", "json", "q", "cpuprofile":
+			default:
+				args = append(args, "-"+f.Name+"="+f.Value.String())
+			}
+		})
+		if *runs < 1 {
+			fail("-runs must be at least 1")
+		}
+		if err := against(*vs, *runs, args, os.Stdout, os.Stderr); err != nil {
+			fail("%v", err)
+		}
+		return
+	}
 
 	cfg := rpcbench.Config{
 		Duration: *duration,
