@@ -119,8 +119,19 @@ type Config struct {
 	// Raft is the address the raft transport listens on (default: this
 	// replica's Peers entry).
 	Raft string
-	// Peers are every replica of the group, this one included.
+	// Peers are every replica of the group, this one included. On a first
+	// start (an empty directory) they are the group's initial membership,
+	// unless Join is set; afterwards the group's own log says who is a
+	// member (membership changes: AddReplica, RemoveReplica), and Peers
+	// only supply RPC addresses the group's peer directory lacks.
 	Peers []Peer
+	// Join makes a replica started on an empty directory wait to be added
+	// to an existing group (AddReplica on its leader) instead of
+	// bootstrapping Peers as a new group. Every replica started after a
+	// membership change — a new one, or one whose directory was lost —
+	// must join: bootstrapping a membership the group has since changed
+	// would put a different configuration at the same log index.
+	Join bool
 
 	// HeartbeatTimeout and ElectionTimeout are raft's (default 1s each):
 	// how long a follower waits without hearing from the leader before it
@@ -165,6 +176,12 @@ type Node struct {
 	notify  chan bool
 	done    chan struct{}
 	refused atomic.Uint64
+	// lastLeader is the last leader id raft reported (see observe), for
+	// a replica removed from the group to send callers on.
+	lastLeader atomic.Pointer[string]
+	closing    atomic.Bool
+	observer   *raft.Observer
+	observed   chan raft.Observation
 }
 
 type leadership struct {
@@ -243,7 +260,19 @@ func Open(dir string, cfg Config) (*Node, error) {
 		n.trans.Close()
 		return nil, fmt.Errorf("replica: %w", err)
 	}
-	if !has {
+	statusFn := n.status
+	stream.status.Store(&statusFn)
+	n.observed = make(chan raft.Observation, 16)
+	n.observer = raft.NewObserver(n.observed, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(n.observer)
+	go n.observe()
+	if !has && cfg.Join {
+		n.log.Info("empty replica waiting to be added to the group (join)", "id", cfg.ID, "raft", cfg.Raft)
+	}
+	if !has && !cfg.Join {
 		var conf raft.Configuration
 		for _, p := range cfg.Peers {
 			conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Raft)})
@@ -356,11 +385,39 @@ func (n *Node) watchLeadership() {
 	}
 }
 
+// observe keeps lastLeader up to date.
+func (n *Node) observe() {
+	for o := range n.observed {
+		if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != "" {
+			id := string(lo.LeaderID)
+			n.lastLeader.Store(&id)
+		}
+	}
+}
+
+// status is what this replica answers a status probe.
+func (n *Node) status() status {
+	st := status{ID: n.cfg.ID, Applied: n.fsm.applied.Load()}
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		st.Member = len(f.Configuration().Servers) > 0
+	}
+	return st
+}
+
+// removed reports whether raft stopped on its own: this replica was
+// removed from the group (raft shuts a removed server down).
+func (n *Node) removed() bool {
+	return !n.closing.Load() && n.raft.State() == raft.Shutdown
+}
+
 // Close stops the replica: raft, its transport and the stores.
 func (n *Node) Close() error {
 	if n.raft == nil {
 		return n.closeStores()
 	}
+	n.closing.Store(true)
+	n.raft.DeregisterObserver(n.observer)
+	close(n.observed)
 	err := n.raft.Shutdown().Error()
 	n.trans.Close()
 	close(n.notify)
