@@ -26,11 +26,11 @@ import (
 // The new replica is started first, on an empty directory, with Join set:
 // it bootstraps nothing and waits. AddReplica on the leader then
 //
-//  1. probes the new replica's raft port (a status probe, transport.go):
+//  1. confirms it still has a majority (a heartbeat round), so a change
+//     asked of a group without quorum fails at once with ErrUnavailable;
+//  2. probes the new replica's raft port (a status probe, transport.go):
 //     an address that does not answer, a replica of another cluster or one
 //     with another id is refused before anything is written;
-//  2. confirms it still has a majority (a heartbeat round), so a change
-//     asked of a group without quorum fails at once with ErrUnavailable;
 //  3. writes the replica's addresses into the peer directory (below);
 //  4. adds it as a non-voter, so the group's majority does not yet count a
 //     replica that has nothing; raft sends it the latest snapshot and the
@@ -79,11 +79,18 @@ type Member struct {
 }
 
 // MembershipError is a membership change refused for its input: an
-// unknown replica, an address already taken, a replica that does not
-// answer. Nothing was changed.
-type MembershipError struct{ Msg string }
+// unknown replica (it then matches ErrNoSuchReplica), an address already
+// taken, a replica that does not answer. Nothing was changed.
+type MembershipError struct {
+	Msg string
+	Err error // ErrNoSuchReplica, or nil
+}
 
 func (e *MembershipError) Error() string { return "replica: " + e.Msg }
+func (e *MembershipError) Unwrap() error { return e.Err }
+
+// ErrNoSuchReplica: the replica named is not a member of the group.
+var ErrNoSuchReplica = errors.New("replica: no such replica")
 
 func membershipErrorf(format string, args ...any) error {
 	return &MembershipError{Msg: fmt.Sprintf(format, args...)}
@@ -168,6 +175,9 @@ func (n *Node) AddReplica(ctx context.Context, p Peer) error {
 		return n.putPeer(ctx, p) // already there: refresh its addresses only
 	}
 
+	if err := n.verifyQuorum(ctx); err != nil {
+		return err
+	}
 	pctx, cancel := context.WithTimeout(ctx, helloTimeout)
 	st, err := probeStatus(pctx, p.Raft, n.cfg.Cluster)
 	cancel()
@@ -176,9 +186,6 @@ func (n *Node) AddReplica(ctx context.Context, p Peer) error {
 		return membershipErrorf("replica %s does not answer at raft address %s: %v (start it first, with \"join\": true)", p.ID, p.Raft, err)
 	case st.ID != p.ID:
 		return membershipErrorf("the replica at raft address %s is %q, not %q", p.Raft, st.ID, p.ID)
-	}
-	if err := n.verifyQuorum(ctx); err != nil {
-		return err
 	}
 	if err := n.putPeer(ctx, p); err != nil {
 		return err
@@ -233,7 +240,8 @@ func (n *Node) RemoveReplica(ctx context.Context, id string) error {
 		for _, s := range conf.Servers {
 			ids = append(ids, string(s.ID))
 		}
-		return membershipErrorf("no replica %q in the group (its members: %s)", id, strings.Join(ids, ", "))
+		return &MembershipError{Err: ErrNoSuchReplica,
+			Msg: fmt.Sprintf("no replica %q in the group (its members: %s)", id, strings.Join(ids, ", "))}
 	}
 	voters := 0
 	for _, s := range conf.Servers {

@@ -49,6 +49,11 @@ func TestReplicaProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	im.RegisterStorageServer(h, impl)
+	admin, err := storage.NewStorageAdmin(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im.RegisterStorageAdminServer(h, admin)
 	if err := h.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -63,8 +68,10 @@ func TestReplicaProcess(t *testing.T) {
 // procGroup is a storage group of child processes.
 type procGroup struct {
 	t     *testing.T
+	root  string
 	peers []replica.Peer
 	dirs  []string
+	join  []bool // started with "join": true (added after the start)
 	cmds  []*exec.Cmd
 	store im.StorageClient
 	one   []*svrkit.Client // a client per replica, for finding the leader
@@ -82,8 +89,9 @@ func freeAddr(t *testing.T) string {
 
 func startProcGroup(t *testing.T, n int) *procGroup {
 	t.Helper()
-	g := &procGroup{t: t, cmds: make([]*exec.Cmd, n)}
+	g := &procGroup{t: t, cmds: make([]*exec.Cmd, n), join: make([]bool, n)}
 	root := t.TempDir()
+	g.root = root
 	var rpcs []string
 	for i := range n {
 		p := replica.Peer{ID: fmt.Sprintf("s%d", i+1), RPC: freeAddr(t), Raft: freeAddr(t)}
@@ -132,7 +140,7 @@ func (g *procGroup) start(i int) {
 	app, _ := json.Marshal(map[string]any{
 		"dir": g.dirs[i], "sync_key_secret": "group test secret",
 		"replica": map[string]any{
-			"id": g.peers[i].ID, "cluster": "group-test", "peers": g.peers,
+			"id": g.peers[i].ID, "cluster": "group-test", "peers": g.peers, "join": g.join[i],
 			"heartbeat_timeout": "500ms", "election_timeout": "500ms",
 			// Small, so that the log is cut often and a replica that was
 			// down catches up from a snapshot.
