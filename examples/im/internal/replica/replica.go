@@ -76,13 +76,17 @@
 //
 // # Membership and safety
 //
-// The group's members are the configured peers, bootstrapped identically
-// on every replica on its first start (a replica restarted on an empty
-// directory bootstraps the same configuration again, which is consistent
-// with the group's log). The raft transport has its own TCP port and every
-// connection names the group's cluster id first: a replica of another
-// group that is pointed at this one by mistake is refused (see
-// transport.go).
+// The group's first members are the configured peers, bootstrapped
+// identically on every replica on its first start (a replica of an
+// unchanged group restarted on an empty directory bootstraps the same
+// configuration again, which is consistent with the group's log). From
+// then on the membership is raft's, in the log, and changes with
+// AddReplica and RemoveReplica on the leader (membership.go: a new replica
+// starts with Join, is added as a non-voter, catches up from a snapshot and
+// then votes; removing the leader hands the leadership over first). The
+// raft transport has its own TCP port and every connection names the
+// group's cluster id first: a replica of another group that is pointed at
+// this one by mistake is refused (see transport.go).
 package replica
 
 import (
