@@ -23,7 +23,13 @@
 // RPC address, which the data-access services' svrkit clients follow and
 // remember; during an election a replica waits (bounded) for the new
 // leader before it answers. Every replica is in the callers' routing
-// table, so nothing else changes for them.
+// table, so nothing else changes for them. The group's membership is
+// changed through the StorageAdmin service (admin.go), an operator's.
+//
+// Several groups may each own a range of user-id hashes
+// (topology-sharded.json): that is the callers' business (their "shards"
+// config, svrkit.ShardedInvoker); an instance serves whatever user ids it
+// is sent and knows nothing of the other groups.
 //
 // # Key scoping
 //
