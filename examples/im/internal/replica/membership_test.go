@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -185,5 +187,107 @@ func TestRemoveLeader(t *testing.T) {
 			t.Fatalf("the removed replica answers %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Splitting a shard offline: a new group seeded with copies of a stopped
+// replica's store serves the copied data under its own log, and so does
+// the old group; a store of another group under an existing log, or under
+// a joining replica, is refused.
+func TestSeedNewGroupFromAnotherGroupsStore(t *testing.T) {
+	old := startGroup(t, 3, nil)
+	ctx := context.Background()
+	l := old.leader()
+	for i := range 100 {
+		if _, err := put(ctx, old.nodes[l], fmt.Sprint("k", i), "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitApplied(t, old, old.nodes[l].AppliedIndex())
+	for i := range old.nodes {
+		old.stop(i)
+	}
+
+	seeded := &group{t: t, cfg: old.cfg}
+	seeded.cfg.Cluster = "seeded-" + t.Name()
+	seeded.cfg.Peers = nil
+	for i := range 3 {
+		seeded.cfg.Peers = append(seeded.cfg.Peers, Peer{ID: fmt.Sprintf("n%d", i+1), RPC: fmt.Sprintf("rpc-of-n%d", i+1), Raft: freeAddr(t)})
+		dir := t.TempDir()
+		if err := os.CopyFS(filepath.Join(dir, "kv"), os.DirFS(filepath.Join(old.dirs[l], "kv"))); err != nil {
+			t.Fatal(err)
+		}
+		seeded.dirs = append(seeded.dirs, dir)
+	}
+	seeded.nodes = make([]*Node, 3)
+	t.Cleanup(func() {
+		for i := range seeded.nodes {
+			seeded.stop(i)
+		}
+	})
+	for i := range 3 {
+		seeded.start(i)
+	}
+	sl := seeded.leader()
+	for _, k := range []string{"k0", "k99"} {
+		if v, _, err := seeded.nodes[sl].Get(ctx, []byte(k)); err != nil || string(v) != "v" {
+			t.Fatalf("seeded group: %s = %q %v", k, v, err)
+		}
+	}
+	// Its own writes apply (the store forgot the old group's index),
+	// compare-and-set against the copied versions included.
+	_, ver, _ := seeded.nodes[sl].Get(ctx, []byte("k5"))
+	if _, err := put(ctx, seeded.nodes[sl], "k5", "w", ver); err != nil {
+		t.Fatalf("CAS on a copied key: %v", err)
+	}
+	if _, err := put(ctx, seeded.nodes[sl], "new", "w", 0); err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, seeded, seeded.nodes[sl].AppliedIndex())
+	for i, n := range seeded.nodes {
+		if v, _, err := n.db.Get(ctx, []byte("k5")); err != nil || string(v) != "w" {
+			t.Fatalf("seeded replica %d: k5 = %q %v", i, v, err)
+		}
+	}
+	// The old group goes on with its own data.
+	for i := range old.nodes {
+		old.start(i)
+	}
+	ol := old.leader()
+	if v, _, err := old.nodes[ol].Get(ctx, []byte("k5")); err != nil || string(v) != "v" {
+		t.Fatalf("old group: k5 = %q %v", v, err)
+	}
+
+	// A seeded store under the old group's raft log: refused.
+	old.stop(ol)
+	seeded.stop(0)
+	mixed := t.TempDir()
+	if err := os.CopyFS(mixed, os.DirFS(old.dirs[ol])); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(mixed, "kv"))
+	if err := os.CopyFS(filepath.Join(mixed, "kv"), os.DirFS(filepath.Join(seeded.dirs[0], "kv"))); err != nil {
+		t.Fatal(err)
+	}
+	cfg := old.cfg
+	cfg.ID = old.cfg.Peers[ol].ID
+	cfg.Raft = freeAddr(t)
+	if n, err := Open(mixed, cfg); err == nil {
+		n.Close()
+		t.Fatal("a replica opened another group's store under its raft log")
+	} else {
+		t.Logf("refused: %v", err)
+	}
+	// A joining replica on another group's store: refused.
+	joining := t.TempDir()
+	if err := os.CopyFS(filepath.Join(joining, "kv"), os.DirFS(filepath.Join(seeded.dirs[0], "kv"))); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Join = true
+	if n, err := Open(joining, cfg); err == nil {
+		n.Close()
+		t.Fatal("a joining replica opened another group's store")
+	} else {
+		t.Logf("refused: %v", err)
 	}
 }

@@ -74,6 +74,19 @@
 // does not restore its own last snapshot (its DB, persisted at least up to
 // it, is newer) unless its DB is behind it, for example deleted.
 //
+// # Splitting a shard (offline)
+//
+// A new group may be seeded with a copy of another group's store, to take
+// over part of its key range (the README's procedure): with writes
+// stopped, every replica of the new group starts on a copy of the same
+// stopped replica's "kv" directory and nothing else, under the new
+// cluster id. The store records which group's log it follows (its
+// cluster id); a replica bootstrapping a new group on a store of another
+// group resets the store's applied index, so the new log's entries, from
+// index 1, apply on top of the copied data identically on every replica.
+// A store of another group under an existing raft log, or under a
+// joining replica, is refused: that is a directory copied by mistake.
+//
 // # Membership and safety
 //
 // The group's first members are the configured peers, bootstrapped
@@ -231,13 +244,15 @@ func Open(dir string, cfg Config) (*Node, error) {
 	if err := n.catchUpFromSnapshot(snaps); err != nil {
 		return nil, err
 	}
-	n.fsm = &fsm{db: n.db}
-	n.fsm.applied.Store(n.db.AppliedIndex())
-
 	has, err := raft.HasExistingState(n.logs, n.logs, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
+	if err := n.adoptStore(has); err != nil {
+		return nil, err
+	}
+	n.fsm = &fsm{db: n.db}
+	n.fsm.applied.Store(n.db.AppliedIndex())
 	stream, err := newStreamLayer(cfg.Raft, cfg.Cluster, n.log, func() { n.refused.Add(1) })
 	if err != nil {
 		return nil, err
@@ -362,6 +377,32 @@ func (n *Node) catchUpFromSnapshot(snaps *raft.FileSnapshotStore) error {
 	}
 	n.log.Info("restored the store from the newest snapshot", "snapshot", newest.ID, "index", newest.Index)
 	return nil
+}
+
+// adoptStore checks that the store follows this group's log (the cluster
+// id recorded in it), and records it in a store that names none. A store
+// copied from another group's replica is refused, unless this replica
+// bootstraps a new group on it (no raft state, not Join): that seeds the
+// new group, whose log starts at 1, so the store forgets its old applied
+// index (see "Splitting a shard" in the package doc).
+func (n *Node) adoptStore(hasRaftState bool) error {
+	prev, err := n.db.Cluster()
+	if err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	switch {
+	case prev == n.cfg.Cluster:
+		return nil
+	case prev == "":
+		return n.db.SetCluster(n.cfg.Cluster, false)
+	case hasRaftState:
+		return fmt.Errorf("replica: the store holds cluster %q's data, but its raft log is cluster %q's: a store copied over another group's replica? refusing to start", prev, n.cfg.Cluster)
+	case n.cfg.Join:
+		return fmt.Errorf("replica: the store holds cluster %q's data; a replica joining cluster %q starts on an empty directory", prev, n.cfg.Cluster)
+	}
+	n.log.Warn("seeding a new group with another group's store: its log starts again at 1",
+		"cluster", n.cfg.Cluster, "seeded_from", prev, "their_applied_index", n.db.AppliedIndex())
+	return n.db.SetCluster(n.cfg.Cluster, true)
 }
 
 // watchLeadership follows raft's leadership changes. On becoming the
