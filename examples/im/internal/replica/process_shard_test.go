@@ -3,6 +3,8 @@ package replica_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -145,4 +147,100 @@ func TestProcessShardsSurviveLeaderKills(t *testing.T) {
 			t.Fatalf("user %d's %s on the shard that does not own it: %v", w.user, w.key, err)
 		}
 	}
+}
+
+// The README's offline split: shard 1's leader is stopped and its store
+// copied to seed a third group, which then owns the upper half of shard
+// 1's range; every write made before is read back through the new shard
+// map, the moved users' from the new group.
+func TestProcessSplitShard(t *testing.T) {
+	a := startNamedProcGroup(t, 3, "split-test-a", "a")
+	b := startNamedProcGroup(t, 3, "split-test-b", "b")
+	client := func(g *procGroup) svrkit.Invoker {
+		var addrs []string
+		for _, p := range g.peers {
+			addrs = append(addrs, p.RPC)
+		}
+		c, err := svrkit.NewClient(strings.Join(addrs, ","))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a.waitLeader(30 * time.Second)
+	b.waitLeader(30 * time.Second)
+	ca, cb := client(a), client(b)
+	twoShards, err := svrkit.NewShardedInvoker([]svrkit.Shard{{Name: "a", From: 0, Invoker: ca}, {Name: "b", From: 1 << 63, Invoker: cb}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(store im.StorageClient, user uint64, key string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := store.Put(ctx, &im.KVPutRequest{UserId: user, Key: []byte(key), Value: []byte(key), AnyVersion: true})
+			cancel()
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("put user %d %s: %v", user, key, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	const users = 60
+	before := im.NewStorageClient(twoShards)
+	for u := range uint64(users) {
+		put(before, u, "before")
+	}
+
+	// Writes have stopped. Shard b's leader stops; its store seeds c.
+	lb := b.waitLeader(30 * time.Second)
+	time.Sleep(time.Second)
+	b.term(lb)
+	c := newProcGroup(t, 3, "split-test-c", "c")
+	for _, dir := range c.dirs {
+		if err := os.CopyFS(filepath.Join(dir, "kv"), os.DirFS(filepath.Join(b.dirs[lb], "kv"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.start(lb)
+	for i := range c.peers {
+		c.start(i)
+	}
+	c.waitLeader(30 * time.Second)
+	cc := client(c)
+	threeShards, err := svrkit.NewShardedInvoker([]svrkit.Shard{{Name: "a", From: 0, Invoker: ca},
+		{Name: "b", From: 1 << 63, Invoker: cb}, {Name: "c", From: 3 << 62, Invoker: cc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := im.NewStorageClient(threeShards)
+	moved := 0
+	for u := range uint64(users) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r, err := after.Get(ctx, &im.KVGetRequest{UserId: u, Key: []byte("before")})
+		cancel()
+		if err != nil || string(r.GetValue()) != "before" {
+			t.Fatalf("user %d after the split: %v %v", u, r, err)
+		}
+		put(after, u, "after")
+		if threeShards.Owner(fmt.Sprint(u)).Name == "c" {
+			moved++
+			// Its new write is on c only.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := im.NewStorageClient(cb).Get(ctx, &im.KVGetRequest{UserId: u, Key: []byte("after")})
+			cancel()
+			if svrkit.CodeOf(err) != svrkit.NotFound {
+				t.Fatalf("moved user %d's new write on b: %v", u, err)
+			}
+		}
+	}
+	if moved == 0 {
+		t.Fatal("no user moved to c")
+	}
+	t.Logf("%d of %d users moved to the new group c; every write before the split read back", moved, users)
 }

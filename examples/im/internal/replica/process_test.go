@@ -97,6 +97,17 @@ func startProcGroup(t *testing.T, n int) *procGroup {
 // the cluster id cluster.
 func startNamedProcGroup(t *testing.T, n int, cluster, prefix string) *procGroup {
 	t.Helper()
+	g := newProcGroup(t, n, cluster, prefix)
+	for i := range n {
+		g.start(i)
+	}
+	return g
+}
+
+// newProcGroup is startNamedProcGroup without the start: the caller may
+// fill the replicas' directories first, then start each.
+func newProcGroup(t *testing.T, n int, cluster, prefix string) *procGroup {
+	t.Helper()
 	g := &procGroup{t: t, cluster: cluster, cmds: make([]*exec.Cmd, n), join: make([]bool, n)}
 	root := t.TempDir()
 	g.root = root
@@ -112,9 +123,6 @@ func startNamedProcGroup(t *testing.T, n int, cluster, prefix string) *procGroup
 			g.kill(i)
 		}
 	})
-	for i := range n {
-		g.start(i)
-	}
 	c, err := svrkit.NewClient(joinAddrs(rpcs))
 	if err != nil {
 		t.Fatal(err)
@@ -175,6 +183,15 @@ func (g *procGroup) kill(i int) {
 	if c := g.cmds[i]; c != nil {
 		c.Process.Signal(syscall.SIGCONT)
 		c.Process.Kill()
+		c.Wait()
+		g.cmds[i] = nil
+	}
+}
+
+// term stops replica i gracefully (SIGTERM) and waits for it.
+func (g *procGroup) term(i int) {
+	if c := g.cmds[i]; c != nil {
+		c.Process.Signal(syscall.SIGTERM)
 		c.Wait()
 		g.cmds[i] = nil
 	}
