@@ -2156,11 +2156,11 @@ const file_im_storage_proto_rawDesc = "" +
 	"\n" +
 	"CurrentKey\x12\x1a.im.InboxCurrentKeyRequest\x1a\x18.im.InboxCurrentKeyReply\"\b\xca\xf3\x18\x04\b\x17 \x01\x12R\n" +
 	"\fRemoveDevice\x12\x1c.im.InboxRemoveDeviceRequest\x1a\x1a.im.InboxRemoveDeviceReply\"\b\xca\xf3\x18\x04\b\x18 \x01\x1aK\xd2\xf3\x18G\n" +
-	"\astorage\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\vmessagedata*\tgroupdata2\x86\x02\n" +
+	"\astorage\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\vmessagedata*\tgroupdata2\x8a\x02\n" +
 	"\fStorageAdmin\x12H\n" +
-	"\fListReplicas\x12\x17.im.ListReplicasRequest\x1a\x15.im.ListReplicasReply\"\b\xca\xf3\x18\x04\bd \x01\x12B\n" +
+	"\fListReplicas\x12\x17.im.ListReplicasRequest\x1a\x15.im.ListReplicasReply\"\b\xca\xf3\x18\x04\bd \x01\x12F\n" +
 	"\n" +
-	"AddReplica\x12\x15.im.AddReplicaRequest\x1a\x13.im.AddReplicaReply\"\b\xca\xf3\x18\x04\be \x01\x12K\n" +
+	"AddReplica\x12\x15.im.AddReplicaRequest\x1a\x13.im.AddReplicaReply\"\f\xca\xf3\x18\b\be\x18\xc0\xcf$ \x01\x12K\n" +
 	"\rRemoveReplica\x12\x18.im.RemoveReplicaRequest\x1a\x16.im.RemoveReplicaReply\"\b\xca\xf3\x18\x04\bf \x01\x1a\x1b\xd2\xf3\x18\x17\n" +
 	"\astorage\x10\xe0\xd4\x03*\boperatorB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 

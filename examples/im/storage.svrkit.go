@@ -633,7 +633,9 @@ type StorageAdminServer interface {
 	// cluster's or another id's, or its id or address is already taken;
 	// unavailable without a majority; deadline_exceeded (the replica goes on
 	// catching up; call again to promote it) when catching up outlasts the
-	// call. Adding a voter again changes nothing.
+	// call. Adding a voter again changes nothing. Catching up a large store
+	// takes a while: the call may take up to 10 minutes (pass a shorter
+	// deadline to bound it).
 	AddReplica(context.Context, *AddReplicaRequest) (*AddReplicaReply, error)
 	// RemoveReplica removes a replica from the group; not_found for an id
 	// that is not a member. Removing the leader first hands the leadership
@@ -682,7 +684,7 @@ var StorageAdmin_ServiceDesc = svrkit.ServiceDesc{
 		{
 			CmdID:      StorageAdmin_AddReplica_CmdID,
 			FullName:   StorageAdmin_AddReplica_FullMethodName,
-			Timeout:    60000 * time.Millisecond,
+			Timeout:    600000 * time.Millisecond,
 			Idempotent: true,
 			NewRequest: func() proto.Message {
 				return new(AddReplicaRequest)
@@ -763,7 +765,9 @@ type StorageAdminClient interface {
 	// cluster's or another id's, or its id or address is already taken;
 	// unavailable without a majority; deadline_exceeded (the replica goes on
 	// catching up; call again to promote it) when catching up outlasts the
-	// call. Adding a voter again changes nothing.
+	// call. Adding a voter again changes nothing. Catching up a large store
+	// takes a while: the call may take up to 10 minutes (pass a shorter
+	// deadline to bound it).
 	AddReplica(ctx context.Context, in *AddReplicaRequest, opts ...svrkit.CallOption) (*AddReplicaReply, error)
 	// RemoveReplica removes a replica from the group; not_found for an id
 	// that is not a member. Removing the leader first hands the leadership
