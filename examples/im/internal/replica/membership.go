@@ -206,6 +206,9 @@ func (n *Node) AddReplica(ctx context.Context, p Peer) error {
 		if err == nil && st.Applied >= target {
 			break
 		}
+		if !n.IsLeader() {
+			return unavailablef("lost the leadership while %s caught up (it stays a non-voter); call again", p.ID)
+		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
