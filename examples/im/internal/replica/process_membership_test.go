@@ -263,7 +263,9 @@ func TestProcessReplaceDeadReplica(t *testing.T) {
 	dead := l // the leader dies, for good
 	g.kill(dead)
 	t.Logf("killed %s (the leader) for good", g.peers[dead].ID)
-	w.waitMore(t, 20, 30*time.Second)
+	// Enough entries that the new leader snapshots and cuts its log
+	// (threshold 64, 32 kept): s4 must catch up from a snapshot.
+	w.waitMore(t, 150, 60*time.Second)
 
 	n4 := g.addProc("s4")
 	live := []int{0, 1, 2}

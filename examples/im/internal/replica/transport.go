@@ -217,7 +217,12 @@ func (c *helloConn) Read(p []byte) (int, error) {
 // answerStatus writes the replica's status line and closes the connection.
 func (c *helloConn) answerStatus() {
 	defer c.Conn.Close()
+	// The listener is up before raft is: a replica still starting answers
+	// once it can.
 	f := c.s.status.Load()
+	for deadline := time.Now().Add(helloTimeout); f == nil && time.Now().Before(deadline); f = c.s.status.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if f == nil {
 		return
 	}
