@@ -3,6 +3,7 @@ package logicsvr
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"google.golang.org/protobuf/proto"
 
@@ -16,13 +17,47 @@ import (
 // call being handled with every call (PropagateRequestID) and has the
 // options of WithClientOptions. Clients are made once per service and
 // closed by Shutdown; it is an error to ask for a service the routing table
-// does not list.
+// does not list. A service the config shards (Config.Shards) gets a
+// svrkit.ShardedInvoker over a client per shard group.
 func (h *Host) Client(service string) (svrkit.Invoker, error) {
 	if h.infoOnly {
 		return noRoutes(service), nil
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if shards, ok := h.cfg.Shards[service]; ok {
+		return h.shardedLocked(service, shards)
+	}
+	return h.clientLocked(service)
+}
+
+// shardedLocked returns the invoker of a sharded service (Config.Shards):
+// one client per shard group, each following the routing table.
+func (h *Host) shardedLocked(service string, shards []ShardRange) (svrkit.Invoker, error) {
+	if inv := h.sharded[service]; inv != nil {
+		return inv, nil
+	}
+	var ss []svrkit.Shard
+	for _, sh := range shards {
+		from, err := strconv.ParseUint(sh.From, 16, 64)
+		if err != nil {
+			return nil, fmt.Errorf("logicsvr %s: shard %s of %s: %w", h.name, sh.Group, service, err)
+		}
+		c, err := h.clientLocked(sh.Group)
+		if err != nil {
+			return nil, err
+		}
+		ss = append(ss, svrkit.Shard{Name: sh.Group, From: from, Invoker: c})
+	}
+	inv, err := svrkit.NewShardedInvoker(ss)
+	if err != nil {
+		return nil, fmt.Errorf("logicsvr %s: shards of %s: %w", h.name, service, err)
+	}
+	h.sharded[service] = inv
+	return inv, nil
+}
+
+func (h *Host) clientLocked(service string) (*svrkit.Client, error) {
 	if c := h.clients[service]; c != nil {
 		return c, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -119,6 +120,19 @@ type Config struct {
 	Routes map[string][]string `json:"routes,omitempty"`
 	// RoutesFile names a svrkit routing file to use instead of Routes.
 	RoutesFile string `json:"routes_file,omitempty"`
+	// Shards splits a service this Logicsvr calls among shard groups, by
+	// the hash of each call's routing key (svrkit.ShardedInvoker): service
+	// name to its shards, each a range of key hashes starting at "from"
+	// (hex, "0" for the first) and served by "group", a name the routing
+	// table lists with the group's endpoints:
+	//
+	//	"shards": {"im.Storage": [{"from": "0", "group": "im.Storage/0"},
+	//	                          {"from": "8000000000000000", "group": "im.Storage/1"}]},
+	//	"routes": {"im.Storage/0": ["10.0.0.1:7100", ...], "im.Storage/1": [...]}
+	//
+	// The groups' endpoints follow the routing table as it changes; the
+	// shard map itself is read once, at start (moving a range moves data).
+	Shards map[string][]ShardRange `json:"shards,omitempty"`
 
 	// App is the Logicsvr's own settings (a data directory, secrets, the
 	// sizes of its caches): JSON the host passes through untouched for the
@@ -128,6 +142,14 @@ type Config struct {
 
 	// path is the file the config was loaded from, re-read for routes.
 	path string
+}
+
+// ShardRange is one shard of a sharded service (Config.Shards).
+type ShardRange struct {
+	// From is the first key hash the shard owns, in hex.
+	From string `json:"from"`
+	// Group is the routing table's name for the shard's endpoints.
+	Group string `json:"group"`
 }
 
 // AuthConfig is where a Logicsvr finds its service credentials (see
@@ -224,6 +246,13 @@ func parseConfig(raw []byte) (Config, error) {
 	}
 	if a := c.Auth; a != nil && (a.KeyFile == "" || a.KeyringFile == "") {
 		return Config{}, errors.New(`"auth" needs "key_file" and "keyring_file"`)
+	}
+	for svc, shards := range c.Shards {
+		for _, sh := range shards {
+			if _, err := strconv.ParseUint(sh.From, 16, 64); err != nil || sh.Group == "" {
+				return Config{}, fmt.Errorf("shards: service %s: shard %+v needs a hex \"from\" and a \"group\"", svc, sh)
+			}
+		}
 	}
 	for svc, addrs := range c.Routes {
 		for _, a := range addrs {

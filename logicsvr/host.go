@@ -46,6 +46,7 @@ type Host struct {
 	// complete before Start, read-only after.
 	interceptors []svrkit.UnaryServerInterceptor
 	clients      map[string]*svrkit.Client
+	sharded      map[string]*svrkit.ShardedInvoker
 	started      bool
 	httpRoutes   int // services registered on the HTTP front
 
@@ -96,6 +97,7 @@ func New(cfg Config, opts ...Option) (*Host, error) {
 		interceptors: o.interceptors,
 		methods:      map[*svrkit.MethodDesc]*methodState{},
 		clients:      map[string]*svrkit.Client{},
+		sharded:      map[string]*svrkit.ShardedInvoker{},
 		failed:       make(chan error, 3),
 		stopped:      make(chan struct{}),
 	}

@@ -1,6 +1,7 @@
 package logicsvr
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -79,6 +80,8 @@ func TestParseConfigErrors(t *testing.T) {
 		"empty endpoint":    `{"routes": {"a.A": [""]}}`,
 		"unknown field":     `{"listen": ":1"}`,
 		"bad duration":      `{"drain_delay": "later"}`,
+		"shard not hex":     `{"shards": {"a.A": [{"from": "zz", "group": "a.A/0"}]}}`,
+		"shard no group":    `{"shards": {"a.A": [{"from": "0"}]}}`,
 	} {
 		if _, err := parseConfig([]byte(raw)); err == nil {
 			t.Errorf("%s: parsed", name)
@@ -87,5 +90,41 @@ func TestParseConfigErrors(t *testing.T) {
 	c, err := parseConfig([]byte(`{"drain_timeout": "1.5s", "drain_delay": 2000000000}`))
 	if err != nil || time.Duration(c.DrainTimeout) != 1500*time.Millisecond || time.Duration(c.DrainDelay) != 2*time.Second {
 		t.Errorf("durations: %+v %v", c, err)
+	}
+}
+
+// A sharded service's client places each call by its routing key's hash
+// on the shard group the config names.
+func TestShardedClient(t *testing.T) {
+	cfg, err := parseConfig([]byte(`{"name": "t", "rpc": "off", "http": "off", "admin": "off",
+		"shards": {"a.A": [{"from": "0", "group": "a.A/0"}, {"from": "8000000000000000", "group": "a.A/1"}]},
+		"routes": {"a.A/0": ["127.0.0.1:1"], "a.A/1": ["127.0.0.1:2"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Shutdown(context.Background()) })
+	inv, err := h.Client("a.A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, ok := inv.(*svrkit.ShardedInvoker)
+	if !ok {
+		t.Fatalf("Client of a sharded service is a %T", inv)
+	}
+	for _, key := range []string{"0", "1", "42", "7"} {
+		want := "a.A/0"
+		if svrkit.KeyHash(key) >= 1<<63 {
+			want = "a.A/1"
+		}
+		if got := si.Owner(key).Name; got != want {
+			t.Errorf("key %s on %s, want %s", key, got, want)
+		}
+	}
+	if again, _ := h.Client("a.A"); again != inv {
+		t.Error("a second Client call made another invoker")
 	}
 }

@@ -2,8 +2,11 @@ package im_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +32,10 @@ import (
 // Senders send one message at a time (the next after the previous is
 // acknowledged), so per sender the acknowledged messages have a send order
 // the receivers must reproduce.
+//
+// With -im.topology topology-replicated.json or topology-sharded.json the
+// same runs on replicated storage, where each storage kill is of the
+// current leader of a replica group (chosen at random with shards).
 func TestScenarioChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole backend with restarts")
@@ -38,7 +45,7 @@ func TestScenarioChaos(t *testing.T) {
 		pace    = 15 * time.Millisecond // between one sender's messages
 		sendMax = 90 * time.Second      // one send, retries included
 	)
-	b := imtest.Start(t)
+	b := imtest.StartTopology(t, *scenarioTopology)
 	addrs, err := imclient.ReadStateFile(b.StateFile)
 	if err != nil {
 		t.Fatal(err)
@@ -206,13 +213,17 @@ chaos:
 			break chaos
 		case <-time.After(time.Duration(200+rand.IntN(800)) * time.Millisecond):
 		}
-		pid, err := b.Kill(v)
+		victim := v
+		if v == "storage" {
+			victim = storageVictim(t, b)
+		}
+		pid, err := b.Kill(victim)
 		if err != nil {
-			t.Fatalf("killing %s: %v", v, err)
+			t.Fatalf("killing %s: %v", victim, err)
 		}
 		kills[v]++
-		t.Logf("SIGKILLed %s (pid %d)", v, pid)
-		if err := b.WaitReady(ctx, v, pid, 60*time.Second); err != nil {
+		t.Logf("SIGKILLed %s (pid %d)", victim, pid)
+		if err := b.WaitReady(ctx, victim, pid, 60*time.Second); err != nil {
 			t.Fatalf("%v\n%s", err, tail(b.Output(), 60))
 		}
 	}
@@ -287,10 +298,58 @@ chaos:
 			p.got[(r+1)%3], names[(r+1)%3], p.got[(r+2)%3], names[(r+2)%3], p.gotSelf)
 	}
 	for _, v := range []string{"send", "sync", "storage"} {
-		t.Logf("%s: %d kills, %d restarts", v, kills[v], b.Instance(v).Restarts)
+		if *scenarioTopology == "" {
+			t.Logf("%s: %d kills, %d restarts", v, kills[v], b.Instance(v).Restarts)
+		} else {
+			t.Logf("%s: %d kills", v, kills[v])
+		}
 	}
 	if t.Failed() {
 		t.Logf("backend output (tail):\n%s", tail(b.Output(), 80))
+	}
+}
+
+var scenarioTopology = flag.String("im.topology", "", "run TestScenarioChaos on this topology file of examples/im (topology-replicated.json, topology-sharded.json) instead of topology.json")
+
+// storageVictim returns the storage instance to SIGKILL: the only one of
+// the default topology, else the leader of a replica group chosen at
+// random (asked with StorageAdmin.ListReplicas as the operator).
+func storageVictim(t *testing.T, b *imtest.Backend) string {
+	t.Helper()
+	insts, err := b.Instances()
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := map[string][]string{}
+	for _, in := range insts {
+		if slices.Contains(in.Serves, im.StorageAdmin_ServiceName) {
+			groups[in.Service] = append(groups[in.Service], in.Name)
+		}
+	}
+	if len(groups) == 1 && len(groups["storage"]) == 1 {
+		return groups["storage"][0]
+	}
+	names := slices.Sorted(maps.Keys(groups))
+	group := groups[names[rand.IntN(len(names))]]
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, name := range group {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			r, err := im.NewStorageAdminClient(b.RPC(name, "operator")).ListReplicas(ctx, &im.ListReplicasRequest{})
+			cancel()
+			if err != nil {
+				continue
+			}
+			for _, rep := range r.GetReplicas() {
+				if rep.GetLeader() && slices.Contains(group, rep.GetId()) {
+					return rep.GetId() // the topologies name replicas by instance
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no leader of %v within 30s", group)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -177,7 +177,360 @@ func (x BatchOp_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BatchOp_Kind.Descriptor instead.
 func (BatchOp_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{12, 0}
+	return file_im_storage_proto_rawDescGZIP(), []int{19, 0}
+}
+
+// Replica is one member of a storage group.
+type Replica struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// rpc is its svrkit RPC address (the callers' routes), raft its raft
+	// transport address.
+	Rpc  string `protobuf:"bytes,2,opt,name=rpc,proto3" json:"rpc,omitempty"`
+	Raft string `protobuf:"bytes,3,opt,name=raft,proto3" json:"raft,omitempty"`
+	// voter is false while an added replica catches up.
+	Voter         bool `protobuf:"varint,4,opt,name=voter,proto3" json:"voter,omitempty"`
+	Leader        bool `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Replica) Reset() {
+	*x = Replica{}
+	mi := &file_im_storage_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Replica) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Replica) ProtoMessage() {}
+
+func (x *Replica) ProtoReflect() protoreflect.Message {
+	mi := &file_im_storage_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Replica.ProtoReflect.Descriptor instead.
+func (*Replica) Descriptor() ([]byte, []int) {
+	return file_im_storage_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Replica) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Replica) GetRpc() string {
+	if x != nil {
+		return x.Rpc
+	}
+	return ""
+}
+
+func (x *Replica) GetRaft() string {
+	if x != nil {
+		return x.Raft
+	}
+	return ""
+}
+
+func (x *Replica) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
+}
+
+func (x *Replica) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+type ListReplicasRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReplicasRequest) Reset() {
+	*x = ListReplicasRequest{}
+	mi := &file_im_storage_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReplicasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReplicasRequest) ProtoMessage() {}
+
+func (x *ListReplicasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_storage_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReplicasRequest.ProtoReflect.Descriptor instead.
+func (*ListReplicasRequest) Descriptor() ([]byte, []int) {
+	return file_im_storage_proto_rawDescGZIP(), []int{1}
+}
+
+type ListReplicasReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replicas      []*Replica             `protobuf:"bytes,1,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReplicasReply) Reset() {
+	*x = ListReplicasReply{}
+	mi := &file_im_storage_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReplicasReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReplicasReply) ProtoMessage() {}
+
+func (x *ListReplicasReply) ProtoReflect() protoreflect.Message {
+	mi := &file_im_storage_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReplicasReply.ProtoReflect.Descriptor instead.
+func (*ListReplicasReply) Descriptor() ([]byte, []int) {
+	return file_im_storage_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListReplicasReply) GetReplicas() []*Replica {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+type AddReplicaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Rpc           string                 `protobuf:"bytes,2,opt,name=rpc,proto3" json:"rpc,omitempty"`
+	Raft          string                 `protobuf:"bytes,3,opt,name=raft,proto3" json:"raft,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddReplicaRequest) Reset() {
+	*x = AddReplicaRequest{}
+	mi := &file_im_storage_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddReplicaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddReplicaRequest) ProtoMessage() {}
+
+func (x *AddReplicaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_storage_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddReplicaRequest.ProtoReflect.Descriptor instead.
+func (*AddReplicaRequest) Descriptor() ([]byte, []int) {
+	return file_im_storage_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AddReplicaRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AddReplicaRequest) GetRpc() string {
+	if x != nil {
+		return x.Rpc
+	}
+	return ""
+}
+
+func (x *AddReplicaRequest) GetRaft() string {
+	if x != nil {
+		return x.Raft
+	}
+	return ""
+}
+
+type AddReplicaReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// replicas: the membership after the change.
+	Replicas      []*Replica `protobuf:"bytes,1,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddReplicaReply) Reset() {
+	*x = AddReplicaReply{}
+	mi := &file_im_storage_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddReplicaReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddReplicaReply) ProtoMessage() {}
+
+func (x *AddReplicaReply) ProtoReflect() protoreflect.Message {
+	mi := &file_im_storage_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddReplicaReply.ProtoReflect.Descriptor instead.
+func (*AddReplicaReply) Descriptor() ([]byte, []int) {
+	return file_im_storage_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AddReplicaReply) GetReplicas() []*Replica {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+type RemoveReplicaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveReplicaRequest) Reset() {
+	*x = RemoveReplicaRequest{}
+	mi := &file_im_storage_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveReplicaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveReplicaRequest) ProtoMessage() {}
+
+func (x *RemoveReplicaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_storage_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveReplicaRequest.ProtoReflect.Descriptor instead.
+func (*RemoveReplicaRequest) Descriptor() ([]byte, []int) {
+	return file_im_storage_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RemoveReplicaRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RemoveReplicaReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replicas      []*Replica             `protobuf:"bytes,1,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveReplicaReply) Reset() {
+	*x = RemoveReplicaReply{}
+	mi := &file_im_storage_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveReplicaReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveReplicaReply) ProtoMessage() {}
+
+func (x *RemoveReplicaReply) ProtoReflect() protoreflect.Message {
+	mi := &file_im_storage_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveReplicaReply.ProtoReflect.Descriptor instead.
+func (*RemoveReplicaReply) Descriptor() ([]byte, []int) {
+	return file_im_storage_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RemoveReplicaReply) GetReplicas() []*Replica {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
 }
 
 type KVGetRequest struct {
@@ -191,7 +544,7 @@ type KVGetRequest struct {
 
 func (x *KVGetRequest) Reset() {
 	*x = KVGetRequest{}
-	mi := &file_im_storage_proto_msgTypes[0]
+	mi := &file_im_storage_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -203,7 +556,7 @@ func (x *KVGetRequest) String() string {
 func (*KVGetRequest) ProtoMessage() {}
 
 func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[0]
+	mi := &file_im_storage_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -216,7 +569,7 @@ func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetRequest.ProtoReflect.Descriptor instead.
 func (*KVGetRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{0}
+	return file_im_storage_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *KVGetRequest) GetUserId() uint64 {
@@ -243,7 +596,7 @@ type KVRecord struct {
 
 func (x *KVRecord) Reset() {
 	*x = KVRecord{}
-	mi := &file_im_storage_proto_msgTypes[1]
+	mi := &file_im_storage_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -255,7 +608,7 @@ func (x *KVRecord) String() string {
 func (*KVRecord) ProtoMessage() {}
 
 func (x *KVRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[1]
+	mi := &file_im_storage_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -268,7 +621,7 @@ func (x *KVRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVRecord.ProtoReflect.Descriptor instead.
 func (*KVRecord) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{1}
+	return file_im_storage_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *KVRecord) GetValue() []byte {
@@ -301,7 +654,7 @@ type KVPutRequest struct {
 
 func (x *KVPutRequest) Reset() {
 	*x = KVPutRequest{}
-	mi := &file_im_storage_proto_msgTypes[2]
+	mi := &file_im_storage_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -313,7 +666,7 @@ func (x *KVPutRequest) String() string {
 func (*KVPutRequest) ProtoMessage() {}
 
 func (x *KVPutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[2]
+	mi := &file_im_storage_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -326,7 +679,7 @@ func (x *KVPutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVPutRequest.ProtoReflect.Descriptor instead.
 func (*KVPutRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{2}
+	return file_im_storage_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *KVPutRequest) GetUserId() uint64 {
@@ -373,7 +726,7 @@ type KVPutReply struct {
 
 func (x *KVPutReply) Reset() {
 	*x = KVPutReply{}
-	mi := &file_im_storage_proto_msgTypes[3]
+	mi := &file_im_storage_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -385,7 +738,7 @@ func (x *KVPutReply) String() string {
 func (*KVPutReply) ProtoMessage() {}
 
 func (x *KVPutReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[3]
+	mi := &file_im_storage_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -398,7 +751,7 @@ func (x *KVPutReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVPutReply.ProtoReflect.Descriptor instead.
 func (*KVPutReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{3}
+	return file_im_storage_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *KVPutReply) GetVersion() uint64 {
@@ -420,7 +773,7 @@ type KVDeleteRequest struct {
 
 func (x *KVDeleteRequest) Reset() {
 	*x = KVDeleteRequest{}
-	mi := &file_im_storage_proto_msgTypes[4]
+	mi := &file_im_storage_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +785,7 @@ func (x *KVDeleteRequest) String() string {
 func (*KVDeleteRequest) ProtoMessage() {}
 
 func (x *KVDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[4]
+	mi := &file_im_storage_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +798,7 @@ func (x *KVDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVDeleteRequest.ProtoReflect.Descriptor instead.
 func (*KVDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{4}
+	return file_im_storage_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *KVDeleteRequest) GetUserId() uint64 {
@@ -484,7 +837,7 @@ type KVDeleteReply struct {
 
 func (x *KVDeleteReply) Reset() {
 	*x = KVDeleteReply{}
-	mi := &file_im_storage_proto_msgTypes[5]
+	mi := &file_im_storage_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +849,7 @@ func (x *KVDeleteReply) String() string {
 func (*KVDeleteReply) ProtoMessage() {}
 
 func (x *KVDeleteReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[5]
+	mi := &file_im_storage_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +862,7 @@ func (x *KVDeleteReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVDeleteReply.ProtoReflect.Descriptor instead.
 func (*KVDeleteReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{5}
+	return file_im_storage_proto_rawDescGZIP(), []int{12}
 }
 
 type TableAppendRequest struct {
@@ -524,7 +877,7 @@ type TableAppendRequest struct {
 
 func (x *TableAppendRequest) Reset() {
 	*x = TableAppendRequest{}
-	mi := &file_im_storage_proto_msgTypes[6]
+	mi := &file_im_storage_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +889,7 @@ func (x *TableAppendRequest) String() string {
 func (*TableAppendRequest) ProtoMessage() {}
 
 func (x *TableAppendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[6]
+	mi := &file_im_storage_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +902,7 @@ func (x *TableAppendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableAppendRequest.ProtoReflect.Descriptor instead.
 func (*TableAppendRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{6}
+	return file_im_storage_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TableAppendRequest) GetUserId() uint64 {
@@ -585,7 +938,7 @@ type TablePutEntryRequest struct {
 
 func (x *TablePutEntryRequest) Reset() {
 	*x = TablePutEntryRequest{}
-	mi := &file_im_storage_proto_msgTypes[7]
+	mi := &file_im_storage_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -597,7 +950,7 @@ func (x *TablePutEntryRequest) String() string {
 func (*TablePutEntryRequest) ProtoMessage() {}
 
 func (x *TablePutEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[7]
+	mi := &file_im_storage_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -610,7 +963,7 @@ func (x *TablePutEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TablePutEntryRequest.ProtoReflect.Descriptor instead.
 func (*TablePutEntryRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{7}
+	return file_im_storage_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TablePutEntryRequest) GetUserId() uint64 {
@@ -650,7 +1003,7 @@ type TablePutReply struct {
 
 func (x *TablePutReply) Reset() {
 	*x = TablePutReply{}
-	mi := &file_im_storage_proto_msgTypes[8]
+	mi := &file_im_storage_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +1015,7 @@ func (x *TablePutReply) String() string {
 func (*TablePutReply) ProtoMessage() {}
 
 func (x *TablePutReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[8]
+	mi := &file_im_storage_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +1028,7 @@ func (x *TablePutReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TablePutReply.ProtoReflect.Descriptor instead.
 func (*TablePutReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{8}
+	return file_im_storage_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TablePutReply) GetVersion() uint64 {
@@ -698,7 +1051,7 @@ type TableScanRequest struct {
 
 func (x *TableScanRequest) Reset() {
 	*x = TableScanRequest{}
-	mi := &file_im_storage_proto_msgTypes[9]
+	mi := &file_im_storage_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +1063,7 @@ func (x *TableScanRequest) String() string {
 func (*TableScanRequest) ProtoMessage() {}
 
 func (x *TableScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[9]
+	mi := &file_im_storage_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +1076,7 @@ func (x *TableScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableScanRequest.ProtoReflect.Descriptor instead.
 func (*TableScanRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{9}
+	return file_im_storage_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TableScanRequest) GetUserId() uint64 {
@@ -764,7 +1117,7 @@ type TableEntry struct {
 
 func (x *TableEntry) Reset() {
 	*x = TableEntry{}
-	mi := &file_im_storage_proto_msgTypes[10]
+	mi := &file_im_storage_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +1129,7 @@ func (x *TableEntry) String() string {
 func (*TableEntry) ProtoMessage() {}
 
 func (x *TableEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[10]
+	mi := &file_im_storage_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +1142,7 @@ func (x *TableEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableEntry.ProtoReflect.Descriptor instead.
 func (*TableEntry) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{10}
+	return file_im_storage_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TableEntry) GetVersion() uint64 {
@@ -821,7 +1174,7 @@ type TableScanReply struct {
 
 func (x *TableScanReply) Reset() {
 	*x = TableScanReply{}
-	mi := &file_im_storage_proto_msgTypes[11]
+	mi := &file_im_storage_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +1186,7 @@ func (x *TableScanReply) String() string {
 func (*TableScanReply) ProtoMessage() {}
 
 func (x *TableScanReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[11]
+	mi := &file_im_storage_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +1199,7 @@ func (x *TableScanReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableScanReply.ProtoReflect.Descriptor instead.
 func (*TableScanReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{11}
+	return file_im_storage_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TableScanReply) GetEntries() []*TableEntry {
@@ -894,7 +1247,7 @@ type BatchOp struct {
 
 func (x *BatchOp) Reset() {
 	*x = BatchOp{}
-	mi := &file_im_storage_proto_msgTypes[12]
+	mi := &file_im_storage_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1259,7 @@ func (x *BatchOp) String() string {
 func (*BatchOp) ProtoMessage() {}
 
 func (x *BatchOp) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[12]
+	mi := &file_im_storage_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1272,7 @@ func (x *BatchOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchOp.ProtoReflect.Descriptor instead.
 func (*BatchOp) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{12}
+	return file_im_storage_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *BatchOp) GetKind() BatchOp_Kind {
@@ -975,7 +1328,7 @@ type BatchRequest struct {
 
 func (x *BatchRequest) Reset() {
 	*x = BatchRequest{}
-	mi := &file_im_storage_proto_msgTypes[13]
+	mi := &file_im_storage_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1340,7 @@ func (x *BatchRequest) String() string {
 func (*BatchRequest) ProtoMessage() {}
 
 func (x *BatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[13]
+	mi := &file_im_storage_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1353,7 @@ func (x *BatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
 func (*BatchRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{13}
+	return file_im_storage_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BatchRequest) GetUserId() uint64 {
@@ -1028,7 +1381,7 @@ type BatchReply struct {
 
 func (x *BatchReply) Reset() {
 	*x = BatchReply{}
-	mi := &file_im_storage_proto_msgTypes[14]
+	mi := &file_im_storage_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1393,7 @@ func (x *BatchReply) String() string {
 func (*BatchReply) ProtoMessage() {}
 
 func (x *BatchReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[14]
+	mi := &file_im_storage_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1406,7 @@ func (x *BatchReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchReply.ProtoReflect.Descriptor instead.
 func (*BatchReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{14}
+	return file_im_storage_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *BatchReply) GetResults() []uint64 {
@@ -1076,7 +1429,7 @@ type InboxDeliverRequest struct {
 
 func (x *InboxDeliverRequest) Reset() {
 	*x = InboxDeliverRequest{}
-	mi := &file_im_storage_proto_msgTypes[15]
+	mi := &file_im_storage_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1441,7 @@ func (x *InboxDeliverRequest) String() string {
 func (*InboxDeliverRequest) ProtoMessage() {}
 
 func (x *InboxDeliverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[15]
+	mi := &file_im_storage_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1454,7 @@ func (x *InboxDeliverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxDeliverRequest.ProtoReflect.Descriptor instead.
 func (*InboxDeliverRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{15}
+	return file_im_storage_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *InboxDeliverRequest) GetUserId() uint64 {
@@ -1138,7 +1491,7 @@ type InboxPublishRequest struct {
 
 func (x *InboxPublishRequest) Reset() {
 	*x = InboxPublishRequest{}
-	mi := &file_im_storage_proto_msgTypes[16]
+	mi := &file_im_storage_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1503,7 @@ func (x *InboxPublishRequest) String() string {
 func (*InboxPublishRequest) ProtoMessage() {}
 
 func (x *InboxPublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[16]
+	mi := &file_im_storage_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1516,7 @@ func (x *InboxPublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxPublishRequest.ProtoReflect.Descriptor instead.
 func (*InboxPublishRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{16}
+	return file_im_storage_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *InboxPublishRequest) GetUserId() uint64 {
@@ -1208,7 +1561,7 @@ type InboxWriteReply struct {
 
 func (x *InboxWriteReply) Reset() {
 	*x = InboxWriteReply{}
-	mi := &file_im_storage_proto_msgTypes[17]
+	mi := &file_im_storage_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1573,7 @@ func (x *InboxWriteReply) String() string {
 func (*InboxWriteReply) ProtoMessage() {}
 
 func (x *InboxWriteReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[17]
+	mi := &file_im_storage_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1586,7 @@ func (x *InboxWriteReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxWriteReply.ProtoReflect.Descriptor instead.
 func (*InboxWriteReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{17}
+	return file_im_storage_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *InboxWriteReply) GetVersion() uint64 {
@@ -1271,7 +1624,7 @@ type InboxSyncRequest struct {
 
 func (x *InboxSyncRequest) Reset() {
 	*x = InboxSyncRequest{}
-	mi := &file_im_storage_proto_msgTypes[18]
+	mi := &file_im_storage_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1636,7 @@ func (x *InboxSyncRequest) String() string {
 func (*InboxSyncRequest) ProtoMessage() {}
 
 func (x *InboxSyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[18]
+	mi := &file_im_storage_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1649,7 @@ func (x *InboxSyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSyncRequest.ProtoReflect.Descriptor instead.
 func (*InboxSyncRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{18}
+	return file_im_storage_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *InboxSyncRequest) GetUserId() uint64 {
@@ -1339,7 +1692,7 @@ type InboxEntry struct {
 
 func (x *InboxEntry) Reset() {
 	*x = InboxEntry{}
-	mi := &file_im_storage_proto_msgTypes[19]
+	mi := &file_im_storage_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1704,7 @@ func (x *InboxEntry) String() string {
 func (*InboxEntry) ProtoMessage() {}
 
 func (x *InboxEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[19]
+	mi := &file_im_storage_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1717,7 @@ func (x *InboxEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxEntry.ProtoReflect.Descriptor instead.
 func (*InboxEntry) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{19}
+	return file_im_storage_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *InboxEntry) GetType() InboxType {
@@ -1407,7 +1760,7 @@ type InboxSyncReply struct {
 
 func (x *InboxSyncReply) Reset() {
 	*x = InboxSyncReply{}
-	mi := &file_im_storage_proto_msgTypes[20]
+	mi := &file_im_storage_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1772,7 @@ func (x *InboxSyncReply) String() string {
 func (*InboxSyncReply) ProtoMessage() {}
 
 func (x *InboxSyncReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[20]
+	mi := &file_im_storage_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1785,7 @@ func (x *InboxSyncReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSyncReply.ProtoReflect.Descriptor instead.
 func (*InboxSyncReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{20}
+	return file_im_storage_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *InboxSyncReply) GetEntries() []*InboxEntry {
@@ -1474,7 +1827,7 @@ type InboxCurrentKeyRequest struct {
 
 func (x *InboxCurrentKeyRequest) Reset() {
 	*x = InboxCurrentKeyRequest{}
-	mi := &file_im_storage_proto_msgTypes[21]
+	mi := &file_im_storage_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1486,7 +1839,7 @@ func (x *InboxCurrentKeyRequest) String() string {
 func (*InboxCurrentKeyRequest) ProtoMessage() {}
 
 func (x *InboxCurrentKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[21]
+	mi := &file_im_storage_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1499,7 +1852,7 @@ func (x *InboxCurrentKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxCurrentKeyRequest.ProtoReflect.Descriptor instead.
 func (*InboxCurrentKeyRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{21}
+	return file_im_storage_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *InboxCurrentKeyRequest) GetUserId() uint64 {
@@ -1525,7 +1878,7 @@ type InboxCurrentKeyReply struct {
 
 func (x *InboxCurrentKeyReply) Reset() {
 	*x = InboxCurrentKeyReply{}
-	mi := &file_im_storage_proto_msgTypes[22]
+	mi := &file_im_storage_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1537,7 +1890,7 @@ func (x *InboxCurrentKeyReply) String() string {
 func (*InboxCurrentKeyReply) ProtoMessage() {}
 
 func (x *InboxCurrentKeyReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[22]
+	mi := &file_im_storage_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1550,7 +1903,7 @@ func (x *InboxCurrentKeyReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxCurrentKeyReply.ProtoReflect.Descriptor instead.
 func (*InboxCurrentKeyReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{22}
+	return file_im_storage_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *InboxCurrentKeyReply) GetSyncKey() []byte {
@@ -1570,7 +1923,7 @@ type InboxRemoveDeviceRequest struct {
 
 func (x *InboxRemoveDeviceRequest) Reset() {
 	*x = InboxRemoveDeviceRequest{}
-	mi := &file_im_storage_proto_msgTypes[23]
+	mi := &file_im_storage_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1935,7 @@ func (x *InboxRemoveDeviceRequest) String() string {
 func (*InboxRemoveDeviceRequest) ProtoMessage() {}
 
 func (x *InboxRemoveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[23]
+	mi := &file_im_storage_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1948,7 @@ func (x *InboxRemoveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxRemoveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*InboxRemoveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{23}
+	return file_im_storage_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *InboxRemoveDeviceRequest) GetUserId() uint64 {
@@ -1620,7 +1973,7 @@ type InboxRemoveDeviceReply struct {
 
 func (x *InboxRemoveDeviceReply) Reset() {
 	*x = InboxRemoveDeviceReply{}
-	mi := &file_im_storage_proto_msgTypes[24]
+	mi := &file_im_storage_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1985,7 @@ func (x *InboxRemoveDeviceReply) String() string {
 func (*InboxRemoveDeviceReply) ProtoMessage() {}
 
 func (x *InboxRemoveDeviceReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[24]
+	mi := &file_im_storage_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,14 +1998,33 @@ func (x *InboxRemoveDeviceReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxRemoveDeviceReply.ProtoReflect.Descriptor instead.
 func (*InboxRemoveDeviceReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{24}
+	return file_im_storage_proto_rawDescGZIP(), []int{31}
 }
 
 var File_im_storage_proto protoreflect.FileDescriptor
 
 const file_im_storage_proto_rawDesc = "" +
 	"\n" +
-	"\x10im/storage.proto\x12\x02im\x1a\x14svrkit/options.proto\"9\n" +
+	"\x10im/storage.proto\x12\x02im\x1a\x14svrkit/options.proto\"m\n" +
+	"\aReplica\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03rpc\x18\x02 \x01(\tR\x03rpc\x12\x12\n" +
+	"\x04raft\x18\x03 \x01(\tR\x04raft\x12\x14\n" +
+	"\x05voter\x18\x04 \x01(\bR\x05voter\x12\x16\n" +
+	"\x06leader\x18\x05 \x01(\bR\x06leader\"\x15\n" +
+	"\x13ListReplicasRequest\"<\n" +
+	"\x11ListReplicasReply\x12'\n" +
+	"\breplicas\x18\x01 \x03(\v2\v.im.ReplicaR\breplicas\"I\n" +
+	"\x11AddReplicaRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03rpc\x18\x02 \x01(\tR\x03rpc\x12\x12\n" +
+	"\x04raft\x18\x03 \x01(\tR\x04raft\":\n" +
+	"\x0fAddReplicaReply\x12'\n" +
+	"\breplicas\x18\x01 \x03(\v2\v.im.ReplicaR\breplicas\"&\n" +
+	"\x14RemoveReplicaRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"=\n" +
+	"\x12RemoveReplicaReply\x12'\n" +
+	"\breplicas\x18\x01 \x03(\v2\v.im.ReplicaR\breplicas\"9\n" +
 	"\fKVGetRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\":\n" +
@@ -1784,7 +2156,13 @@ const file_im_storage_proto_rawDesc = "" +
 	"\n" +
 	"CurrentKey\x12\x1a.im.InboxCurrentKeyRequest\x1a\x18.im.InboxCurrentKeyReply\"\b\xca\xf3\x18\x04\b\x17 \x01\x12R\n" +
 	"\fRemoveDevice\x12\x1c.im.InboxRemoveDeviceRequest\x1a\x1a.im.InboxRemoveDeviceReply\"\b\xca\xf3\x18\x04\b\x18 \x01\x1aK\xd2\xf3\x18G\n" +
-	"\astorage\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\vmessagedata*\tgroupdataB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
+	"\astorage\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\vmessagedata*\tgroupdata2\x8a\x02\n" +
+	"\fStorageAdmin\x12H\n" +
+	"\fListReplicas\x12\x17.im.ListReplicasRequest\x1a\x15.im.ListReplicasReply\"\b\xca\xf3\x18\x04\bd \x01\x12F\n" +
+	"\n" +
+	"AddReplica\x12\x15.im.AddReplicaRequest\x1a\x13.im.AddReplicaReply\"\f\xca\xf3\x18\b\be\x18\xc0\xcf$ \x01\x12K\n" +
+	"\rRemoveReplica\x12\x18.im.RemoveReplicaRequest\x1a\x16.im.RemoveReplicaReply\"\b\xca\xf3\x18\x04\bf \x01\x1a\x1b\xd2\xf3\x18\x17\n" +
+	"\astorage\x10\xe0\xd4\x03*\boperatorB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
 	file_im_storage_proto_rawDescOnce sync.Once
@@ -1799,72 +2177,88 @@ func file_im_storage_proto_rawDescGZIP() []byte {
 }
 
 var file_im_storage_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_im_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_im_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_im_storage_proto_goTypes = []any{
 	(InboxType)(0),                   // 0: im.InboxType
 	(BatchOp_Kind)(0),                // 1: im.BatchOp.Kind
-	(*KVGetRequest)(nil),             // 2: im.KVGetRequest
-	(*KVRecord)(nil),                 // 3: im.KVRecord
-	(*KVPutRequest)(nil),             // 4: im.KVPutRequest
-	(*KVPutReply)(nil),               // 5: im.KVPutReply
-	(*KVDeleteRequest)(nil),          // 6: im.KVDeleteRequest
-	(*KVDeleteReply)(nil),            // 7: im.KVDeleteReply
-	(*TableAppendRequest)(nil),       // 8: im.TableAppendRequest
-	(*TablePutEntryRequest)(nil),     // 9: im.TablePutEntryRequest
-	(*TablePutReply)(nil),            // 10: im.TablePutReply
-	(*TableScanRequest)(nil),         // 11: im.TableScanRequest
-	(*TableEntry)(nil),               // 12: im.TableEntry
-	(*TableScanReply)(nil),           // 13: im.TableScanReply
-	(*BatchOp)(nil),                  // 14: im.BatchOp
-	(*BatchRequest)(nil),             // 15: im.BatchRequest
-	(*BatchReply)(nil),               // 16: im.BatchReply
-	(*InboxDeliverRequest)(nil),      // 17: im.InboxDeliverRequest
-	(*InboxPublishRequest)(nil),      // 18: im.InboxPublishRequest
-	(*InboxWriteReply)(nil),          // 19: im.InboxWriteReply
-	(*InboxSyncRequest)(nil),         // 20: im.InboxSyncRequest
-	(*InboxEntry)(nil),               // 21: im.InboxEntry
-	(*InboxSyncReply)(nil),           // 22: im.InboxSyncReply
-	(*InboxCurrentKeyRequest)(nil),   // 23: im.InboxCurrentKeyRequest
-	(*InboxCurrentKeyReply)(nil),     // 24: im.InboxCurrentKeyReply
-	(*InboxRemoveDeviceRequest)(nil), // 25: im.InboxRemoveDeviceRequest
-	(*InboxRemoveDeviceReply)(nil),   // 26: im.InboxRemoveDeviceReply
+	(*Replica)(nil),                  // 2: im.Replica
+	(*ListReplicasRequest)(nil),      // 3: im.ListReplicasRequest
+	(*ListReplicasReply)(nil),        // 4: im.ListReplicasReply
+	(*AddReplicaRequest)(nil),        // 5: im.AddReplicaRequest
+	(*AddReplicaReply)(nil),          // 6: im.AddReplicaReply
+	(*RemoveReplicaRequest)(nil),     // 7: im.RemoveReplicaRequest
+	(*RemoveReplicaReply)(nil),       // 8: im.RemoveReplicaReply
+	(*KVGetRequest)(nil),             // 9: im.KVGetRequest
+	(*KVRecord)(nil),                 // 10: im.KVRecord
+	(*KVPutRequest)(nil),             // 11: im.KVPutRequest
+	(*KVPutReply)(nil),               // 12: im.KVPutReply
+	(*KVDeleteRequest)(nil),          // 13: im.KVDeleteRequest
+	(*KVDeleteReply)(nil),            // 14: im.KVDeleteReply
+	(*TableAppendRequest)(nil),       // 15: im.TableAppendRequest
+	(*TablePutEntryRequest)(nil),     // 16: im.TablePutEntryRequest
+	(*TablePutReply)(nil),            // 17: im.TablePutReply
+	(*TableScanRequest)(nil),         // 18: im.TableScanRequest
+	(*TableEntry)(nil),               // 19: im.TableEntry
+	(*TableScanReply)(nil),           // 20: im.TableScanReply
+	(*BatchOp)(nil),                  // 21: im.BatchOp
+	(*BatchRequest)(nil),             // 22: im.BatchRequest
+	(*BatchReply)(nil),               // 23: im.BatchReply
+	(*InboxDeliverRequest)(nil),      // 24: im.InboxDeliverRequest
+	(*InboxPublishRequest)(nil),      // 25: im.InboxPublishRequest
+	(*InboxWriteReply)(nil),          // 26: im.InboxWriteReply
+	(*InboxSyncRequest)(nil),         // 27: im.InboxSyncRequest
+	(*InboxEntry)(nil),               // 28: im.InboxEntry
+	(*InboxSyncReply)(nil),           // 29: im.InboxSyncReply
+	(*InboxCurrentKeyRequest)(nil),   // 30: im.InboxCurrentKeyRequest
+	(*InboxCurrentKeyReply)(nil),     // 31: im.InboxCurrentKeyReply
+	(*InboxRemoveDeviceRequest)(nil), // 32: im.InboxRemoveDeviceRequest
+	(*InboxRemoveDeviceReply)(nil),   // 33: im.InboxRemoveDeviceReply
 }
 var file_im_storage_proto_depIdxs = []int32{
-	12, // 0: im.TableScanReply.entries:type_name -> im.TableEntry
-	1,  // 1: im.BatchOp.kind:type_name -> im.BatchOp.Kind
-	14, // 2: im.BatchRequest.ops:type_name -> im.BatchOp
-	0,  // 3: im.InboxPublishRequest.type:type_name -> im.InboxType
-	0,  // 4: im.InboxEntry.type:type_name -> im.InboxType
-	21, // 5: im.InboxSyncReply.entries:type_name -> im.InboxEntry
-	2,  // 6: im.Storage.Get:input_type -> im.KVGetRequest
-	4,  // 7: im.Storage.Put:input_type -> im.KVPutRequest
-	6,  // 8: im.Storage.Delete:input_type -> im.KVDeleteRequest
-	8,  // 9: im.Storage.Append:input_type -> im.TableAppendRequest
-	9,  // 10: im.Storage.PutEntry:input_type -> im.TablePutEntryRequest
-	11, // 11: im.Storage.Scan:input_type -> im.TableScanRequest
-	15, // 12: im.Storage.Batch:input_type -> im.BatchRequest
-	17, // 13: im.Storage.Deliver:input_type -> im.InboxDeliverRequest
-	18, // 14: im.Storage.Publish:input_type -> im.InboxPublishRequest
-	20, // 15: im.Storage.Sync:input_type -> im.InboxSyncRequest
-	23, // 16: im.Storage.CurrentKey:input_type -> im.InboxCurrentKeyRequest
-	25, // 17: im.Storage.RemoveDevice:input_type -> im.InboxRemoveDeviceRequest
-	3,  // 18: im.Storage.Get:output_type -> im.KVRecord
-	5,  // 19: im.Storage.Put:output_type -> im.KVPutReply
-	7,  // 20: im.Storage.Delete:output_type -> im.KVDeleteReply
-	10, // 21: im.Storage.Append:output_type -> im.TablePutReply
-	10, // 22: im.Storage.PutEntry:output_type -> im.TablePutReply
-	13, // 23: im.Storage.Scan:output_type -> im.TableScanReply
-	16, // 24: im.Storage.Batch:output_type -> im.BatchReply
-	19, // 25: im.Storage.Deliver:output_type -> im.InboxWriteReply
-	19, // 26: im.Storage.Publish:output_type -> im.InboxWriteReply
-	22, // 27: im.Storage.Sync:output_type -> im.InboxSyncReply
-	24, // 28: im.Storage.CurrentKey:output_type -> im.InboxCurrentKeyReply
-	26, // 29: im.Storage.RemoveDevice:output_type -> im.InboxRemoveDeviceReply
-	18, // [18:30] is the sub-list for method output_type
-	6,  // [6:18] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	2,  // 0: im.ListReplicasReply.replicas:type_name -> im.Replica
+	2,  // 1: im.AddReplicaReply.replicas:type_name -> im.Replica
+	2,  // 2: im.RemoveReplicaReply.replicas:type_name -> im.Replica
+	19, // 3: im.TableScanReply.entries:type_name -> im.TableEntry
+	1,  // 4: im.BatchOp.kind:type_name -> im.BatchOp.Kind
+	21, // 5: im.BatchRequest.ops:type_name -> im.BatchOp
+	0,  // 6: im.InboxPublishRequest.type:type_name -> im.InboxType
+	0,  // 7: im.InboxEntry.type:type_name -> im.InboxType
+	28, // 8: im.InboxSyncReply.entries:type_name -> im.InboxEntry
+	9,  // 9: im.Storage.Get:input_type -> im.KVGetRequest
+	11, // 10: im.Storage.Put:input_type -> im.KVPutRequest
+	13, // 11: im.Storage.Delete:input_type -> im.KVDeleteRequest
+	15, // 12: im.Storage.Append:input_type -> im.TableAppendRequest
+	16, // 13: im.Storage.PutEntry:input_type -> im.TablePutEntryRequest
+	18, // 14: im.Storage.Scan:input_type -> im.TableScanRequest
+	22, // 15: im.Storage.Batch:input_type -> im.BatchRequest
+	24, // 16: im.Storage.Deliver:input_type -> im.InboxDeliverRequest
+	25, // 17: im.Storage.Publish:input_type -> im.InboxPublishRequest
+	27, // 18: im.Storage.Sync:input_type -> im.InboxSyncRequest
+	30, // 19: im.Storage.CurrentKey:input_type -> im.InboxCurrentKeyRequest
+	32, // 20: im.Storage.RemoveDevice:input_type -> im.InboxRemoveDeviceRequest
+	3,  // 21: im.StorageAdmin.ListReplicas:input_type -> im.ListReplicasRequest
+	5,  // 22: im.StorageAdmin.AddReplica:input_type -> im.AddReplicaRequest
+	7,  // 23: im.StorageAdmin.RemoveReplica:input_type -> im.RemoveReplicaRequest
+	10, // 24: im.Storage.Get:output_type -> im.KVRecord
+	12, // 25: im.Storage.Put:output_type -> im.KVPutReply
+	14, // 26: im.Storage.Delete:output_type -> im.KVDeleteReply
+	17, // 27: im.Storage.Append:output_type -> im.TablePutReply
+	17, // 28: im.Storage.PutEntry:output_type -> im.TablePutReply
+	20, // 29: im.Storage.Scan:output_type -> im.TableScanReply
+	23, // 30: im.Storage.Batch:output_type -> im.BatchReply
+	26, // 31: im.Storage.Deliver:output_type -> im.InboxWriteReply
+	26, // 32: im.Storage.Publish:output_type -> im.InboxWriteReply
+	29, // 33: im.Storage.Sync:output_type -> im.InboxSyncReply
+	31, // 34: im.Storage.CurrentKey:output_type -> im.InboxCurrentKeyReply
+	33, // 35: im.Storage.RemoveDevice:output_type -> im.InboxRemoveDeviceReply
+	4,  // 36: im.StorageAdmin.ListReplicas:output_type -> im.ListReplicasReply
+	6,  // 37: im.StorageAdmin.AddReplica:output_type -> im.AddReplicaReply
+	8,  // 38: im.StorageAdmin.RemoveReplica:output_type -> im.RemoveReplicaReply
+	24, // [24:39] is the sub-list for method output_type
+	9,  // [9:24] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_im_storage_proto_init() }
@@ -1878,9 +2272,9 @@ func file_im_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_im_storage_proto_rawDesc), len(file_im_storage_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   32,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_im_storage_proto_goTypes,
 		DependencyIndexes: file_im_storage_proto_depIdxs,

@@ -588,3 +588,223 @@ func (c *storageClient) RemoveDevice(ctx context.Context, in *InboxRemoveDeviceR
 	}
 	return out, nil
 }
+
+// StorageAdmin_ServiceName is the fully-qualified name of the im.StorageAdmin service.
+const StorageAdmin_ServiceName = "im.StorageAdmin"
+
+// cmdids of the im.StorageAdmin methods: the numbers calls carry on the wire.
+const (
+	StorageAdmin_ListReplicas_CmdID  uint32 = 100
+	StorageAdmin_AddReplica_CmdID    uint32 = 101
+	StorageAdmin_RemoveReplica_CmdID uint32 = 102
+)
+
+// Full names of the im.StorageAdmin methods: their Connect and HTTP routes.
+const (
+	StorageAdmin_ListReplicas_FullMethodName  = "/im.StorageAdmin/ListReplicas"
+	StorageAdmin_AddReplica_FullMethodName    = "/im.StorageAdmin/AddReplica"
+	StorageAdmin_RemoveReplica_FullMethodName = "/im.StorageAdmin/RemoveReplica"
+)
+
+// StorageAdminServer is the server API for the im.StorageAdmin service. Embed
+// UnimplementedStorageAdminServer in implementations so that methods added to the
+// IDL later answer Unimplemented instead of breaking the build.
+//
+// StorageAdmin changes the membership of a replicated storage group
+// (topology-replicated.json; package examples/im/internal/replica): an
+// operator's service (svrkit call with the operator key), answered by the
+// group's leader. Any replica may be called: the others answer a redirect
+// to the leader, which svrkit's client follows when the leader's address
+// is one of the target's (give every replica's address, comma-separated).
+// A storage instance that is a single store (topology.json) answers
+// failed_precondition.
+//
+// Replacing a dead replica: start a new one with "join": true on an empty
+// directory, AddReplica it, RemoveReplica the dead one, add the new RPC
+// address to the callers' routes (and drop the dead one). The README's
+// replicated-storage section has the commands.
+type StorageAdminServer interface {
+	// ListReplicas returns the group's members as the called replica knows
+	// them (call the leader for the latest).
+	ListReplicas(context.Context, *ListReplicasRequest) (*ListReplicasReply, error)
+	// AddReplica adds a running, joining replica: a non-voter until it has
+	// caught up (from a snapshot and the log), then a voter. invalid_argument
+	// when the replica does not answer at its raft address, is another
+	// cluster's or another id's, or its id or address is already taken;
+	// unavailable without a majority; deadline_exceeded (the replica goes on
+	// catching up; call again to promote it) when catching up outlasts the
+	// call. Adding a voter again changes nothing. Catching up a large store
+	// takes a while: the call may take up to 10 minutes (pass a shorter
+	// deadline to bound it).
+	AddReplica(context.Context, *AddReplicaRequest) (*AddReplicaReply, error)
+	// RemoveReplica removes a replica from the group; not_found for an id
+	// that is not a member. Removing the leader first hands the leadership
+	// to another voter, then removes it there.
+	RemoveReplica(context.Context, *RemoveReplicaRequest) (*RemoveReplicaReply, error)
+}
+
+// UnimplementedStorageAdminServer answers every im.StorageAdmin method with an
+// Unimplemented error. Embed it by value in server implementations.
+type UnimplementedStorageAdminServer struct{}
+
+func (UnimplementedStorageAdminServer) ListReplicas(context.Context, *ListReplicasRequest) (*ListReplicasReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.StorageAdmin.ListReplicas not implemented")
+}
+
+func (UnimplementedStorageAdminServer) AddReplica(context.Context, *AddReplicaRequest) (*AddReplicaReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.StorageAdmin.AddReplica not implemented")
+}
+
+func (UnimplementedStorageAdminServer) RemoveReplica(context.Context, *RemoveReplicaRequest) (*RemoveReplicaReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.StorageAdmin.RemoveReplica not implemented")
+}
+
+// StorageAdmin_ServiceDesc describes the im.StorageAdmin service as the IDL declares it,
+// for svrkit.Registrar.RegisterService; RegisterStorageAdminServer passes it.
+// Its Methods are in IDL order; StorageAdminClient calls through them.
+var StorageAdmin_ServiceDesc = svrkit.ServiceDesc{
+	Name:        StorageAdmin_ServiceName,
+	HandlerType: (*StorageAdminServer)(nil),
+	Logicsvr:    "storage",
+	Callers:     []string{"operator"},
+	Methods: []svrkit.MethodDesc{
+		{
+			CmdID:      StorageAdmin_ListReplicas_CmdID,
+			FullName:   StorageAdmin_ListReplicas_FullMethodName,
+			Timeout:    60000 * time.Millisecond,
+			Idempotent: true,
+			NewRequest: func() proto.Message {
+				return new(ListReplicasRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(ListReplicasReply)
+			},
+			Handler: _StorageAdmin_ListReplicas_Handler,
+		},
+		{
+			CmdID:      StorageAdmin_AddReplica_CmdID,
+			FullName:   StorageAdmin_AddReplica_FullMethodName,
+			Timeout:    600000 * time.Millisecond,
+			Idempotent: true,
+			NewRequest: func() proto.Message {
+				return new(AddReplicaRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(AddReplicaReply)
+			},
+			Handler: _StorageAdmin_AddReplica_Handler,
+		},
+		{
+			CmdID:      StorageAdmin_RemoveReplica_CmdID,
+			FullName:   StorageAdmin_RemoveReplica_FullMethodName,
+			Timeout:    60000 * time.Millisecond,
+			Idempotent: true,
+			NewRequest: func() proto.Message {
+				return new(RemoveReplicaRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(RemoveReplicaReply)
+			},
+			Handler: _StorageAdmin_RemoveReplica_Handler,
+		},
+	},
+}
+
+func _StorageAdmin_ListReplicas_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(StorageAdminServer).ListReplicas(ctx, req.(*ListReplicasRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func _StorageAdmin_AddReplica_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(StorageAdminServer).AddReplica(ctx, req.(*AddReplicaRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func _StorageAdmin_RemoveReplica_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(StorageAdminServer).RemoveReplica(ctx, req.(*RemoveReplicaRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RegisterStorageAdminServer registers impl to serve the im.StorageAdmin service on r:
+// a *svrkit.Server for binary RPC, or a *cgi.Handler for HTTP.
+func RegisterStorageAdminServer(r svrkit.Registrar, impl StorageAdminServer) {
+	r.RegisterService(&StorageAdmin_ServiceDesc, impl)
+}
+
+// StorageAdminClient is the client API for the im.StorageAdmin service.
+//
+// StorageAdmin changes the membership of a replicated storage group
+// (topology-replicated.json; package examples/im/internal/replica): an
+// operator's service (svrkit call with the operator key), answered by the
+// group's leader. Any replica may be called: the others answer a redirect
+// to the leader, which svrkit's client follows when the leader's address
+// is one of the target's (give every replica's address, comma-separated).
+// A storage instance that is a single store (topology.json) answers
+// failed_precondition.
+//
+// Replacing a dead replica: start a new one with "join": true on an empty
+// directory, AddReplica it, RemoveReplica the dead one, add the new RPC
+// address to the callers' routes (and drop the dead one). The README's
+// replicated-storage section has the commands.
+type StorageAdminClient interface {
+	// ListReplicas returns the group's members as the called replica knows
+	// them (call the leader for the latest).
+	ListReplicas(ctx context.Context, in *ListReplicasRequest, opts ...svrkit.CallOption) (*ListReplicasReply, error)
+	// AddReplica adds a running, joining replica: a non-voter until it has
+	// caught up (from a snapshot and the log), then a voter. invalid_argument
+	// when the replica does not answer at its raft address, is another
+	// cluster's or another id's, or its id or address is already taken;
+	// unavailable without a majority; deadline_exceeded (the replica goes on
+	// catching up; call again to promote it) when catching up outlasts the
+	// call. Adding a voter again changes nothing. Catching up a large store
+	// takes a while: the call may take up to 10 minutes (pass a shorter
+	// deadline to bound it).
+	AddReplica(ctx context.Context, in *AddReplicaRequest, opts ...svrkit.CallOption) (*AddReplicaReply, error)
+	// RemoveReplica removes a replica from the group; not_found for an id
+	// that is not a member. Removing the leader first hands the leadership
+	// to another voter, then removes it there.
+	RemoveReplica(ctx context.Context, in *RemoveReplicaRequest, opts ...svrkit.CallOption) (*RemoveReplicaReply, error)
+}
+
+type storageAdminClient struct {
+	inv svrkit.Invoker
+}
+
+// NewStorageAdminClient returns a StorageAdminClient that calls through inv, usually a
+// *svrkit.Client connected to the service's endpoints.
+func NewStorageAdminClient(inv svrkit.Invoker) StorageAdminClient {
+	return &storageAdminClient{inv}
+}
+
+func (c *storageAdminClient) ListReplicas(ctx context.Context, in *ListReplicasRequest, opts ...svrkit.CallOption) (*ListReplicasReply, error) {
+	out := new(ListReplicasReply)
+	if err := c.inv.Invoke(ctx, &StorageAdmin_ServiceDesc.Methods[0], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageAdminClient) AddReplica(ctx context.Context, in *AddReplicaRequest, opts ...svrkit.CallOption) (*AddReplicaReply, error) {
+	out := new(AddReplicaReply)
+	if err := c.inv.Invoke(ctx, &StorageAdmin_ServiceDesc.Methods[1], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageAdminClient) RemoveReplica(ctx context.Context, in *RemoveReplicaRequest, opts ...svrkit.CallOption) (*RemoveReplicaReply, error) {
+	out := new(RemoveReplicaReply)
+	if err := c.inv.Invoke(ctx, &StorageAdmin_ServiceDesc.Methods[2], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

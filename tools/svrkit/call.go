@@ -48,7 +48,9 @@ TARGET is host:port for svrkit's binary RPC, http://host:port for the HTTP
 front (svrkit/cgi), where the method's Connect route is called, or the name
 of a service that 'svrkit up' runs (an instance, a topology service or a
 protobuf service, as for 'svrkit addr'), called over binary RPC at the
-address in up's state file (-up).
+address in up's state file (-up); a service with replicas is called at all
+of their addresses, so that a replica group's redirect to its leader is
+followed. TARGET may also list several host:port, comma-separated.
 
 The request and response types come from the server's describe endpoint,
 or from .proto files given with -proto (and -I) when the server has none.
@@ -93,6 +95,13 @@ func runCall(e *env, args []string) error {
 			return err
 		}
 		target = in.RPC
+		if st, err := upstate.Read(e.abs(*upState)); err == nil {
+			// Every replica of a service, so that a redirect to the
+			// group's leader can be followed.
+			if all := st.RPCs(fset.Arg(0)); len(all) > 1 {
+				target = strings.Join(all, ",")
+			}
+		}
 		if *keyFile == "" {
 			// up keeps its keys beside its state file, in {data}/keys.
 			op := svrkit.KeyPath(filepath.Join(filepath.Dir(e.abs(*upState)), "keys"), operatorIdentity)

@@ -47,6 +47,9 @@ func (u *up) plan(topo *topology) (map[string][]string, error) {
 			}
 		}
 		for _, svc := range in.svc.Serves {
+			if g := in.svc.Group; g != "" {
+				svc += "/" + g // a shard group's (see upHelp)
+			}
 			routes[svc] = append(routes[svc], in.rpc)
 		}
 	}

@@ -18,15 +18,18 @@ type topology struct {
 }
 
 type topoService struct {
-	Name     string            `json:"name"`
-	Package  string            `json:"package"`
-	Kind     string            `json:"kind,omitempty"`
-	Args     []string          `json:"args,omitempty"`
-	Serves   []string          `json:"serves,omitempty"`
-	Ready    string            `json:"ready,omitempty"`
-	Replicas int               `json:"replicas,omitempty"`
-	Config   json.RawMessage   `json:"config,omitempty"`
-	Env      map[string]string `json:"env,omitempty"`
+	Name     string   `json:"name"`
+	Package  string   `json:"package"`
+	Kind     string   `json:"kind,omitempty"`
+	Args     []string `json:"args,omitempty"`
+	Serves   []string `json:"serves,omitempty"`
+	Ready    string   `json:"ready,omitempty"`
+	Replicas int      `json:"replicas,omitempty"`
+	// Group names the shard group the service's instances form: routes
+	// list them as SERVICE/GROUP instead of SERVICE.
+	Group  string            `json:"group,omitempty"`
+	Config json.RawMessage   `json:"config,omitempty"`
+	Env    map[string]string `json:"env,omitempty"`
 	// Ports names extra ports each instance gets beside http, rpc and
 	// admin, e.g. "link" for a gateway's long-link listener: {link} in
 	// its args and config, {link:NAME} in usage lines.
@@ -44,6 +47,7 @@ const (
 var (
 	serviceName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 	portName    = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	digits      = regexp.MustCompile(`^[0-9]+$`)
 )
 
 // loadTopology reads and validates a topology file, filling in defaults
@@ -74,6 +78,8 @@ func loadTopology(path string) (*topology, error) {
 			return nil, fmt.Errorf("%s: no package", where)
 		case s.Replicas < 0:
 			return nil, fmt.Errorf("%s: negative replicas", where)
+		case s.Group != "" && !serviceName.MatchString(s.Group) && !digits.MatchString(s.Group):
+			return nil, fmt.Errorf("%s: group must be letters, digits, '_' and '-'", where)
 		}
 		seen[s.Name] = true
 		for j, p := range s.Ports {

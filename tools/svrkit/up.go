@@ -89,6 +89,10 @@ Per service:
   ready     (kind main) "tcp:ADDR" (accepts connections) or "http:URL"
             (answers 200); default tcp:{rpc}, else tcp:{http}
   replicas  instances to run (default 1), all in every routing table
+  group     the shard group its instances form: the routing tables list
+            them as SERVICE/GROUP (im.Storage/0) for each protobuf SERVICE
+            they serve, for callers whose config "shards" SERVICE over its
+            groups (see package logicsvr)
   config    (kind logicsvr) extra config fields (see package logicsvr),
             merged into the generated config; the Logicsvr's own settings
             go in its "app" object, e.g. {"app": {"dir": "{data}/{name}"}}

@@ -535,3 +535,29 @@ func TestUpNamedPorts(t *testing.T) {
 		t.Errorf("state file instances: %+v", st.Instances)
 	}
 }
+
+// A service with a "group" is routed as SERVICE/GROUP: the shard groups
+// of a sharded service (topology-sharded.json).
+func TestGroupRoutes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "topology.json")
+	writeFile(t, path, `{"services": [
+		{"name": "db-a", "package": "./db", "kind": "main", "serves": ["x.DB"], "replicas": 2, "group": "0"},
+		{"name": "db-b", "package": "./db", "kind": "main", "serves": ["x.DB"], "group": "1"},
+		{"name": "api", "package": "./api", "kind": "main", "serves": ["x.API"]}]}`)
+	topo, err := loadTopology(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &up{dir: "/topo", data: t.TempDir(), work: "/work"}
+	routes, err := u.plan(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(routes["x.DB/0"]) != 2 || len(routes["x.DB/1"]) != 1 || len(routes["x.API"]) != 1 || len(routes["x.DB"]) != 0 {
+		t.Errorf("routes %v: want x.DB/0 with 2, x.DB/1 with 1, x.API with 1 and no x.DB", routes)
+	}
+	writeFile(t, path, `{"services": [{"name": "db", "package": "./db", "kind": "main", "serves": ["x.DB"], "group": "a/b"}]}`)
+	if _, err := loadTopology(path); err == nil || !strings.Contains(err.Error(), "group") {
+		t.Errorf("a group with a slash: %v", err)
+	}
+}

@@ -53,8 +53,19 @@ const readyTimeout = 5 * time.Minute
 // does not happen in time.
 func Start(t testing.TB) *Backend {
 	t.Helper()
+	return StartTopology(t, "")
+}
+
+// StartTopology is Start with another topology file of examples/im
+// ("topology-sharded.json"); "" is the default, topology.json.
+func StartTopology(t testing.TB, topology string) *Backend {
+	t.Helper()
 	_, self, _, _ := runtime.Caller(0)
 	imDir := filepath.Dir(filepath.Dir(self))
+	target := imDir
+	if topology != "" {
+		target = filepath.Join(imDir, topology)
+	}
 	tmp := t.TempDir()
 	tool := filepath.Join(tmp, "svrkit")
 	build := exec.Command("go", "build", "-o", tool, "github.com/svrkit/svrkit/tools/svrkit")
@@ -70,7 +81,7 @@ func Start(t testing.TB) *Backend {
 	}
 	b.cmd = exec.Command(tool, "up", "-datadir", filepath.Join(tmp, "data"), "-workdir", filepath.Join(tmp, "work"),
 		"-bindir", filepath.Join(tmp, "bin"), "-ready-timeout", readyTimeout.String(),
-		"-stop-timeout", "10s", imDir)
+		"-stop-timeout", "10s", target)
 	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
 	b.cmd.Stdin = strings.NewReader("")
 	b.cmd.Env = append(os.Environ(), "NO_COLOR=1")

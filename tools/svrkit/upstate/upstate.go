@@ -122,6 +122,23 @@ func (st *State) Find(name string) (Instance, bool) {
 	return found, ok
 }
 
+// RPCs returns the binary RPC addresses of every instance of the topology
+// service or protobuf service name (none when name is an instance's own
+// name): a client given them all follows a replica group's redirects to
+// its leader.
+func (st *State) RPCs(name string) []string {
+	if _, ok := st.Instance(name); ok {
+		return nil
+	}
+	var out []string
+	for _, in := range st.Instances {
+		if (in.Service == name || slices.Contains(in.Serves, name)) && in.RPC != "" {
+			out = append(out, in.RPC)
+		}
+	}
+	return out
+}
+
 // AllReady reports whether there are instances and every one is ready.
 func (st *State) AllReady() bool {
 	for _, in := range st.Instances {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -73,6 +74,19 @@ func TestFind(t *testing.T) {
 	}
 	if _, ok := st.Find("nosuch"); ok {
 		t.Error("Find(nosuch) found something")
+	}
+	st.Instances[0].RPC, st.Instances[1].RPC = "r1", "r2"
+	for _, tc := range []struct {
+		name string
+		want []string
+	}{
+		{"send", []string{"r1", "r2"}}, // every replica
+		{"send-1", nil},                // an instance is itself
+		{"nosuch", nil},
+	} {
+		if got := st.RPCs(tc.name); !slices.Equal(got, tc.want) {
+			t.Errorf("RPCs(%q) = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 	if st.AllReady() {
 		t.Error("AllReady with a crashed instance")

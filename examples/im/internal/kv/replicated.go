@@ -283,3 +283,45 @@ func (db *DB) Restore(r io.Reader) (uint64, error) {
 	}
 	return db.applied.Load(), nil
 }
+
+// clusterKey holds the id of the replica group whose log the DB follows.
+var clusterKey = []byte{nsStore, 'c', 'l', 'u'}
+
+// Cluster returns the replica group id recorded with SetCluster ("" for a
+// DB never replicated, or replicated before groups were recorded).
+func (db *DB) Cluster() (string, error) {
+	raw, closer, err := db.pdb.Get(clusterKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", internalError("read cluster", err)
+	}
+	defer closer.Close()
+	return string(raw), nil
+}
+
+// SetCluster records, durably, that the DB follows the log of replica
+// group id. With forgetLog the applied index goes back to 0 as well: the
+// DB's contents were copied from another group's replica to seed a new
+// group, whose log starts again at 1 (see the replica package's doc on
+// splitting a shard). Nothing else may use the DB meanwhile.
+func (db *DB) SetCluster(id string, forgetLog bool) error {
+	pb := db.pdb.NewBatch()
+	defer pb.Close()
+	if err := pb.Set(clusterKey, []byte(id), nil); err != nil {
+		return internalError("set cluster", err)
+	}
+	if forgetLog {
+		if err := pb.Delete(appliedIndexKey, nil); err != nil {
+			return internalError("set cluster", err)
+		}
+	}
+	if err := pb.Commit(pebble.Sync); err != nil {
+		return internalError("set cluster", err)
+	}
+	if forgetLog {
+		db.applied.Store(0)
+	}
+	return nil
+}

@@ -49,6 +49,11 @@ func TestReplicaProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	im.RegisterStorageServer(h, impl)
+	admin, err := storage.NewStorageAdmin(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im.RegisterStorageAdminServer(h, admin)
 	if err := h.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -62,12 +67,15 @@ func TestReplicaProcess(t *testing.T) {
 
 // procGroup is a storage group of child processes.
 type procGroup struct {
-	t     *testing.T
-	peers []replica.Peer
-	dirs  []string
-	cmds  []*exec.Cmd
-	store im.StorageClient
-	one   []*svrkit.Client // a client per replica, for finding the leader
+	t       *testing.T
+	cluster string // the group's cluster id (default "group-test")
+	root    string
+	peers   []replica.Peer
+	dirs    []string
+	join    []bool // started with "join": true (added after the start)
+	cmds    []*exec.Cmd
+	store   im.StorageClient
+	one     []*svrkit.Client // a client per replica, for finding the leader
 }
 
 func freeAddr(t *testing.T) string {
@@ -82,11 +90,30 @@ func freeAddr(t *testing.T) string {
 
 func startProcGroup(t *testing.T, n int) *procGroup {
 	t.Helper()
-	g := &procGroup{t: t, cmds: make([]*exec.Cmd, n)}
+	return startNamedProcGroup(t, n, "group-test", "s")
+}
+
+// startNamedProcGroup starts a group of n replicas named prefix1..n with
+// the cluster id cluster.
+func startNamedProcGroup(t *testing.T, n int, cluster, prefix string) *procGroup {
+	t.Helper()
+	g := newProcGroup(t, n, cluster, prefix)
+	for i := range n {
+		g.start(i)
+	}
+	return g
+}
+
+// newProcGroup is startNamedProcGroup without the start: the caller may
+// fill the replicas' directories first, then start each.
+func newProcGroup(t *testing.T, n int, cluster, prefix string) *procGroup {
+	t.Helper()
+	g := &procGroup{t: t, cluster: cluster, cmds: make([]*exec.Cmd, n), join: make([]bool, n)}
 	root := t.TempDir()
+	g.root = root
 	var rpcs []string
 	for i := range n {
-		p := replica.Peer{ID: fmt.Sprintf("s%d", i+1), RPC: freeAddr(t), Raft: freeAddr(t)}
+		p := replica.Peer{ID: fmt.Sprintf("%s%d", prefix, i+1), RPC: freeAddr(t), Raft: freeAddr(t)}
 		g.peers = append(g.peers, p)
 		g.dirs = append(g.dirs, filepath.Join(root, p.ID))
 		rpcs = append(rpcs, p.RPC)
@@ -96,9 +123,6 @@ func startProcGroup(t *testing.T, n int) *procGroup {
 			g.kill(i)
 		}
 	})
-	for i := range n {
-		g.start(i)
-	}
 	c, err := svrkit.NewClient(joinAddrs(rpcs))
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +156,7 @@ func (g *procGroup) start(i int) {
 	app, _ := json.Marshal(map[string]any{
 		"dir": g.dirs[i], "sync_key_secret": "group test secret",
 		"replica": map[string]any{
-			"id": g.peers[i].ID, "cluster": "group-test", "peers": g.peers,
+			"id": g.peers[i].ID, "cluster": g.cluster, "peers": g.peers, "join": g.join[i],
 			"heartbeat_timeout": "500ms", "election_timeout": "500ms",
 			// Small, so that the log is cut often and a replica that was
 			// down catches up from a snapshot.
@@ -159,6 +183,15 @@ func (g *procGroup) kill(i int) {
 	if c := g.cmds[i]; c != nil {
 		c.Process.Signal(syscall.SIGCONT)
 		c.Process.Kill()
+		c.Wait()
+		g.cmds[i] = nil
+	}
+}
+
+// term stops replica i gracefully (SIGTERM) and waits for it.
+func (g *procGroup) term(i int) {
+	if c := g.cmds[i]; c != nil {
+		c.Process.Signal(syscall.SIGTERM)
 		c.Wait()
 		g.cmds[i] = nil
 	}

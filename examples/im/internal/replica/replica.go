@@ -74,15 +74,32 @@
 // does not restore its own last snapshot (its DB, persisted at least up to
 // it, is newer) unless its DB is behind it, for example deleted.
 //
+// # Splitting a shard (offline)
+//
+// A new group may be seeded with a copy of another group's store, to take
+// over part of its key range (the README's procedure): with writes
+// stopped, every replica of the new group starts on a copy of the same
+// stopped replica's "kv" directory and nothing else, under the new
+// cluster id. The store records which group's log it follows (its
+// cluster id); a replica bootstrapping a new group on a store of another
+// group resets the store's applied index, so the new log's entries, from
+// index 1, apply on top of the copied data identically on every replica.
+// A store of another group under an existing raft log, or under a
+// joining replica, is refused: that is a directory copied by mistake.
+//
 // # Membership and safety
 //
-// The group's members are the configured peers, bootstrapped identically
-// on every replica on its first start (a replica restarted on an empty
-// directory bootstraps the same configuration again, which is consistent
-// with the group's log). The raft transport has its own TCP port and every
-// connection names the group's cluster id first: a replica of another
-// group that is pointed at this one by mistake is refused (see
-// transport.go).
+// The group's first members are the configured peers, bootstrapped
+// identically on every replica on its first start (a replica of an
+// unchanged group restarted on an empty directory bootstraps the same
+// configuration again, which is consistent with the group's log). From
+// then on the membership is raft's, in the log, and changes with
+// AddReplica and RemoveReplica on the leader (membership.go: a new replica
+// starts with Join, is added as a non-voter, catches up from a snapshot and
+// then votes; removing the leader hands the leadership over first). The
+// raft transport has its own TCP port and every connection names the
+// group's cluster id first: a replica of another group that is pointed at
+// this one by mistake is refused (see transport.go).
 package replica
 
 import (
@@ -119,8 +136,19 @@ type Config struct {
 	// Raft is the address the raft transport listens on (default: this
 	// replica's Peers entry).
 	Raft string
-	// Peers are every replica of the group, this one included.
+	// Peers are every replica of the group, this one included. On a first
+	// start (an empty directory) they are the group's initial membership,
+	// unless Join is set; afterwards the group's own log says who is a
+	// member (membership changes: AddReplica, RemoveReplica), and Peers
+	// only supply RPC addresses the group's peer directory lacks.
 	Peers []Peer
+	// Join makes a replica started on an empty directory wait to be added
+	// to an existing group (AddReplica on its leader) instead of
+	// bootstrapping Peers as a new group. Every replica started after a
+	// membership change — a new one, or one whose directory was lost —
+	// must join: bootstrapping a membership the group has since changed
+	// would put a different configuration at the same log index.
+	Join bool
 
 	// HeartbeatTimeout and ElectionTimeout are raft's (default 1s each):
 	// how long a follower waits without hearing from the leader before it
@@ -165,6 +193,12 @@ type Node struct {
 	notify  chan bool
 	done    chan struct{}
 	refused atomic.Uint64
+	// lastLeader is the last leader id raft reported (see observe), for
+	// a replica removed from the group to send callers on.
+	lastLeader atomic.Pointer[string]
+	closing    atomic.Bool
+	observer   *raft.Observer
+	observed   chan raft.Observation
 }
 
 type leadership struct {
@@ -210,13 +244,15 @@ func Open(dir string, cfg Config) (*Node, error) {
 	if err := n.catchUpFromSnapshot(snaps); err != nil {
 		return nil, err
 	}
-	n.fsm = &fsm{db: n.db}
-	n.fsm.applied.Store(n.db.AppliedIndex())
-
 	has, err := raft.HasExistingState(n.logs, n.logs, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
+	if err := n.adoptStore(has); err != nil {
+		return nil, err
+	}
+	n.fsm = &fsm{db: n.db}
+	n.fsm.applied.Store(n.db.AppliedIndex())
 	stream, err := newStreamLayer(cfg.Raft, cfg.Cluster, n.log, func() { n.refused.Add(1) })
 	if err != nil {
 		return nil, err
@@ -243,7 +279,19 @@ func Open(dir string, cfg Config) (*Node, error) {
 		n.trans.Close()
 		return nil, fmt.Errorf("replica: %w", err)
 	}
-	if !has {
+	statusFn := n.status
+	stream.status.Store(&statusFn)
+	n.observed = make(chan raft.Observation, 16)
+	n.observer = raft.NewObserver(n.observed, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(n.observer)
+	go n.observe()
+	if !has && cfg.Join {
+		n.log.Info("empty replica waiting to be added to the group (join)", "id", cfg.ID, "raft", cfg.Raft)
+	}
+	if !has && !cfg.Join {
 		var conf raft.Configuration
 		for _, p := range cfg.Peers {
 			conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Raft)})
@@ -331,6 +379,32 @@ func (n *Node) catchUpFromSnapshot(snaps *raft.FileSnapshotStore) error {
 	return nil
 }
 
+// adoptStore checks that the store follows this group's log (the cluster
+// id recorded in it), and records it in a store that names none. A store
+// copied from another group's replica is refused, unless this replica
+// bootstraps a new group on it (no raft state, not Join): that seeds the
+// new group, whose log starts at 1, so the store forgets its old applied
+// index (see "Splitting a shard" in the package doc).
+func (n *Node) adoptStore(hasRaftState bool) error {
+	prev, err := n.db.Cluster()
+	if err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	switch {
+	case prev == n.cfg.Cluster:
+		return nil
+	case prev == "":
+		return n.db.SetCluster(n.cfg.Cluster, false)
+	case hasRaftState:
+		return fmt.Errorf("replica: the store holds cluster %q's data, but its raft log is cluster %q's: a store copied over another group's replica? refusing to start", prev, n.cfg.Cluster)
+	case n.cfg.Join:
+		return fmt.Errorf("replica: the store holds cluster %q's data; a replica joining cluster %q starts on an empty directory", prev, n.cfg.Cluster)
+	}
+	n.log.Warn("seeding a new group with another group's store: its log starts again at 1",
+		"cluster", n.cfg.Cluster, "seeded_from", prev, "their_applied_index", n.db.AppliedIndex())
+	return n.db.SetCluster(n.cfg.Cluster, true)
+}
+
 // watchLeadership follows raft's leadership changes. On becoming the
 // leader it commits the marker entry and, once applied, serves.
 func (n *Node) watchLeadership() {
@@ -356,11 +430,39 @@ func (n *Node) watchLeadership() {
 	}
 }
 
+// observe keeps lastLeader up to date.
+func (n *Node) observe() {
+	for o := range n.observed {
+		if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != "" {
+			id := string(lo.LeaderID)
+			n.lastLeader.Store(&id)
+		}
+	}
+}
+
+// status is what this replica answers a status probe.
+func (n *Node) status() status {
+	st := status{ID: n.cfg.ID, Applied: n.fsm.applied.Load()}
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		st.Member = len(f.Configuration().Servers) > 0
+	}
+	return st
+}
+
+// removed reports whether raft stopped on its own: this replica was
+// removed from the group (raft shuts a removed server down).
+func (n *Node) removed() bool {
+	return !n.closing.Load() && n.raft.State() == raft.Shutdown
+}
+
 // Close stops the replica: raft, its transport and the stores.
 func (n *Node) Close() error {
 	if n.raft == nil {
 		return n.closeStores()
 	}
+	n.closing.Store(true)
+	n.raft.DeregisterObserver(n.observer)
+	close(n.observed)
 	err := n.raft.Shutdown().Error()
 	n.trans.Close()
 	close(n.notify)

@@ -127,9 +127,19 @@ func (n *Node) awaitLeader(parent context.Context) error {
 		// them back, so the wait goes on until the election settles.
 		if _, id := n.raft.LeaderWithID(); id != "" && id != raft.ServerID(n.cfg.ID) &&
 			time.Since(n.raft.LastContact()) < n.cfg.HeartbeatTimeout {
-			if p, ok := n.peers[id]; ok {
+			if p, ok := n.peer(string(id)); ok {
 				return &NotLeaderError{LeaderID: p.ID, LeaderRPC: p.RPC}
 			}
+		}
+		if n.removed() {
+			// Removed from the group: send callers to the leader it last
+			// knew (which redirects them further if that changed).
+			if id := n.lastLeader.Load(); id != nil && *id != n.cfg.ID {
+				if p, ok := n.peer(*id); ok {
+					return &NotLeaderError{LeaderID: p.ID, LeaderRPC: p.RPC}
+				}
+			}
+			return unavailablef("replica %s was removed from the group", n.cfg.ID)
 		}
 		select {
 		case <-tick.C:

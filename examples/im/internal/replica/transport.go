@@ -1,12 +1,16 @@
 package replica
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -21,39 +25,102 @@ import (
 //	helloMagic (10 bytes)  "svrkit-r1\n"
 //	byte                   len(cluster id), 1..maxClusterIDLen
 //	bytes                  cluster id
+//
+// A connection may instead start with statusMagic ("svrkit-s1\n") and the
+// same cluster id: a status probe, which the leader sends a replica it is
+// about to add (see membership.go). The replica answers one JSON line
+// (status) and closes; raft never sees the connection.
 const (
 	helloMagic      = "svrkit-r1\n"
+	statusMagic     = "svrkit-s1\n"
 	maxClusterIDLen = 200
 	helloTimeout    = 5 * time.Second
+	maxStatusLen    = 4096
 )
 
 // errWrongCluster is what a refused connection's reader sees.
 var errWrongCluster = errors.New("replica: connection from another cluster")
 
 func appendHello(dst []byte, cluster string) []byte {
-	dst = append(dst, helloMagic...)
+	return appendGreeting(dst, helloMagic, cluster)
+}
+
+func appendGreeting(dst []byte, magic, cluster string) []byte {
+	dst = append(dst, magic...)
 	dst = append(dst, byte(len(cluster)))
 	return append(dst, cluster...)
 }
 
 // readHello reads a hello and returns the cluster id it names.
 func readHello(r io.Reader) (string, error) {
+	id, probe, err := readGreeting(r)
+	if err == nil && probe {
+		err = errors.New("replica: hello: a status probe, not a raft connection")
+	}
+	return id, err
+}
+
+// readGreeting reads a hello or a status probe's greeting and returns the
+// cluster id it names, and whether it is a probe.
+func readGreeting(r io.Reader) (cluster string, probe bool, err error) {
 	var hdr [len(helloMagic) + 1]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return "", fmt.Errorf("replica: hello: %w", err)
+		return "", false, fmt.Errorf("replica: hello: %w", err)
 	}
-	if string(hdr[:len(helloMagic)]) != helloMagic {
-		return "", errors.New("replica: hello: not a svrkit raft connection")
+	switch string(hdr[:len(helloMagic)]) {
+	case helloMagic:
+	case statusMagic:
+		probe = true
+	default:
+		return "", false, errors.New("replica: hello: not a svrkit raft connection")
 	}
 	n := int(hdr[len(helloMagic)])
 	if n == 0 || n > maxClusterIDLen {
-		return "", fmt.Errorf("replica: hello: cluster id of %d bytes", n)
+		return "", false, fmt.Errorf("replica: hello: cluster id of %d bytes", n)
 	}
 	id := make([]byte, n)
 	if _, err := io.ReadFull(r, id); err != nil {
-		return "", fmt.Errorf("replica: hello: %w", err)
+		return "", false, fmt.Errorf("replica: hello: %w", err)
 	}
-	return string(id), nil
+	return string(id), probe, nil
+}
+
+// status is what a replica answers a status probe.
+type status struct {
+	ID      string `json:"id"`      // its replica id
+	Applied uint64 `json:"applied"` // the last raft index it applied
+	Member  bool   `json:"member"`  // whether it holds a raft configuration (bootstrapped, or added and contacted)
+}
+
+// probeStatus asks the replica at addr, as a member of cluster, for its
+// status. A replica of another cluster closes the connection unanswered.
+func probeStatus(ctx context.Context, addr, cluster string) (status, error) {
+	var st status
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return st, err
+	}
+	defer c.Close()
+	deadline := time.Now().Add(helloTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.SetDeadline(deadline)
+	if _, err := c.Write(appendGreeting(nil, statusMagic, cluster)); err != nil {
+		return st, err
+	}
+	line, err := bufio.NewReaderSize(io.LimitReader(c, maxStatusLen), maxStatusLen).ReadBytes('\n')
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return st, fmt.Errorf("it closed the connection without a status (a replica of another cluster, or not a svrkit replica)")
+		}
+		return st, err
+	}
+	if err := json.Unmarshal(line, &st); err != nil {
+		return st, fmt.Errorf("bad status answer: %w", err)
+	}
+	return st, nil
 }
 
 // streamLayer is raft's TCP stream layer with the cluster hello.
@@ -63,6 +130,9 @@ type streamLayer struct {
 	cluster string
 	log     *slog.Logger
 	refused func() // counts a refused connection (tests read it)
+	// status answers a status probe; nil (before the node is up) answers
+	// none.
+	status atomic.Pointer[func() status]
 }
 
 func newStreamLayer(bind, cluster string, log *slog.Logger, refused func()) (*streamLayer, error) {
@@ -117,11 +187,15 @@ type helloConn struct {
 func (c *helloConn) Read(p []byte) (int, error) {
 	c.once.Do(func() {
 		c.Conn.SetReadDeadline(time.Now().Add(helloTimeout))
-		id, err := readHello(c.Conn)
+		id, probe, err := readGreeting(c.Conn)
 		c.Conn.SetReadDeadline(time.Time{})
 		switch {
 		case err != nil:
 			c.err = err
+		case id == c.s.cluster && probe:
+			c.answerStatus()
+			c.err = io.EOF // raft closes the connection quietly
+			return
 		case id != c.s.cluster:
 			c.err = errWrongCluster
 			c.s.log.Warn("refused a raft connection from another cluster",
@@ -138,4 +212,21 @@ func (c *helloConn) Read(p []byte) (int, error) {
 		return 0, c.err
 	}
 	return c.Conn.Read(p)
+}
+
+// answerStatus writes the replica's status line and closes the connection.
+func (c *helloConn) answerStatus() {
+	defer c.Conn.Close()
+	// The listener is up before raft is: a replica still starting answers
+	// once it can.
+	f := c.s.status.Load()
+	for deadline := time.Now().Add(helloTimeout); f == nil && time.Now().Before(deadline); f = c.s.status.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if f == nil {
+		return
+	}
+	line, _ := json.Marshal((*f)())
+	c.Conn.SetWriteDeadline(time.Now().Add(helloTimeout))
+	c.Conn.Write(append(line, '\n'))
 }

@@ -43,7 +43,7 @@ func TestCheck(t *testing.T) {
 // Every secret topology.json publishes is a development secret, and every
 // service that reads one is in development mode there.
 func TestTopologySecretsAreDevelopment(t *testing.T) {
-	for _, file := range []string{"../../topology.json", "../../topology-replicated.json"} {
+	for _, file := range []string{"../../topology.json", "../../topology-replicated.json", "../../topology-sharded.json"} {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)

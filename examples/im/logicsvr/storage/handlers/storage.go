@@ -23,7 +23,13 @@
 // RPC address, which the data-access services' svrkit clients follow and
 // remember; during an election a replica waits (bounded) for the new
 // leader before it answers. Every replica is in the callers' routing
-// table, so nothing else changes for them.
+// table, so nothing else changes for them. The group's membership is
+// changed through the StorageAdmin service (admin.go), an operator's.
+//
+// Several groups may each own a range of user-id hashes
+// (topology-sharded.json): that is the callers' business (their "shards"
+// config, svrkit.ShardedInvoker); an instance serves whatever user ids it
+// is sent and knows nothing of the other groups.
 //
 // # Key scoping
 //
@@ -127,6 +133,9 @@ type ReplicaConfig struct {
 	Cluster string         `json:"cluster"`
 	Raft    string         `json:"raft,omitempty"`
 	Peers   []replica.Peer `json:"peers"`
+	// Join: on an empty directory, wait to be added (StorageAdmin.AddReplica)
+	// instead of bootstrapping peers as a new group.
+	Join bool `json:"join,omitempty"`
 
 	HeartbeatTimeout  logicsvr.Duration `json:"heartbeat_timeout,omitempty"`
 	ElectionTimeout   logicsvr.Duration `json:"election_timeout,omitempty"`
@@ -159,6 +168,7 @@ func NewStorage(h *logicsvr.Host) (im.StorageServer, error) {
 	}
 	h.Use(statusInterceptor)
 	h.OnShutdown(func(context.Context) error { return s.Close() })
+	opened.Store(h, s)
 	return s, nil
 }
 
@@ -166,6 +176,7 @@ func NewStorage(h *logicsvr.Host) (im.StorageServer, error) {
 type Server struct {
 	im.UnimplementedStorageServer
 	db    kv.Store
+	node  *replica.Node // nil for a single store
 	close func() error
 	inbox *inbox.Inbox
 	trim  *trimWorker
@@ -182,7 +193,7 @@ func open(cfg Config, log *slog.Logger) (*Server, error) {
 	var alloc atomic.Pointer[seq.Allocator]
 	if rc := cfg.Replica; rc != nil {
 		n, err := replica.Open(cfg.Dir, replica.Config{
-			ID: rc.ID, Cluster: rc.Cluster, Raft: rc.Raft, Peers: rc.Peers,
+			ID: rc.ID, Cluster: rc.Cluster, Raft: rc.Raft, Peers: rc.Peers, Join: rc.Join,
 			HeartbeatTimeout: time.Duration(rc.HeartbeatTimeout), ElectionTimeout: time.Duration(rc.ElectionTimeout),
 			LeaderWait:        time.Duration(rc.LeaderWait),
 			SnapshotThreshold: rc.SnapshotThreshold, TrailingLogs: rc.TrailingLogs,
@@ -199,7 +210,7 @@ func open(cfg Config, log *slog.Logger) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("storage: replica %s in %s: %w", rc.ID, cfg.Dir, err)
 		}
-		db, s.close = n, n.Close
+		db, s.close, s.node = n, n.Close, n
 	} else {
 		d, err := kv.Open(cfg.Dir, nil)
 		if err != nil {
@@ -267,6 +278,12 @@ func toStatus(err error) error {
 		code = svrkit.DeadlineExceeded
 	case errors.Is(err, replica.ErrUnavailable), errors.Is(err, kv.ErrClosed):
 		code = svrkit.Unavailable
+	case errors.Is(err, replica.ErrNoSuchReplica):
+		code = svrkit.NotFound
+	case errors.As(err, new(*replica.MembershipError)):
+		code = svrkit.InvalidArgument
+	case errors.Is(err, replica.ErrCatchingUp):
+		code = svrkit.DeadlineExceeded
 	case errors.Is(err, kv.ErrNotFound):
 		code = svrkit.NotFound
 	case errors.Is(err, kv.ErrConflict):
