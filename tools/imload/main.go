@@ -35,6 +35,10 @@
 // the run, divided by the messages delivered: it includes what idle
 // devices cost, which is what push saves.
 //
+// With -ceiling, each run is followed by the in-process ceiling (package
+// examples/im/ceiling): the same store work per message, in this process,
+// with no RPC or HTTP; the report gives the backend as a fraction of it.
+//
 // With -groups (groups.go) the traffic is group chat: the users form groups
 // of the sizes given (e.g. -groups 100x50,1x500) and the phones send to
 // their groups; the report adds the fan-out delay to the last member's
