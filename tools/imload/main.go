@@ -35,6 +35,10 @@
 // the run, divided by the messages delivered: it includes what idle
 // devices cost, which is what push saves.
 //
+// With -ceiling, each run is followed by the in-process ceiling (package
+// examples/im/ceiling): the same store work per message, in this process,
+// with no RPC or HTTP; the report gives the backend as a fraction of it.
+//
 // With -groups (groups.go) the traffic is group chat: the users form groups
 // of the sizes given (e.g. -groups 100x50,1x500) and the phones send to
 // their groups; the report adds the fan-out delay to the last member's
@@ -64,6 +68,7 @@ import (
 	"time"
 
 	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/ceiling"
 	"github.com/svrkit/svrkit/examples/im/imclient"
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/tools/internal/cmdline"
@@ -93,6 +98,10 @@ type Config struct {
 	Groups  []GroupSpec
 	Senders int
 	Syncers int
+
+	// Ceiling runs the in-process ceiling (package examples/im/ceiling)
+	// after each load run, with the same users, duration and think time.
+	Ceiling bool
 }
 
 // Report is a run's result.
@@ -120,6 +129,14 @@ type Report struct {
 	BackendCPU      float64            `json:"backend_cpu_s,omitempty"`
 	CPUPerDelivered float64            `json:"cpu_per_delivered_us,omitempty"`
 	CPUByProcess    map[string]float64 `json:"cpu_by_process_s,omitempty"`
+	// CPUPerDeliveredBy is CPUByProcess over Synced, in microseconds.
+	CPUPerDeliveredBy map[string]float64 `json:"cpu_per_delivered_by_process_us,omitempty"`
+	// With -ceiling: the in-process ceiling's delivered messages per
+	// second and CPU per delivered message (µs), run right after, and the
+	// backend's SyncedPerSec as a fraction of the ceiling's.
+	CeilingPerSec     float64 `json:"ceiling_per_s,omitempty"`
+	CeilingCPUPerMsg  float64 `json:"ceiling_cpu_per_delivered_us,omitempty"`
+	FractionOfCeiling float64 `json:"fraction_of_ceiling,omitempty"`
 }
 
 var help = cmdline.Help{
@@ -134,6 +151,14 @@ stderr and, at the end, a report on stdout (a table, or JSON with -json):
 messages per second, send latency, send-to-synced latency (from a send to
 the receiving tablet having the message) and the backend's CPU per
 delivered message (from /proc of the processes in the state file).
+
+-ceiling adds the in-process ceiling (package examples/im/ceiling): the
+same inbox and store code with the same durability and the same work per
+message (the receiver's and the sender's copy, then the devices' syncs),
+driven by the same users, duration and think time in this process, with
+no RPC and no HTTP, on a fresh store in a temporary directory, right after
+each load run; the report gives the backend's delivered messages per
+second as a fraction of it, and both CPU costs per message.
 
 -compare runs push and polling (-poll, default 10ms) alternately, -runs
 times each, for each user count in -users (e.g. -users 16,64), and reports
@@ -168,6 +193,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	groupsFlag := fs.String("groups", "", "group traffic: COUNTxSIZE[,COUNTxSIZE...], e.g. 100x50,1x500")
 	fs.IntVar(&cfg.Senders, "senders", 0, "with -groups: users whose phones send (0: all)")
 	fs.IntVar(&cfg.Syncers, "syncers", -1, "with -groups: users whose tablets sync (-1: all)")
+	fs.BoolVar(&cfg.Ceiling, "ceiling", false, "after each run, run the in-process ceiling with the same load shape and report the backend as a fraction of it")
 	if err := cmdline.Parse(fs, args, help, stdout, stderr); err != nil {
 		return cmdline.ExitCode(err)
 	}
@@ -188,6 +214,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdline.ExitCode(help.Usagef(stderr, "several -users counts need -compare"))
 	case *compare && *groupsFlag != "":
 		return cmdline.ExitCode(help.Usagef(stderr, "-compare runs one-to-one traffic; it does not take -groups"))
+	case cfg.Ceiling && *groupsFlag != "":
+		return cmdline.ExitCode(help.Usagef(stderr, "-ceiling measures one-to-one traffic; it does not take -groups"))
 	}
 	cfg.Users = counts[0]
 	if *groupsFlag != "" {
@@ -379,6 +407,22 @@ func load(ctx context.Context, users []*user, cfg Config, progress io.Writer) (*
 		}
 		if rep.Synced > 0 {
 			rep.CPUPerDelivered = float64(cpu.Microseconds()) / float64(rep.Synced)
+			rep.CPUPerDeliveredBy = map[string]float64{}
+			for name, d := range cpuBy {
+				rep.CPUPerDeliveredBy[name] = float64(d.Microseconds()) / float64(rep.Synced)
+			}
+		}
+	}
+	if cfg.Ceiling {
+		fmt.Fprintf(progress, "imload: in-process ceiling, %d users, %s\n", len(users), cfg.Duration)
+		c, err := ceiling.Run(ctx, ceiling.Config{Users: len(users), Duration: cfg.Duration, Think: cfg.Think})
+		if err != nil {
+			return nil, err
+		}
+		rep.CeilingPerSec = c.PerSec()
+		rep.CeilingCPUPerMsg = float64(c.CPUPerMessage().Nanoseconds()) / 1000
+		if rep.CeilingPerSec > 0 {
+			rep.FractionOfCeiling = rep.SyncedPerSec / rep.CeilingPerSec
 		}
 	}
 	return rep, nil
@@ -487,6 +531,14 @@ func printReport(w io.Writer, r *Report) {
 	if r.BackendCPU > 0 {
 		fmt.Fprintf(w, "| backend CPU | %.2f s |\n", r.BackendCPU)
 		fmt.Fprintf(w, "| backend CPU per delivered message | %.0f µs |\n", r.CPUPerDelivered)
+		for _, name := range byCost(r.CPUPerDeliveredBy) {
+			fmt.Fprintf(w, "| … of which %s | %.0f µs |\n", name, r.CPUPerDeliveredBy[name])
+		}
+	}
+	if r.CeilingPerSec > 0 {
+		fmt.Fprintf(w, "| in-process ceiling: delivered per second | %.0f |\n", r.CeilingPerSec)
+		fmt.Fprintf(w, "| in-process ceiling: CPU per delivered message | %.0f µs |\n", r.CeilingCPUPerMsg)
+		fmt.Fprintf(w, "| backend / ceiling, messages per second | %.1f%% |\n", 100*r.FractionOfCeiling)
 	}
 	if len(r.Errors) > 0 {
 		keys := make([]string, 0, len(r.Errors))
@@ -551,19 +603,69 @@ func median(runs []*Report) *Report {
 	out.DeliveredMax = med(func(r *Report) float64 { return r.DeliveredMax })
 	out.BackendCPU = med(func(r *Report) float64 { return r.BackendCPU })
 	out.CPUPerDelivered = med(func(r *Report) float64 { return r.CPUPerDelivered })
+	out.CeilingPerSec = med(func(r *Report) float64 { return r.CeilingPerSec })
+	out.CeilingCPUPerMsg = med(func(r *Report) float64 { return r.CeilingCPUPerMsg })
+	out.FractionOfCeiling = med(func(r *Report) float64 { return r.FractionOfCeiling })
+	out.CPUPerDeliveredBy = map[string]float64{}
+	for name := range runs[0].CPUPerDeliveredBy {
+		out.CPUPerDeliveredBy[name] = med(func(r *Report) float64 { return r.CPUPerDeliveredBy[name] })
+	}
 	return &out
 }
 
 // printComparison prints -compare's medians, push beside polling for
-// each user count.
+// each user count; with -ceiling, the ceiling beside each, and then each
+// busy service's CPU per delivered message.
 func printComparison(w io.Writer, reps []*Report) {
+	withCeiling := slices.ContainsFunc(reps, func(r *Report) bool { return r.CeilingPerSec > 0 })
 	fmt.Fprintf(w, "\nmedians of each mode's runs, %s, load average %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), loadAverage())
-	fmt.Fprintf(w, "| users | mode | sent/s | send-to-synced p50 | p99 | backend CPU per delivered message | missing / duplicates |\n")
-	fmt.Fprintf(w, "| ---: | --- | ---: | ---: | ---: | ---: | ---: |\n")
-	for _, r := range reps {
-		fmt.Fprintf(w, "| %d | %s | %.0f | %.1f ms | %.1f ms | %.0f µs | %d / %d |\n",
-			r.Users, r.Mode, r.SentPerSec, r.DeliveredP50, r.DeliveredP99, r.CPUPerDelivered, r.Missing, r.Duplicates)
+	fmt.Fprintf(w, "| users | mode | sent/s | send-to-synced p50 | p99 | backend CPU per delivered message | missing / duplicates |")
+	if withCeiling {
+		fmt.Fprintf(w, " ceiling delivered/s | ceiling CPU per message | backend / ceiling |")
 	}
+	fmt.Fprintf(w, "\n| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+	if withCeiling {
+		fmt.Fprintf(w, " ---: | ---: | ---: |")
+	}
+	fmt.Fprintln(w)
+	for _, r := range reps {
+		fmt.Fprintf(w, "| %d | %s | %.0f | %.1f ms | %.1f ms | %.0f µs | %d / %d |",
+			r.Users, r.Mode, r.SentPerSec, r.DeliveredP50, r.DeliveredP99, r.CPUPerDelivered, r.Missing, r.Duplicates)
+		if withCeiling {
+			fmt.Fprintf(w, " %.0f | %.0f µs | %.1f%% |", r.CeilingPerSec, r.CeilingCPUPerMsg, 100*r.FractionOfCeiling)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "\nbackend CPU per delivered message by service (µs, medians)\n\n")
+	for _, r := range reps {
+		fmt.Fprintf(w, "%d users, %s:", r.Users, r.Mode)
+		for _, name := range byCost(r.CPUPerDeliveredBy) {
+			fmt.Fprintf(w, " %s %.0f", name, r.CPUPerDeliveredBy[name])
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// byCost returns the names in by, the costliest first, leaving out those
+// below 1% of the total (idle services).
+func byCost(by map[string]float64) []string {
+	var total float64
+	names := make([]string, 0, len(by))
+	for name, v := range by {
+		total += v
+		names = append(names, name)
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { return by[n] < total/100 })
+	slices.SortFunc(names, func(a, b string) int {
+		if by[a] != by[b] {
+			if by[a] > by[b] {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	return names
 }
 
 // loadAverage is /proc/loadavg's first three fields: how busy the machine

@@ -144,7 +144,19 @@ type Client struct {
 	linkAddr string
 	link     atomic.Pointer[linkClient]
 	notify   chan struct{}
+
+	// Watch skips the sync of a notify its last sync already covered
+	// (see covered): seen is the newest item version per SyncType the
+	// device has synced (under mu), notified the newest a push named, and
+	// mustSync is set by a signal that names no version (the link
+	// (re)connected, a notify that did not decode).
+	seen     [syncTypes]uint64
+	notified [syncTypes]atomic.Uint64
+	mustSync atomic.Bool
 }
+
+// syncTypes bounds the SyncType values a Client tracks versions of.
+const syncTypes = 8
 
 // Option changes a Client.
 type Option func(*options)
@@ -211,6 +223,52 @@ func (t transport) Invoke(ctx context.Context, m *svrkit.MethodDesc, req, resp p
 
 // signal tells Notifies' reader to sync; signals coalesce.
 func (c *Client) signal() {
+	c.mustSync.Store(true)
+	c.wake()
+}
+
+// notified records a push's sync notify and tells Notifies' reader to
+// sync, unless the notify does not decode.
+func (c *Client) pushed(body []byte) {
+	var n im.SyncNotify
+	if proto.Unmarshal(body, &n) != nil || n.GetType() <= 0 || int(n.GetType()) >= syncTypes {
+		c.signal()
+		return
+	}
+	v := &c.notified[n.GetType()]
+	for {
+		old := v.Load()
+		if n.GetVersion() <= old || v.CompareAndSwap(old, n.GetVersion()) {
+			break
+		}
+	}
+	c.wake()
+}
+
+// covered reports whether the device's syncs have already brought every
+// version a notify named since: then the sync the notify asks for would
+// find nothing new. Versions grow per user and type, and a sync returns
+// every item above the key in version order, so an item of version v
+// synced means everything of that type up to v is on the device.
+//
+// Why: under push each message notifies its receiver's and its sender's
+// devices, and a notify that lands while the device is syncing usually
+// names an item that sync is already bringing; without this check, the
+// device syncs again to find nothing — a round trip through the gateway,
+// sync, messagedata and storage for nothing (issue #13).
+func (c *Client) covered() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for t := range c.notified {
+		if c.notified[t].Load() > c.seen[t] {
+			return false
+		}
+	}
+	return true
+}
+
+// wake signals Notifies' reader; signals coalesce.
+func (c *Client) wake() {
 	select {
 	case c.notify <- struct{}{}:
 	default:
@@ -291,6 +349,25 @@ func (c *Client) SetSyncKey(k []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.syncKey = append([]byte(nil), k...)
+	// The key may be older than what was synced: forget the versions seen.
+	c.seen = [syncTypes]uint64{}
+}
+
+// synced stores the key of a sync answer and the newest version of each
+// type among its items. A version 1 client's items may be adapted into
+// other types (a group message as a one-to-one one), so it records none.
+func (c *Client) synced(r *im.SyncReply) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.syncKey = append([]byte(nil), r.GetSyncKey()...)
+	if c.version < 2 {
+		return
+	}
+	for _, it := range r.GetItems() {
+		if t := int(it.GetType()); t > 0 && t < syncTypes {
+			c.seen[t] = max(c.seen[t], it.GetVersion())
+		}
+	}
 }
 
 var errNotLoggedIn = svrkit.NewError(svrkit.Unauthenticated, "not logged in")
@@ -536,7 +613,7 @@ func (c *Client) Sync(ctx context.Context, limit uint32) (*im.SyncReply, error) 
 	if err != nil {
 		return nil, err
 	}
-	c.SetSyncKey(r.GetSyncKey())
+	c.synced(r)
 	return r, nil
 }
 

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/svrkit"
 )
 
@@ -68,4 +71,66 @@ func TestSendRetriesUntilContextEnds(t *testing.T) {
 	if svrkit.CodeOf(err) != svrkit.DeadlineExceeded {
 		t.Fatalf("send with nothing listening: %v, want deadline_exceeded after retries", err)
 	}
+}
+
+// TestCoveredNotifies: a notify naming a version the device has already
+// synced needs no sync; a newer one, one that does not decode, or a key
+// set from outside does.
+func TestCoveredNotifies(t *testing.T) {
+	c := New(Addrs{})
+	notify := func(typ im.SyncType, v uint64) {
+		b, err := proto.Marshal(&im.SyncNotify{Type: typ, Version: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.pushed(b)
+	}
+	msg := im.SyncType_SYNC_TYPE_MESSAGES
+	if !c.covered() {
+		t.Fatal("a fresh client with no notify is not covered")
+	}
+	notify(msg, 5)
+	if c.covered() {
+		t.Fatal("notify of version 5 with nothing synced counts as covered")
+	}
+	c.synced(&im.SyncReply{SyncKey: []byte("k1"), Items: []*im.SyncItem{{Type: msg, Version: 4}, {Type: msg, Version: 6}}})
+	if !c.covered() {
+		t.Error("version 5 notified, 6 synced: not covered")
+	}
+	notify(msg, 3) // late, older notify
+	if !c.covered() {
+		t.Error("an older notify after a newer sync: not covered")
+	}
+	notify(im.SyncType_SYNC_TYPE_CONTACTS, 1)
+	if c.covered() {
+		t.Error("a contacts notify is covered by message versions")
+	}
+	c.synced(&im.SyncReply{SyncKey: []byte("k2"), Items: []*im.SyncItem{{Type: im.SyncType_SYNC_TYPE_CONTACTS, Version: 1}}})
+	if !c.covered() {
+		t.Error("contacts 1 synced: not covered")
+	}
+	c.SetSyncKey([]byte("k0"))
+	if c.covered() {
+		t.Error("after SetSyncKey the versions synced under the old key still count")
+	}
+	c.mustSync.Store(false)
+	c.pushed([]byte{0xff, 0xff})
+	if !c.mustSync.Load() {
+		t.Error("a notify that does not decode does not force a sync")
+	}
+	v1 := New(Addrs{}, WithClientVersion(1))
+	v1.pushed(mustMarshal(t, &im.SyncNotify{Type: msg, Version: 1}))
+	v1.synced(&im.SyncReply{Items: []*im.SyncItem{{Type: msg, Version: 9}}})
+	if v1.covered() {
+		t.Error("a version 1 client, whose items are adapted, trusts their versions")
+	}
+}
+
+func mustMarshal(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -147,10 +147,14 @@ func (c *Client) Watch(ctx context.Context, handle func(*im.SyncReply) error) er
 			t = time.NewTimer(wait)
 			retry = t.C
 		}
+	idle:
 		select {
 		case <-ctx.Done():
 			return svrkit.AsError(ctx.Err())
 		case <-c.notify:
+			if wait == 0 && !c.mustSync.Swap(false) && c.covered() {
+				goto idle
+			}
 		case <-retry:
 		}
 		if t != nil {
@@ -395,7 +399,7 @@ func (l *linkClient) read(lc *linkConn, br *bufio.Reader) {
 		case wire.KindPush:
 			if f.CmdID == link.PushSyncNotify {
 				l.pushes.Add(1)
-				l.c.signal()
+				l.c.pushed(f.Body)
 			}
 		case wire.KindGoAway:
 			lc.kill(svrkit.NewError(svrkit.Code(f.Status), string(f.Msg)))

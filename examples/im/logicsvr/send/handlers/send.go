@@ -66,15 +66,15 @@ func NewSend(h *logicsvr.Host) (im.SendServer, error) {
 		return nil, err
 	}
 	h.Use(signer.Require(im.Send_ServiceName))
-	return &sendServer{accounts: im.NewAccountDataClient(accounts), messages: im.NewMessageDataClient(messages),
+	return &sendServer{receivers: delivery.NewReceivers(im.NewAccountDataClient(accounts)), messages: im.NewMessageDataClient(messages),
 		groups: im.NewGroupDataClient(groupData)}, nil
 }
 
 type sendServer struct {
 	im.UnimplementedSendServer
-	accounts im.AccountDataClient
-	messages im.MessageDataClient
-	groups   im.GroupDataClient
+	receivers *delivery.Receivers
+	messages  im.MessageDataClient
+	groups    im.GroupDataClient
 }
 
 // CheckText checks a SendTextRequest against message.proto's limits.
@@ -146,7 +146,7 @@ func (s *sendServer) deliver(ctx context.Context, m *im.Message) (*im.SendReply,
 		return s.sendGroup(ctx, to, m)
 	}
 	monitor.Add(im.Monitor_SEND_CALLS_ID, 1)
-	if err := delivery.ReceiverExists(ctx, s.accounts, m.GetToUserId()); err != nil {
+	if err := s.receivers.Exists(ctx, m.GetToUserId()); err != nil {
 		if svrkit.CodeOf(err) != svrkit.NotFound {
 			monitor.Add(im.Monitor_SEND_ERRORS_ID, 1)
 		}
