@@ -138,7 +138,7 @@ func TestScenarioChaos(t *testing.T) {
 				rep, err := u.tablet.Sync(rctx, 200)
 				rcancel()
 				if err != nil {
-					if !imclient.Retryable(err) && recvCtx.Err() == nil {
+					if !imclient.Transient(err) && recvCtx.Err() == nil {
 						p.mu.Lock()
 						p.bad = append(p.bad, fmt.Sprintf("sync: %v", err))
 						p.mu.Unlock()

@@ -495,12 +495,12 @@ func setup(ctx context.Context, addrs imclient.Addrs, n, phones, tablets int) ([
 	return users, nil
 }
 
-// patiently calls f until it succeeds, fails for good (imclient.Retryable
-// says which; an overloaded answer is retried too), or five attempts failed.
+// patiently calls f until it succeeds, fails for good (imclient.Transient
+// says which), or five attempts failed.
 func patiently(ctx context.Context, f func() error) error {
 	var err error
 	for attempt := range 5 {
-		if err = f(); err == nil || (!imclient.Retryable(err) && svrkit.CodeOf(err) != svrkit.Overloaded) {
+		if err = f(); err == nil || !imclient.Transient(err) {
 			return err
 		}
 		select {

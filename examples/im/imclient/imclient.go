@@ -541,13 +541,24 @@ const attemptTimeout = 10 * time.Second
 
 // Retryable reports whether a failed call may be retried as it is: the
 // failure says nothing about the request itself (the service was
-// restarting, overloaded, or did not answer in time).
+// restarting, out of a resource, or did not answer in time). Sends are
+// retried on it.
 func Retryable(err error) bool {
 	switch svrkit.CodeOf(err) {
 	case svrkit.Unavailable, svrkit.DeadlineExceeded, svrkit.ResourceExhausted:
 		return true
 	}
 	return false
+}
+
+// Transient reports whether a call that repeats anyway — a poll, a
+// watch's sync — should simply go on after a pause: Retryable, or refused
+// by overload control (overloaded). A refusal is not Retryable: the
+// service is shedding, and a send that was shed is the user's to repeat,
+// not the client's to hammer; but a device that stops syncing because one
+// sync was shed would never see its messages.
+func Transient(err error) bool {
+	return Retryable(err) || svrkit.CodeOf(err) == svrkit.Overloaded
 }
 
 func (c *Client) retrySend(ctx context.Context, call func(context.Context) (*im.SendReply, error)) (*im.SendReply, error) {

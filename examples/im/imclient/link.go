@@ -134,7 +134,7 @@ func (c *Client) Watch(ctx context.Context, handle func(*im.SyncReply) error) er
 				return svrkit.AsError(ctx.Err())
 			case errors.Is(err, errHandle):
 				return errors.Unwrap(err)
-			case !Retryable(err) && svrkit.CodeOf(err) != svrkit.Overloaded:
+			case !Transient(err):
 				return err // a bad key, an ended session, a replaced device
 			}
 			wait, backoff = backoff, min(2*backoff, 2*time.Second)
