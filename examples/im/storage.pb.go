@@ -1257,6 +1257,132 @@ func (x *InboxWriteReply) GetDuplicate() bool {
 	return false
 }
 
+type InboxDeliverManyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the routing key: one of user_ids, every one of which the
+	// caller's client routes to the same instance as user_id.
+	UserId uint64 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// user_ids: 1 to 500, distinct.
+	UserIds []uint64  `protobuf:"varint,2,rep,packed,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
+	Type    InboxType `protobuf:"varint,3,opt,name=type,proto3,enum=im.InboxType" json:"type,omitempty"`
+	// payload: at most 64 KiB, and user_ids × its size at most 4 MiB.
+	Payload []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	// dedup_id: 1 to 128 bytes, unique per user (one id serves every user).
+	DedupId       string `protobuf:"bytes,5,opt,name=dedup_id,json=dedupId,proto3" json:"dedup_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InboxDeliverManyRequest) Reset() {
+	*x = InboxDeliverManyRequest{}
+	mi := &file_im_storage_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InboxDeliverManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InboxDeliverManyRequest) ProtoMessage() {}
+
+func (x *InboxDeliverManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_storage_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InboxDeliverManyRequest.ProtoReflect.Descriptor instead.
+func (*InboxDeliverManyRequest) Descriptor() ([]byte, []int) {
+	return file_im_storage_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *InboxDeliverManyRequest) GetUserId() uint64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *InboxDeliverManyRequest) GetUserIds() []uint64 {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+func (x *InboxDeliverManyRequest) GetType() InboxType {
+	if x != nil {
+		return x.Type
+	}
+	return InboxType_INBOX_TYPE_UNSPECIFIED
+}
+
+func (x *InboxDeliverManyRequest) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *InboxDeliverManyRequest) GetDedupId() string {
+	if x != nil {
+		return x.DedupId
+	}
+	return ""
+}
+
+type InboxDeliverManyReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results: one per user, in the request's order.
+	Results       []*InboxWriteReply `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InboxDeliverManyReply) Reset() {
+	*x = InboxDeliverManyReply{}
+	mi := &file_im_storage_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InboxDeliverManyReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InboxDeliverManyReply) ProtoMessage() {}
+
+func (x *InboxDeliverManyReply) ProtoReflect() protoreflect.Message {
+	mi := &file_im_storage_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InboxDeliverManyReply.ProtoReflect.Descriptor instead.
+func (*InboxDeliverManyReply) Descriptor() ([]byte, []int) {
+	return file_im_storage_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *InboxDeliverManyReply) GetResults() []*InboxWriteReply {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type InboxSyncRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId uint64                 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -1271,7 +1397,7 @@ type InboxSyncRequest struct {
 
 func (x *InboxSyncRequest) Reset() {
 	*x = InboxSyncRequest{}
-	mi := &file_im_storage_proto_msgTypes[18]
+	mi := &file_im_storage_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1409,7 @@ func (x *InboxSyncRequest) String() string {
 func (*InboxSyncRequest) ProtoMessage() {}
 
 func (x *InboxSyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[18]
+	mi := &file_im_storage_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1422,7 @@ func (x *InboxSyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSyncRequest.ProtoReflect.Descriptor instead.
 func (*InboxSyncRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{18}
+	return file_im_storage_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InboxSyncRequest) GetUserId() uint64 {
@@ -1339,7 +1465,7 @@ type InboxEntry struct {
 
 func (x *InboxEntry) Reset() {
 	*x = InboxEntry{}
-	mi := &file_im_storage_proto_msgTypes[19]
+	mi := &file_im_storage_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1477,7 @@ func (x *InboxEntry) String() string {
 func (*InboxEntry) ProtoMessage() {}
 
 func (x *InboxEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[19]
+	mi := &file_im_storage_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1490,7 @@ func (x *InboxEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxEntry.ProtoReflect.Descriptor instead.
 func (*InboxEntry) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{19}
+	return file_im_storage_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *InboxEntry) GetType() InboxType {
@@ -1407,7 +1533,7 @@ type InboxSyncReply struct {
 
 func (x *InboxSyncReply) Reset() {
 	*x = InboxSyncReply{}
-	mi := &file_im_storage_proto_msgTypes[20]
+	mi := &file_im_storage_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1545,7 @@ func (x *InboxSyncReply) String() string {
 func (*InboxSyncReply) ProtoMessage() {}
 
 func (x *InboxSyncReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[20]
+	mi := &file_im_storage_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1558,7 @@ func (x *InboxSyncReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSyncReply.ProtoReflect.Descriptor instead.
 func (*InboxSyncReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{20}
+	return file_im_storage_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *InboxSyncReply) GetEntries() []*InboxEntry {
@@ -1474,7 +1600,7 @@ type InboxCurrentKeyRequest struct {
 
 func (x *InboxCurrentKeyRequest) Reset() {
 	*x = InboxCurrentKeyRequest{}
-	mi := &file_im_storage_proto_msgTypes[21]
+	mi := &file_im_storage_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1486,7 +1612,7 @@ func (x *InboxCurrentKeyRequest) String() string {
 func (*InboxCurrentKeyRequest) ProtoMessage() {}
 
 func (x *InboxCurrentKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[21]
+	mi := &file_im_storage_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1499,7 +1625,7 @@ func (x *InboxCurrentKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxCurrentKeyRequest.ProtoReflect.Descriptor instead.
 func (*InboxCurrentKeyRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{21}
+	return file_im_storage_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *InboxCurrentKeyRequest) GetUserId() uint64 {
@@ -1525,7 +1651,7 @@ type InboxCurrentKeyReply struct {
 
 func (x *InboxCurrentKeyReply) Reset() {
 	*x = InboxCurrentKeyReply{}
-	mi := &file_im_storage_proto_msgTypes[22]
+	mi := &file_im_storage_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1537,7 +1663,7 @@ func (x *InboxCurrentKeyReply) String() string {
 func (*InboxCurrentKeyReply) ProtoMessage() {}
 
 func (x *InboxCurrentKeyReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[22]
+	mi := &file_im_storage_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1550,7 +1676,7 @@ func (x *InboxCurrentKeyReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxCurrentKeyReply.ProtoReflect.Descriptor instead.
 func (*InboxCurrentKeyReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{22}
+	return file_im_storage_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *InboxCurrentKeyReply) GetSyncKey() []byte {
@@ -1570,7 +1696,7 @@ type InboxRemoveDeviceRequest struct {
 
 func (x *InboxRemoveDeviceRequest) Reset() {
 	*x = InboxRemoveDeviceRequest{}
-	mi := &file_im_storage_proto_msgTypes[23]
+	mi := &file_im_storage_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1708,7 @@ func (x *InboxRemoveDeviceRequest) String() string {
 func (*InboxRemoveDeviceRequest) ProtoMessage() {}
 
 func (x *InboxRemoveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[23]
+	mi := &file_im_storage_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1721,7 @@ func (x *InboxRemoveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxRemoveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*InboxRemoveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{23}
+	return file_im_storage_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *InboxRemoveDeviceRequest) GetUserId() uint64 {
@@ -1620,7 +1746,7 @@ type InboxRemoveDeviceReply struct {
 
 func (x *InboxRemoveDeviceReply) Reset() {
 	*x = InboxRemoveDeviceReply{}
-	mi := &file_im_storage_proto_msgTypes[24]
+	mi := &file_im_storage_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1758,7 @@ func (x *InboxRemoveDeviceReply) String() string {
 func (*InboxRemoveDeviceReply) ProtoMessage() {}
 
 func (x *InboxRemoveDeviceReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[24]
+	mi := &file_im_storage_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +1771,7 @@ func (x *InboxRemoveDeviceReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxRemoveDeviceReply.ProtoReflect.Descriptor instead.
 func (*InboxRemoveDeviceReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{24}
+	return file_im_storage_proto_rawDescGZIP(), []int{26}
 }
 
 var File_im_storage_proto protoreflect.FileDescriptor
@@ -1737,7 +1863,15 @@ const file_im_storage_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1c\n" +
 	"\n" +
 	"at_unix_ms\x18\x02 \x01(\x03R\batUnixMs\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"y\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\xa5\x01\n" +
+	"\x17InboxDeliverManyRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x19\n" +
+	"\buser_ids\x18\x02 \x03(\x04R\auserIds\x12!\n" +
+	"\x04type\x18\x03 \x01(\x0e2\r.im.InboxTypeR\x04type\x12\x18\n" +
+	"\apayload\x18\x04 \x01(\fR\apayload\x12\x19\n" +
+	"\bdedup_id\x18\x05 \x01(\tR\adedupId\"F\n" +
+	"\x15InboxDeliverManyReply\x12-\n" +
+	"\aresults\x18\x01 \x03(\v2\x13.im.InboxWriteReplyR\aresults\"y\n" +
 	"\x10InboxSyncRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x19\n" +
@@ -1769,7 +1903,7 @@ const file_im_storage_proto_rawDesc = "" +
 	"\x12INBOX_TYPE_ACCOUNT\x10\x01\x12\x17\n" +
 	"\x13INBOX_TYPE_CONTACTS\x10\x02\x12\x17\n" +
 	"\x13INBOX_TYPE_MESSAGES\x10\x03\x12\x15\n" +
-	"\x11INBOX_TYPE_GROUPS\x10\x042\xc3\x06\n" +
+	"\x11INBOX_TYPE_GROUPS\x10\x042\x94\a\n" +
 	"\aStorage\x12/\n" +
 	"\x03Get\x12\x10.im.KVGetRequest\x1a\f.im.KVRecord\"\b\xca\xf3\x18\x04\b\x01 \x01\x12/\n" +
 	"\x03Put\x12\x10.im.KVPutRequest\x1a\x0e.im.KVPutReply\"\x06\xca\xf3\x18\x02\b\x02\x128\n" +
@@ -1783,7 +1917,8 @@ const file_im_storage_proto_rawDesc = "" +
 	"\x04Sync\x12\x14.im.InboxSyncRequest\x1a\x12.im.InboxSyncReply\"\b\xca\xf3\x18\x04\b\x16 \x01\x12L\n" +
 	"\n" +
 	"CurrentKey\x12\x1a.im.InboxCurrentKeyRequest\x1a\x18.im.InboxCurrentKeyReply\"\b\xca\xf3\x18\x04\b\x17 \x01\x12R\n" +
-	"\fRemoveDevice\x12\x1c.im.InboxRemoveDeviceRequest\x1a\x1a.im.InboxRemoveDeviceReply\"\b\xca\xf3\x18\x04\b\x18 \x01\x1aK\xd2\xf3\x18G\n" +
+	"\fRemoveDevice\x12\x1c.im.InboxRemoveDeviceRequest\x1a\x1a.im.InboxRemoveDeviceReply\"\b\xca\xf3\x18\x04\b\x18 \x01\x12O\n" +
+	"\vDeliverMany\x12\x1b.im.InboxDeliverManyRequest\x1a\x19.im.InboxDeliverManyReply\"\b\xca\xf3\x18\x04\b\x19 \x01\x1aK\xd2\xf3\x18G\n" +
 	"\astorage\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\vmessagedata*\tgroupdataB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
@@ -1799,7 +1934,7 @@ func file_im_storage_proto_rawDescGZIP() []byte {
 }
 
 var file_im_storage_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_im_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_im_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_im_storage_proto_goTypes = []any{
 	(InboxType)(0),                   // 0: im.InboxType
 	(BatchOp_Kind)(0),                // 1: im.BatchOp.Kind
@@ -1821,50 +1956,56 @@ var file_im_storage_proto_goTypes = []any{
 	(*InboxDeliverRequest)(nil),      // 17: im.InboxDeliverRequest
 	(*InboxPublishRequest)(nil),      // 18: im.InboxPublishRequest
 	(*InboxWriteReply)(nil),          // 19: im.InboxWriteReply
-	(*InboxSyncRequest)(nil),         // 20: im.InboxSyncRequest
-	(*InboxEntry)(nil),               // 21: im.InboxEntry
-	(*InboxSyncReply)(nil),           // 22: im.InboxSyncReply
-	(*InboxCurrentKeyRequest)(nil),   // 23: im.InboxCurrentKeyRequest
-	(*InboxCurrentKeyReply)(nil),     // 24: im.InboxCurrentKeyReply
-	(*InboxRemoveDeviceRequest)(nil), // 25: im.InboxRemoveDeviceRequest
-	(*InboxRemoveDeviceReply)(nil),   // 26: im.InboxRemoveDeviceReply
+	(*InboxDeliverManyRequest)(nil),  // 20: im.InboxDeliverManyRequest
+	(*InboxDeliverManyReply)(nil),    // 21: im.InboxDeliverManyReply
+	(*InboxSyncRequest)(nil),         // 22: im.InboxSyncRequest
+	(*InboxEntry)(nil),               // 23: im.InboxEntry
+	(*InboxSyncReply)(nil),           // 24: im.InboxSyncReply
+	(*InboxCurrentKeyRequest)(nil),   // 25: im.InboxCurrentKeyRequest
+	(*InboxCurrentKeyReply)(nil),     // 26: im.InboxCurrentKeyReply
+	(*InboxRemoveDeviceRequest)(nil), // 27: im.InboxRemoveDeviceRequest
+	(*InboxRemoveDeviceReply)(nil),   // 28: im.InboxRemoveDeviceReply
 }
 var file_im_storage_proto_depIdxs = []int32{
 	12, // 0: im.TableScanReply.entries:type_name -> im.TableEntry
 	1,  // 1: im.BatchOp.kind:type_name -> im.BatchOp.Kind
 	14, // 2: im.BatchRequest.ops:type_name -> im.BatchOp
 	0,  // 3: im.InboxPublishRequest.type:type_name -> im.InboxType
-	0,  // 4: im.InboxEntry.type:type_name -> im.InboxType
-	21, // 5: im.InboxSyncReply.entries:type_name -> im.InboxEntry
-	2,  // 6: im.Storage.Get:input_type -> im.KVGetRequest
-	4,  // 7: im.Storage.Put:input_type -> im.KVPutRequest
-	6,  // 8: im.Storage.Delete:input_type -> im.KVDeleteRequest
-	8,  // 9: im.Storage.Append:input_type -> im.TableAppendRequest
-	9,  // 10: im.Storage.PutEntry:input_type -> im.TablePutEntryRequest
-	11, // 11: im.Storage.Scan:input_type -> im.TableScanRequest
-	15, // 12: im.Storage.Batch:input_type -> im.BatchRequest
-	17, // 13: im.Storage.Deliver:input_type -> im.InboxDeliverRequest
-	18, // 14: im.Storage.Publish:input_type -> im.InboxPublishRequest
-	20, // 15: im.Storage.Sync:input_type -> im.InboxSyncRequest
-	23, // 16: im.Storage.CurrentKey:input_type -> im.InboxCurrentKeyRequest
-	25, // 17: im.Storage.RemoveDevice:input_type -> im.InboxRemoveDeviceRequest
-	3,  // 18: im.Storage.Get:output_type -> im.KVRecord
-	5,  // 19: im.Storage.Put:output_type -> im.KVPutReply
-	7,  // 20: im.Storage.Delete:output_type -> im.KVDeleteReply
-	10, // 21: im.Storage.Append:output_type -> im.TablePutReply
-	10, // 22: im.Storage.PutEntry:output_type -> im.TablePutReply
-	13, // 23: im.Storage.Scan:output_type -> im.TableScanReply
-	16, // 24: im.Storage.Batch:output_type -> im.BatchReply
-	19, // 25: im.Storage.Deliver:output_type -> im.InboxWriteReply
-	19, // 26: im.Storage.Publish:output_type -> im.InboxWriteReply
-	22, // 27: im.Storage.Sync:output_type -> im.InboxSyncReply
-	24, // 28: im.Storage.CurrentKey:output_type -> im.InboxCurrentKeyReply
-	26, // 29: im.Storage.RemoveDevice:output_type -> im.InboxRemoveDeviceReply
-	18, // [18:30] is the sub-list for method output_type
-	6,  // [6:18] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	0,  // 4: im.InboxDeliverManyRequest.type:type_name -> im.InboxType
+	19, // 5: im.InboxDeliverManyReply.results:type_name -> im.InboxWriteReply
+	0,  // 6: im.InboxEntry.type:type_name -> im.InboxType
+	23, // 7: im.InboxSyncReply.entries:type_name -> im.InboxEntry
+	2,  // 8: im.Storage.Get:input_type -> im.KVGetRequest
+	4,  // 9: im.Storage.Put:input_type -> im.KVPutRequest
+	6,  // 10: im.Storage.Delete:input_type -> im.KVDeleteRequest
+	8,  // 11: im.Storage.Append:input_type -> im.TableAppendRequest
+	9,  // 12: im.Storage.PutEntry:input_type -> im.TablePutEntryRequest
+	11, // 13: im.Storage.Scan:input_type -> im.TableScanRequest
+	15, // 14: im.Storage.Batch:input_type -> im.BatchRequest
+	17, // 15: im.Storage.Deliver:input_type -> im.InboxDeliverRequest
+	18, // 16: im.Storage.Publish:input_type -> im.InboxPublishRequest
+	22, // 17: im.Storage.Sync:input_type -> im.InboxSyncRequest
+	25, // 18: im.Storage.CurrentKey:input_type -> im.InboxCurrentKeyRequest
+	27, // 19: im.Storage.RemoveDevice:input_type -> im.InboxRemoveDeviceRequest
+	20, // 20: im.Storage.DeliverMany:input_type -> im.InboxDeliverManyRequest
+	3,  // 21: im.Storage.Get:output_type -> im.KVRecord
+	5,  // 22: im.Storage.Put:output_type -> im.KVPutReply
+	7,  // 23: im.Storage.Delete:output_type -> im.KVDeleteReply
+	10, // 24: im.Storage.Append:output_type -> im.TablePutReply
+	10, // 25: im.Storage.PutEntry:output_type -> im.TablePutReply
+	13, // 26: im.Storage.Scan:output_type -> im.TableScanReply
+	16, // 27: im.Storage.Batch:output_type -> im.BatchReply
+	19, // 28: im.Storage.Deliver:output_type -> im.InboxWriteReply
+	19, // 29: im.Storage.Publish:output_type -> im.InboxWriteReply
+	24, // 30: im.Storage.Sync:output_type -> im.InboxSyncReply
+	26, // 31: im.Storage.CurrentKey:output_type -> im.InboxCurrentKeyReply
+	28, // 32: im.Storage.RemoveDevice:output_type -> im.InboxRemoveDeviceReply
+	21, // 33: im.Storage.DeliverMany:output_type -> im.InboxDeliverManyReply
+	21, // [21:34] is the sub-list for method output_type
+	8,  // [8:21] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_im_storage_proto_init() }
@@ -1878,7 +2019,7 @@ func file_im_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_im_storage_proto_rawDesc), len(file_im_storage_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
