@@ -56,6 +56,14 @@
 // calls outstanding (default 16), so a burst of groups does not bury
 // messagedata.
 //
+// # Priority
+//
+// A fan-out is work already accepted: its sender has its reply. Every
+// call of a run (the log reads, the inbox writes, the index updates)
+// carries business priority Priority, above the sends', and one user
+// priority, the group's, so that an overloaded messagedata or storage
+// admits or sheds a whole fan-out at once (see Priority).
+//
 // # Failures
 //
 // Any failed write (messagedata or storage restarting, a timeout) fails
@@ -316,6 +324,7 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 // FanOut writes every entry of it.Group above its fanned seq, up to
 // it.Seq at least, into the inboxes of its members (see the package doc).
 func (w *Worker) FanOut(ctx context.Context, it groups.Item) error {
+	ctx = svrkit.WithEntryPriority(ctx, Priority, shard.Key(it.Group))
 	req := &im.ReadLogRequest{GroupId: it.Group, AfterFanned: true, Limit: readPage}
 	for {
 		r, err := w.data.ReadLog(ctx, req)
@@ -349,29 +358,26 @@ func (w *Worker) FanOut(ctx context.Context, it groups.Item) error {
 	}
 }
 
-// The business priority of an entry's writes (svrkit's overload control,
-// after DAGOR): that of the call that made the entry. A group message's
-// inbox writes are the second half of its send, so under overload they are
-// shed with sends (SendGroupText's 210, SendGroupVoice's 200), not before
-// profile reads and contact lists; without this they would go at the
-// default priority (128), and an overloaded messagedata would keep
-// admitting the sends that make fan-out work while refusing the fan-out,
-// whose lag would then grow without bound. Each batch's user priority is
-// its routing member's (messagedata's routing key).
-var (
-	textPriority   = methodPriority(&im.Send_ServiceDesc, im.Send_SendGroupText_FullMethodName)
-	voicePriority  = methodPriority(&im.Send_ServiceDesc, im.Send_SendGroupVoice_FullMethodName)
-	changePriority = methodPriority(&im.Group_ServiceDesc, im.Group_InviteMembers_FullMethodName)
-)
-
-func methodPriority(d *svrkit.ServiceDesc, fullName string) uint8 {
-	for _, m := range d.Methods {
-		if m.FullName == fullName {
-			return m.Priority
-		}
-	}
-	panic("fanout: no method " + fullName)
-}
+// Priority is the business priority of every call of a fan-out run
+// (svrkit's overload control, after DAGOR), made with one user priority
+// for the whole run: the group's (its routing key), so that an overloaded
+// messagedata or storage gives a whole fan-out one verdict.
+//
+// Why above the sends (SendText and SendGroupText 210, the voice sends
+// 200): a fan-out is the second half of a send already acknowledged, work
+// the system has accepted and must finish, while a refused send costs its
+// sender a retry and no data. Under overload a server should shed new
+// sends first, which also throttles the fan-out they make, and finish the
+// fan-outs it accepted. At the sends' own priority (as before) an
+// overloaded service shed fan-out and sends alike, and with a user
+// priority per member it refused some members of an entry and admitted
+// the others: in-order fan-out then waited on the refused member until
+// the DAGOR level relaxed, step by step, holding up the group's later
+// entries, while new sends kept coming. Why below login (220): a user who
+// cannot log in can use nothing, and the fan-out can wait in its durable
+// queue; 215 leaves room between the two. Syncs (180) and everything
+// below are shed before the fan-out.
+const Priority = 215
 
 // fanEntry writes entry e of group into the inbox of each member at its
 // seq, and for a change, updates the index of the members it names.
@@ -380,14 +386,8 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 	switch x := e.GetEntry().GetEntry().(type) {
 	case *im.GroupLogEntry_Message:
 		item = &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: x.Message}}
-		if x.Message.GetType() == im.MessageType_MESSAGE_TYPE_VOICE {
-			ctx = svrkit.WithEntryPriority(ctx, voicePriority, "")
-		} else {
-			ctx = svrkit.WithEntryPriority(ctx, textPriority, "")
-		}
 	case *im.GroupLogEntry_Change:
 		item = &im.SyncItem{Type: im.SyncType_SYNC_TYPE_GROUPS, Item: &im.SyncItem_Group{Group: x.Change}}
-		ctx = svrkit.WithEntryPriority(ctx, changePriority, "")
 	default:
 		w.log.Error("group log entry of no known kind: skipped", "group", group, "seq", e.GetSeq())
 		return nil
