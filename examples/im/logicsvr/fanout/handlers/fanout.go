@@ -126,6 +126,10 @@ const (
 	maxDeliver = 400
 	// readPage is how many log entries one ReadLog returns.
 	readPage = 64
+	// indexParallel bounds a change's UserGroups.ApplyMembership calls in
+	// flight: one per member it names (up to 500 for a group's creation),
+	// and the group's next entries wait for them.
+	indexParallel = 64
 )
 
 // NewFanoutWorker returns the FanoutWorker handler and starts consuming
@@ -444,7 +448,7 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 			monitor.Add(im.Monitor_FANOUT_ENTRIES_ID, 1)
 			return nil
 		}
-		err := groups.ForEach(ctx, len(ch.GetMembers()), w.parallel, func(ctx context.Context, i int) error {
+		err := groups.ForEach(ctx, len(ch.GetMembers()), indexParallel, func(ctx context.Context, i int) error {
 			return transient(ctx, func() error {
 				_, err := w.index.ApplyMembership(ctx, &im.ApplyMembershipRequest{
 					UserId: ch.GetMembers()[i].GetUserId(), GroupId: group, Member: member, Seq: e.GetSeq(),
