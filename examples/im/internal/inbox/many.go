@@ -66,13 +66,9 @@ func (ib *Inbox) PutMany(ctx context.Context, users []uint64, t DataType, payloa
 
 	out := make([]Receipt, len(users))
 	fresh := make([]int, 0, len(users)) // users[i] the batch writes
-	var b kv.Batch
-	at := uint64(max(ib.now().UnixMilli(), 0))
-	// Every member's entry is the same bytes: encode once, share.
-	entry := encodeEntry(nil, storedEntry{atMillis: at, dedupID: []byte(dedupID), payload: payload})
+	freshUsers := make([]uint64, 0, len(users))
 	for i, u := range users {
-		dk := dedupKey(u, t, dedupID)
-		v, ok, err := ib.lookupDedup(ctx, dk)
+		v, ok, err := ib.lookupDedup(ctx, dedupKey(u, t, dedupID))
 		if err != nil {
 			return nil, err
 		}
@@ -82,16 +78,27 @@ func (ib *Inbox) PutMany(ctx context.Context, users []uint64, t DataType, payloa
 			}
 			continue
 		}
-		if v, err = ib.seq.Next(ctx, u, uint8(t)); err != nil {
-			return nil, err
-		}
-		b.Put(dk, binary.BigEndian.AppendUint64(nil, v), 0)
-		b.PutEntry(inboxRow(u, t), v, entry)
-		out[i] = Receipt{Version: v, At: time.UnixMilli(int64(at))}
 		fresh = append(fresh, i)
+		freshUsers = append(freshUsers, u)
 	}
 	if len(fresh) == 0 {
 		return out, nil
+	}
+	// One fsync for the version bounds the users need raised, not one per
+	// user (package seq's NextMany).
+	vs, err := ib.seq.NextMany(ctx, freshUsers, uint8(t))
+	if err != nil {
+		return nil, err
+	}
+	var b kv.Batch
+	at := uint64(max(ib.now().UnixMilli(), 0))
+	// Every member's entry is the same bytes: encode once, share.
+	entry := encodeEntry(nil, storedEntry{atMillis: at, dedupID: []byte(dedupID), payload: payload})
+	for j, i := range fresh {
+		u, v := users[i], vs[j]
+		b.Put(dedupKey(u, t, dedupID), binary.BigEndian.AppendUint64(nil, v), 0)
+		b.PutEntry(inboxRow(u, t), v, entry)
+		out[i] = Receipt{Version: v, At: time.UnixMilli(int64(at))}
 	}
 	if _, err := ib.db.Apply(ctx, &b); err != nil {
 		var ce *kv.ConflictError
