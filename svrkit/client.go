@@ -291,6 +291,28 @@ func (c *Client) invoke(ctx context.Context, m *MethodDesc, req, resp proto.Mess
 	}
 }
 
+// Route returns the address of the endpoint a call routed by key would
+// be sent to now (the choice a call makes on its first attempt), or ""
+// when the client has no endpoints. A caller that puts the work of many
+// keys into one call (a batch write for many users) groups the keys by
+// Route and sends each group routed by one of its keys, so that every key
+// reaches the instance its own calls reach. The answer can change when
+// the endpoints change or one is marked down, as a single call's choice
+// can. Safe for concurrent use.
+func (c *Client) Route(key string) string {
+	ep, err := c.pick(key, true, nil)
+	if err != nil {
+		return ""
+	}
+	return ep.addr
+}
+
+// KeyRouter is implemented by invokers that route calls by key, as
+// *Client does: see Client.Route.
+type KeyRouter interface {
+	Route(key string) string
+}
+
 // pick chooses an endpoint: by rendezvous hash of key when one is given (so
 // a user's calls reach the same storage node, and adding or removing a node
 // moves only its share of keys), round robin otherwise. Endpoints marked down

@@ -109,6 +109,12 @@ func TestRoutingByKeyAndRoundRobin(t *testing.T) {
 			}
 		}
 	}
+	// Route names the endpoint each key's calls reach.
+	for key, o := range owner {
+		if got := c.Route(key); got != addrs[o] {
+			t.Fatalf("Route(%s) = %s, but its calls reached %s", key, got, addrs[o])
+		}
+	}
 	per := [3]int{}
 	for _, o := range owner {
 		per[o]++

@@ -106,6 +106,17 @@ func (s *ShardedInvoker) Invoke(ctx context.Context, m *MethodDesc, req, resp pr
 	return nil
 }
 
+// Route implements KeyRouter, for callers that group many keys into one
+// batch call: keys with equal routes reach the same shard and, when the
+// shard's invoker routes by key too, the same endpoint in it.
+func (s *ShardedInvoker) Route(key string) string {
+	sh := s.Owner(key)
+	if r, ok := sh.Invoker.(KeyRouter); ok {
+		return sh.Name + " " + r.Route(key)
+	}
+	return sh.Name
+}
+
 func (s *ShardedInvoker) String() string {
 	out := "shards:"
 	for _, sh := range s.shards {

@@ -49,6 +49,10 @@ func TestShardedInvoker(t *testing.T) {
 			t.Fatalf("user %d went to %v, want %s", u, got, want)
 		}
 		counts[want]++
+		// A batch grouped by Route reaches, for every key, its owner.
+		if r := inv.Route(fmt.Sprint(u)); r != want {
+			t.Fatalf("Route(%d) = %q, want the owner %s", u, r, want)
+		}
 	}
 	if counts["a"] < 400 || counts["b"] < 400 {
 		t.Errorf("1000 users split %v: the hash does not spread them", counts)

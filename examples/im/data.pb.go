@@ -808,6 +808,124 @@ func (x *DeliverReply) GetDuplicate() bool {
 	return false
 }
 
+type DeliverManyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the routing key: one of user_ids (see DeliverMany).
+	UserId uint64 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// user_ids: 1 to 500, distinct.
+	UserIds []uint64 `protobuf:"varint,2,rep,packed,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
+	// item is the change, the same for every member; its type picks the
+	// inbox.
+	Item *SyncItem `protobuf:"bytes,3,opt,name=item,proto3" json:"item,omitempty"`
+	// dedup_id: 1 to 128 bytes; for a group entry "g:<group>:<seq>".
+	DedupId       string `protobuf:"bytes,4,opt,name=dedup_id,json=dedupId,proto3" json:"dedup_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverManyRequest) Reset() {
+	*x = DeliverManyRequest{}
+	mi := &file_im_data_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverManyRequest) ProtoMessage() {}
+
+func (x *DeliverManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_data_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverManyRequest.ProtoReflect.Descriptor instead.
+func (*DeliverManyRequest) Descriptor() ([]byte, []int) {
+	return file_im_data_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeliverManyRequest) GetUserId() uint64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *DeliverManyRequest) GetUserIds() []uint64 {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+func (x *DeliverManyRequest) GetItem() *SyncItem {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+func (x *DeliverManyRequest) GetDedupId() string {
+	if x != nil {
+		return x.DedupId
+	}
+	return ""
+}
+
+type DeliverManyReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results: one per member, in the request's order.
+	Results       []*DeliverReply `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverManyReply) Reset() {
+	*x = DeliverManyReply{}
+	mi := &file_im_data_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverManyReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverManyReply) ProtoMessage() {}
+
+func (x *DeliverManyReply) ProtoReflect() protoreflect.Message {
+	mi := &file_im_data_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverManyReply.ProtoReflect.Descriptor instead.
+func (*DeliverManyReply) Descriptor() ([]byte, []int) {
+	return file_im_data_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DeliverManyReply) GetResults() []*DeliverReply {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type SyncInboxRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        uint64                 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -820,7 +938,7 @@ type SyncInboxRequest struct {
 
 func (x *SyncInboxRequest) Reset() {
 	*x = SyncInboxRequest{}
-	mi := &file_im_data_proto_msgTypes[13]
+	mi := &file_im_data_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +950,7 @@ func (x *SyncInboxRequest) String() string {
 func (*SyncInboxRequest) ProtoMessage() {}
 
 func (x *SyncInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[13]
+	mi := &file_im_data_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +963,7 @@ func (x *SyncInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncInboxRequest.ProtoReflect.Descriptor instead.
 func (*SyncInboxRequest) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{13}
+	return file_im_data_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SyncInboxRequest) GetUserId() uint64 {
@@ -887,7 +1005,7 @@ type CurrentKeyRequest struct {
 
 func (x *CurrentKeyRequest) Reset() {
 	*x = CurrentKeyRequest{}
-	mi := &file_im_data_proto_msgTypes[14]
+	mi := &file_im_data_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +1017,7 @@ func (x *CurrentKeyRequest) String() string {
 func (*CurrentKeyRequest) ProtoMessage() {}
 
 func (x *CurrentKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[14]
+	mi := &file_im_data_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1030,7 @@ func (x *CurrentKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CurrentKeyRequest.ProtoReflect.Descriptor instead.
 func (*CurrentKeyRequest) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{14}
+	return file_im_data_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CurrentKeyRequest) GetUserId() uint64 {
@@ -938,7 +1056,7 @@ type CurrentKeyReply struct {
 
 func (x *CurrentKeyReply) Reset() {
 	*x = CurrentKeyReply{}
-	mi := &file_im_data_proto_msgTypes[15]
+	mi := &file_im_data_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1068,7 @@ func (x *CurrentKeyReply) String() string {
 func (*CurrentKeyReply) ProtoMessage() {}
 
 func (x *CurrentKeyReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[15]
+	mi := &file_im_data_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1081,7 @@ func (x *CurrentKeyReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CurrentKeyReply.ProtoReflect.Descriptor instead.
 func (*CurrentKeyReply) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{15}
+	return file_im_data_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CurrentKeyReply) GetSyncKey() []byte {
@@ -987,7 +1105,7 @@ type ContactListRecord struct {
 
 func (x *ContactListRecord) Reset() {
 	*x = ContactListRecord{}
-	mi := &file_im_data_proto_msgTypes[16]
+	mi := &file_im_data_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -999,7 +1117,7 @@ func (x *ContactListRecord) String() string {
 func (*ContactListRecord) ProtoMessage() {}
 
 func (x *ContactListRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[16]
+	mi := &file_im_data_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1012,7 +1130,7 @@ func (x *ContactListRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactListRecord.ProtoReflect.Descriptor instead.
 func (*ContactListRecord) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{16}
+	return file_im_data_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ContactListRecord) GetList() *ContactList {
@@ -1083,7 +1201,14 @@ const file_im_data_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1c\n" +
 	"\n" +
 	"at_unix_ms\x18\x02 \x01(\x03R\batUnixMs\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"y\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\x85\x01\n" +
+	"\x12DeliverManyRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x19\n" +
+	"\buser_ids\x18\x02 \x03(\x04R\auserIds\x12 \n" +
+	"\x04item\x18\x03 \x01(\v2\f.im.SyncItemR\x04item\x12\x19\n" +
+	"\bdedup_id\x18\x04 \x01(\tR\adedupId\">\n" +
+	"\x10DeliverManyReply\x12*\n" +
+	"\aresults\x18\x01 \x03(\v2\x10.im.DeliverReplyR\aresults\"y\n" +
 	"\x10SyncInboxRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x19\n" +
@@ -1111,12 +1236,13 @@ const file_im_data_proto_rawDesc = "" +
 	"PutContact\x12\x15.im.PutContactRequest\x1a\x10.im.ContactReply\"\b\xca\xf3\x18\x04\b\x01 \x01\x12E\n" +
 	"\rDeleteContact\x12\x18.im.DeleteContactRequest\x1a\x10.im.ContactReply\"\b\xca\xf3\x18\x04\b\x02 \x01\x12@\n" +
 	"\vGetContacts\x12\x16.im.GetContactsRequest\x1a\x0f.im.ContactList\"\b\xca\xf3\x18\x04\b\x03 \x01\x1a&\xd2\xf3\x18\"\n" +
-	"\vcontactdata\x10\xb8\x17\x1a\auser_id*\acontact2\xa0\x02\n" +
+	"\vcontactdata\x10\xb8\x17\x1a\auser_id*\acontact2\xe7\x02\n" +
 	"\vMessageData\x129\n" +
 	"\aDeliver\x12\x12.im.DeliverRequest\x1a\x10.im.DeliverReply\"\b\xca\xf3\x18\x04\b\x01 \x01\x12:\n" +
 	"\tSyncInbox\x12\x14.im.SyncInboxRequest\x1a\r.im.SyncReply\"\b\xca\xf3\x18\x04\b\x02 \x01\x12B\n" +
 	"\n" +
-	"CurrentKey\x12\x15.im.CurrentKeyRequest\x1a\x13.im.CurrentKeyReply\"\b\xca\xf3\x18\x04\b\x03 \x01\x1aV\xd2\xf3\x18R\n" +
+	"CurrentKey\x12\x15.im.CurrentKeyRequest\x1a\x13.im.CurrentKeyReply\"\b\xca\xf3\x18\x04\b\x03 \x01\x12E\n" +
+	"\vDeliverMany\x12\x16.im.DeliverManyRequest\x1a\x14.im.DeliverManyReply\"\b\xca\xf3\x18\x04\b\x04 \x01\x1aV\xd2\xf3\x18R\n" +
 	"\vmessagedata\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\x04send*\tsendmedia*\x04sync*\x06fanoutB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
@@ -1131,7 +1257,7 @@ func file_im_data_proto_rawDescGZIP() []byte {
 	return file_im_data_proto_rawDescData
 }
 
-var file_im_data_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_im_data_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_im_data_proto_goTypes = []any{
 	(*AccountRecord)(nil),         // 0: im.AccountRecord
 	(*SessionState)(nil),          // 1: im.SessionState
@@ -1146,55 +1272,61 @@ var file_im_data_proto_goTypes = []any{
 	(*GetContactsRequest)(nil),    // 10: im.GetContactsRequest
 	(*DeliverRequest)(nil),        // 11: im.DeliverRequest
 	(*DeliverReply)(nil),          // 12: im.DeliverReply
-	(*SyncInboxRequest)(nil),      // 13: im.SyncInboxRequest
-	(*CurrentKeyRequest)(nil),     // 14: im.CurrentKeyRequest
-	(*CurrentKeyReply)(nil),       // 15: im.CurrentKeyReply
-	(*ContactListRecord)(nil),     // 16: im.ContactListRecord
-	(*Profile)(nil),               // 17: im.Profile
-	(*ContactEntry)(nil),          // 18: im.ContactEntry
-	(*SyncItem)(nil),              // 19: im.SyncItem
-	(*ContactList)(nil),           // 20: im.ContactList
-	(*ContactChange)(nil),         // 21: im.ContactChange
-	(*ContactReply)(nil),          // 22: im.ContactReply
-	(*SyncReply)(nil),             // 23: im.SyncReply
+	(*DeliverManyRequest)(nil),    // 13: im.DeliverManyRequest
+	(*DeliverManyReply)(nil),      // 14: im.DeliverManyReply
+	(*SyncInboxRequest)(nil),      // 15: im.SyncInboxRequest
+	(*CurrentKeyRequest)(nil),     // 16: im.CurrentKeyRequest
+	(*CurrentKeyReply)(nil),       // 17: im.CurrentKeyReply
+	(*ContactListRecord)(nil),     // 18: im.ContactListRecord
+	(*Profile)(nil),               // 19: im.Profile
+	(*ContactEntry)(nil),          // 20: im.ContactEntry
+	(*SyncItem)(nil),              // 21: im.SyncItem
+	(*ContactList)(nil),           // 22: im.ContactList
+	(*ContactChange)(nil),         // 23: im.ContactChange
+	(*ContactReply)(nil),          // 24: im.ContactReply
+	(*SyncReply)(nil),             // 25: im.SyncReply
 }
 var file_im_data_proto_depIdxs = []int32{
-	17, // 0: im.AccountRecord.profile:type_name -> im.Profile
+	19, // 0: im.AccountRecord.profile:type_name -> im.Profile
 	1,  // 1: im.AccountRecord.sessions:type_name -> im.SessionState
 	2,  // 2: im.SessionState.devices:type_name -> im.DeviceFloor
-	18, // 3: im.PutContactRequest.contact:type_name -> im.ContactEntry
-	19, // 4: im.DeliverRequest.item:type_name -> im.SyncItem
-	20, // 5: im.ContactListRecord.list:type_name -> im.ContactList
-	21, // 6: im.ContactListRecord.pending:type_name -> im.ContactChange
-	3,  // 7: im.AccountData.CreateAccount:input_type -> im.CreateAccountRequest
-	4,  // 8: im.AccountData.GetAccount:input_type -> im.GetAccountRequest
-	5,  // 9: im.AccountData.LookupAccount:input_type -> im.LookupAccountRequest
-	6,  // 10: im.AccountData.UpdateProfile:input_type -> im.UpdateProfileRequest
-	7,  // 11: im.AccountData.RevokeSessions:input_type -> im.RevokeSessionsRequest
-	4,  // 12: im.AccountData.GetSessionState:input_type -> im.GetAccountRequest
-	8,  // 13: im.ContactData.PutContact:input_type -> im.PutContactRequest
-	9,  // 14: im.ContactData.DeleteContact:input_type -> im.DeleteContactRequest
-	10, // 15: im.ContactData.GetContacts:input_type -> im.GetContactsRequest
-	11, // 16: im.MessageData.Deliver:input_type -> im.DeliverRequest
-	13, // 17: im.MessageData.SyncInbox:input_type -> im.SyncInboxRequest
-	14, // 18: im.MessageData.CurrentKey:input_type -> im.CurrentKeyRequest
-	0,  // 19: im.AccountData.CreateAccount:output_type -> im.AccountRecord
-	0,  // 20: im.AccountData.GetAccount:output_type -> im.AccountRecord
-	0,  // 21: im.AccountData.LookupAccount:output_type -> im.AccountRecord
-	0,  // 22: im.AccountData.UpdateProfile:output_type -> im.AccountRecord
-	0,  // 23: im.AccountData.RevokeSessions:output_type -> im.AccountRecord
-	1,  // 24: im.AccountData.GetSessionState:output_type -> im.SessionState
-	22, // 25: im.ContactData.PutContact:output_type -> im.ContactReply
-	22, // 26: im.ContactData.DeleteContact:output_type -> im.ContactReply
-	20, // 27: im.ContactData.GetContacts:output_type -> im.ContactList
-	12, // 28: im.MessageData.Deliver:output_type -> im.DeliverReply
-	23, // 29: im.MessageData.SyncInbox:output_type -> im.SyncReply
-	15, // 30: im.MessageData.CurrentKey:output_type -> im.CurrentKeyReply
-	19, // [19:31] is the sub-list for method output_type
-	7,  // [7:19] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	20, // 3: im.PutContactRequest.contact:type_name -> im.ContactEntry
+	21, // 4: im.DeliverRequest.item:type_name -> im.SyncItem
+	21, // 5: im.DeliverManyRequest.item:type_name -> im.SyncItem
+	12, // 6: im.DeliverManyReply.results:type_name -> im.DeliverReply
+	22, // 7: im.ContactListRecord.list:type_name -> im.ContactList
+	23, // 8: im.ContactListRecord.pending:type_name -> im.ContactChange
+	3,  // 9: im.AccountData.CreateAccount:input_type -> im.CreateAccountRequest
+	4,  // 10: im.AccountData.GetAccount:input_type -> im.GetAccountRequest
+	5,  // 11: im.AccountData.LookupAccount:input_type -> im.LookupAccountRequest
+	6,  // 12: im.AccountData.UpdateProfile:input_type -> im.UpdateProfileRequest
+	7,  // 13: im.AccountData.RevokeSessions:input_type -> im.RevokeSessionsRequest
+	4,  // 14: im.AccountData.GetSessionState:input_type -> im.GetAccountRequest
+	8,  // 15: im.ContactData.PutContact:input_type -> im.PutContactRequest
+	9,  // 16: im.ContactData.DeleteContact:input_type -> im.DeleteContactRequest
+	10, // 17: im.ContactData.GetContacts:input_type -> im.GetContactsRequest
+	11, // 18: im.MessageData.Deliver:input_type -> im.DeliverRequest
+	15, // 19: im.MessageData.SyncInbox:input_type -> im.SyncInboxRequest
+	16, // 20: im.MessageData.CurrentKey:input_type -> im.CurrentKeyRequest
+	13, // 21: im.MessageData.DeliverMany:input_type -> im.DeliverManyRequest
+	0,  // 22: im.AccountData.CreateAccount:output_type -> im.AccountRecord
+	0,  // 23: im.AccountData.GetAccount:output_type -> im.AccountRecord
+	0,  // 24: im.AccountData.LookupAccount:output_type -> im.AccountRecord
+	0,  // 25: im.AccountData.UpdateProfile:output_type -> im.AccountRecord
+	0,  // 26: im.AccountData.RevokeSessions:output_type -> im.AccountRecord
+	1,  // 27: im.AccountData.GetSessionState:output_type -> im.SessionState
+	24, // 28: im.ContactData.PutContact:output_type -> im.ContactReply
+	24, // 29: im.ContactData.DeleteContact:output_type -> im.ContactReply
+	22, // 30: im.ContactData.GetContacts:output_type -> im.ContactList
+	12, // 31: im.MessageData.Deliver:output_type -> im.DeliverReply
+	25, // 32: im.MessageData.SyncInbox:output_type -> im.SyncReply
+	17, // 33: im.MessageData.CurrentKey:output_type -> im.CurrentKeyReply
+	14, // 34: im.MessageData.DeliverMany:output_type -> im.DeliverManyReply
+	22, // [22:35] is the sub-list for method output_type
+	9,  // [9:22] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_im_data_proto_init() }
@@ -1212,7 +1344,7 @@ func file_im_data_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_im_data_proto_rawDesc), len(file_im_data_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -526,16 +526,18 @@ const MessageData_ServiceName = "im.MessageData"
 
 // cmdids of the im.MessageData methods: the numbers calls carry on the wire.
 const (
-	MessageData_Deliver_CmdID    uint32 = 1
-	MessageData_SyncInbox_CmdID  uint32 = 2
-	MessageData_CurrentKey_CmdID uint32 = 3
+	MessageData_Deliver_CmdID     uint32 = 1
+	MessageData_SyncInbox_CmdID   uint32 = 2
+	MessageData_CurrentKey_CmdID  uint32 = 3
+	MessageData_DeliverMany_CmdID uint32 = 4
 )
 
 // Full names of the im.MessageData methods: their Connect and HTTP routes.
 const (
-	MessageData_Deliver_FullMethodName    = "/im.MessageData/Deliver"
-	MessageData_SyncInbox_FullMethodName  = "/im.MessageData/SyncInbox"
-	MessageData_CurrentKey_FullMethodName = "/im.MessageData/CurrentKey"
+	MessageData_Deliver_FullMethodName     = "/im.MessageData/Deliver"
+	MessageData_SyncInbox_FullMethodName   = "/im.MessageData/SyncInbox"
+	MessageData_CurrentKey_FullMethodName  = "/im.MessageData/CurrentKey"
+	MessageData_DeliverMany_FullMethodName = "/im.MessageData/DeliverMany"
 )
 
 // MessageDataServer is the server API for the im.MessageData service. Embed
@@ -556,6 +558,19 @@ type MessageDataServer interface {
 	SyncInbox(context.Context, *SyncInboxRequest) (*SyncReply, error)
 	// CurrentKey returns a key covering everything in user_id's inboxes now.
 	CurrentKey(context.Context, *CurrentKeyRequest) (*CurrentKeyReply, error)
+	// DeliverMany is Deliver of one item to each of user_ids, with one
+	// dedup_id for all (a dedup id is unique per user): the fan-out worker
+	// writes a group entry with it, so that the members on one storage
+	// instance cost one storage call and one fsync, not one each. Each
+	// member gets what its own Deliver would give it, push notification
+	// included; the results are in user_ids' order. The caller groups
+	// members so that every one routes to the same instance as user_id
+	// (svrkit's Client.Route), as each member's own Deliver would.
+	// Limits: 1 to 500 distinct user_ids, and user_ids × the stored item's
+	// size at most 4 MiB; beyond them invalid_argument, and nothing is
+	// written. On another error some members may be written (and notified):
+	// a retry of the same request answers them as duplicates.
+	DeliverMany(context.Context, *DeliverManyRequest) (*DeliverManyReply, error)
 }
 
 // UnimplementedMessageDataServer answers every im.MessageData method with an
@@ -572,6 +587,10 @@ func (UnimplementedMessageDataServer) SyncInbox(context.Context, *SyncInboxReque
 
 func (UnimplementedMessageDataServer) CurrentKey(context.Context, *CurrentKeyRequest) (*CurrentKeyReply, error) {
 	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.MessageData.CurrentKey not implemented")
+}
+
+func (UnimplementedMessageDataServer) DeliverMany(context.Context, *DeliverManyRequest) (*DeliverManyReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.MessageData.DeliverMany not implemented")
 }
 
 // MessageData_ServiceDesc describes the im.MessageData service as the IDL declares it,
@@ -631,6 +650,22 @@ var MessageData_ServiceDesc = svrkit.ServiceDesc{
 			},
 			Handler: _MessageData_CurrentKey_Handler,
 		},
+		{
+			CmdID:      MessageData_DeliverMany_CmdID,
+			FullName:   MessageData_DeliverMany_FullMethodName,
+			Timeout:    5000 * time.Millisecond,
+			Idempotent: true,
+			NewRequest: func() proto.Message {
+				return new(DeliverManyRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(DeliverManyReply)
+			},
+			RoutingKey: func(req proto.Message) string {
+				return strconv.FormatUint(req.(*DeliverManyRequest).GetUserId(), 10)
+			},
+			Handler: _MessageData_DeliverMany_Handler,
+		},
 	},
 }
 
@@ -652,6 +687,14 @@ func _MessageData_SyncInbox_Handler(impl any, ctx context.Context, req proto.Mes
 
 func _MessageData_CurrentKey_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
 	out, err := impl.(MessageDataServer).CurrentKey(ctx, req.(*CurrentKeyRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func _MessageData_DeliverMany_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(MessageDataServer).DeliverMany(ctx, req.(*DeliverManyRequest))
 	if err != nil {
 		return nil, err
 	}
@@ -680,6 +723,19 @@ type MessageDataClient interface {
 	SyncInbox(ctx context.Context, in *SyncInboxRequest, opts ...svrkit.CallOption) (*SyncReply, error)
 	// CurrentKey returns a key covering everything in user_id's inboxes now.
 	CurrentKey(ctx context.Context, in *CurrentKeyRequest, opts ...svrkit.CallOption) (*CurrentKeyReply, error)
+	// DeliverMany is Deliver of one item to each of user_ids, with one
+	// dedup_id for all (a dedup id is unique per user): the fan-out worker
+	// writes a group entry with it, so that the members on one storage
+	// instance cost one storage call and one fsync, not one each. Each
+	// member gets what its own Deliver would give it, push notification
+	// included; the results are in user_ids' order. The caller groups
+	// members so that every one routes to the same instance as user_id
+	// (svrkit's Client.Route), as each member's own Deliver would.
+	// Limits: 1 to 500 distinct user_ids, and user_ids × the stored item's
+	// size at most 4 MiB; beyond them invalid_argument, and nothing is
+	// written. On another error some members may be written (and notified):
+	// a retry of the same request answers them as duplicates.
+	DeliverMany(ctx context.Context, in *DeliverManyRequest, opts ...svrkit.CallOption) (*DeliverManyReply, error)
 }
 
 type messageDataClient struct {
@@ -711,6 +767,14 @@ func (c *messageDataClient) SyncInbox(ctx context.Context, in *SyncInboxRequest,
 func (c *messageDataClient) CurrentKey(ctx context.Context, in *CurrentKeyRequest, opts ...svrkit.CallOption) (*CurrentKeyReply, error) {
 	out := new(CurrentKeyReply)
 	if err := c.inv.Invoke(ctx, &MessageData_ServiceDesc.Methods[2], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messageDataClient) DeliverMany(ctx context.Context, in *DeliverManyRequest, opts ...svrkit.CallOption) (*DeliverManyReply, error) {
+	out := new(DeliverManyReply)
+	if err := c.inv.Invoke(ctx, &MessageData_ServiceDesc.Methods[3], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil

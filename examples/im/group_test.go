@@ -383,27 +383,29 @@ func fanoutChaos(t *testing.T, b *imtest.Backend, addrs imclient.Addrs) {
 	// burst's inbox writes but not all.
 	killMidway := func(round string, victims ...string) {
 		t.Helper()
+		// A burst long enough that the fan-out is still at it when the
+		// sends end: batched, it keeps up with most of a 10-message burst
+		// (3,125 of 5,000 writes done in one run on a quiet machine).
+		const n = 30
 		base := deliveries()
-		burst(round, 10)
-		// Three minutes, not one: on a machine busy with other tests the
-		// burst overloads storage, whose admission level then sheds some
-		// members' writes and relaxes step by step, and a group's fan-out
-		// waits in order for its refused member (seen once in a full
-		// run: one write in the first minute). That stall is a known
-		// weakness of in-order fan-out under shedding, not what this
-		// test checks.
-		deadline := time.Now().Add(3 * time.Minute)
+		burst(round, n)
+		// One minute. (It was three while storage, overloaded by the
+		// burst on a busy machine, shed some members' writes and not
+		// others and in-order fan-out waited on the refused member; a
+		// fan-out's calls now carry one priority above the sends and the
+		// group's user key, so it is admitted or shed whole.)
+		deadline := time.Now().Add(time.Minute)
 		for {
 			d := deliveries() - base
 			if d > 100 {
-				if d >= 10*members {
+				if d >= n*members {
 					t.Fatalf("%s: the fan-out finished (%d writes) before the kill", round, d)
 				}
-				t.Logf("%s: killing %v after %d of %d inbox writes", round, victims, d, 10*members)
+				t.Logf("%s: killing %v after %d of %d inbox writes", round, victims, d, n*members)
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: fan-out made %d writes in three minutes", round, d)
+				t.Fatalf("%s: fan-out made %d writes in a minute", round, d)
 			}
 			time.Sleep(time.Millisecond)
 		}

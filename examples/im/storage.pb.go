@@ -1610,6 +1610,132 @@ func (x *InboxWriteReply) GetDuplicate() bool {
 	return false
 }
 
+type InboxDeliverManyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the routing key: one of user_ids, every one of which the
+	// caller's client routes to the same instance as user_id.
+	UserId uint64 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// user_ids: 1 to 500, distinct.
+	UserIds []uint64  `protobuf:"varint,2,rep,packed,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
+	Type    InboxType `protobuf:"varint,3,opt,name=type,proto3,enum=im.InboxType" json:"type,omitempty"`
+	// payload: at most 64 KiB, and user_ids × its size at most 4 MiB.
+	Payload []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	// dedup_id: 1 to 128 bytes, unique per user (one id serves every user).
+	DedupId       string `protobuf:"bytes,5,opt,name=dedup_id,json=dedupId,proto3" json:"dedup_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InboxDeliverManyRequest) Reset() {
+	*x = InboxDeliverManyRequest{}
+	mi := &file_im_storage_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InboxDeliverManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InboxDeliverManyRequest) ProtoMessage() {}
+
+func (x *InboxDeliverManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_storage_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InboxDeliverManyRequest.ProtoReflect.Descriptor instead.
+func (*InboxDeliverManyRequest) Descriptor() ([]byte, []int) {
+	return file_im_storage_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *InboxDeliverManyRequest) GetUserId() uint64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *InboxDeliverManyRequest) GetUserIds() []uint64 {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+func (x *InboxDeliverManyRequest) GetType() InboxType {
+	if x != nil {
+		return x.Type
+	}
+	return InboxType_INBOX_TYPE_UNSPECIFIED
+}
+
+func (x *InboxDeliverManyRequest) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *InboxDeliverManyRequest) GetDedupId() string {
+	if x != nil {
+		return x.DedupId
+	}
+	return ""
+}
+
+type InboxDeliverManyReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results: one per user, in the request's order.
+	Results       []*InboxWriteReply `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InboxDeliverManyReply) Reset() {
+	*x = InboxDeliverManyReply{}
+	mi := &file_im_storage_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InboxDeliverManyReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InboxDeliverManyReply) ProtoMessage() {}
+
+func (x *InboxDeliverManyReply) ProtoReflect() protoreflect.Message {
+	mi := &file_im_storage_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InboxDeliverManyReply.ProtoReflect.Descriptor instead.
+func (*InboxDeliverManyReply) Descriptor() ([]byte, []int) {
+	return file_im_storage_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *InboxDeliverManyReply) GetResults() []*InboxWriteReply {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type InboxSyncRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId uint64                 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -1624,7 +1750,7 @@ type InboxSyncRequest struct {
 
 func (x *InboxSyncRequest) Reset() {
 	*x = InboxSyncRequest{}
-	mi := &file_im_storage_proto_msgTypes[25]
+	mi := &file_im_storage_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1636,7 +1762,7 @@ func (x *InboxSyncRequest) String() string {
 func (*InboxSyncRequest) ProtoMessage() {}
 
 func (x *InboxSyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[25]
+	mi := &file_im_storage_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1649,7 +1775,7 @@ func (x *InboxSyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSyncRequest.ProtoReflect.Descriptor instead.
 func (*InboxSyncRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{25}
+	return file_im_storage_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *InboxSyncRequest) GetUserId() uint64 {
@@ -1692,7 +1818,7 @@ type InboxEntry struct {
 
 func (x *InboxEntry) Reset() {
 	*x = InboxEntry{}
-	mi := &file_im_storage_proto_msgTypes[26]
+	mi := &file_im_storage_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1830,7 @@ func (x *InboxEntry) String() string {
 func (*InboxEntry) ProtoMessage() {}
 
 func (x *InboxEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[26]
+	mi := &file_im_storage_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1843,7 @@ func (x *InboxEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxEntry.ProtoReflect.Descriptor instead.
 func (*InboxEntry) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{26}
+	return file_im_storage_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *InboxEntry) GetType() InboxType {
@@ -1760,7 +1886,7 @@ type InboxSyncReply struct {
 
 func (x *InboxSyncReply) Reset() {
 	*x = InboxSyncReply{}
-	mi := &file_im_storage_proto_msgTypes[27]
+	mi := &file_im_storage_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +1898,7 @@ func (x *InboxSyncReply) String() string {
 func (*InboxSyncReply) ProtoMessage() {}
 
 func (x *InboxSyncReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[27]
+	mi := &file_im_storage_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +1911,7 @@ func (x *InboxSyncReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSyncReply.ProtoReflect.Descriptor instead.
 func (*InboxSyncReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{27}
+	return file_im_storage_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *InboxSyncReply) GetEntries() []*InboxEntry {
@@ -1827,7 +1953,7 @@ type InboxCurrentKeyRequest struct {
 
 func (x *InboxCurrentKeyRequest) Reset() {
 	*x = InboxCurrentKeyRequest{}
-	mi := &file_im_storage_proto_msgTypes[28]
+	mi := &file_im_storage_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +1965,7 @@ func (x *InboxCurrentKeyRequest) String() string {
 func (*InboxCurrentKeyRequest) ProtoMessage() {}
 
 func (x *InboxCurrentKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[28]
+	mi := &file_im_storage_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +1978,7 @@ func (x *InboxCurrentKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxCurrentKeyRequest.ProtoReflect.Descriptor instead.
 func (*InboxCurrentKeyRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{28}
+	return file_im_storage_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *InboxCurrentKeyRequest) GetUserId() uint64 {
@@ -1878,7 +2004,7 @@ type InboxCurrentKeyReply struct {
 
 func (x *InboxCurrentKeyReply) Reset() {
 	*x = InboxCurrentKeyReply{}
-	mi := &file_im_storage_proto_msgTypes[29]
+	mi := &file_im_storage_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1890,7 +2016,7 @@ func (x *InboxCurrentKeyReply) String() string {
 func (*InboxCurrentKeyReply) ProtoMessage() {}
 
 func (x *InboxCurrentKeyReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[29]
+	mi := &file_im_storage_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1903,7 +2029,7 @@ func (x *InboxCurrentKeyReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxCurrentKeyReply.ProtoReflect.Descriptor instead.
 func (*InboxCurrentKeyReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{29}
+	return file_im_storage_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *InboxCurrentKeyReply) GetSyncKey() []byte {
@@ -1923,7 +2049,7 @@ type InboxRemoveDeviceRequest struct {
 
 func (x *InboxRemoveDeviceRequest) Reset() {
 	*x = InboxRemoveDeviceRequest{}
-	mi := &file_im_storage_proto_msgTypes[30]
+	mi := &file_im_storage_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2061,7 @@ func (x *InboxRemoveDeviceRequest) String() string {
 func (*InboxRemoveDeviceRequest) ProtoMessage() {}
 
 func (x *InboxRemoveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[30]
+	mi := &file_im_storage_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2074,7 @@ func (x *InboxRemoveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxRemoveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*InboxRemoveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{30}
+	return file_im_storage_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *InboxRemoveDeviceRequest) GetUserId() uint64 {
@@ -1973,7 +2099,7 @@ type InboxRemoveDeviceReply struct {
 
 func (x *InboxRemoveDeviceReply) Reset() {
 	*x = InboxRemoveDeviceReply{}
-	mi := &file_im_storage_proto_msgTypes[31]
+	mi := &file_im_storage_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1985,7 +2111,7 @@ func (x *InboxRemoveDeviceReply) String() string {
 func (*InboxRemoveDeviceReply) ProtoMessage() {}
 
 func (x *InboxRemoveDeviceReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[31]
+	mi := &file_im_storage_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1998,7 +2124,7 @@ func (x *InboxRemoveDeviceReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxRemoveDeviceReply.ProtoReflect.Descriptor instead.
 func (*InboxRemoveDeviceReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{31}
+	return file_im_storage_proto_rawDescGZIP(), []int{33}
 }
 
 var File_im_storage_proto protoreflect.FileDescriptor
@@ -2109,7 +2235,15 @@ const file_im_storage_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1c\n" +
 	"\n" +
 	"at_unix_ms\x18\x02 \x01(\x03R\batUnixMs\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"y\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\xa5\x01\n" +
+	"\x17InboxDeliverManyRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x19\n" +
+	"\buser_ids\x18\x02 \x03(\x04R\auserIds\x12!\n" +
+	"\x04type\x18\x03 \x01(\x0e2\r.im.InboxTypeR\x04type\x12\x18\n" +
+	"\apayload\x18\x04 \x01(\fR\apayload\x12\x19\n" +
+	"\bdedup_id\x18\x05 \x01(\tR\adedupId\"F\n" +
+	"\x15InboxDeliverManyReply\x12-\n" +
+	"\aresults\x18\x01 \x03(\v2\x13.im.InboxWriteReplyR\aresults\"y\n" +
 	"\x10InboxSyncRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x19\n" +
@@ -2141,7 +2275,7 @@ const file_im_storage_proto_rawDesc = "" +
 	"\x12INBOX_TYPE_ACCOUNT\x10\x01\x12\x17\n" +
 	"\x13INBOX_TYPE_CONTACTS\x10\x02\x12\x17\n" +
 	"\x13INBOX_TYPE_MESSAGES\x10\x03\x12\x15\n" +
-	"\x11INBOX_TYPE_GROUPS\x10\x042\xc3\x06\n" +
+	"\x11INBOX_TYPE_GROUPS\x10\x042\x94\a\n" +
 	"\aStorage\x12/\n" +
 	"\x03Get\x12\x10.im.KVGetRequest\x1a\f.im.KVRecord\"\b\xca\xf3\x18\x04\b\x01 \x01\x12/\n" +
 	"\x03Put\x12\x10.im.KVPutRequest\x1a\x0e.im.KVPutReply\"\x06\xca\xf3\x18\x02\b\x02\x128\n" +
@@ -2155,7 +2289,8 @@ const file_im_storage_proto_rawDesc = "" +
 	"\x04Sync\x12\x14.im.InboxSyncRequest\x1a\x12.im.InboxSyncReply\"\b\xca\xf3\x18\x04\b\x16 \x01\x12L\n" +
 	"\n" +
 	"CurrentKey\x12\x1a.im.InboxCurrentKeyRequest\x1a\x18.im.InboxCurrentKeyReply\"\b\xca\xf3\x18\x04\b\x17 \x01\x12R\n" +
-	"\fRemoveDevice\x12\x1c.im.InboxRemoveDeviceRequest\x1a\x1a.im.InboxRemoveDeviceReply\"\b\xca\xf3\x18\x04\b\x18 \x01\x1aK\xd2\xf3\x18G\n" +
+	"\fRemoveDevice\x12\x1c.im.InboxRemoveDeviceRequest\x1a\x1a.im.InboxRemoveDeviceReply\"\b\xca\xf3\x18\x04\b\x18 \x01\x12O\n" +
+	"\vDeliverMany\x12\x1b.im.InboxDeliverManyRequest\x1a\x19.im.InboxDeliverManyReply\"\b\xca\xf3\x18\x04\b\x19 \x01\x1aK\xd2\xf3\x18G\n" +
 	"\astorage\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\vmessagedata*\tgroupdata2\x8a\x02\n" +
 	"\fStorageAdmin\x12H\n" +
 	"\fListReplicas\x12\x17.im.ListReplicasRequest\x1a\x15.im.ListReplicasReply\"\b\xca\xf3\x18\x04\bd \x01\x12F\n" +
@@ -2177,7 +2312,7 @@ func file_im_storage_proto_rawDescGZIP() []byte {
 }
 
 var file_im_storage_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_im_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_im_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_im_storage_proto_goTypes = []any{
 	(InboxType)(0),                   // 0: im.InboxType
 	(BatchOp_Kind)(0),                // 1: im.BatchOp.Kind
@@ -2206,13 +2341,15 @@ var file_im_storage_proto_goTypes = []any{
 	(*InboxDeliverRequest)(nil),      // 24: im.InboxDeliverRequest
 	(*InboxPublishRequest)(nil),      // 25: im.InboxPublishRequest
 	(*InboxWriteReply)(nil),          // 26: im.InboxWriteReply
-	(*InboxSyncRequest)(nil),         // 27: im.InboxSyncRequest
-	(*InboxEntry)(nil),               // 28: im.InboxEntry
-	(*InboxSyncReply)(nil),           // 29: im.InboxSyncReply
-	(*InboxCurrentKeyRequest)(nil),   // 30: im.InboxCurrentKeyRequest
-	(*InboxCurrentKeyReply)(nil),     // 31: im.InboxCurrentKeyReply
-	(*InboxRemoveDeviceRequest)(nil), // 32: im.InboxRemoveDeviceRequest
-	(*InboxRemoveDeviceReply)(nil),   // 33: im.InboxRemoveDeviceReply
+	(*InboxDeliverManyRequest)(nil),  // 27: im.InboxDeliverManyRequest
+	(*InboxDeliverManyReply)(nil),    // 28: im.InboxDeliverManyReply
+	(*InboxSyncRequest)(nil),         // 29: im.InboxSyncRequest
+	(*InboxEntry)(nil),               // 30: im.InboxEntry
+	(*InboxSyncReply)(nil),           // 31: im.InboxSyncReply
+	(*InboxCurrentKeyRequest)(nil),   // 32: im.InboxCurrentKeyRequest
+	(*InboxCurrentKeyReply)(nil),     // 33: im.InboxCurrentKeyReply
+	(*InboxRemoveDeviceRequest)(nil), // 34: im.InboxRemoveDeviceRequest
+	(*InboxRemoveDeviceReply)(nil),   // 35: im.InboxRemoveDeviceReply
 }
 var file_im_storage_proto_depIdxs = []int32{
 	2,  // 0: im.ListReplicasReply.replicas:type_name -> im.Replica
@@ -2222,43 +2359,47 @@ var file_im_storage_proto_depIdxs = []int32{
 	1,  // 4: im.BatchOp.kind:type_name -> im.BatchOp.Kind
 	21, // 5: im.BatchRequest.ops:type_name -> im.BatchOp
 	0,  // 6: im.InboxPublishRequest.type:type_name -> im.InboxType
-	0,  // 7: im.InboxEntry.type:type_name -> im.InboxType
-	28, // 8: im.InboxSyncReply.entries:type_name -> im.InboxEntry
-	9,  // 9: im.Storage.Get:input_type -> im.KVGetRequest
-	11, // 10: im.Storage.Put:input_type -> im.KVPutRequest
-	13, // 11: im.Storage.Delete:input_type -> im.KVDeleteRequest
-	15, // 12: im.Storage.Append:input_type -> im.TableAppendRequest
-	16, // 13: im.Storage.PutEntry:input_type -> im.TablePutEntryRequest
-	18, // 14: im.Storage.Scan:input_type -> im.TableScanRequest
-	22, // 15: im.Storage.Batch:input_type -> im.BatchRequest
-	24, // 16: im.Storage.Deliver:input_type -> im.InboxDeliverRequest
-	25, // 17: im.Storage.Publish:input_type -> im.InboxPublishRequest
-	27, // 18: im.Storage.Sync:input_type -> im.InboxSyncRequest
-	30, // 19: im.Storage.CurrentKey:input_type -> im.InboxCurrentKeyRequest
-	32, // 20: im.Storage.RemoveDevice:input_type -> im.InboxRemoveDeviceRequest
-	3,  // 21: im.StorageAdmin.ListReplicas:input_type -> im.ListReplicasRequest
-	5,  // 22: im.StorageAdmin.AddReplica:input_type -> im.AddReplicaRequest
-	7,  // 23: im.StorageAdmin.RemoveReplica:input_type -> im.RemoveReplicaRequest
-	10, // 24: im.Storage.Get:output_type -> im.KVRecord
-	12, // 25: im.Storage.Put:output_type -> im.KVPutReply
-	14, // 26: im.Storage.Delete:output_type -> im.KVDeleteReply
-	17, // 27: im.Storage.Append:output_type -> im.TablePutReply
-	17, // 28: im.Storage.PutEntry:output_type -> im.TablePutReply
-	20, // 29: im.Storage.Scan:output_type -> im.TableScanReply
-	23, // 30: im.Storage.Batch:output_type -> im.BatchReply
-	26, // 31: im.Storage.Deliver:output_type -> im.InboxWriteReply
-	26, // 32: im.Storage.Publish:output_type -> im.InboxWriteReply
-	29, // 33: im.Storage.Sync:output_type -> im.InboxSyncReply
-	31, // 34: im.Storage.CurrentKey:output_type -> im.InboxCurrentKeyReply
-	33, // 35: im.Storage.RemoveDevice:output_type -> im.InboxRemoveDeviceReply
-	4,  // 36: im.StorageAdmin.ListReplicas:output_type -> im.ListReplicasReply
-	6,  // 37: im.StorageAdmin.AddReplica:output_type -> im.AddReplicaReply
-	8,  // 38: im.StorageAdmin.RemoveReplica:output_type -> im.RemoveReplicaReply
-	24, // [24:39] is the sub-list for method output_type
-	9,  // [9:24] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	0,  // 7: im.InboxDeliverManyRequest.type:type_name -> im.InboxType
+	26, // 8: im.InboxDeliverManyReply.results:type_name -> im.InboxWriteReply
+	0,  // 9: im.InboxEntry.type:type_name -> im.InboxType
+	30, // 10: im.InboxSyncReply.entries:type_name -> im.InboxEntry
+	9,  // 11: im.Storage.Get:input_type -> im.KVGetRequest
+	11, // 12: im.Storage.Put:input_type -> im.KVPutRequest
+	13, // 13: im.Storage.Delete:input_type -> im.KVDeleteRequest
+	15, // 14: im.Storage.Append:input_type -> im.TableAppendRequest
+	16, // 15: im.Storage.PutEntry:input_type -> im.TablePutEntryRequest
+	18, // 16: im.Storage.Scan:input_type -> im.TableScanRequest
+	22, // 17: im.Storage.Batch:input_type -> im.BatchRequest
+	24, // 18: im.Storage.Deliver:input_type -> im.InboxDeliverRequest
+	25, // 19: im.Storage.Publish:input_type -> im.InboxPublishRequest
+	29, // 20: im.Storage.Sync:input_type -> im.InboxSyncRequest
+	32, // 21: im.Storage.CurrentKey:input_type -> im.InboxCurrentKeyRequest
+	34, // 22: im.Storage.RemoveDevice:input_type -> im.InboxRemoveDeviceRequest
+	27, // 23: im.Storage.DeliverMany:input_type -> im.InboxDeliverManyRequest
+	3,  // 24: im.StorageAdmin.ListReplicas:input_type -> im.ListReplicasRequest
+	5,  // 25: im.StorageAdmin.AddReplica:input_type -> im.AddReplicaRequest
+	7,  // 26: im.StorageAdmin.RemoveReplica:input_type -> im.RemoveReplicaRequest
+	10, // 27: im.Storage.Get:output_type -> im.KVRecord
+	12, // 28: im.Storage.Put:output_type -> im.KVPutReply
+	14, // 29: im.Storage.Delete:output_type -> im.KVDeleteReply
+	17, // 30: im.Storage.Append:output_type -> im.TablePutReply
+	17, // 31: im.Storage.PutEntry:output_type -> im.TablePutReply
+	20, // 32: im.Storage.Scan:output_type -> im.TableScanReply
+	23, // 33: im.Storage.Batch:output_type -> im.BatchReply
+	26, // 34: im.Storage.Deliver:output_type -> im.InboxWriteReply
+	26, // 35: im.Storage.Publish:output_type -> im.InboxWriteReply
+	31, // 36: im.Storage.Sync:output_type -> im.InboxSyncReply
+	33, // 37: im.Storage.CurrentKey:output_type -> im.InboxCurrentKeyReply
+	35, // 38: im.Storage.RemoveDevice:output_type -> im.InboxRemoveDeviceReply
+	28, // 39: im.Storage.DeliverMany:output_type -> im.InboxDeliverManyReply
+	4,  // 40: im.StorageAdmin.ListReplicas:output_type -> im.ListReplicasReply
+	6,  // 41: im.StorageAdmin.AddReplica:output_type -> im.AddReplicaReply
+	8,  // 42: im.StorageAdmin.RemoveReplica:output_type -> im.RemoveReplicaReply
+	27, // [27:43] is the sub-list for method output_type
+	11, // [11:27] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_im_storage_proto_init() }
@@ -2272,7 +2413,7 @@ func file_im_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_im_storage_proto_rawDesc), len(file_im_storage_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   32,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

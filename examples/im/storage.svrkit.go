@@ -28,6 +28,7 @@ const (
 	Storage_Sync_CmdID         uint32 = 22
 	Storage_CurrentKey_CmdID   uint32 = 23
 	Storage_RemoveDevice_CmdID uint32 = 24
+	Storage_DeliverMany_CmdID  uint32 = 25
 )
 
 // Full names of the im.Storage methods: their Connect and HTTP routes.
@@ -44,6 +45,7 @@ const (
 	Storage_Sync_FullMethodName         = "/im.Storage/Sync"
 	Storage_CurrentKey_FullMethodName   = "/im.Storage/CurrentKey"
 	Storage_RemoveDevice_FullMethodName = "/im.Storage/RemoveDevice"
+	Storage_DeliverMany_FullMethodName  = "/im.Storage/DeliverMany"
 )
 
 // StorageServer is the server API for the im.Storage service. Embed
@@ -87,6 +89,17 @@ type StorageServer interface {
 	// RemoveDevice forgets a device (a logout), so trimming no longer waits
 	// for its acknowledgements.
 	RemoveDevice(context.Context, *InboxRemoveDeviceRequest) (*InboxRemoveDeviceReply, error)
+	// DeliverMany appends one payload to the inbox of type of each of
+	// user_ids, idempotent per user on dedup_id (required), as Publish would
+	// for each, in one fsync'd write instead of one each: the fan-out of a
+	// group entry. It answers one result per user, in user_ids' order. The
+	// caller sends a user here only if its own calls route here (see
+	// InboxDeliverManyRequest.user_id). Limits: 1 to 500 distinct user_ids,
+	// and user_ids × payload bytes at most 4 MiB (the bytes the write
+	// stores); beyond them invalid_argument, and nothing is written. On
+	// another error some users may be written: a retry of the same request
+	// answers them as duplicates.
+	DeliverMany(context.Context, *InboxDeliverManyRequest) (*InboxDeliverManyReply, error)
 }
 
 // UnimplementedStorageServer answers every im.Storage method with an
@@ -139,6 +152,10 @@ func (UnimplementedStorageServer) CurrentKey(context.Context, *InboxCurrentKeyRe
 
 func (UnimplementedStorageServer) RemoveDevice(context.Context, *InboxRemoveDeviceRequest) (*InboxRemoveDeviceReply, error) {
 	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Storage.RemoveDevice not implemented")
+}
+
+func (UnimplementedStorageServer) DeliverMany(context.Context, *InboxDeliverManyRequest) (*InboxDeliverManyReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Storage.DeliverMany not implemented")
 }
 
 // Storage_ServiceDesc describes the im.Storage service as the IDL declares it,
@@ -337,6 +354,22 @@ var Storage_ServiceDesc = svrkit.ServiceDesc{
 			},
 			Handler: _Storage_RemoveDevice_Handler,
 		},
+		{
+			CmdID:      Storage_DeliverMany_CmdID,
+			FullName:   Storage_DeliverMany_FullMethodName,
+			Timeout:    5000 * time.Millisecond,
+			Idempotent: true,
+			NewRequest: func() proto.Message {
+				return new(InboxDeliverManyRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(InboxDeliverManyReply)
+			},
+			RoutingKey: func(req proto.Message) string {
+				return strconv.FormatUint(req.(*InboxDeliverManyRequest).GetUserId(), 10)
+			},
+			Handler: _Storage_DeliverMany_Handler,
+		},
 	},
 }
 
@@ -436,6 +469,14 @@ func _Storage_RemoveDevice_Handler(impl any, ctx context.Context, req proto.Mess
 	return out, nil
 }
 
+func _Storage_DeliverMany_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(StorageServer).DeliverMany(ctx, req.(*InboxDeliverManyRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegisterStorageServer registers impl to serve the im.Storage service on r:
 // a *svrkit.Server for binary RPC, or a *cgi.Handler for HTTP.
 func RegisterStorageServer(r svrkit.Registrar, impl StorageServer) {
@@ -481,6 +522,17 @@ type StorageClient interface {
 	// RemoveDevice forgets a device (a logout), so trimming no longer waits
 	// for its acknowledgements.
 	RemoveDevice(ctx context.Context, in *InboxRemoveDeviceRequest, opts ...svrkit.CallOption) (*InboxRemoveDeviceReply, error)
+	// DeliverMany appends one payload to the inbox of type of each of
+	// user_ids, idempotent per user on dedup_id (required), as Publish would
+	// for each, in one fsync'd write instead of one each: the fan-out of a
+	// group entry. It answers one result per user, in user_ids' order. The
+	// caller sends a user here only if its own calls route here (see
+	// InboxDeliverManyRequest.user_id). Limits: 1 to 500 distinct user_ids,
+	// and user_ids × payload bytes at most 4 MiB (the bytes the write
+	// stores); beyond them invalid_argument, and nothing is written. On
+	// another error some users may be written: a retry of the same request
+	// answers them as duplicates.
+	DeliverMany(ctx context.Context, in *InboxDeliverManyRequest, opts ...svrkit.CallOption) (*InboxDeliverManyReply, error)
 }
 
 type storageClient struct {
@@ -584,6 +636,14 @@ func (c *storageClient) CurrentKey(ctx context.Context, in *InboxCurrentKeyReque
 func (c *storageClient) RemoveDevice(ctx context.Context, in *InboxRemoveDeviceRequest, opts ...svrkit.CallOption) (*InboxRemoveDeviceReply, error) {
 	out := new(InboxRemoveDeviceReply)
 	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[11], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) DeliverMany(ctx context.Context, in *InboxDeliverManyRequest, opts ...svrkit.CallOption) (*InboxDeliverManyReply, error) {
+	out := new(InboxDeliverManyReply)
+	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[12], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil

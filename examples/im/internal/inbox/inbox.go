@@ -46,9 +46,11 @@
 //
 // Order kept per user: each inbox is a kv row whose versions only grow, and
 // kv refuses an entry at or below the row's max. The user's writers
-// (Deliver, Publish) allocate the version and commit the entry under one
-// per-user lock, so entries become visible in version order; a reader that
-// has seen version v will never later find an entry below v appear. Two
+// (Deliver, Publish, and PutMany, which writes one entry to many users in
+// one batch for a group's fan-out) allocate the version and commit the
+// entry under one per-user lock, so entries become visible in version
+// order; a reader that has seen version v will never later find an entry
+// below v appear. Two
 // messages from one sender to one user, the second sent after the first was
 // acknowledged, get increasing versions and arrive in that order. Sync
 // readers take the same lock shared, which also keeps them from reading an
@@ -144,9 +146,15 @@ type Inbox struct {
 	now       func() time.Time
 	// users serialises each user's writers and holds them off readers
 	// (see the package doc); striped, as a lock per user would grow without
-	// bound.
-	users [256]sync.RWMutex
+	// bound. PutMany holds the stripes of up to MaxManyUsers users at once,
+	// so there are enough that a batch leaves most of them free for the
+	// other users' writers and readers (about 6% taken by 250 users).
+	users [userStripes]sync.RWMutex
 }
+
+// userStripes is the number of user locks, a power of two (userLock takes
+// the top bits of a multiplicative hash).
+const userStripes = 4096
 
 // New returns an Inbox over db, taking versions from alloc.
 func New(db kv.Store, alloc *seq.Allocator, opts Options) *Inbox {
@@ -173,7 +181,11 @@ func New(db kv.Store, alloc *seq.Allocator, opts Options) *Inbox {
 func (ib *Inbox) Codec() *SyncKeyCodec { return ib.codec }
 
 func (ib *Inbox) userLock(user uint64) *sync.RWMutex {
-	return &ib.users[(user*0x9e3779b97f4a7c15)>>56]
+	return &ib.users[userStripe(user)]
+}
+
+func userStripe(user uint64) int {
+	return int((user * 0x9e3779b97f4a7c15) >> 52) // 64 - log2(userStripes)
 }
 
 // Deliver appends a message index to user's message inbox and returns its
@@ -209,13 +221,8 @@ type Receipt struct {
 // Put is Publish that also reports when the entry was stored, which a
 // service answering a retried delivery needs (the first delivery's time).
 func (ib *Inbox) Put(ctx context.Context, user uint64, t DataType, payload []byte, dedupID string) (Receipt, error) {
-	switch {
-	case !t.served():
-		return Receipt{}, invalidf("unknown data type %d", t)
-	case len(payload) > MaxPayloadLen:
-		return Receipt{}, invalidf("payload of %d bytes exceeds %d", len(payload), MaxPayloadLen)
-	case len(dedupID) > MaxDedupIDLen:
-		return Receipt{}, invalidf("dedup id of %d bytes exceeds %d", len(dedupID), MaxDedupIDLen)
+	if err := checkPut(t, payload, dedupID); err != nil {
+		return Receipt{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return Receipt{}, err
@@ -223,7 +230,23 @@ func (ib *Inbox) Put(ctx context.Context, user uint64, t DataType, payload []byt
 	l := ib.userLock(user)
 	l.Lock()
 	defer l.Unlock()
+	return ib.putLocked(ctx, user, t, payload, dedupID)
+}
 
+func checkPut(t DataType, payload []byte, dedupID string) error {
+	switch {
+	case !t.served():
+		return invalidf("unknown data type %d", t)
+	case len(payload) > MaxPayloadLen:
+		return invalidf("payload of %d bytes exceeds %d", len(payload), MaxPayloadLen)
+	case len(dedupID) > MaxDedupIDLen:
+		return invalidf("dedup id of %d bytes exceeds %d", len(dedupID), MaxDedupIDLen)
+	}
+	return nil
+}
+
+// putLocked is Put with user's lock held by the caller.
+func (ib *Inbox) putLocked(ctx context.Context, user uint64, t DataType, payload []byte, dedupID string) (Receipt, error) {
 	var dk []byte
 	if dedupID != "" {
 		dk = dedupKey(user, t, dedupID)

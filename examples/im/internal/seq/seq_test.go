@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,8 +71,9 @@ func TestSequentialAndBounds(t *testing.T) {
 	}
 }
 
-// Many goroutines allocate for a few users: per user every number is
-// distinct, and each goroutine sees its numbers strictly increase.
+// Many goroutines allocate for a few users, one at a time (Next) or
+// several at once (NextMany): per user every number is distinct, and each
+// goroutine sees its numbers strictly increase.
 func TestConcurrentMonotonic(t *testing.T) {
 	ctx := context.Background()
 	db := openKV(t, t.TempDir())
@@ -88,17 +90,31 @@ func TestConcurrentMonotonic(t *testing.T) {
 			last := map[uint64]uint64{}
 			mine := map[uint64][]uint64{}
 			for i := range per {
-				u := users[(w+i)%len(users)]
-				n, err := a.Next(ctx, u, 3)
+				// Odd workers take a number for three users at once.
+				us := []uint64{users[(w+i)%len(users)]}
+				if w%2 == 1 {
+					us = append(us, users[(w+i+1)%len(users)], users[(w+i+3)%len(users)])
+				}
+				var ns []uint64
+				var err error
+				if len(us) == 1 {
+					var n uint64
+					n, err = a.Next(ctx, us[0], 3)
+					ns = []uint64{n}
+				} else {
+					ns, err = a.NextMany(ctx, us, 3)
+				}
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if n <= last[u] {
-					t.Errorf("user %d: %d after %d", u, n, last[u])
+				for j, u := range us {
+					if ns[j] <= last[u] {
+						t.Errorf("user %d: %d after %d", u, ns[j], last[u])
+					}
+					last[u] = ns[j]
+					mine[u] = append(mine[u], ns[j])
 				}
-				last[u] = n
-				mine[u] = append(mine[u], n)
 			}
 			mu.Lock()
 			for u, ns := range mine {
@@ -247,4 +263,77 @@ func TestCrash(t *testing.T) {
 			t.Fatalf("user %d: %d after the crash, but the child had handed out %d", u, n, last)
 		}
 	}
+}
+
+// NextMany hands each user the number Next would, raising every segment
+// that needs it in one batch.
+func TestNextMany(t *testing.T) {
+	ctx := context.Background()
+	db := &countingStore{DB: openKV(t, t.TempDir())}
+	a := New(db, Options{Step: 10, SegmentUsers: 100})
+	// User 7 is 12 numbers in; 8 shares its segment; 107 and 250 are
+	// alone in theirs.
+	for range 12 {
+		if _, err := a.Next(ctx, 7, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := db.applies.Load()
+	got, err := a.NextMany(ctx, []uint64{250, 7, 107, 8}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint64{1, 13, 1, 1}; !slices.Equal(got, want) {
+		t.Fatalf("NextMany = %v, want %v", got, want)
+	}
+	// Segments 1 and 2 were raised (segment 0's bound, 20, covered 13), in
+	// one commit.
+	if b := storedBound(t, db.DB, 1, 1); b != 10 {
+		t.Fatalf("segment 1 bound %d", b)
+	}
+	if b := storedBound(t, db.DB, 1, 2); b != 10 {
+		t.Fatalf("segment 2 bound %d", b)
+	}
+	if n := db.applies.Load() - before; n != 1 {
+		t.Fatalf("%d commits for the raises, want 1", n)
+	}
+	// Next and NextMany go on from each other's numbers, across raises.
+	for i := uint64(2); i <= 25; i++ {
+		var n uint64
+		if i%2 == 0 {
+			ns, err := a.NextMany(ctx, []uint64{107, 250}, 1)
+			if err != nil || ns[0] != ns[1] {
+				t.Fatalf("NextMany = %v, %v", ns, err)
+			}
+			n = ns[0]
+		} else {
+			n, _ = a.Next(ctx, 107, 1)
+			if m, _ := a.Next(ctx, 250, 1); m != n {
+				t.Fatalf("users 107 and 250 at %d and %d", n, m)
+			}
+		}
+		if n != i {
+			t.Fatalf("step %d: got %d", i, n)
+		}
+	}
+	if _, err := a.NextMany(ctx, []uint64{5, 5}, 1); err == nil {
+		t.Fatal("NextMany with a user twice succeeded")
+	}
+	// After a restart everyone starts above the persisted bounds.
+	b := New(db, Options{Step: 10, SegmentUsers: 100})
+	ns, err := b.NextMany(ctx, []uint64{7, 107}, 1)
+	if err != nil || ns[0] != 21 || ns[1] != 31 {
+		t.Fatalf("after a restart NextMany = %v, %v; want [21 31]", ns, err)
+	}
+}
+
+// countingStore counts commits.
+type countingStore struct {
+	*kv.DB
+	applies atomic.Int64
+}
+
+func (s *countingStore) Apply(ctx context.Context, b *kv.Batch) ([]uint64, error) {
+	s.applies.Add(1)
+	return s.DB.Apply(ctx, b)
 }

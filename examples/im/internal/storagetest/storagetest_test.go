@@ -70,6 +70,7 @@ func TestOnReplicatedGroup(t *testing.T) {
 		"ContactRetry": TestContactChangeRetriesAfterAnotherInstanceWrote, "Contacts": TestContactsBumpVersionAndSyncInOrder,
 		"DeliverIdempotent": TestDeliverIsIdempotent, "SyncPaging": TestSyncInboxPagingAndKeys,
 		"PendingContact": TestPendingContactChangeIsRepublished, "RevokeSessions": TestRevokeSessions,
+		"DeliverMany": TestDeliverManyIsIdempotent, "DeliverManyConcurrent": TestDeliverManyConcurrentWithDeliver,
 	} {
 		t.Run(name, test)
 	}

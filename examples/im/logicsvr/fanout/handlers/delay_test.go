@@ -29,11 +29,3 @@ func TestDelayQuantiles(t *testing.T) {
 		t.Errorf("after wrapping: %+v", q)
 	}
 }
-
-// The fan-out's writes go at the priority of the sends and changes that
-// made them (see textPriority).
-func TestEntryPriorities(t *testing.T) {
-	if textPriority != 210 || voicePriority != 200 || changePriority != 150 {
-		t.Fatalf("priorities %d, %d, %d; want the IDL's 210, 200, 150", textPriority, voicePriority, changePriority)
-	}
-}

@@ -19,15 +19,28 @@
 //
 // # Exactly once per member
 //
-// Each inbox write goes through MessageData.Deliver with the dedup id
-// "g:<group>:<seq>" (unique per user, the same on every attempt), into the
-// MESSAGES inbox for a message and the GROUPS inbox for a change. The
-// inbox stores a dedup id once, so whatever was written before a crash,
-// a failed write or a redelivery, writing the entry again to every member
-// leaves each member with it exactly once. Deliver notifies the member's
-// online devices of a new item (messagedata's Pusher), and not of a
-// repeat. A change also updates the user index (UserGroups) of the
-// members it added or removed, idempotently by its seq.
+// Each inbox write goes through MessageData.DeliverMany with the dedup id
+// "g:<group>:<seq>" (unique per user, the same for every member and on
+// every attempt), into the MESSAGES inbox for a message and the GROUPS
+// inbox for a change. The inbox stores a dedup id once per user, so
+// whatever was written before a crash, a failed write or a redelivery,
+// writing the entry again to every member leaves each member with it
+// exactly once. DeliverMany notifies each member's online devices of a
+// new item (messagedata's Pusher), and not of a repeat. A change also
+// updates the user index (UserGroups) of the members it added or removed,
+// idempotently by its seq.
+//
+// # Batches
+//
+// An entry's members are grouped by the messagedata instance each routes
+// to (package shard: a member's writes must reach the instance its own
+// calls reach, which holds its cache), and each group is cut into even
+// batches of at most "batch" members (default 128; fewer when the item is
+// large, so that a batch stays within DeliverMany's byte limit).
+// messagedata splits a batch again by storage instance, and storage
+// writes each part with one fsync: a 500-member group on one shard costs
+// four calls and about four fsyncs (folded together by pebble when they
+// overlap), not 500.
 //
 // # Order
 //
@@ -38,10 +51,18 @@
 // order: all members see a group's messages in the same order, and a
 // member's view of a group is never missing an entry a later one depends
 // on. Different groups fan out in parallel, as many as the queue has
-// partitions; within an entry, the writes to different members run in
-// parallel ("parallel", default 64), and all runs together keep at most
-// "max_in_flight" writes outstanding (default 256), so a burst of groups
-// does not bury messagedata.
+// partitions; within an entry, the batches run in parallel ("parallel",
+// default 4 calls), and all runs together keep at most "max_in_flight"
+// calls outstanding (default 16), so a burst of groups does not bury
+// messagedata.
+//
+// # Priority
+//
+// A fan-out is work already accepted: its sender has its reply. Every
+// call of a run (the log reads, the inbox writes, the index updates)
+// carries business priority Priority, above the sends', and one user
+// priority, the group's, so that an overloaded messagedata or storage
+// admits or sheds a whole fan-out at once (see Priority).
 //
 // # Failures
 //
@@ -69,8 +90,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/groups"
+	"github.com/svrkit/svrkit/examples/im/internal/shard"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/monitor"
@@ -81,10 +105,14 @@ import (
 type Config struct {
 	// Queue is the fan-out queue (required).
 	Queue groups.QueueConfig `json:"queue"`
-	// Parallel bounds the inbox writes of one entry in flight (default 64).
+	// Batch is the most members one MessageData.DeliverMany call writes
+	// (default 128, at most shard.MaxBatchUsers).
+	Batch int `json:"batch,omitempty"`
+	// Parallel bounds the DeliverMany calls of one entry in flight
+	// (default 4).
 	Parallel int `json:"parallel,omitempty"`
-	// MaxInFlight bounds the inbox writes of all runs in flight (default
-	// 256).
+	// MaxInFlight bounds the DeliverMany calls of all runs in flight
+	// (default 16).
 	MaxInFlight int `json:"max_in_flight,omitempty"`
 	// AckWait is how long a run may take before the queue hands its item
 	// to another worker (default 60s).
@@ -98,13 +126,17 @@ const (
 	maxDeliver = 400
 	// readPage is how many log entries one ReadLog returns.
 	readPage = 64
+	// indexParallel bounds a change's UserGroups.ApplyMembership calls in
+	// flight: one per member it names (up to 500 for a group's creation),
+	// and the group's next entries wait for them.
+	indexParallel = 64
 )
 
 // NewFanoutWorker returns the FanoutWorker handler and starts consuming
 // the queue. It needs im.GroupData, im.UserGroups and im.MessageData in
 // the routing table and the queue in the app config.
 func NewFanoutWorker(h *logicsvr.Host) (im.FanoutWorkerServer, error) {
-	cfg := Config{Parallel: 64, MaxInFlight: 256, AckWait: logicsvr.Duration(time.Minute)}
+	cfg := Config{AckWait: logicsvr.Duration(time.Minute)}
 	if err := h.AppConfig(&cfg); err != nil {
 		return nil, err
 	}
@@ -127,6 +159,7 @@ func NewFanoutWorker(h *logicsvr.Host) (im.FanoutWorkerServer, error) {
 		return nil, err
 	}
 	w := New(im.NewGroupDataClient(data), im.NewUserGroupsClient(index), im.NewMessageDataClient(messages), cfg, h.Logger())
+	w.route = shard.Router(messages)
 	q := groups.DialQueue(cfg.Queue, "fanout", h.Logger())
 	stop := w.Start(q, time.Duration(cfg.AckWait))
 	h.OnShutdown(func(ctx context.Context) error {
@@ -143,8 +176,10 @@ type Worker struct {
 	data     im.GroupDataClient
 	index    im.UserGroupsClient
 	messages im.MessageDataClient
+	route    svrkit.KeyRouter // messages' routing (nil: one instance)
+	batch    int
 	parallel int
-	slots    chan struct{} // one per inbox write in flight
+	slots    chan struct{} // one per DeliverMany call in flight
 	log      *slog.Logger
 
 	q *groups.Queue // set by Start
@@ -155,16 +190,20 @@ type Worker struct {
 
 // New returns a Worker over its clients; Start runs it.
 func New(data im.GroupDataClient, index im.UserGroupsClient, messages im.MessageDataClient, cfg Config, log *slog.Logger) *Worker {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 128
+	}
+	cfg.Batch = min(cfg.Batch, shard.MaxBatchUsers)
 	if cfg.Parallel <= 0 {
-		cfg.Parallel = 64
+		cfg.Parallel = 4
 	}
 	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = 256
+		cfg.MaxInFlight = 16
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Worker{data: data, index: index, messages: messages, parallel: cfg.Parallel,
+	return &Worker{data: data, index: index, messages: messages, batch: cfg.Batch, parallel: cfg.Parallel,
 		slots: make(chan struct{}, cfg.MaxInFlight), log: log}
 }
 
@@ -289,6 +328,7 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 // FanOut writes every entry of it.Group above its fanned seq, up to
 // it.Seq at least, into the inboxes of its members (see the package doc).
 func (w *Worker) FanOut(ctx context.Context, it groups.Item) error {
+	ctx = svrkit.WithEntryPriority(ctx, Priority, shard.Key(it.Group))
 	req := &im.ReadLogRequest{GroupId: it.Group, AfterFanned: true, Limit: readPage}
 	for {
 		r, err := w.data.ReadLog(ctx, req)
@@ -322,30 +362,26 @@ func (w *Worker) FanOut(ctx context.Context, it groups.Item) error {
 	}
 }
 
-// The business priority of an entry's writes (svrkit's overload control,
-// after DAGOR): that of the call that made the entry. A group message's
-// inbox writes are the second half of its send, so under overload they are
-// shed with sends (SendGroupText's 210, SendGroupVoice's 200), not before
-// profile reads and contact lists; without this they would go at the
-// default priority (128), and an overloaded messagedata would keep
-// admitting the sends that make fan-out work while refusing the fan-out,
-// whose lag would then grow without bound. Each write's user priority is
-// its member's (messagedata's routing key), so a member shed is shed for
-// all their calls at once.
-var (
-	textPriority   = methodPriority(&im.Send_ServiceDesc, im.Send_SendGroupText_FullMethodName)
-	voicePriority  = methodPriority(&im.Send_ServiceDesc, im.Send_SendGroupVoice_FullMethodName)
-	changePriority = methodPriority(&im.Group_ServiceDesc, im.Group_InviteMembers_FullMethodName)
-)
-
-func methodPriority(d *svrkit.ServiceDesc, fullName string) uint8 {
-	for _, m := range d.Methods {
-		if m.FullName == fullName {
-			return m.Priority
-		}
-	}
-	panic("fanout: no method " + fullName)
-}
+// Priority is the business priority of every call of a fan-out run
+// (svrkit's overload control, after DAGOR), made with one user priority
+// for the whole run: the group's (its routing key), so that an overloaded
+// messagedata or storage gives a whole fan-out one verdict.
+//
+// Why above the sends (SendText and SendGroupText 210, the voice sends
+// 200): a fan-out is the second half of a send already acknowledged, work
+// the system has accepted and must finish, while a refused send costs its
+// sender a retry and no data. Under overload a server should shed new
+// sends first, which also throttles the fan-out they make, and finish the
+// fan-outs it accepted. At the sends' own priority (as before) an
+// overloaded service shed fan-out and sends alike, and with a user
+// priority per member it refused some members of an entry and admitted
+// the others: in-order fan-out then waited on the refused member until
+// the DAGOR level relaxed, step by step, holding up the group's later
+// entries, while new sends kept coming. Why below login (220): a user who
+// cannot log in can use nothing, and the fan-out can wait in its durable
+// queue; 215 leaves room between the two. Syncs (180) and everything
+// below are shed before the fan-out.
+const Priority = 215
 
 // fanEntry writes entry e of group into the inbox of each member at its
 // seq, and for a change, updates the index of the members it names.
@@ -354,41 +390,41 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 	switch x := e.GetEntry().GetEntry().(type) {
 	case *im.GroupLogEntry_Message:
 		item = &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: x.Message}}
-		if x.Message.GetType() == im.MessageType_MESSAGE_TYPE_VOICE {
-			ctx = svrkit.WithEntryPriority(ctx, voicePriority, "")
-		} else {
-			ctx = svrkit.WithEntryPriority(ctx, textPriority, "")
-		}
 	case *im.GroupLogEntry_Change:
 		item = &im.SyncItem{Type: im.SyncType_SYNC_TYPE_GROUPS, Item: &im.SyncItem_Group{Group: x.Change}}
-		ctx = svrkit.WithEntryPriority(ctx, changePriority, "")
 	default:
 		w.log.Error("group log entry of no known kind: skipped", "group", group, "seq", e.GetSeq())
 		return nil
 	}
 	users := groups.MembersAt(rec, e.GetSeq())
 	dedup := groups.MessageDedupID(group, e.GetSeq())
+	batches := w.batches(users, proto.Size(item))
 	var written atomic.Int64
-	err := groups.ForEach(ctx, len(users), w.parallel, func(ctx context.Context, i int) error {
+	err := groups.ForEach(ctx, len(batches), w.parallel, func(ctx context.Context, i int) error {
 		select {
 		case w.slots <- struct{}{}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 		defer func() { <-w.slots }()
-		var r *im.DeliverReply
+		ids := batches[i]
+		var r *im.DeliverManyReply
 		err := transient(ctx, func() (err error) {
-			r, err = w.messages.Deliver(ctx, &im.DeliverRequest{UserId: users[i], Item: item, DedupId: dedup})
+			r, err = w.messages.DeliverMany(ctx, &im.DeliverManyRequest{UserId: ids[0], UserIds: ids, Item: item, DedupId: dedup})
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		if !r.GetDuplicate() {
-			written.Add(1)
-			w.deliveries.Add(1)
-			monitor.Add(im.Monitor_FANOUT_DELIVERIES_ID, 1)
+		var n int64
+		for _, res := range r.GetResults() {
+			if !res.GetDuplicate() {
+				n++
+			}
 		}
+		written.Add(n)
+		w.deliveries.Add(uint64(n))
+		monitor.Add(im.Monitor_FANOUT_DELIVERIES_ID, n)
 		return nil
 	})
 	if err != nil {
@@ -412,7 +448,7 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 			monitor.Add(im.Monitor_FANOUT_ENTRIES_ID, 1)
 			return nil
 		}
-		err := groups.ForEach(ctx, len(ch.GetMembers()), w.parallel, func(ctx context.Context, i int) error {
+		err := groups.ForEach(ctx, len(ch.GetMembers()), indexParallel, func(ctx context.Context, i int) error {
 			return transient(ctx, func() error {
 				_, err := w.index.ApplyMembership(ctx, &im.ApplyMembershipRequest{
 					UserId: ch.GetMembers()[i].GetUserId(), GroupId: group, Member: member, Seq: e.GetSeq(),
@@ -429,12 +465,32 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 	return nil
 }
 
+// batches cuts users into the member lists of DeliverMany calls: grouped
+// by the messagedata instance each routes to, each group cut into even
+// parts of at most w.batch members, fewer when itemSize (an upper bound of
+// the stored item's bytes) would take a batch over the byte limit.
+func (w *Worker) batches(users []uint64, itemSize int) [][]uint64 {
+	limit := min(w.batch, max(1, shard.MaxBatchBytes/max(itemSize, 1)))
+	var out [][]uint64
+	for _, idx := range shard.Group(users, w.route) {
+		parts := (len(idx) + limit - 1) / limit
+		for p := range parts {
+			lo, hi := p*len(idx)/parts, (p+1)*len(idx)/parts
+			ids := make([]uint64, hi-lo)
+			for j, i := range idx[lo:hi] {
+				ids[j] = users[i]
+			}
+			out = append(out, ids)
+		}
+	}
+	return out
+}
+
 // transient calls f again, a few times over about a second, while it
 // fails with a code that says the callee is busy or restarting (overloaded,
-// unavailable, resource_exhausted): one member's write refused by an
-// overloaded messagedata should cost that write a pause, not the whole
-// entry's run (up to 500 writes, all repeated when the queue delivers the
-// item again). Other errors, and the last attempt's, are returned.
+// unavailable, resource_exhausted): one batch refused by an overloaded
+// messagedata should cost that batch a pause, not the whole entry's run
+// (all its batches repeated when the queue delivers the item again). Other errors, and the last attempt's, are returned.
 func transient(ctx context.Context, f func() error) error {
 	pause := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {

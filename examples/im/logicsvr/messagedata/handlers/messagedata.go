@@ -16,6 +16,12 @@
 // the access layer, the PushQueue (push.go), which has the push service
 // send the user's online devices a sync notify through their gateways.
 //
+// DeliverMany (many.go) is Deliver of one item to many users, for the
+// fan-out worker: it groups the users by the storage instance they route
+// to and makes one Storage.DeliverMany per instance, one fsync for all of
+// an instance's users, and does for every user what Deliver does (the
+// cache invalidation below, the push of a first delivery).
+//
 // # Read path and cache
 //
 // SyncInbox calls Storage.Sync and decodes each payload back into a
@@ -49,6 +55,7 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/lru"
+	"github.com/svrkit/svrkit/examples/im/internal/shard"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
 )
@@ -111,7 +118,9 @@ func NewMessageData(h *logicsvr.Host) (im.MessageDataServer, error) {
 		h.OnShutdown(func(context.Context) error { q.Close(); return nil })
 		push = q
 	}
-	return New(im.NewStorageClient(inv), cfg, push), nil
+	s := New(im.NewStorageClient(inv), cfg, push)
+	s.route = shard.Router(inv)
+	return s, nil
 }
 
 // New returns a MessageData handler over a storage client.
@@ -134,6 +143,9 @@ type Server struct {
 	im.UnimplementedMessageDataServer
 	storage im.StorageClient
 	push    Pusher
+	// route is the storage client's routing, by which DeliverMany groups
+	// its members (nil: one group).
+	route svrkit.KeyRouter
 
 	// mu guards cache and every syncState's fields.
 	mu    sync.Mutex
@@ -339,6 +351,12 @@ func (s *Server) remember(user uint64, st *syncState, gen uint64, device string,
 func (s *Server) invalidate(user uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.dropLocked(user)
+}
+
+// dropLocked drops user's cached key and bumps its generation; s.mu is
+// held.
+func (s *Server) dropLocked(user uint64) {
 	if st, ok := s.cache.Get(user); ok {
 		st.gen++
 		st.valid, st.key, st.acked = false, nil, nil

@@ -70,6 +70,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -525,6 +526,29 @@ func (s *Server) Publish(ctx context.Context, req *im.InboxPublishRequest) (*im.
 		return nil, err
 	}
 	return writeReply(r), nil
+}
+
+// DeliverMany implements im.StorageServer: one inbox.PutMany, so the
+// members of a group entry routed here cost one fsync. The limits are
+// inbox's (MaxManyUsers, MaxManyBytes), checked there with the users' and
+// bytes' counts in the message.
+func (s *Server) DeliverMany(ctx context.Context, req *im.InboxDeliverManyRequest) (*im.InboxDeliverManyReply, error) {
+	t, err := inboxType(req.GetType())
+	if err != nil {
+		return nil, err
+	}
+	if len(req.GetUserIds()) > 0 && !slices.Contains(req.GetUserIds(), req.GetUserId()) {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "routing user %d is not one of the %d users", req.GetUserId(), len(req.GetUserIds()))
+	}
+	rs, err := s.inbox.PutMany(ctx, req.GetUserIds(), t, req.GetPayload(), req.GetDedupId())
+	if err != nil {
+		return nil, err
+	}
+	out := &im.InboxDeliverManyReply{Results: make([]*im.InboxWriteReply, len(rs))}
+	for i, r := range rs {
+		out.Results[i] = writeReply(r)
+	}
+	return out, nil
 }
 
 // Sync implements im.StorageServer.

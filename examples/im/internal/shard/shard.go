@@ -1,0 +1,63 @@
+// Package shard groups user ids by the instance a key-routed service's
+// client sends each to, for the callers of batch methods
+// (MessageData.DeliverMany, Storage.DeliverMany): a batch about many users
+// must reach, for every user in it, the instance the user's own calls
+// reach, because that instance holds the user's per-user lock (storage)
+// and cache (messagedata). Callers group the users with Group and send
+// each group routed by one of its users.
+package shard
+
+import (
+	"strconv"
+
+	"github.com/svrkit/svrkit/svrkit"
+)
+
+// Limits of one batch write about many users (MessageData.DeliverMany and
+// Storage.DeliverMany, as idl/im/data.proto and storage.proto state them):
+// at most MaxBatchUsers users, and users × the stored item's bytes at
+// most MaxBatchBytes. They are the store's (package inbox's MaxManyUsers
+// and MaxManyBytes, which a test keeps equal), repeated here so that a
+// caller can cut its batches without linking the store.
+const (
+	MaxBatchUsers = 500
+	MaxBatchBytes = 4 << 20
+)
+
+// Key is user's routing key: the string generated clients hash for a
+// uint64 routing field (decimal).
+func Key(user uint64) string { return strconv.FormatUint(user, 10) }
+
+// Group returns the indexes of users grouped by r's route for each, in
+// the order the routes first appear and the users' order within a group.
+// With a nil r (an invoker that does not route by key, as in-process test
+// doubles) every user is in one group.
+func Group(users []uint64, r svrkit.KeyRouter) [][]int {
+	if r == nil {
+		all := make([]int, len(users))
+		for i := range all {
+			all[i] = i
+		}
+		return [][]int{all}
+	}
+	var out [][]int
+	at := map[string]int{}
+	for i, u := range users {
+		addr := r.Route(Key(u))
+		k, ok := at[addr]
+		if !ok {
+			k = len(out)
+			at[addr] = k
+			out = append(out, nil)
+		}
+		out[k] = append(out[k], i)
+	}
+	return out
+}
+
+// Router returns inv as a KeyRouter if it routes by key (a *svrkit.Client
+// does), nil otherwise.
+func Router(inv svrkit.Invoker) svrkit.KeyRouter {
+	r, _ := inv.(svrkit.KeyRouter)
+	return r
+}
