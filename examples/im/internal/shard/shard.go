@@ -56,7 +56,7 @@ func Group(users []uint64, r svrkit.KeyRouter) [][]int {
 }
 
 // Router returns inv as a KeyRouter if it routes by key (a *svrkit.Client
-// does), nil otherwise.
+// and a *svrkit.ShardedInvoker do), nil otherwise.
 func Router(inv svrkit.Invoker) svrkit.KeyRouter {
 	r, _ := inv.(svrkit.KeyRouter)
 	return r
