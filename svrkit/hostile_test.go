@@ -200,3 +200,29 @@ func rss(t *testing.T, pid int) int64 {
 	t.Fatal("no VmRSS")
 	return 0
 }
+
+// A peer that resets its connection at once, before the server's hello is
+// written, costs nothing but its connection. The hello's write then fails
+// on the event loop, and gnet closes the connection inside that write; the
+// server must not be holding a lock its close handler takes (it was: the
+// loop hung, and every connection on it).
+func TestHostileResetBeforeHello(t *testing.T) {
+	s := startServer(t, &testService{})
+	stop := make(chan struct{})
+	wg := wellBehaved(t, s.Addr().String(), stop)
+	defer func() { close(stop); wg.Wait() }()
+	for range 500 {
+		nc, err := net.DialTimeout("tcp", s.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.(*net.TCPConn).SetLinger(0) // close sends RST
+		nc.Close()
+	}
+	c := newClient(t, s.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Invoke(ctx, methodByCmd(cmdEcho), wrapperspb.Bytes([]byte("ok")), new(wrapperspb.BytesValue)); err != nil {
+		t.Fatalf("a new client after 500 resets: %v", err)
+	}
+}

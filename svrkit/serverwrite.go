@@ -148,15 +148,33 @@ func (sc *serverConn) startWriteLocked() {
 
 // flushOnLoop writes the frames queued on the event loop, unless an
 // AsyncWrite is in progress (its callback sends them). It runs on the loop.
+//
+// It holds the connection as its writer (writing), not sc.mu, while it
+// writes: a Write that fails makes gnet close the connection then and
+// there, calling OnClose on this goroutine, which takes sc.mu — held, it
+// would hang the event loop and every connection on it (seen in a full
+// test run: a peer gone before the hello was written). Workers that queue
+// frames meanwhile see a writer at work and leave them to it.
 func (sc *serverConn) flushOnLoop() {
 	sc.mu.Lock()
 	if sc.writing || sc.closed || len(sc.out) == 0 {
 		sc.mu.Unlock()
 		return
 	}
-	_, _ = sc.c.Write(sc.out) // copies what the socket does not take
-	sc.backlog = sc.c.OutboundBuffered()
-	sc.out = sc.out[:0]
+	sc.writing = true
+	for !sc.closed && len(sc.out) > 0 {
+		buf := sc.out
+		sc.out, sc.spare = sc.spare[:0], nil
+		sc.mu.Unlock()
+		_, _ = sc.c.Write(buf) // copies what the socket does not take
+		backlog := sc.c.OutboundBuffered()
+		sc.mu.Lock()
+		sc.backlog = backlog
+		if !sc.closed {
+			sc.spare = buf[:0]
+		}
+	}
+	sc.writing = false
 	sc.mu.Unlock()
 }
 
