@@ -45,7 +45,14 @@ func (h *Host) observe(transport string) svrkit.UnaryServerInterceptor {
 		if err != nil {
 			code := svrkit.CodeOf(err)
 			tm.failed(code)
-			h.log.LogAttrs(ctx, slog.LevelWarn, "call failed",
+			level, what := slog.LevelWarn, "call failed"
+			if _, ok := svrkit.RedirectOf(err); ok {
+				// A replica that is not its group's leader redirects
+				// every call that reaches it, by design, and the
+				// caller follows: nothing to warn about.
+				level, what = slog.LevelDebug, "call redirected"
+			}
+			h.log.LogAttrs(ctx, level, what,
 				slog.String("method", m.FullName), slog.String("transport", transport),
 				slog.String("request_id", id), slog.String("code", code.String()),
 				slog.Duration("elapsed", elapsed), slog.String("err", svrkit.AsError(err).Message()))
