@@ -167,7 +167,14 @@ func RunGroups(ctx context.Context, addrs imclient.Addrs, cfg Config, stats im.F
 			for _, m := range members[1:] {
 				ids = append(ids, users[m].id)
 			}
-			r, err := creator.phone.CreateGroup(ctx, fmt.Sprintf("load %d", len(groupIDs)), ids, "")
+			// One client group id for every attempt, so a retry after an
+			// answer that was lost creates no second group.
+			cgid := imclient.NewClientMsgID()
+			var r *im.GroupReply
+			err := patiently(ctx, func() (err error) {
+				r, err = creator.phone.CreateGroup(ctx, fmt.Sprintf("load %d", len(groupIDs)), ids, cgid)
+				return err
+			})
 			if err != nil {
 				return nil, fmt.Errorf("creating a group of %d: %w", spec.Size, err)
 			}
