@@ -1,6 +1,7 @@
 package svrkit
 
 import (
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,7 +11,18 @@ import (
 // costs an allocation (the closure carrying its arguments) and a fresh
 // stack; a parked worker costs neither.
 //
-// Calls wait in a FIFO queue. A worker that finishes a call takes the next
+// Calls wait in a queue with a FIFO lane per business priority, and
+// workers take from the highest non-empty lane (when the server runs
+// overload control; otherwise every call shares one lane). Admission keeps
+// the queue short; ordering it is what keeps the important calls fast in
+// the window or two before the admission level catches up with a surge, or
+// while the server rides the edge of its capacity with a standing queue:
+// a high-priority call then overtakes the backlog instead of waiting behind
+// it, and the calls left at the back are the lowest, which the level sheds
+// next and whose deadlines, if they pass first, get them dropped unrun. A
+// call without a deadline may wait as long as higher-priority work keeps
+// every worker busy; an overloaded server refuses its priority at the door
+// meanwhile. A worker that finishes a call takes the next
 // queued one without parking, so under load most calls start without any
 // goroutine wake-up. A parked worker is woken only when nobody is already
 // on the way to the queue (searching): a woken worker counts as searching
@@ -31,14 +43,24 @@ type workerPool struct {
 	run      func(*callCtx)
 	idleTime time.Duration
 	clock    *atomic.Int64 // unix nanos, advanced by the server's tick
+	// byPriority orders the queue by business priority (the server runs
+	// overload control); otherwise every call waits in one lane, FIFO.
+	byPriority bool
 
 	mu        sync.Mutex
-	queue     []*callCtx // calls not yet taken; queue[head:] are live
-	head      int
+	lanes     [256]fifo // calls not yet taken, by business priority
+	ready     [4]uint64 // bit b: lanes[b] is not empty
+	queued    int       // calls in all lanes
 	idle      []*worker
 	searching int // workers woken or started that have not yet looked at the queue
 	quit      bool
 	count     int
+}
+
+// fifo is one lane of the queue; buf[head:] are the live calls.
+type fifo struct {
+	buf  []*callCtx
+	head int
 }
 
 type worker struct {
@@ -77,30 +99,60 @@ func (p *workerPool) wakeLocked() {
 	go p.loop(&worker{ch: make(chan bool, 1), lastUsed: p.clock.Load()})
 }
 
-// pushLocked queues cc; called with p.mu held. Before the queue's array
-// would grow it moves the live calls to its front, so a queue that never
-// quite empties (takeLocked resets only an empty one) stays as large as the
-// most calls it held at once rather than as all the calls it ever held.
+// pushLocked queues cc; called with p.mu held.
 func (p *workerPool) pushLocked(cc *callCtx) {
-	if len(p.queue) == cap(p.queue) && p.head > 0 {
-		n := copy(p.queue, p.queue[p.head:])
-		clear(p.queue[n:])
-		p.queue, p.head = p.queue[:n], 0
+	b := 0
+	if p.byPriority {
+		b = int(cc.prio.business)
+		if b == 0 {
+			b = DefaultPriority
+		}
 	}
-	p.queue = append(p.queue, cc)
+	p.lanes[b].push(cc)
+	p.ready[b>>6] |= 1 << (b & 63)
+	p.queued++
 }
 
-// takeLocked pops the next call, or returns nil if the queue is empty;
-// called with p.mu held.
+// takeLocked pops the next call, the oldest of the highest business
+// priority, or returns nil if the queue is empty; called with p.mu held.
 func (p *workerPool) takeLocked() *callCtx {
-	if p.head == len(p.queue) {
+	if p.queued == 0 {
 		return nil
 	}
-	cc := p.queue[p.head]
-	p.queue[p.head] = nil
-	p.head++
-	if p.head == len(p.queue) {
-		p.queue, p.head = p.queue[:0], 0
+	w := len(p.ready) - 1
+	for p.ready[w] == 0 {
+		w--
+	}
+	b := w<<6 | (63 - bits.LeadingZeros64(p.ready[w]))
+	l := &p.lanes[b]
+	cc := l.take()
+	if l.head == len(l.buf) {
+		p.ready[w] &^= 1 << (b & 63)
+	}
+	p.queued--
+	return cc
+}
+
+// push appends cc. Before the lane's array would grow it moves the live
+// calls to its front, so a lane that never quite empties (take resets only
+// an empty one) stays as large as the most calls it held at once rather
+// than as all the calls it ever held.
+func (l *fifo) push(cc *callCtx) {
+	if len(l.buf) == cap(l.buf) && l.head > 0 {
+		n := copy(l.buf, l.buf[l.head:])
+		clear(l.buf[n:])
+		l.buf, l.head = l.buf[:n], 0
+	}
+	l.buf = append(l.buf, cc)
+}
+
+// take pops the lane's oldest call; the lane must not be empty.
+func (l *fifo) take() *callCtx {
+	cc := l.buf[l.head]
+	l.buf[l.head] = nil
+	l.head++
+	if l.head == len(l.buf) {
+		l.buf, l.head = l.buf[:0], 0
 	}
 	return cc
 }
@@ -131,7 +183,7 @@ func (p *workerPool) loop(w *worker) {
 			searching = true
 			continue
 		}
-		if p.head < len(p.queue) && p.searching == 0 {
+		if p.queued > 0 && p.searching == 0 {
 			p.wakeLocked() // more calls wait: send the next worker
 		} else {
 			p.mu.Unlock()
@@ -141,15 +193,19 @@ func (p *workerPool) loop(w *worker) {
 	}
 }
 
-// oldestWait returns how long the call at the head of the queue has
-// waited, in nanoseconds at now, or 0 when the queue is empty.
+// oldestWait returns how long the longest-waiting queued call has waited,
+// in nanoseconds at now, or 0 when the queue is empty.
 func (p *workerPool) oldestWait(now int64) int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.head == len(p.queue) {
-		return 0
+	var oldest int64
+	for w, set := range p.ready {
+		for ; set != 0; set &= set - 1 {
+			l := &p.lanes[w<<6|bits.TrailingZeros64(set)]
+			oldest = max(oldest, now-l.buf[l.head].queuedAt)
+		}
 	}
-	return now - p.queue[p.head].queuedAt
+	return oldest
 }
 
 // reap stops workers idle for longer than idleTime at now (unix nanos);
