@@ -58,16 +58,17 @@ import (
 // (collaborative shedding): an overloaded server does not spend even a
 // refusal on them.
 //
-// What queuing time does not see. The wait measured is the worker pool's
-// queue; on a CPU-bound server the pool keeps waking workers while calls
-// wait, so calls also wait as runnable goroutines sharing the CPUs
-// (processor sharing: each admitted call's wall time stretches with the
-// number running) and the event loops wait for a CPU before they read
-// requests or write responses. That delay is invisible here until it
-// backs up into the pool's queue; the threshold and the service-rate cut
-// bound it only indirectly. Each server also judges its own queue: tiers
-// that share CPUs see each other's load as their own queuing and shed
-// independently.
+// The wait measured is honest only if calls wait in the pool's queue. On a
+// CPU-bound server an unbounded pool let them wait instead as runnable
+// goroutines sharing the CPUs (processor sharing: every admitted call's
+// wall time stretched with the number running, the event loops waited for
+// a CPU behind them, and the queue the level acts on looked short); so
+// while the CPUs are saturated the pool stops waking workers (see
+// workers.go) and the backlog stays in the measured, ordered queue. What
+// this still does not see: the time a request spends in socket buffers
+// before an event loop reads it, and other processes on the same CPUs.
+// Each server judges its own queue: tiers that share CPUs see each
+// other's load as their own queuing and shed independently.
 //
 // Counting is sharded by connection (a shard per event loop, roughly), so
 // that loops do not contend on one cache line, and the histogram records

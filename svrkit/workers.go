@@ -2,6 +2,8 @@ package svrkit
 
 import (
 	"math/bits"
+	"runtime"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +41,26 @@ import (
 // plenty for a ten-second limit, and cheaper than time.Now per call). The
 // pool itself is unbounded: the server's concurrent-call limit is what
 // bounds it.
+//
+// Except when the CPUs are the bottleneck (with overload control on). A
+// worker blocked in I/O frees its CPU, so another worker for a queued call
+// adds throughput; a worker burning CPU does not, and on a CPU-bound server
+// the rule above kept waking workers while calls queued: a hundred handlers
+// sharing two CPUs, each call's wall time stretched a hundredfold, the
+// event loops waiting for a CPU behind them, and the real queue moved out
+// of the pool — where overload control measures it — into the Go
+// scheduler's run queue, unordered by priority. So while calls already
+// wait, at least GOMAXPROCS workers are in calls and at least GOMAXPROCS
+// goroutines are runnable (every CPU has one waiting: the scheduler's run
+// queue, not a shortage of workers, is what holds calls back), the pool
+// wakes no more: the calls wait in the queue, in priority order, measured,
+// until a busy worker comes back for them. Runnable goroutines are this
+// process's own (runtime/metrics), so a neighbour's load on the machine
+// does not throttle the pool, and blocked workers are not runnable, so an
+// I/O-bound server keeps waking workers as before. The check runs only
+// when a call arrives to a non-empty queue or a worker leaves one behind;
+// the server's tick wakes a worker for a queue nobody is coming for, in
+// case every busy worker blocked after the check.
 type workerPool struct {
 	run      func(*callCtx)
 	idleTime time.Duration
@@ -53,8 +75,11 @@ type workerPool struct {
 	queued    int       // calls in all lanes
 	idle      []*worker
 	searching int // workers woken or started that have not yet looked at the queue
+	busy      int // workers in a call
 	quit      bool
 	count     int
+	procs     int               // GOMAXPROCS at creation
+	sched     [1]metrics.Sample // runnable goroutines; used under mu
 }
 
 // fifo is one lane of the queue; buf[head:] are the live calls.
@@ -69,13 +94,40 @@ type worker struct {
 }
 
 func newWorkerPool(run func(*callCtx), idleTime time.Duration, clock *atomic.Int64) *workerPool {
-	return &workerPool{run: run, idleTime: idleTime, clock: clock}
+	return &workerPool{run: run, idleTime: idleTime, clock: clock, procs: runtime.GOMAXPROCS(0)}
 }
 
 func (p *workerPool) submit(cc *callCtx) {
 	p.mu.Lock()
+	backlog := p.queued > 0
 	p.pushLocked(cc)
-	if p.searching > 0 {
+	if p.searching > 0 || (backlog && p.cpusBusyLocked()) {
+		p.mu.Unlock()
+		return
+	}
+	p.wakeLocked()
+}
+
+// cpusBusyLocked reports whether another worker would only wait for a CPU
+// (see workerPool): overload control is on, at least GOMAXPROCS workers are
+// in calls and at least GOMAXPROCS goroutines are runnable. Called with
+// p.mu held.
+func (p *workerPool) cpusBusyLocked() bool {
+	if !p.byPriority || p.busy < p.procs {
+		return false
+	}
+	if p.sched[0].Name == "" {
+		p.sched[0].Name = "/sched/goroutines/runnable:goroutines"
+	}
+	metrics.Read(p.sched[:])
+	return p.sched[0].Value.Kind() == metrics.KindUint64 && p.sched[0].Value.Uint64() >= uint64(p.procs)
+}
+
+// kick wakes a worker for queued calls nobody is coming for; the server's
+// tick calls it.
+func (p *workerPool) kick() {
+	p.mu.Lock()
+	if p.queued == 0 || p.searching > 0 || p.quit {
 		p.mu.Unlock()
 		return
 	}
@@ -159,11 +211,16 @@ func (l *fifo) take() *callCtx {
 
 func (p *workerPool) loop(w *worker) {
 	searching := true // started or woken by wakeLocked
+	inCall := false
 	for {
 		p.mu.Lock()
 		if searching {
 			p.searching--
 			searching = false
+		}
+		if inCall {
+			p.busy--
+			inCall = false
 		}
 		cc := p.takeLocked()
 		if cc == nil && p.quit {
@@ -183,7 +240,9 @@ func (p *workerPool) loop(w *worker) {
 			searching = true
 			continue
 		}
-		if p.queued > 0 && p.searching == 0 {
+		p.busy++
+		inCall = true
+		if p.queued > 0 && p.searching == 0 && !p.cpusBusyLocked() {
 			p.wakeLocked() // more calls wait: send the next worker
 		} else {
 			p.mu.Unlock()

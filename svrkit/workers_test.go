@@ -2,7 +2,9 @@ package svrkit
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // A queue that never quite empties under steady load must not grow with
@@ -47,5 +49,27 @@ func TestWorkerQueueByPriority(t *testing.T) {
 	}
 	if p.queued != 0 || p.ready != [4]uint64{} {
 		t.Fatalf("empty queue still counts %d calls, lanes %x", p.queued, p.ready)
+	}
+}
+
+// A queued call that no worker is coming for (every busy one blocked after
+// the pool chose not to wake another) runs once the server's tick kicks
+// the pool.
+func TestWorkerKickRunsStrandedCall(t *testing.T) {
+	ran := make(chan uint32, 1)
+	p := newWorkerPool(func(cc *callCtx) { ran <- cc.reqID }, time.Minute, new(atomic.Int64))
+	p.byPriority = true
+	t.Cleanup(p.stop)
+	p.mu.Lock()
+	p.pushLocked(&callCtx{reqID: 7}) // queued, nobody woken
+	p.mu.Unlock()
+	p.kick()
+	select {
+	case id := <-ran:
+		if id != 7 {
+			t.Fatalf("ran call %d, want 7", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("kick did not run the stranded call")
 	}
 }
