@@ -23,15 +23,52 @@ import (
 // with Overloaded otherwise, before it is decoded. Every window the level
 // moves from a histogram of the window's arrivals by key: while overloaded,
 // up so that about 5% fewer requests would have been admitted; otherwise
-// down so that about 1% more would be. Shedding grows fast and relaxes
-// slowly, and always starts with the lowest business priority and, within
-// it, the lowest user priorities. The level never rises above the highest
-// key seen, so the most important requests are never all refused.
+// down so that about 1% more would be. Shedding always starts with the
+// lowest business priority and, within it, the lowest user priorities. The
+// level never rises above the highest key seen, so the most important
+// requests are never all refused.
+//
+// While overloaded, the level also cuts at once to the window's service
+// rate: no more admitted than the workers ran, not counting calls dropped
+// unrun because their deadline passed in the queue (they cost nothing and
+// serve no one; counting them kept a server admitting a flood that
+// expired). Calm windows relax the level by the histogram's 1%, but by no
+// more than a step — two keys, doubling with every calm window in a row,
+// counted only over business priorities that have had arrivals — and by
+// the full step when nothing arrived below the level. The histogram cannot
+// be trusted below the level: once clients know it they refuse those
+// requests themselves, so the server sees either nothing there (and
+// relaxing two keys a window left a level raised by a start-up or a burst
+// refusing a third of what the server could serve for half a minute) or a
+// few stragglers from clients that had not heard yet (and the 1% rule
+// then dropped the level to the lowest of them at once: a flood, overload
+// again, a sawtooth). Cut fast on measured service, relax geometrically on
+// no data: an over-relaxed level costs one overloaded window before the
+// service-rate cut, an over-shed one cost many.
+//
+// The workers take queued calls highest business priority first (see
+// workers.go), so in the windows before the level catches up with a surge,
+// or while the server rides the edge of its capacity with a standing
+// queue, an important call overtakes the backlog instead of waiting the
+// whole queue behind it, and what waits longest is what the level sheds
+// next.
 //
 // The level travels back to clients on every response (see wire), and
 // clients refuse locally, without sending, requests below it
 // (collaborative shedding): an overloaded server does not spend even a
 // refusal on them.
+//
+// The wait measured is honest only if calls wait in the pool's queue. On a
+// CPU-bound server an unbounded pool let them wait instead as runnable
+// goroutines sharing the CPUs (processor sharing: every admitted call's
+// wall time stretched with the number running, the event loops waited for
+// a CPU behind them, and the queue the level acts on looked short); so
+// while the CPUs are saturated the pool stops waking workers (see
+// workers.go) and the backlog stays in the measured, ordered queue. What
+// this still does not see: the time a request spends in socket buffers
+// before an event loop reads it, and other processes on the same CPUs.
+// Each server judges its own queue: tiers that share CPUs see each
+// other's load as their own queuing and shed independently.
 //
 // Counting is sharded by connection (a shard per event loop, roughly), so
 // that loops do not contend on one cache line, and the histogram records
@@ -49,13 +86,17 @@ type admission struct {
 	rolling     sync.Mutex
 	windowStart atomic.Int64 // unix nanos
 
-	mu       sync.Mutex // guards the fields below
-	hist     []uint32   // scratch: one window's arrivals by key
-	lastWait time.Duration
-	overload bool
-	admitted [256]uint64 // per business priority, since start
-	shed     [256]uint64
-	expired  atomic.Uint64
+	mu    sync.Mutex // guards the fields below
+	hist  []uint32   // scratch: one window's arrivals by key
+	known [4]uint64  // bit b: business priority b has had arrivals
+	calm  uint       // windows in a row that relaxed the level
+	// expiredMark is expired as of the last roll.
+	expiredMark uint64
+	lastWait    time.Duration
+	overload    bool
+	admitted    [256]uint64 // per business priority, since start
+	shed        [256]uint64
+	expired     atomic.Uint64
 }
 
 const (
@@ -192,14 +233,44 @@ func (a *admission) roll(now int64) {
 	oldest := a.pool.oldestWait(now)
 	a.overload = int64(a.lastWait) > a.threshold || oldest > a.threshold
 
-	// While overloaded, admit no more than the workers started: the
-	// window's service rate. Against a sudden flood this cuts at once to
-	// what the server can do, where the 5% step alone would take dozens
-	// of windows while every queued request expires.
-	if a.overload && uint64(waitN) < admitted {
-		admitted = uint64(waitN)
+	// While overloaded, admit no more than the workers ran: the window's
+	// service rate. Against a sudden flood this cuts at once to what the
+	// server can do, where the 5% step alone would take dozens of windows
+	// while every queued request expires. Calls dropped unrun because
+	// their deadline passed in the queue cost next to nothing and are not
+	// service: counting them would keep admitting a flood that expires.
+	expired := a.expired.Load()
+	ran := uint64(waitN) - min(uint64(waitN), expired-a.expiredMark)
+	a.expiredMark = expired
+	if a.overload {
+		admitted = min(admitted, ran)
 	}
-	a.level.Store(nextLevel(hist, level, admitted, topKey, a.overload))
+	for w := range touched {
+		a.known[w] |= touched[w]
+	}
+	next := nextLevel(hist, level, admitted, topKey, a.overload)
+	if !a.overload && next < level {
+		// Calm: relax by at most a step that doubles with every calm
+		// window in a row, counted in keys of business priorities that
+		// have had arrivals. The window's arrivals under the level are no
+		// measure of the demand there: clients refuse those requests
+		// themselves once they know the level, and what still arrives are
+		// stragglers, so the histogram alone would either crawl (nothing
+		// below: two keys a window, which left a level raised by a
+		// start-up or a burst refusing a third of what the server could
+		// serve for half a minute) or drop the level to the lowest
+		// straggler at once (a flood, overload again, and a sawtooth).
+		a.calm++
+		step := relaxBlind(level, 2<<min(a.calm-1, 9), &a.known)
+		if arrivedBelow(hist, level, topKey) {
+			next = max(next, step)
+		} else {
+			next = step
+		}
+	} else if a.overload || next == 0 {
+		a.calm = 0
+	}
+	a.level.Store(next)
 
 	for w, set := range touched {
 		for ; set != 0; set &= set - 1 {
@@ -271,6 +342,33 @@ func nextLevel(hist []uint32, level uint32, admitted uint64, topKey int, overloa
 	default:
 		return uint32(below) // admit at least one more key
 	}
+}
+
+// arrivedBelow reports whether hist has arrivals below level.
+func arrivedBelow(hist []uint32, level uint32, topKey int) bool {
+	for k := min(int(level), topKey+1) - 1; k >= 0; k-- {
+		if hist[k] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// relaxBlind lowers level by step keys, counting only keys of business
+// priorities in known and skipping the others.
+func relaxBlind(level, step uint32, known *[4]uint64) uint32 {
+	for k := level; k > 0; {
+		b := (k - 1) >> 7
+		if known[b>>6]&(1<<(b&63)) == 0 {
+			k = b << 7 // no arrivals ever at business b: skip it whole
+			continue
+		}
+		k--
+		if step--; step == 0 {
+			return k
+		}
+	}
+	return 0
 }
 
 // AdmissionStats is a snapshot of a server's overload control.

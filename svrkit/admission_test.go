@@ -175,3 +175,59 @@ func TestAdmissionCutsToServiceRate(t *testing.T) {
 		t.Fatalf("admits %d after a window that started %d: cut far below the service rate", next, admitted/4)
 	}
 }
+
+// Calm windows in a row relax the level by a step that doubles, so a level
+// raised by a transient comes back in a few windows even when clients
+// refuse everything below it themselves; a few stragglers far below the
+// level do not drop it to them at once.
+func TestAdmissionRelaxAccelerates(t *testing.T) {
+	a := newTestAdmission()
+	for _, b := range []uint8{50, 128, 200} { // the business priorities in use
+		feed(a, b, 64, 1)
+	}
+	a.roll(time.Now().UnixNano())
+	a.level.Store(uint32(admissionKey(200, 64, 0)))
+	var steps []uint32
+	for w := 0; a.level.Load() > uint32(admissionKey(50, 127, 0)); w++ {
+		if w == 12 {
+			t.Fatalf("level still %d.%d after %d calm windows without data below it: steps %v",
+				a.level.Load()>>7, a.level.Load()&0x7f, w, steps)
+		}
+		before := a.level.Load()
+		for u := uint8(1); u <= 127; u++ {
+			if uint32(admissionKey(200, u, 0)) >= before {
+				feed(a, 200, u, 3)
+			}
+		}
+		if w == 0 {
+			feed(a, 50, 1, 1) // a straggler from a client that did not know the level
+		}
+		a.roll(time.Now().UnixNano())
+		steps = append(steps, before-a.level.Load())
+		if w == 0 && a.level.Load() < uint32(admissionKey(200, 1, 0)) {
+			t.Fatalf("one straggler at 50.1 dropped the level from 200.64 to %d.%d", a.level.Load()>>7, a.level.Load()&0x7f)
+		}
+	}
+}
+
+// Calls dropped unrun because their deadline passed in the queue are not
+// service: the rate an overloaded server admits next excludes them.
+func TestAdmissionServiceRateExcludesExpired(t *testing.T) {
+	a := newTestAdmission()
+	admitted := 0
+	for u := uint8(1); u <= 127; u++ {
+		admitted += feed(a, 128, u, 8)
+	}
+	for range admitted / 2 { // half started, and half of those had expired
+		a.waited(0, int64(100*time.Millisecond))
+	}
+	a.expired.Add(uint64(admitted / 4))
+	a.roll(time.Now().UnixNano())
+	next := 0
+	for u := uint8(1); u <= 127; u++ {
+		next += feed(a, 128, u, 8)
+	}
+	if next > admitted/4 {
+		t.Fatalf("after a window that ran %d of %d (and dropped %d expired), the next admits %d", admitted/4, admitted, admitted/4, next)
+	}
+}

@@ -103,6 +103,7 @@ func (h *serverEvents) OnTick() (time.Duration, gnet.Action) {
 	now := time.Now().UnixNano()
 	s.clock.Store(now)
 	s.workers.reap(now)
+	s.workers.kick()
 	if s.adm != nil {
 		s.adm.tick(now)
 	}

@@ -102,6 +102,7 @@ func NewServer(opts ...ServerOption) *Server {
 	s.clock.Store(time.Now().UnixNano())
 	s.workers = newWorkerPool(func(cc *callCtx) { cc.conn.serve(cc) }, 10*time.Second, &s.clock)
 	if o.overloadThreshold > 0 {
+		s.workers.byPriority = true
 		s.adm = newAdmission(o.overloadThreshold, o.eventLoops, s.workers)
 	}
 	if !o.noDescribe {

@@ -1,6 +1,9 @@
 package svrkit
 
 import (
+	"math/bits"
+	"runtime"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,7 +13,18 @@ import (
 // costs an allocation (the closure carrying its arguments) and a fresh
 // stack; a parked worker costs neither.
 //
-// Calls wait in a FIFO queue. A worker that finishes a call takes the next
+// Calls wait in a queue with a FIFO lane per business priority, and
+// workers take from the highest non-empty lane (when the server runs
+// overload control; otherwise every call shares one lane). Admission keeps
+// the queue short; ordering it is what keeps the important calls fast in
+// the window or two before the admission level catches up with a surge, or
+// while the server rides the edge of its capacity with a standing queue:
+// a high-priority call then overtakes the backlog instead of waiting behind
+// it, and the calls left at the back are the lowest, which the level sheds
+// next and whose deadlines, if they pass first, get them dropped unrun. A
+// call without a deadline may wait as long as higher-priority work keeps
+// every worker busy; an overloaded server refuses its priority at the door
+// meanwhile. A worker that finishes a call takes the next
 // queued one without parking, so under load most calls start without any
 // goroutine wake-up. A parked worker is woken only when nobody is already
 // on the way to the queue (searching): a woken worker counts as searching
@@ -27,18 +41,51 @@ import (
 // plenty for a ten-second limit, and cheaper than time.Now per call). The
 // pool itself is unbounded: the server's concurrent-call limit is what
 // bounds it.
+//
+// Except when the CPUs are the bottleneck (with overload control on). A
+// worker blocked in I/O frees its CPU, so another worker for a queued call
+// adds throughput; a worker burning CPU does not, and on a CPU-bound server
+// the rule above kept waking workers while calls queued: a hundred handlers
+// sharing two CPUs, each call's wall time stretched a hundredfold, the
+// event loops waiting for a CPU behind them, and the real queue moved out
+// of the pool — where overload control measures it — into the Go
+// scheduler's run queue, unordered by priority. So while calls already
+// wait, at least GOMAXPROCS workers are in calls and at least GOMAXPROCS
+// goroutines are runnable (every CPU has one waiting: the scheduler's run
+// queue, not a shortage of workers, is what holds calls back), the pool
+// wakes no more: the calls wait in the queue, in priority order, measured,
+// until a busy worker comes back for them. Runnable goroutines are this
+// process's own (runtime/metrics), so a neighbour's load on the machine
+// does not throttle the pool, and blocked workers are not runnable, so an
+// I/O-bound server keeps waking workers as before. The check runs only
+// when a call arrives to a non-empty queue or a worker leaves one behind;
+// the server's tick wakes a worker for a queue nobody is coming for, in
+// case every busy worker blocked after the check.
 type workerPool struct {
 	run      func(*callCtx)
 	idleTime time.Duration
 	clock    *atomic.Int64 // unix nanos, advanced by the server's tick
+	// byPriority orders the queue by business priority (the server runs
+	// overload control); otherwise every call waits in one lane, FIFO.
+	byPriority bool
 
 	mu        sync.Mutex
-	queue     []*callCtx // calls not yet taken; queue[head:] are live
-	head      int
+	lanes     [256]fifo // calls not yet taken, by business priority
+	ready     [4]uint64 // bit b: lanes[b] is not empty
+	queued    int       // calls in all lanes
 	idle      []*worker
 	searching int // workers woken or started that have not yet looked at the queue
+	busy      int // workers in a call
 	quit      bool
 	count     int
+	procs     int               // GOMAXPROCS at creation
+	sched     [1]metrics.Sample // runnable goroutines; used under mu
+}
+
+// fifo is one lane of the queue; buf[head:] are the live calls.
+type fifo struct {
+	buf  []*callCtx
+	head int
 }
 
 type worker struct {
@@ -47,13 +94,40 @@ type worker struct {
 }
 
 func newWorkerPool(run func(*callCtx), idleTime time.Duration, clock *atomic.Int64) *workerPool {
-	return &workerPool{run: run, idleTime: idleTime, clock: clock}
+	return &workerPool{run: run, idleTime: idleTime, clock: clock, procs: runtime.GOMAXPROCS(0)}
 }
 
 func (p *workerPool) submit(cc *callCtx) {
 	p.mu.Lock()
+	backlog := p.queued > 0
 	p.pushLocked(cc)
-	if p.searching > 0 {
+	if p.searching > 0 || (backlog && p.cpusBusyLocked()) {
+		p.mu.Unlock()
+		return
+	}
+	p.wakeLocked()
+}
+
+// cpusBusyLocked reports whether another worker would only wait for a CPU
+// (see workerPool): overload control is on, at least GOMAXPROCS workers are
+// in calls and at least GOMAXPROCS goroutines are runnable. Called with
+// p.mu held.
+func (p *workerPool) cpusBusyLocked() bool {
+	if !p.byPriority || p.busy < p.procs {
+		return false
+	}
+	if p.sched[0].Name == "" {
+		p.sched[0].Name = "/sched/goroutines/runnable:goroutines"
+	}
+	metrics.Read(p.sched[:])
+	return p.sched[0].Value.Kind() == metrics.KindUint64 && p.sched[0].Value.Uint64() >= uint64(p.procs)
+}
+
+// kick wakes a worker for queued calls nobody is coming for; the server's
+// tick calls it.
+func (p *workerPool) kick() {
+	p.mu.Lock()
+	if p.queued == 0 || p.searching > 0 || p.quit {
 		p.mu.Unlock()
 		return
 	}
@@ -77,41 +151,76 @@ func (p *workerPool) wakeLocked() {
 	go p.loop(&worker{ch: make(chan bool, 1), lastUsed: p.clock.Load()})
 }
 
-// pushLocked queues cc; called with p.mu held. Before the queue's array
-// would grow it moves the live calls to its front, so a queue that never
-// quite empties (takeLocked resets only an empty one) stays as large as the
-// most calls it held at once rather than as all the calls it ever held.
+// pushLocked queues cc; called with p.mu held.
 func (p *workerPool) pushLocked(cc *callCtx) {
-	if len(p.queue) == cap(p.queue) && p.head > 0 {
-		n := copy(p.queue, p.queue[p.head:])
-		clear(p.queue[n:])
-		p.queue, p.head = p.queue[:n], 0
+	b := 0
+	if p.byPriority {
+		b = int(cc.prio.business)
+		if b == 0 {
+			b = DefaultPriority
+		}
 	}
-	p.queue = append(p.queue, cc)
+	p.lanes[b].push(cc)
+	p.ready[b>>6] |= 1 << (b & 63)
+	p.queued++
 }
 
-// takeLocked pops the next call, or returns nil if the queue is empty;
-// called with p.mu held.
+// takeLocked pops the next call, the oldest of the highest business
+// priority, or returns nil if the queue is empty; called with p.mu held.
 func (p *workerPool) takeLocked() *callCtx {
-	if p.head == len(p.queue) {
+	if p.queued == 0 {
 		return nil
 	}
-	cc := p.queue[p.head]
-	p.queue[p.head] = nil
-	p.head++
-	if p.head == len(p.queue) {
-		p.queue, p.head = p.queue[:0], 0
+	w := len(p.ready) - 1
+	for p.ready[w] == 0 {
+		w--
+	}
+	b := w<<6 | (63 - bits.LeadingZeros64(p.ready[w]))
+	l := &p.lanes[b]
+	cc := l.take()
+	if l.head == len(l.buf) {
+		p.ready[w] &^= 1 << (b & 63)
+	}
+	p.queued--
+	return cc
+}
+
+// push appends cc. Before the lane's array would grow it moves the live
+// calls to its front, so a lane that never quite empties (take resets only
+// an empty one) stays as large as the most calls it held at once rather
+// than as all the calls it ever held.
+func (l *fifo) push(cc *callCtx) {
+	if len(l.buf) == cap(l.buf) && l.head > 0 {
+		n := copy(l.buf, l.buf[l.head:])
+		clear(l.buf[n:])
+		l.buf, l.head = l.buf[:n], 0
+	}
+	l.buf = append(l.buf, cc)
+}
+
+// take pops the lane's oldest call; the lane must not be empty.
+func (l *fifo) take() *callCtx {
+	cc := l.buf[l.head]
+	l.buf[l.head] = nil
+	l.head++
+	if l.head == len(l.buf) {
+		l.buf, l.head = l.buf[:0], 0
 	}
 	return cc
 }
 
 func (p *workerPool) loop(w *worker) {
 	searching := true // started or woken by wakeLocked
+	inCall := false
 	for {
 		p.mu.Lock()
 		if searching {
 			p.searching--
 			searching = false
+		}
+		if inCall {
+			p.busy--
+			inCall = false
 		}
 		cc := p.takeLocked()
 		if cc == nil && p.quit {
@@ -131,7 +240,9 @@ func (p *workerPool) loop(w *worker) {
 			searching = true
 			continue
 		}
-		if p.head < len(p.queue) && p.searching == 0 {
+		p.busy++
+		inCall = true
+		if p.queued > 0 && p.searching == 0 && !p.cpusBusyLocked() {
 			p.wakeLocked() // more calls wait: send the next worker
 		} else {
 			p.mu.Unlock()
@@ -141,15 +252,19 @@ func (p *workerPool) loop(w *worker) {
 	}
 }
 
-// oldestWait returns how long the call at the head of the queue has
-// waited, in nanoseconds at now, or 0 when the queue is empty.
+// oldestWait returns how long the longest-waiting queued call has waited,
+// in nanoseconds at now, or 0 when the queue is empty.
 func (p *workerPool) oldestWait(now int64) int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.head == len(p.queue) {
-		return 0
+	var oldest int64
+	for w, set := range p.ready {
+		for ; set != 0; set &= set - 1 {
+			l := &p.lanes[w<<6|bits.TrailingZeros64(set)]
+			oldest = max(oldest, now-l.buf[l.head].queuedAt)
+		}
 	}
-	return now - p.queue[p.head].queuedAt
+	return oldest
 }
 
 // reap stops workers idle for longer than idleTime at now (unix nanos);

@@ -1,6 +1,11 @@
 package svrkit
 
-import "testing"
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
 
 // A queue that never quite empties under steady load must not grow with
 // the number of calls that passed through it.
@@ -16,10 +21,55 @@ func TestWorkerQueueStaysBounded(t *testing.T) {
 			t.Fatalf("take %d: empty queue", i)
 		}
 	}
-	if n := len(p.queue) - p.head; n != 1 {
-		t.Fatalf("%d calls queued, want 1", n)
+	if p.queued != 1 {
+		t.Fatalf("%d calls queued, want 1", p.queued)
 	}
-	if c := cap(p.queue); c > 16 {
+	if c := cap(p.lanes[0].buf); c > 16 {
 		t.Fatalf("queue capacity %d after 100000 calls with at most 2 queued", c)
+	}
+}
+
+// With overload control the queue hands out the highest business priority
+// first and keeps each priority's calls in arrival order.
+func TestWorkerQueueByPriority(t *testing.T) {
+	p := &workerPool{byPriority: true}
+	var calls []*callCtx
+	for i, b := range []uint8{50, 200, 0, 200, 50, 255} {
+		cc := &callCtx{prio: callPriority{business: b}, reqID: uint32(i)}
+		calls = append(calls, cc)
+		p.pushLocked(cc)
+	}
+	var got []uint32
+	for cc := p.takeLocked(); cc != nil; cc = p.takeLocked() {
+		got = append(got, cc.reqID)
+	}
+	want := []uint32{5, 1, 3, 2, 0, 4} // 255, 200 ×2, unset (128), 50 ×2
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("taken %v, want %v", got, want)
+	}
+	if p.queued != 0 || p.ready != [4]uint64{} {
+		t.Fatalf("empty queue still counts %d calls, lanes %x", p.queued, p.ready)
+	}
+}
+
+// A queued call that no worker is coming for (every busy one blocked after
+// the pool chose not to wake another) runs once the server's tick kicks
+// the pool.
+func TestWorkerKickRunsStrandedCall(t *testing.T) {
+	ran := make(chan uint32, 1)
+	p := newWorkerPool(func(cc *callCtx) { ran <- cc.reqID }, time.Minute, new(atomic.Int64))
+	p.byPriority = true
+	t.Cleanup(p.stop)
+	p.mu.Lock()
+	p.pushLocked(&callCtx{reqID: 7}) // queued, nobody woken
+	p.mu.Unlock()
+	p.kick()
+	select {
+	case id := <-ran:
+		if id != 7 {
+			t.Fatalf("ran call %d, want 7", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("kick did not run the stranded call")
 	}
 }

@@ -21,10 +21,24 @@
 // machine); the entry and shared tiers burn a little and forward with the
 // handler's context, so the entry request's priorities travel down the
 // chain.
+//
+// With OVERLOADBENCH_DEBUG set in the environment, every tier prints on
+// stderr, four times a second, what its overload control saw (overloaded,
+// queuing time, level, admitted, shed and expired since the last line) and
+// what the Go scheduler did (goroutines, the p99 of the time runnable
+// goroutines waited for a CPU), and the basic tier the CPU and the handler
+// wall time per call: enough to tell a standing queue from processor
+// sharing from a level that relaxes too slowly.
 package overloadbench
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -62,7 +76,10 @@ type tier struct {
 
 func (t *tier) call(ctx context.Context, req *wrapperspb.UInt32Value) (*wrapperspb.UInt32Value, error) {
 	if t.next == nil {
+		start := time.Now()
 		burn(time.Duration(req.Value) * time.Microsecond)
+		basicCalls.Add(1)
+		basicWall.Add(int64(time.Since(start)))
 		return req, nil
 	}
 	burn(t.own)
@@ -72,6 +89,10 @@ func (t *tier) call(ctx context.Context, req *wrapperspb.UInt32Value) (*wrappers
 	}
 	return resp, nil
 }
+
+// basicCalls and basicWall count the basic tier's calls and their wall
+// time, for debugLog.
+var basicCalls, basicWall atomic.Int64
 
 // burn keeps the CPU busy for d.
 func burn(d time.Duration) {
@@ -102,8 +123,78 @@ func Serve(ctx context.Context, addr, next string, control bool, ready func(stri
 		return err
 	}
 	ready(s.Addr().String())
+	if os.Getenv("OVERLOADBENCH_DEBUG") != "" {
+		go debugLog(ctx, s, next == "")
+	}
 	<-ctx.Done()
 	stop, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return s.Shutdown(stop)
+}
+
+// debugLog prints the tier's admission state every 250 ms on stderr while
+// OVERLOADBENCH_DEBUG is set: what the server measured (queuing time, level,
+// admitted, shed and expired since the last line) and what the Go scheduler
+// did (goroutines, the p99 of the time runnable goroutines waited for a
+// CPU).
+func debugLog(ctx context.Context, s *svrkit.Server, basic bool) {
+	name := "upper"
+	if basic {
+		name = "basic"
+	}
+	sample := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	var prevA, prevS, prevE uint64
+	var prevBuckets []uint64
+	var prevCPU time.Duration
+	var prevCalls, prevWall int64
+	tk := time.NewTicker(250 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+		st := s.AdmissionStats()
+		var a, sh uint64
+		for i := range st.Admitted {
+			a += st.Admitted[i]
+			sh += st.Shed[i]
+		}
+		metrics.Read(sample)
+		h := sample[0].Value.Float64Histogram()
+		var p99 float64
+		if prevBuckets != nil {
+			var total uint64
+			d := make([]uint64, len(h.Counts))
+			for i := range h.Counts {
+				d[i] = h.Counts[i] - prevBuckets[i]
+				total += d[i]
+			}
+			var cum uint64
+			for i := range d {
+				cum += d[i]
+				if total > 0 && cum*100 >= total*99 {
+					p99 = h.Buckets[i+1]
+					break
+				}
+			}
+		}
+		prevBuckets = append(prevBuckets[:0], h.Counts...)
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		calls, wall := basicCalls.Load(), basicWall.Load()
+		var perCall, wallPer time.Duration
+		if calls > prevCalls {
+			perCall = (cpu - prevCPU) / time.Duration(calls-prevCalls)
+			wallPer = time.Duration(wall-prevWall) / time.Duration(calls-prevCalls)
+		}
+		fmt.Fprintf(os.Stderr, "%s %s: cpu %v calls %d cpu/call %v handler-wall/call %v\n", time.Now().Format("15:04:05.000"), name, cpu-prevCPU, calls-prevCalls, perCall, wallPer)
+		prevCPU, prevCalls, prevWall = cpu, calls, wall
+		fmt.Fprintf(os.Stderr, "%s %s pid %d: overloaded %v wait %v level %d/%d admitted %d shed %d expired %d goroutines %d sched-p99 %.1fms\n",
+			time.Now().Format("15:04:05.000"), name, os.Getpid(), st.Overloaded, st.QueueWait, st.LevelBusiness, st.LevelUser,
+			a-prevA, sh-prevS, st.Expired-prevE, runtime.NumGoroutine(), p99*1000)
+		prevA, prevS, prevE = a, sh, st.Expired
+	}
 }
