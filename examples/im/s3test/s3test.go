@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -168,11 +169,30 @@ const startTimeout = 2 * time.Minute
 
 // Start starts weed (Installing it first if needed) with its data in dir,
 // and returns once its S3 API answers an authenticated request.
+//
+// The ports are found free and then handed to weed, and in between another
+// process may take one (tests run in parallel): a weed that exits because
+// a port is in use is started again on fresh ports, a few times.
 func Start(ctx context.Context, dir string, log io.Writer) (*Server, error) {
 	bin, err := Install(ctx, log)
 	if err != nil {
 		return nil, err
 	}
+	for attempt := 1; ; attempt++ {
+		run := filepath.Join(dir, "run"+strconv.Itoa(attempt))
+		if err := os.MkdirAll(run, 0o700); err != nil {
+			return nil, err
+		}
+		s, err := start(ctx, bin, run)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return s, err
+		}
+		fmt.Fprintf(log, "s3test: a port was taken before weed bound it; starting again on others\n")
+	}
+}
+
+// start is one attempt of Start, with its data in dir.
+func start(ctx context.Context, bin, dir string) (*Server, error) {
 	ports, err := freePorts(8)
 	if err != nil {
 		return nil, err
