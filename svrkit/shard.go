@@ -3,7 +3,6 @@ package svrkit
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"sort"
 
@@ -37,20 +36,10 @@ type Shard struct {
 
 // KeyHash is the hash a ShardedInvoker places a routing key by: 64-bit
 // FNV-1a of the key's bytes (for a numeric routing field, its decimal
-// form: the user id 42 is the key "42"), then MurmurHash3's 64-bit
-// finalizer, without which short decimal keys crowd the low half of the
-// hash space.
-func KeyHash(key string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(key))
-	x := h.Sum64()
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	x ^= x >> 33
-	return x
-}
+// form: the user id 42 is the key "42"), then splitmix64's finalizer,
+// without which short decimal keys crowd the low half of the hash space.
+// It is the hash the Client's rendezvous routing starts from.
+func KeyHash(key string) uint64 { return mix64(hashString(key)) }
 
 // ShardedInvoker calls the shard that owns each call's routing key. It is
 // safe for concurrent use.
