@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/svrkit/svrkit/tools/internal/rpcbench"
 )
 
 // against compares this build of rpcbench with one built at git revision
@@ -163,13 +165,13 @@ func writeAgainst(w io.Writer, rev string, befores, afters []*report) {
 			}
 		}
 		cpu := func(xs []float64) string {
-			if m := median(xs); m > 0 {
+			if m := rpcbench.Median(xs); m > 0 {
 				return time.Duration(m).Round(100 * time.Nanosecond).String()
 			}
 			return "—"
 		}
 		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.0f | %s | %s | %s | %s |\n", k.system, k.size, k.callers,
-			median(bq), median(aq), ratio(rq), cpu(bc), cpu(ac), ratio(rc))
+			rpcbench.Median(bq), rpcbench.Median(aq), ratio(rq), cpu(bc), cpu(ac), ratio(rc))
 	}
 }
 
@@ -177,21 +179,9 @@ func ratio(xs []float64) string {
 	if len(xs) == 0 {
 		return "—"
 	}
-	return fmt.Sprintf("%.2f× (%.2f–%.2f)", median(xs), slices.Min(xs), slices.Max(xs))
+	return fmt.Sprintf("%.2f× (%.2f–%.2f)", rpcbench.Median(xs), slices.Min(xs), slices.Max(xs))
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if n := len(s); n%2 == 1 {
-		return s[n/2]
-	} else {
-		return (s[n/2-1] + s[n/2]) / 2
-	}
-}
 
 func gitOut(dir string, args ...string) (string, error) {
 	cmd := exec.Command("git", args...)
