@@ -182,7 +182,6 @@ func ratio(xs []float64) string {
 	return fmt.Sprintf("%.2f× (%.2f–%.2f)", rpcbench.Median(xs), slices.Min(xs), slices.Max(xs))
 }
 
-
 func gitOut(dir string, args ...string) (string, error) {
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
