@@ -2,12 +2,11 @@ package svrkit
 
 import (
 	"context"
-	"net"
-	"os"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/svrkit/svrkit/svrkit/netloop"
 	"github.com/svrkit/svrkit/svrkit/wire"
 )
 
@@ -20,7 +19,7 @@ type serverEvents struct {
 func (h *serverEvents) OnBoot(eng gnet.Engine) gnet.Action {
 	s := h.s
 	s.eng = eng
-	addr, err := engineAddr(eng)
+	addr, err := netloop.Addr(eng)
 	if err != nil {
 		s.booted <- err
 		return gnet.Shutdown
@@ -28,23 +27,6 @@ func (h *serverEvents) OnBoot(eng gnet.Engine) gnet.Action {
 	s.addr = addr
 	s.booted <- nil
 	return gnet.None
-}
-
-// engineAddr finds the bound address (needed when the port was 0) by
-// duplicating the listener's descriptor.
-func engineAddr(eng gnet.Engine) (net.Addr, error) {
-	fd, err := eng.Dup()
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(fd), "listener")
-	defer f.Close()
-	l, err := net.FileListener(f)
-	if err != nil {
-		return nil, err
-	}
-	defer l.Close()
-	return l.Addr(), nil
 }
 
 func (h *serverEvents) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {

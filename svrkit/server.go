@@ -7,14 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"github.com/panjf2000/gnet/v2/pkg/logging"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/svrkit/svrkit/svrkit/netloop"
 )
 
 // Server serves registered services over svrkit's binary protocol.
@@ -157,15 +157,7 @@ func (s *Server) Start(addr string) error {
 	h := &serverEvents{s: s}
 	go func() {
 		defer close(s.stopped)
-		err := gnet.Run(h, "tcp://"+addr,
-			gnet.WithMulticore(true),
-			gnet.WithNumEventLoop(s.opts.eventLoops),
-			gnet.WithTicker(true),
-			gnet.WithReuseAddr(true), // as net.Listen does: restart on a port with TIME_WAIT sockets
-			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-			gnet.WithLogger(gnetLogger{s.log}),
-			gnet.WithLogLevel(logging.ErrorLevel),
-		)
+		err := netloop.Run(h, addr, s.opts.eventLoops, s.log)
 		if err != nil {
 			select {
 			case s.booted <- err:
@@ -280,19 +272,4 @@ func checkImpl(desc *ServiceDesc, impl any) {
 	if got := reflect.TypeOf(impl); !got.Implements(want) {
 		panic(fmt.Sprintf("svrkit: %v does not implement %v for service %s", got, want, desc.Name))
 	}
-}
-
-// gnetLogger routes gnet's own logging to slog.
-type gnetLogger struct{ l *slog.Logger }
-
-func (g gnetLogger) Debugf(format string, args ...any) {}
-func (g gnetLogger) Infof(format string, args ...any)  {}
-func (g gnetLogger) Warnf(format string, args ...any) {
-	g.l.Warn("gnet: " + strings.TrimSpace(fmt.Sprintf(format, args...)))
-}
-func (g gnetLogger) Errorf(format string, args ...any) {
-	g.l.Error("gnet: " + strings.TrimSpace(fmt.Sprintf(format, args...)))
-}
-func (g gnetLogger) Fatalf(format string, args ...any) {
-	g.l.Error("gnet: " + strings.TrimSpace(fmt.Sprintf(format, args...)))
 }

@@ -9,12 +9,12 @@ import (
 	"net"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/logging"
 
+	"github.com/svrkit/svrkit/svrkit/netloop"
 	"github.com/svrkit/svrkit/svrkit/wire"
 )
 
@@ -81,7 +81,7 @@ func startCeilingServer(loops int) (*ceilingServer, error) {
 
 func (s *ceilingServer) OnBoot(eng gnet.Engine) gnet.Action {
 	s.eng = eng
-	addr, err := engineAddr(eng)
+	addr, err := netloop.Addr(eng)
 	s.addr = addr
 	s.booted <- err
 	return gnet.None
@@ -165,28 +165,6 @@ func (s *ceilingServer) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// engineAddr returns the address the engine's single listener is bound to,
-// which gnet does not expose: it reads it from a duplicate of the listening
-// socket.
-func engineAddr(eng gnet.Engine) (net.Addr, error) {
-	fd, err := eng.Dup()
-	if err != nil {
-		return nil, fmt.Errorf("dup listener: %w", err)
-	}
-	defer syscall.Close(fd)
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		return nil, fmt.Errorf("getsockname: %w", err)
-	}
-	switch a := sa.(type) {
-	case *syscall.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}, nil
-	case *syscall.SockaddrInet6:
-		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}, nil
-	}
-	return nil, fmt.Errorf("listener has a non-IP address %T", sa)
 }
 
 // rawClient is the ceiling's client: conns multiplexed connections, each

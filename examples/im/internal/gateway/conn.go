@@ -14,6 +14,7 @@ import (
 	"github.com/svrkit/svrkit/examples/im/internal/session"
 	"github.com/svrkit/svrkit/examples/im/link"
 	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/svrkit/netloop"
 	"github.com/svrkit/svrkit/svrkit/wire"
 )
 
@@ -94,7 +95,7 @@ type events struct {
 func (h *events) OnBoot(eng gnet.Engine) gnet.Action {
 	s := h.s
 	s.eng = eng
-	addr, err := engineAddr(eng)
+	addr, err := netloop.Addr(eng)
 	if err != nil {
 		s.booted <- err
 		return gnet.Shutdown

@@ -76,13 +76,13 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"github.com/panjf2000/gnet/v2/pkg/logging"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/session"
 	"github.com/svrkit/svrkit/examples/im/link"
 	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/svrkit/netloop"
 )
 
 // Config is a gateway's settings; zero fields take the defaults.
@@ -251,15 +251,7 @@ func (s *Server) Start() error {
 	go s.offlineWorker()
 	go func() {
 		defer close(s.stopped)
-		err := gnet.Run(&events{s: s}, "tcp://"+s.cfg.Addr,
-			gnet.WithMulticore(true),
-			gnet.WithNumEventLoop(s.cfg.EventLoops),
-			gnet.WithTicker(true),
-			gnet.WithReuseAddr(true),
-			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-			gnet.WithLogger(gnetLogger{s.log}),
-			gnet.WithLogLevel(logging.ErrorLevel),
-		)
+		err := netloop.Run(&events{s: s}, s.cfg.Addr, s.cfg.EventLoops, s.log)
 		if err != nil {
 			select {
 			case s.booted <- err:
