@@ -227,7 +227,7 @@ func (c *Client) signal() {
 	c.wake()
 }
 
-// notified records a push's sync notify and tells Notifies' reader to
+// pushed records a push's sync notify and tells Notifies' reader to
 // sync, unless the notify does not decode.
 func (c *Client) pushed(body []byte) {
 	var n im.SyncNotify
