@@ -56,7 +56,11 @@ import (
 // The level travels back to clients on every response (see wire), and
 // clients refuse locally, without sending, requests below it
 // (collaborative shedding): an overloaded server does not spend even a
-// refusal on them.
+// refusal on them. The level also climbs the chain: a server refuses, per
+// method, what the services that method calls would refuse, and says so
+// on the method's responses (see downstream.go), so a request the basic
+// tier would shed is refused by the first client instead of costing every
+// tier above its work.
 //
 // The wait measured is honest only if calls wait in the pool's queue. On a
 // CPU-bound server an unbounded pool let them wait instead as runnable

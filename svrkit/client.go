@@ -225,7 +225,8 @@ func (c *Client) invoke(ctx context.Context, m *MethodDesc, req, resp proto.Mess
 		}
 	}
 	h := wire.Header{Kind: wire.KindRequest, CmdID: m.CmdID}
-	h.Priority, h.Flags = requestPriority(ctx, m, co, key, hasKey)
+	var down *downstreamLevel
+	h.Priority, h.Flags, down = requestPriority(ctx, m, co, key, hasKey)
 	deadline, hasDeadline := ctx.Deadline()
 	if m.Timeout > 0 {
 		if d := time.Now().Add(m.Timeout); !hasDeadline || d.Before(deadline) {
@@ -253,6 +254,9 @@ func (c *Client) invoke(ctx context.Context, m *MethodDesc, req, resp proto.Mess
 			return lastErr // never again to the endpoint that refused it
 		}
 		sent, err := ep.call(ctx, &h, md, body, resp, deadline, hasDeadline)
+		if down != nil {
+			ep.reportLevel(down, m.CmdID)
+		}
 		if err == nil {
 			return nil
 		}

@@ -48,6 +48,7 @@ type clientConn struct {
 }
 
 type call struct {
+	cmd  uint32 // the method's cmdid, for the level its response reports
 	resp proto.Message
 	err  error
 	done chan struct{} // capacity 1; the reader signals once per use
@@ -97,7 +98,7 @@ func (cc *clientConn) usable() bool {
 
 func (cc *clientConn) roundTrip(ctx context.Context, h *wire.Header, md, body []byte, resp proto.Message, deadline time.Time, hasDeadline bool) (sent bool, err error) {
 	cl := callPool.Get().(*call)
-	cl.resp, cl.err = resp, nil
+	cl.resp, cl.err, cl.cmd = resp, nil, h.CmdID
 
 	cc.mu.Lock()
 	if cc.err != nil || cc.draining {
@@ -464,6 +465,9 @@ func (cc *clientConn) deliver(f *wire.Frame) {
 	}
 	if cl == nil {
 		return // canceled by its caller
+	}
+	if f.Timeout != 0 || cc.ep.methodLevels.Load() != nil {
+		cc.ep.noteMethodLevel(cl.cmd, f.Timeout, cc.lastHeard.Load())
 	}
 	if f.Status != 0 {
 		cl.err = errorFromWire(Code(f.Status), f.Msg, f.Body)

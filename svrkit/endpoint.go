@@ -2,6 +2,7 @@ package svrkit
 
 import (
 	"context"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -33,6 +34,11 @@ type endpoint struct {
 	// when (unix nanos): calls below it are refused here, unsent.
 	level   atomic.Uint32
 	levelAt atomic.Int64
+	// The levels the server reported for single methods (by cmdid): the
+	// level of the services a method calls, when it is above the
+	// server's own (see downstream.go). Copy on write, under mu; nil
+	// until a method's level is first reported.
+	methodLevels atomic.Pointer[map[uint32]*reportedLevel]
 
 	// conns are fixed slots; nil or dead ones are redialed. They and
 	// retired are written under mu and read without it on the call path.
@@ -50,7 +56,80 @@ type endpoint struct {
 // server stops reporting (it answers nothing, or went idle).
 const levelTTL = time.Second
 
-var errShedLocally = NewError(Overloaded, "endpoint is overloaded and refuses this request's priority (refused locally, unsent)")
+var (
+	errShedLocally    = NewError(Overloaded, "endpoint is overloaded and refuses this request's priority (refused locally, unsent)")
+	errShedDownstream = NewError(Overloaded, "a service this method calls is overloaded and refuses this request's priority (refused locally, unsent)")
+)
+
+// reportedLevel is a level a server reported, and when (unix nanos); it
+// holds for levelTTL.
+type reportedLevel struct {
+	level atomic.Uint32
+	at    atomic.Int64
+}
+
+func (r *reportedLevel) get(now int64) uint32 {
+	if lvl := r.level.Load(); lvl != 0 && now-r.at.Load() < int64(levelTTL) {
+		return lvl
+	}
+	return 0
+}
+
+// noteMethodLevel records the level the server reported on a response of
+// method cmd, heard at at (unix nanos).
+func (ep *endpoint) noteMethodLevel(cmd, lvl uint32, at int64) {
+	var r *reportedLevel
+	if ml := ep.methodLevels.Load(); ml != nil {
+		r = (*ml)[cmd]
+	}
+	if r == nil {
+		if lvl == 0 {
+			return
+		}
+		ep.mu.Lock()
+		old := ep.methodLevels.Load()
+		if old != nil {
+			r = (*old)[cmd]
+		}
+		if r == nil {
+			next := make(map[uint32]*reportedLevel, 1)
+			if old != nil {
+				maps.Copy(next, *old)
+			}
+			r = new(reportedLevel)
+			next[cmd] = r
+			ep.methodLevels.Store(&next)
+		}
+		ep.mu.Unlock()
+	}
+	if lvl != r.level.Load() {
+		r.level.Store(lvl)
+	}
+	if lvl != 0 {
+		r.at.Store(at)
+	}
+}
+
+// reportLevel tells down, the record of the calling handler's method, the
+// level this endpoint last reported for a call of cmd: its own, or the
+// method's when that is higher.
+func (ep *endpoint) reportLevel(down *downstreamLevel, cmd uint32) {
+	lvl := ep.level.Load()
+	ml := ep.methodLevels.Load()
+	if lvl == 0 && ml == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	if lvl != 0 && now-ep.levelAt.Load() >= int64(levelTTL) {
+		lvl = 0
+	}
+	if ml != nil {
+		if r := (*ml)[cmd]; r != nil {
+			lvl = max(lvl, r.get(now))
+		}
+	}
+	down.observe(lvl, now)
+}
 
 // dialing is one dial in progress; done closes when cc or err is set.
 type dialing struct {
@@ -74,6 +153,13 @@ func (ep *endpoint) call(ctx context.Context, h *wire.Header, md, body []byte, r
 	if lvl := ep.level.Load(); lvl != 0 && uint32(admissionKey(h.Priority, h.Flags, 0)) < lvl &&
 		time.Now().UnixNano()-ep.levelAt.Load() < int64(levelTTL) {
 		return false, errShedLocally
+	}
+	if ml := ep.methodLevels.Load(); ml != nil {
+		if r := (*ml)[h.CmdID]; r != nil {
+			if lvl := r.get(time.Now().UnixNano()); lvl != 0 && uint32(admissionKey(h.Priority, h.Flags, 0)) < lvl {
+				return false, errShedDownstream
+			}
+		}
 	}
 	cc, err := ep.conn(ctx, deadline, hasDeadline)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/svrkit/svrkit/svrkit"
 )
@@ -96,4 +97,65 @@ func TestEntryPriorityIsInherited(t *testing.T) {
 	}
 	// Counted when each server's window rolls, within a second.
 	waitFor(t, func() bool { return a.AdmissionStats().Admitted[200] == 1 && b.AdmissionStats().Admitted[200] == 1 })
+}
+
+// A level learnt at the bottom of a chain climbs it: when the basic
+// service sheds a priority, the entry service refuses that priority for
+// the method that calls it — unrun, and then its clients refuse it
+// themselves, unsent — while its other methods still serve it. Once the
+// basic service recovers, the method serves that priority again.
+func TestDownstreamLevelClimbsTheChain(t *testing.T) {
+	basic := startServer(t, &testService{}, svrkit.WithOverloadControl(5*time.Millisecond))
+	load := newClient(t, basic.Addr().String(), svrkit.WithRetries(0))
+	entry := startServer(t, &testService{next: newClient(t, basic.Addr().String(), svrkit.WithRetries(0)), nextMethod: methodByCmd(cmdSpin)})
+	c := newClient(t, entry.Addr().String(), svrkit.WithRetries(0))
+	relay, echo := methodByCmd(cmdRelay), methodByCmd(cmdEcho)
+
+	// Far more CPU demand than the machine has, at business priority 10.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 48 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_ = load.Invoke(ctx, methodByCmd(cmdSpin), durationpb.New(500*time.Microsecond), new(durationpb.Duration), svrkit.WithPriority(10))
+				cancel()
+			}
+		}()
+	}
+	stopLoad := sync.OnceFunc(func() { close(stop); waitGroupWithin(t, &wg, 30*time.Second) })
+	defer stopLoad()
+
+	// Relay at business priority 5, below all of the load: once the basic
+	// service sheds it, the entry learns it and so does its client.
+	var seen []string
+	waitFor(t, func() bool {
+		err := c.Invoke(ctxTimeout(t, 10*time.Second), relay, &emptypb.Empty{}, new(durationpb.Duration), svrkit.WithPriority(5))
+		if svrkit.CodeOf(err) == svrkit.Overloaded && (len(seen) == 0 || seen[len(seen)-1] != err.Error()) {
+			seen = append(seen, err.Error())
+		}
+		return svrkit.CodeOf(err) == svrkit.Overloaded && strings.Contains(err.Error(), "a service this method calls") &&
+			strings.Contains(err.Error(), "refused locally")
+	})
+	t.Logf("refusals seen by the entry's client, in order: %q", seen)
+	if st := entry.AdmissionStats(); st.LevelBusiness != 0 || st.LevelUser != 0 {
+		t.Errorf("the entry's own level is %d.%d; only its dependency was overloaded", st.LevelBusiness, st.LevelUser)
+	}
+	// The entry's other method still serves the same priority.
+	if err := c.Invoke(ctxTimeout(t, 10*time.Second), echo, wrapperspb.Bytes([]byte("x")), new(wrapperspb.BytesValue), svrkit.WithPriority(5)); err != nil {
+		t.Fatalf("echo at priority 5 while relay's dependency sheds it: %v", err)
+	}
+
+	stopLoad()
+	waitFor(t, func() bool {
+		err := c.Invoke(ctxTimeout(t, 10*time.Second), relay, &emptypb.Empty{}, new(durationpb.Duration), svrkit.WithPriority(5))
+		return err == nil
+	})
 }

@@ -35,6 +35,10 @@ const DefaultPriority = 128
 // priority (0 = unset) and user priority (0 = unset).
 type callPriority struct {
 	business, user uint8
+	// down, in a server call's priorities, is its method's record of the
+	// levels the services it calls report (downstream.go); the client
+	// feeds it after each call.
+	down *downstreamLevel
 }
 
 type priorityKey struct{}
@@ -62,6 +66,7 @@ func WithEntryPriority(ctx context.Context, business uint8, userKey string) cont
 		if p.user == 0 {
 			p.user = prev.user
 		}
+		p.down = prev.down
 	}
 	return context.WithValue(ctx, priorityKey{}, p)
 }
@@ -70,13 +75,18 @@ func WithEntryPriority(ctx context.Context, business uint8, userKey string) cont
 // call of m: the call option's, else the inherited ones, else the
 // method's; the user priority falls back to the routing key's, then to a
 // random one.
-func requestPriority(ctx context.Context, m *MethodDesc, co *callOptions, key string, hasKey bool) (business, user uint8) {
+//
+// down is where the call's answer should report the callee's level: the
+// calling handler's method's record, when the call is made while serving
+// one.
+func requestPriority(ctx context.Context, m *MethodDesc, co *callOptions, key string, hasKey bool) (business, user uint8, down *downstreamLevel) {
 	business = m.Priority
 	if p, ok := ctx.Value(priorityKey{}).(*callPriority); ok {
 		if p.business != 0 {
 			business = p.business
 		}
 		user = p.user
+		down = p.down
 	}
 	if co != nil && co.priority != 0 {
 		business = co.priority
@@ -88,7 +98,7 @@ func requestPriority(ctx context.Context, m *MethodDesc, co *callOptions, key st
 			user = 1 + uint8(rand.Uint32()%127)
 		}
 	}
-	return business, user
+	return business, user, down
 }
 
 // admissionKey combines a request's priorities; unset ones get their

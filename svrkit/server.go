@@ -81,6 +81,9 @@ type serverMethod struct {
 	desc    *MethodDesc
 	handler UnaryHandler
 	callers []string // the service's, when the server requires authentication
+	// down is the level the services this method calls report (only
+	// with overload control on; see downstream.go).
+	down downstreamLevel
 }
 
 // NewServer returns a server that answers only the describe method;

@@ -100,10 +100,20 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 		return
 	}
 	key := admissionKey(f.Priority, f.Flags, id)
-	if s.adm != nil && !m.desc.NonBlocking && !s.adm.admit(sc.shard, key) {
-		// A constant message: refusing must cost as little as possible.
-		sc.refuse(m, id, Overloaded, "server is overloaded and refuses this request's priority")
-		return
+	var now time.Time
+	var down *downstreamLevel
+	if s.adm != nil && !m.desc.NonBlocking {
+		if !s.adm.admit(sc.shard, key) {
+			// A constant message: refusing must cost as little as possible.
+			sc.refuse(m, id, Overloaded, "server is overloaded and refuses this request's priority")
+			return
+		}
+		now = time.Now()
+		down = &m.down
+		if uint32(key) < down.get(now.UnixNano()) {
+			sc.refuse(m, id, Overloaded, "a service this method calls is overloaded and refuses this request's priority")
+			return
+		}
 	}
 	sc.mu.Lock()
 	if _, dup := sc.calls[id]; dup {
@@ -123,7 +133,7 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 		return
 	}
 	ctx := &callCtx{parent: s.baseCtx, method: m.desc, conn: sc, sm: m, reqID: id,
-		prio: callPriority{business: f.Priority, user: uint8(key & 0x7f)}}
+		prio: callPriority{business: f.Priority, user: uint8(key & 0x7f), down: down}}
 	sc.calls[id] = ctx
 	sc.mu.Unlock()
 
@@ -142,9 +152,10 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 	if limit == 0 {
 		limit = s.opts.defaultTimeout
 	}
-	var now time.Time
-	if f.Timeout > 0 || limit > 0 || (s.adm != nil && !m.desc.NonBlocking) { // reading the clock costs
+	if now.IsZero() && (f.Timeout > 0 || limit > 0) { // reading the clock costs
 		now = time.Now()
+	}
+	if !now.IsZero() {
 		ctx.queuedAt = now.UnixNano()
 	}
 	if f.Timeout > 0 || limit > 0 {
@@ -214,7 +225,7 @@ func (sc *serverConn) finish(id uint32, resp proto.Message, err error, ctx *call
 	delete(sc.calls, id)
 	sc.mu.Unlock()
 	if !canceled {
-		h := wire.Header{Kind: wire.KindResponse, ReqID: id}
+		h := wire.Header{Kind: wire.KindResponse, ReqID: id, Timeout: sc.methodLevel(ctx.sm)}
 		if err == nil && resp == nil {
 			err = Errorf(Internal, "%s returned a nil response and no error", ctx.method.FullName)
 		}
@@ -259,12 +270,20 @@ func (sc *serverConn) refuse(m *serverMethod, id uint32, code Code, msg string) 
 		}
 		hook(md, code)
 	}
-	sc.fail(id, code, msg)
+	h := wire.Header{Kind: wire.KindResponse, ReqID: id, Status: uint32(code)}
+	if m != nil {
+		h.Timeout = sc.methodLevel(m)
+	}
+	sc.send(&h, msg, nil, true)
 }
 
-// fail answers a request the event loop refused.
-func (sc *serverConn) fail(id uint32, code Code, msg string) {
-	sc.send(&wire.Header{Kind: wire.KindResponse, ReqID: id, Status: uint32(code)}, msg, nil, true)
+// methodLevel is what a response of m reports in its timeout field: the
+// level the services m calls report (see downstream.go), or 0.
+func (sc *serverConn) methodLevel(m *serverMethod) uint32 {
+	if sc.s.adm == nil {
+		return 0
+	}
+	return m.down.level()
 }
 
 func (sc *serverConn) goAway(onLoop bool) {

@@ -25,7 +25,9 @@
 //	     8    4 request id chosen by the client, unique among its in-flight
 //	                       requests on one connection; responses carry it back
 //	    12    4 cmdid      the method's numeric id (0 on control frames)
-//	    16    4 timeout    microseconds the caller will still wait; 0 = no deadline
+//	    16    4 timeout    on requests: microseconds the caller will still
+//	                       wait, 0 = no deadline; on responses: the method's
+//	                       admission level (see Overload control), 0 = none
 //	    20    4 status     status code on responses (0 = OK); 0 elsewhere
 //	    24    2 metalen    bytes of the metadata section
 //	    26    2 msglen     bytes of the status message section
@@ -94,6 +96,14 @@
 // flags = level&0x7f (both 0 when it admits everything). A client may
 // refuse locally, without sending, requests below the level its endpoint
 // last reported, for as long as the report is recent.
+//
+// A response's timeout field carries the level of its method, when the
+// server knows one above 0: the level at which the services this method
+// calls refuse requests, learnt from their own responses (a request of the
+// method below it would be refused further down the chain). The server
+// refuses the method's requests below it with status 17, and a client may
+// refuse them locally as above, for that method only. A receiver that
+// ignores the field loses nothing but the early refusal.
 //
 // # Limits and errors
 //
@@ -208,7 +218,8 @@ type Header struct {
 	Flags    uint8
 	ReqID    uint32
 	CmdID    uint32
-	// Timeout is in microseconds; 0 means no deadline.
+	// Timeout is in microseconds on requests; 0 means no deadline. On
+	// responses it is the method's admission level (see the package doc).
 	Timeout uint32
 	Status  uint32
 }
