@@ -29,9 +29,10 @@
 // written.
 //
 // Over package inbox it serves the users' sync inboxes: Deliver and Publish
-// append an entry (idempotent on a dedup id), Sync is the SyncKey protocol
-// of sync.proto, CurrentKey covers everything stored. Inbox payloads are
-// opaque here; messagedata encodes them.
+// append an entry (idempotent on a dedup id), DeliverMany one entry to many
+// users and DeliverPair a message's two copies, each in one write, Sync is
+// the SyncKey protocol of sync.proto, CurrentKey covers everything stored.
+// Inbox payloads are opaque here; messagedata encodes them.
 //
 // Durability: every write is fsync'd before it is answered. An answered
 // write survives a crash of the process or the machine.
