@@ -808,6 +808,141 @@ func (x *DeliverReply) GetDuplicate() bool {
 	return false
 }
 
+type DeliverPairRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the receiver, and the routing key.
+	UserId uint64 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// item is the receiver's copy: a MESSAGES item whose message has no
+	// sent_unix_ms (the store's time is the message's).
+	Item *SyncItem `protobuf:"bytes,2,opt,name=item,proto3" json:"item,omitempty"`
+	// dedup_id: 1 to 128 bytes; "<sender id>:<client_msg_id>".
+	DedupId string `protobuf:"bytes,3,opt,name=dedup_id,json=dedupId,proto3" json:"dedup_id,omitempty"`
+	// sender_user_id: another user than user_id (a message to oneself is
+	// one Deliver).
+	SenderUserId uint64 `protobuf:"varint,4,opt,name=sender_user_id,json=senderUserId,proto3" json:"sender_user_id,omitempty"`
+	// sender_dedup_id: 1 to 128 bytes; dedup_id with a suffix.
+	SenderDedupId string `protobuf:"bytes,5,opt,name=sender_dedup_id,json=senderDedupId,proto3" json:"sender_dedup_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverPairRequest) Reset() {
+	*x = DeliverPairRequest{}
+	mi := &file_im_data_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverPairRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverPairRequest) ProtoMessage() {}
+
+func (x *DeliverPairRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_data_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverPairRequest.ProtoReflect.Descriptor instead.
+func (*DeliverPairRequest) Descriptor() ([]byte, []int) {
+	return file_im_data_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeliverPairRequest) GetUserId() uint64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *DeliverPairRequest) GetItem() *SyncItem {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+func (x *DeliverPairRequest) GetDedupId() string {
+	if x != nil {
+		return x.DedupId
+	}
+	return ""
+}
+
+func (x *DeliverPairRequest) GetSenderUserId() uint64 {
+	if x != nil {
+		return x.SenderUserId
+	}
+	return 0
+}
+
+func (x *DeliverPairRequest) GetSenderDedupId() string {
+	if x != nil {
+		return x.SenderDedupId
+	}
+	return ""
+}
+
+type DeliverPairReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Receiver      *DeliverReply          `protobuf:"bytes,1,opt,name=receiver,proto3" json:"receiver,omitempty"`
+	Sender        *DeliverReply          `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverPairReply) Reset() {
+	*x = DeliverPairReply{}
+	mi := &file_im_data_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverPairReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverPairReply) ProtoMessage() {}
+
+func (x *DeliverPairReply) ProtoReflect() protoreflect.Message {
+	mi := &file_im_data_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverPairReply.ProtoReflect.Descriptor instead.
+func (*DeliverPairReply) Descriptor() ([]byte, []int) {
+	return file_im_data_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DeliverPairReply) GetReceiver() *DeliverReply {
+	if x != nil {
+		return x.Receiver
+	}
+	return nil
+}
+
+func (x *DeliverPairReply) GetSender() *DeliverReply {
+	if x != nil {
+		return x.Sender
+	}
+	return nil
+}
+
 type DeliverManyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user_id is the routing key: one of user_ids (see DeliverMany).
@@ -825,7 +960,7 @@ type DeliverManyRequest struct {
 
 func (x *DeliverManyRequest) Reset() {
 	*x = DeliverManyRequest{}
-	mi := &file_im_data_proto_msgTypes[13]
+	mi := &file_im_data_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +972,7 @@ func (x *DeliverManyRequest) String() string {
 func (*DeliverManyRequest) ProtoMessage() {}
 
 func (x *DeliverManyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[13]
+	mi := &file_im_data_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +985,7 @@ func (x *DeliverManyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverManyRequest.ProtoReflect.Descriptor instead.
 func (*DeliverManyRequest) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{13}
+	return file_im_data_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeliverManyRequest) GetUserId() uint64 {
@@ -891,7 +1026,7 @@ type DeliverManyReply struct {
 
 func (x *DeliverManyReply) Reset() {
 	*x = DeliverManyReply{}
-	mi := &file_im_data_proto_msgTypes[14]
+	mi := &file_im_data_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +1038,7 @@ func (x *DeliverManyReply) String() string {
 func (*DeliverManyReply) ProtoMessage() {}
 
 func (x *DeliverManyReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[14]
+	mi := &file_im_data_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +1051,7 @@ func (x *DeliverManyReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverManyReply.ProtoReflect.Descriptor instead.
 func (*DeliverManyReply) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{14}
+	return file_im_data_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeliverManyReply) GetResults() []*DeliverReply {
@@ -938,7 +1073,7 @@ type SyncInboxRequest struct {
 
 func (x *SyncInboxRequest) Reset() {
 	*x = SyncInboxRequest{}
-	mi := &file_im_data_proto_msgTypes[15]
+	mi := &file_im_data_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1085,7 @@ func (x *SyncInboxRequest) String() string {
 func (*SyncInboxRequest) ProtoMessage() {}
 
 func (x *SyncInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[15]
+	mi := &file_im_data_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1098,7 @@ func (x *SyncInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncInboxRequest.ProtoReflect.Descriptor instead.
 func (*SyncInboxRequest) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{15}
+	return file_im_data_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SyncInboxRequest) GetUserId() uint64 {
@@ -1005,7 +1140,7 @@ type CurrentKeyRequest struct {
 
 func (x *CurrentKeyRequest) Reset() {
 	*x = CurrentKeyRequest{}
-	mi := &file_im_data_proto_msgTypes[16]
+	mi := &file_im_data_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1152,7 @@ func (x *CurrentKeyRequest) String() string {
 func (*CurrentKeyRequest) ProtoMessage() {}
 
 func (x *CurrentKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[16]
+	mi := &file_im_data_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1165,7 @@ func (x *CurrentKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CurrentKeyRequest.ProtoReflect.Descriptor instead.
 func (*CurrentKeyRequest) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{16}
+	return file_im_data_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CurrentKeyRequest) GetUserId() uint64 {
@@ -1056,7 +1191,7 @@ type CurrentKeyReply struct {
 
 func (x *CurrentKeyReply) Reset() {
 	*x = CurrentKeyReply{}
-	mi := &file_im_data_proto_msgTypes[17]
+	mi := &file_im_data_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1203,7 @@ func (x *CurrentKeyReply) String() string {
 func (*CurrentKeyReply) ProtoMessage() {}
 
 func (x *CurrentKeyReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[17]
+	mi := &file_im_data_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1216,7 @@ func (x *CurrentKeyReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CurrentKeyReply.ProtoReflect.Descriptor instead.
 func (*CurrentKeyReply) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{17}
+	return file_im_data_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CurrentKeyReply) GetSyncKey() []byte {
@@ -1105,7 +1240,7 @@ type ContactListRecord struct {
 
 func (x *ContactListRecord) Reset() {
 	*x = ContactListRecord{}
-	mi := &file_im_data_proto_msgTypes[18]
+	mi := &file_im_data_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1252,7 @@ func (x *ContactListRecord) String() string {
 func (*ContactListRecord) ProtoMessage() {}
 
 func (x *ContactListRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_im_data_proto_msgTypes[18]
+	mi := &file_im_data_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1265,7 @@ func (x *ContactListRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactListRecord.ProtoReflect.Descriptor instead.
 func (*ContactListRecord) Descriptor() ([]byte, []int) {
-	return file_im_data_proto_rawDescGZIP(), []int{18}
+	return file_im_data_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ContactListRecord) GetList() *ContactList {
@@ -1201,7 +1336,16 @@ const file_im_data_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1c\n" +
 	"\n" +
 	"at_unix_ms\x18\x02 \x01(\x03R\batUnixMs\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\x85\x01\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\xb8\x01\n" +
+	"\x12DeliverPairRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12 \n" +
+	"\x04item\x18\x02 \x01(\v2\f.im.SyncItemR\x04item\x12\x19\n" +
+	"\bdedup_id\x18\x03 \x01(\tR\adedupId\x12$\n" +
+	"\x0esender_user_id\x18\x04 \x01(\x04R\fsenderUserId\x12&\n" +
+	"\x0fsender_dedup_id\x18\x05 \x01(\tR\rsenderDedupId\"j\n" +
+	"\x10DeliverPairReply\x12,\n" +
+	"\breceiver\x18\x01 \x01(\v2\x10.im.DeliverReplyR\breceiver\x12(\n" +
+	"\x06sender\x18\x02 \x01(\v2\x10.im.DeliverReplyR\x06sender\"\x85\x01\n" +
 	"\x12DeliverManyRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x19\n" +
 	"\buser_ids\x18\x02 \x03(\x04R\auserIds\x12 \n" +
@@ -1236,13 +1380,14 @@ const file_im_data_proto_rawDesc = "" +
 	"PutContact\x12\x15.im.PutContactRequest\x1a\x10.im.ContactReply\"\b\xca\xf3\x18\x04\b\x01 \x01\x12E\n" +
 	"\rDeleteContact\x12\x18.im.DeleteContactRequest\x1a\x10.im.ContactReply\"\b\xca\xf3\x18\x04\b\x02 \x01\x12@\n" +
 	"\vGetContacts\x12\x16.im.GetContactsRequest\x1a\x0f.im.ContactList\"\b\xca\xf3\x18\x04\b\x03 \x01\x1a&\xd2\xf3\x18\"\n" +
-	"\vcontactdata\x10\xb8\x17\x1a\auser_id*\acontact2\xe7\x02\n" +
+	"\vcontactdata\x10\xb8\x17\x1a\auser_id*\acontact2\xae\x03\n" +
 	"\vMessageData\x129\n" +
 	"\aDeliver\x12\x12.im.DeliverRequest\x1a\x10.im.DeliverReply\"\b\xca\xf3\x18\x04\b\x01 \x01\x12:\n" +
 	"\tSyncInbox\x12\x14.im.SyncInboxRequest\x1a\r.im.SyncReply\"\b\xca\xf3\x18\x04\b\x02 \x01\x12B\n" +
 	"\n" +
 	"CurrentKey\x12\x15.im.CurrentKeyRequest\x1a\x13.im.CurrentKeyReply\"\b\xca\xf3\x18\x04\b\x03 \x01\x12E\n" +
-	"\vDeliverMany\x12\x16.im.DeliverManyRequest\x1a\x14.im.DeliverManyReply\"\b\xca\xf3\x18\x04\b\x04 \x01\x1aV\xd2\xf3\x18R\n" +
+	"\vDeliverMany\x12\x16.im.DeliverManyRequest\x1a\x14.im.DeliverManyReply\"\b\xca\xf3\x18\x04\b\x04 \x01\x12E\n" +
+	"\vDeliverPair\x12\x16.im.DeliverPairRequest\x1a\x14.im.DeliverPairReply\"\b\xca\xf3\x18\x04\b\x05 \x01\x1aV\xd2\xf3\x18R\n" +
 	"\vmessagedata\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\x04send*\tsendmedia*\x04sync*\x06fanoutB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
@@ -1257,7 +1402,7 @@ func file_im_data_proto_rawDescGZIP() []byte {
 	return file_im_data_proto_rawDescData
 }
 
-var file_im_data_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_im_data_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_im_data_proto_goTypes = []any{
 	(*AccountRecord)(nil),         // 0: im.AccountRecord
 	(*SessionState)(nil),          // 1: im.SessionState
@@ -1272,61 +1417,68 @@ var file_im_data_proto_goTypes = []any{
 	(*GetContactsRequest)(nil),    // 10: im.GetContactsRequest
 	(*DeliverRequest)(nil),        // 11: im.DeliverRequest
 	(*DeliverReply)(nil),          // 12: im.DeliverReply
-	(*DeliverManyRequest)(nil),    // 13: im.DeliverManyRequest
-	(*DeliverManyReply)(nil),      // 14: im.DeliverManyReply
-	(*SyncInboxRequest)(nil),      // 15: im.SyncInboxRequest
-	(*CurrentKeyRequest)(nil),     // 16: im.CurrentKeyRequest
-	(*CurrentKeyReply)(nil),       // 17: im.CurrentKeyReply
-	(*ContactListRecord)(nil),     // 18: im.ContactListRecord
-	(*Profile)(nil),               // 19: im.Profile
-	(*ContactEntry)(nil),          // 20: im.ContactEntry
-	(*SyncItem)(nil),              // 21: im.SyncItem
-	(*ContactList)(nil),           // 22: im.ContactList
-	(*ContactChange)(nil),         // 23: im.ContactChange
-	(*ContactReply)(nil),          // 24: im.ContactReply
-	(*SyncReply)(nil),             // 25: im.SyncReply
+	(*DeliverPairRequest)(nil),    // 13: im.DeliverPairRequest
+	(*DeliverPairReply)(nil),      // 14: im.DeliverPairReply
+	(*DeliverManyRequest)(nil),    // 15: im.DeliverManyRequest
+	(*DeliverManyReply)(nil),      // 16: im.DeliverManyReply
+	(*SyncInboxRequest)(nil),      // 17: im.SyncInboxRequest
+	(*CurrentKeyRequest)(nil),     // 18: im.CurrentKeyRequest
+	(*CurrentKeyReply)(nil),       // 19: im.CurrentKeyReply
+	(*ContactListRecord)(nil),     // 20: im.ContactListRecord
+	(*Profile)(nil),               // 21: im.Profile
+	(*ContactEntry)(nil),          // 22: im.ContactEntry
+	(*SyncItem)(nil),              // 23: im.SyncItem
+	(*ContactList)(nil),           // 24: im.ContactList
+	(*ContactChange)(nil),         // 25: im.ContactChange
+	(*ContactReply)(nil),          // 26: im.ContactReply
+	(*SyncReply)(nil),             // 27: im.SyncReply
 }
 var file_im_data_proto_depIdxs = []int32{
-	19, // 0: im.AccountRecord.profile:type_name -> im.Profile
+	21, // 0: im.AccountRecord.profile:type_name -> im.Profile
 	1,  // 1: im.AccountRecord.sessions:type_name -> im.SessionState
 	2,  // 2: im.SessionState.devices:type_name -> im.DeviceFloor
-	20, // 3: im.PutContactRequest.contact:type_name -> im.ContactEntry
-	21, // 4: im.DeliverRequest.item:type_name -> im.SyncItem
-	21, // 5: im.DeliverManyRequest.item:type_name -> im.SyncItem
-	12, // 6: im.DeliverManyReply.results:type_name -> im.DeliverReply
-	22, // 7: im.ContactListRecord.list:type_name -> im.ContactList
-	23, // 8: im.ContactListRecord.pending:type_name -> im.ContactChange
-	3,  // 9: im.AccountData.CreateAccount:input_type -> im.CreateAccountRequest
-	4,  // 10: im.AccountData.GetAccount:input_type -> im.GetAccountRequest
-	5,  // 11: im.AccountData.LookupAccount:input_type -> im.LookupAccountRequest
-	6,  // 12: im.AccountData.UpdateProfile:input_type -> im.UpdateProfileRequest
-	7,  // 13: im.AccountData.RevokeSessions:input_type -> im.RevokeSessionsRequest
-	4,  // 14: im.AccountData.GetSessionState:input_type -> im.GetAccountRequest
-	8,  // 15: im.ContactData.PutContact:input_type -> im.PutContactRequest
-	9,  // 16: im.ContactData.DeleteContact:input_type -> im.DeleteContactRequest
-	10, // 17: im.ContactData.GetContacts:input_type -> im.GetContactsRequest
-	11, // 18: im.MessageData.Deliver:input_type -> im.DeliverRequest
-	15, // 19: im.MessageData.SyncInbox:input_type -> im.SyncInboxRequest
-	16, // 20: im.MessageData.CurrentKey:input_type -> im.CurrentKeyRequest
-	13, // 21: im.MessageData.DeliverMany:input_type -> im.DeliverManyRequest
-	0,  // 22: im.AccountData.CreateAccount:output_type -> im.AccountRecord
-	0,  // 23: im.AccountData.GetAccount:output_type -> im.AccountRecord
-	0,  // 24: im.AccountData.LookupAccount:output_type -> im.AccountRecord
-	0,  // 25: im.AccountData.UpdateProfile:output_type -> im.AccountRecord
-	0,  // 26: im.AccountData.RevokeSessions:output_type -> im.AccountRecord
-	1,  // 27: im.AccountData.GetSessionState:output_type -> im.SessionState
-	24, // 28: im.ContactData.PutContact:output_type -> im.ContactReply
-	24, // 29: im.ContactData.DeleteContact:output_type -> im.ContactReply
-	22, // 30: im.ContactData.GetContacts:output_type -> im.ContactList
-	12, // 31: im.MessageData.Deliver:output_type -> im.DeliverReply
-	25, // 32: im.MessageData.SyncInbox:output_type -> im.SyncReply
-	17, // 33: im.MessageData.CurrentKey:output_type -> im.CurrentKeyReply
-	14, // 34: im.MessageData.DeliverMany:output_type -> im.DeliverManyReply
-	22, // [22:35] is the sub-list for method output_type
-	9,  // [9:22] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	22, // 3: im.PutContactRequest.contact:type_name -> im.ContactEntry
+	23, // 4: im.DeliverRequest.item:type_name -> im.SyncItem
+	23, // 5: im.DeliverPairRequest.item:type_name -> im.SyncItem
+	12, // 6: im.DeliverPairReply.receiver:type_name -> im.DeliverReply
+	12, // 7: im.DeliverPairReply.sender:type_name -> im.DeliverReply
+	23, // 8: im.DeliverManyRequest.item:type_name -> im.SyncItem
+	12, // 9: im.DeliverManyReply.results:type_name -> im.DeliverReply
+	24, // 10: im.ContactListRecord.list:type_name -> im.ContactList
+	25, // 11: im.ContactListRecord.pending:type_name -> im.ContactChange
+	3,  // 12: im.AccountData.CreateAccount:input_type -> im.CreateAccountRequest
+	4,  // 13: im.AccountData.GetAccount:input_type -> im.GetAccountRequest
+	5,  // 14: im.AccountData.LookupAccount:input_type -> im.LookupAccountRequest
+	6,  // 15: im.AccountData.UpdateProfile:input_type -> im.UpdateProfileRequest
+	7,  // 16: im.AccountData.RevokeSessions:input_type -> im.RevokeSessionsRequest
+	4,  // 17: im.AccountData.GetSessionState:input_type -> im.GetAccountRequest
+	8,  // 18: im.ContactData.PutContact:input_type -> im.PutContactRequest
+	9,  // 19: im.ContactData.DeleteContact:input_type -> im.DeleteContactRequest
+	10, // 20: im.ContactData.GetContacts:input_type -> im.GetContactsRequest
+	11, // 21: im.MessageData.Deliver:input_type -> im.DeliverRequest
+	17, // 22: im.MessageData.SyncInbox:input_type -> im.SyncInboxRequest
+	18, // 23: im.MessageData.CurrentKey:input_type -> im.CurrentKeyRequest
+	15, // 24: im.MessageData.DeliverMany:input_type -> im.DeliverManyRequest
+	13, // 25: im.MessageData.DeliverPair:input_type -> im.DeliverPairRequest
+	0,  // 26: im.AccountData.CreateAccount:output_type -> im.AccountRecord
+	0,  // 27: im.AccountData.GetAccount:output_type -> im.AccountRecord
+	0,  // 28: im.AccountData.LookupAccount:output_type -> im.AccountRecord
+	0,  // 29: im.AccountData.UpdateProfile:output_type -> im.AccountRecord
+	0,  // 30: im.AccountData.RevokeSessions:output_type -> im.AccountRecord
+	1,  // 31: im.AccountData.GetSessionState:output_type -> im.SessionState
+	26, // 32: im.ContactData.PutContact:output_type -> im.ContactReply
+	26, // 33: im.ContactData.DeleteContact:output_type -> im.ContactReply
+	24, // 34: im.ContactData.GetContacts:output_type -> im.ContactList
+	12, // 35: im.MessageData.Deliver:output_type -> im.DeliverReply
+	27, // 36: im.MessageData.SyncInbox:output_type -> im.SyncReply
+	19, // 37: im.MessageData.CurrentKey:output_type -> im.CurrentKeyReply
+	16, // 38: im.MessageData.DeliverMany:output_type -> im.DeliverManyReply
+	14, // 39: im.MessageData.DeliverPair:output_type -> im.DeliverPairReply
+	26, // [26:40] is the sub-list for method output_type
+	12, // [12:26] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_im_data_proto_init() }
@@ -1344,7 +1496,7 @@ func file_im_data_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_im_data_proto_rawDesc), len(file_im_data_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

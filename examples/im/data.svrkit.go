@@ -530,6 +530,7 @@ const (
 	MessageData_SyncInbox_CmdID   uint32 = 2
 	MessageData_CurrentKey_CmdID  uint32 = 3
 	MessageData_DeliverMany_CmdID uint32 = 4
+	MessageData_DeliverPair_CmdID uint32 = 5
 )
 
 // Full names of the im.MessageData methods: their Connect and HTTP routes.
@@ -538,6 +539,7 @@ const (
 	MessageData_SyncInbox_FullMethodName   = "/im.MessageData/SyncInbox"
 	MessageData_CurrentKey_FullMethodName  = "/im.MessageData/CurrentKey"
 	MessageData_DeliverMany_FullMethodName = "/im.MessageData/DeliverMany"
+	MessageData_DeliverPair_FullMethodName = "/im.MessageData/DeliverPair"
 )
 
 // MessageDataServer is the server API for the im.MessageData service. Embed
@@ -571,6 +573,26 @@ type MessageDataServer interface {
 	// written. On another error some members may be written (and notified):
 	// a retry of the same request answers them as duplicates.
 	DeliverMany(context.Context, *DeliverManyRequest) (*DeliverManyReply, error)
+	// DeliverPair is a message's two Delivers — the receiver's copy
+	// (user_id, dedup_id), then the sender's own (sender_user_id,
+	// sender_dedup_id), whose message's sent_unix_ms is the receiver copy's
+	// at_unix_ms — in one call, and in one storage call and one fsync when
+	// both users' inboxes are on one storage instance (otherwise two, as the
+	// two Delivers would make). Each copy is idempotent on its dedup id and
+	// told to the Pusher when new, as Deliver does; the receiver's copy
+	// decides the time: if it was stored before, its first time is the
+	// sender copy's too, so the copies of a retried message are identical
+	// whatever a first attempt left. The caller sends it only when
+	// sender_user_id routes to the same instance as user_id (svrkit's
+	// Client.Route), as each user's own Deliver would; otherwise it makes
+	// the two Delivers.
+	//
+	// A method, not a sender field on DeliverRequest: the reply is two
+	// results, and a messagedata that predates the field would ignore it,
+	// write the receiver's copy only and answer success, while a method it
+	// does not know is answered unimplemented, which the caller can fall
+	// back from.
+	DeliverPair(context.Context, *DeliverPairRequest) (*DeliverPairReply, error)
 }
 
 // UnimplementedMessageDataServer answers every im.MessageData method with an
@@ -591,6 +613,10 @@ func (UnimplementedMessageDataServer) CurrentKey(context.Context, *CurrentKeyReq
 
 func (UnimplementedMessageDataServer) DeliverMany(context.Context, *DeliverManyRequest) (*DeliverManyReply, error) {
 	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.MessageData.DeliverMany not implemented")
+}
+
+func (UnimplementedMessageDataServer) DeliverPair(context.Context, *DeliverPairRequest) (*DeliverPairReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.MessageData.DeliverPair not implemented")
 }
 
 // MessageData_ServiceDesc describes the im.MessageData service as the IDL declares it,
@@ -666,6 +692,22 @@ var MessageData_ServiceDesc = svrkit.ServiceDesc{
 			},
 			Handler: _MessageData_DeliverMany_Handler,
 		},
+		{
+			CmdID:      MessageData_DeliverPair_CmdID,
+			FullName:   MessageData_DeliverPair_FullMethodName,
+			Timeout:    5000 * time.Millisecond,
+			Idempotent: true,
+			NewRequest: func() proto.Message {
+				return new(DeliverPairRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(DeliverPairReply)
+			},
+			RoutingKey: func(req proto.Message) string {
+				return strconv.FormatUint(req.(*DeliverPairRequest).GetUserId(), 10)
+			},
+			Handler: _MessageData_DeliverPair_Handler,
+		},
 	},
 }
 
@@ -695,6 +737,14 @@ func _MessageData_CurrentKey_Handler(impl any, ctx context.Context, req proto.Me
 
 func _MessageData_DeliverMany_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
 	out, err := impl.(MessageDataServer).DeliverMany(ctx, req.(*DeliverManyRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func _MessageData_DeliverPair_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(MessageDataServer).DeliverPair(ctx, req.(*DeliverPairRequest))
 	if err != nil {
 		return nil, err
 	}
@@ -736,6 +786,26 @@ type MessageDataClient interface {
 	// written. On another error some members may be written (and notified):
 	// a retry of the same request answers them as duplicates.
 	DeliverMany(ctx context.Context, in *DeliverManyRequest, opts ...svrkit.CallOption) (*DeliverManyReply, error)
+	// DeliverPair is a message's two Delivers — the receiver's copy
+	// (user_id, dedup_id), then the sender's own (sender_user_id,
+	// sender_dedup_id), whose message's sent_unix_ms is the receiver copy's
+	// at_unix_ms — in one call, and in one storage call and one fsync when
+	// both users' inboxes are on one storage instance (otherwise two, as the
+	// two Delivers would make). Each copy is idempotent on its dedup id and
+	// told to the Pusher when new, as Deliver does; the receiver's copy
+	// decides the time: if it was stored before, its first time is the
+	// sender copy's too, so the copies of a retried message are identical
+	// whatever a first attempt left. The caller sends it only when
+	// sender_user_id routes to the same instance as user_id (svrkit's
+	// Client.Route), as each user's own Deliver would; otherwise it makes
+	// the two Delivers.
+	//
+	// A method, not a sender field on DeliverRequest: the reply is two
+	// results, and a messagedata that predates the field would ignore it,
+	// write the receiver's copy only and answer success, while a method it
+	// does not know is answered unimplemented, which the caller can fall
+	// back from.
+	DeliverPair(ctx context.Context, in *DeliverPairRequest, opts ...svrkit.CallOption) (*DeliverPairReply, error)
 }
 
 type messageDataClient struct {
@@ -775,6 +845,14 @@ func (c *messageDataClient) CurrentKey(ctx context.Context, in *CurrentKeyReques
 func (c *messageDataClient) DeliverMany(ctx context.Context, in *DeliverManyRequest, opts ...svrkit.CallOption) (*DeliverManyReply, error) {
 	out := new(DeliverManyReply)
 	if err := c.inv.Invoke(ctx, &MessageData_ServiceDesc.Methods[3], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messageDataClient) DeliverPair(ctx context.Context, in *DeliverPairRequest, opts ...svrkit.CallOption) (*DeliverPairReply, error) {
+	out := new(DeliverPairReply)
+	if err := c.inv.Invoke(ctx, &MessageData_ServiceDesc.Methods[4], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil

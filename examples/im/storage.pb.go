@@ -29,9 +29,10 @@
 // written.
 //
 // Over package inbox it serves the users' sync inboxes: Deliver and Publish
-// append an entry (idempotent on a dedup id), Sync is the SyncKey protocol
-// of sync.proto, CurrentKey covers everything stored. Inbox payloads are
-// opaque here; messagedata encodes them.
+// append an entry (idempotent on a dedup id), DeliverMany one entry to many
+// users and DeliverPair a message's two copies, each in one write, Sync is
+// the SyncKey protocol of sync.proto, CurrentKey covers everything stored.
+// Inbox payloads are opaque here; messagedata encodes them.
 //
 // Durability: every write is fsync'd before it is answered. An answered
 // write survives a crash of the process or the machine.
@@ -1691,6 +1692,145 @@ func (x *InboxDeliverManyRequest) GetDedupId() string {
 	return ""
 }
 
+type InboxDeliverPairRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the receiver, and the routing key: the caller's client
+	// routes sender_user_id to the same instance.
+	UserId uint64 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// payload: at most 64 KiB, opaque; the same bytes in both inboxes.
+	Payload []byte `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	// dedup_id: 1 to 128 bytes, unique per receiver.
+	DedupId string `protobuf:"bytes,3,opt,name=dedup_id,json=dedupId,proto3" json:"dedup_id,omitempty"`
+	// sender_user_id: another user than user_id (a message to oneself is
+	// one Deliver).
+	SenderUserId uint64 `protobuf:"varint,4,opt,name=sender_user_id,json=senderUserId,proto3" json:"sender_user_id,omitempty"`
+	// sender_dedup_id: 1 to 128 bytes, unique per sender.
+	SenderDedupId string `protobuf:"bytes,5,opt,name=sender_dedup_id,json=senderDedupId,proto3" json:"sender_dedup_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InboxDeliverPairRequest) Reset() {
+	*x = InboxDeliverPairRequest{}
+	mi := &file_im_storage_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InboxDeliverPairRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InboxDeliverPairRequest) ProtoMessage() {}
+
+func (x *InboxDeliverPairRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_storage_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InboxDeliverPairRequest.ProtoReflect.Descriptor instead.
+func (*InboxDeliverPairRequest) Descriptor() ([]byte, []int) {
+	return file_im_storage_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *InboxDeliverPairRequest) GetUserId() uint64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *InboxDeliverPairRequest) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *InboxDeliverPairRequest) GetDedupId() string {
+	if x != nil {
+		return x.DedupId
+	}
+	return ""
+}
+
+func (x *InboxDeliverPairRequest) GetSenderUserId() uint64 {
+	if x != nil {
+		return x.SenderUserId
+	}
+	return 0
+}
+
+func (x *InboxDeliverPairRequest) GetSenderDedupId() string {
+	if x != nil {
+		return x.SenderDedupId
+	}
+	return ""
+}
+
+type InboxDeliverPairReply struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Receiver *InboxWriteReply       `protobuf:"bytes,1,opt,name=receiver,proto3" json:"receiver,omitempty"`
+	// sender is absent when the sender's copy was not written: the
+	// receiver's copy was there already (or another writer raced this one
+	// to it), so the caller writes the sender's copy with Deliver and
+	// receiver.at_unix_ms in its payload (see DeliverPair).
+	Sender        *InboxWriteReply `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InboxDeliverPairReply) Reset() {
+	*x = InboxDeliverPairReply{}
+	mi := &file_im_storage_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InboxDeliverPairReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InboxDeliverPairReply) ProtoMessage() {}
+
+func (x *InboxDeliverPairReply) ProtoReflect() protoreflect.Message {
+	mi := &file_im_storage_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InboxDeliverPairReply.ProtoReflect.Descriptor instead.
+func (*InboxDeliverPairReply) Descriptor() ([]byte, []int) {
+	return file_im_storage_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *InboxDeliverPairReply) GetReceiver() *InboxWriteReply {
+	if x != nil {
+		return x.Receiver
+	}
+	return nil
+}
+
+func (x *InboxDeliverPairReply) GetSender() *InboxWriteReply {
+	if x != nil {
+		return x.Sender
+	}
+	return nil
+}
+
 type InboxDeliverManyReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// results: one per user, in the request's order.
@@ -1701,7 +1841,7 @@ type InboxDeliverManyReply struct {
 
 func (x *InboxDeliverManyReply) Reset() {
 	*x = InboxDeliverManyReply{}
-	mi := &file_im_storage_proto_msgTypes[26]
+	mi := &file_im_storage_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +1853,7 @@ func (x *InboxDeliverManyReply) String() string {
 func (*InboxDeliverManyReply) ProtoMessage() {}
 
 func (x *InboxDeliverManyReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[26]
+	mi := &file_im_storage_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +1866,7 @@ func (x *InboxDeliverManyReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxDeliverManyReply.ProtoReflect.Descriptor instead.
 func (*InboxDeliverManyReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{26}
+	return file_im_storage_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *InboxDeliverManyReply) GetResults() []*InboxWriteReply {
@@ -1750,7 +1890,7 @@ type InboxSyncRequest struct {
 
 func (x *InboxSyncRequest) Reset() {
 	*x = InboxSyncRequest{}
-	mi := &file_im_storage_proto_msgTypes[27]
+	mi := &file_im_storage_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1762,7 +1902,7 @@ func (x *InboxSyncRequest) String() string {
 func (*InboxSyncRequest) ProtoMessage() {}
 
 func (x *InboxSyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[27]
+	mi := &file_im_storage_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1775,7 +1915,7 @@ func (x *InboxSyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSyncRequest.ProtoReflect.Descriptor instead.
 func (*InboxSyncRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{27}
+	return file_im_storage_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *InboxSyncRequest) GetUserId() uint64 {
@@ -1818,7 +1958,7 @@ type InboxEntry struct {
 
 func (x *InboxEntry) Reset() {
 	*x = InboxEntry{}
-	mi := &file_im_storage_proto_msgTypes[28]
+	mi := &file_im_storage_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1830,7 +1970,7 @@ func (x *InboxEntry) String() string {
 func (*InboxEntry) ProtoMessage() {}
 
 func (x *InboxEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[28]
+	mi := &file_im_storage_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1843,7 +1983,7 @@ func (x *InboxEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxEntry.ProtoReflect.Descriptor instead.
 func (*InboxEntry) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{28}
+	return file_im_storage_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *InboxEntry) GetType() InboxType {
@@ -1886,7 +2026,7 @@ type InboxSyncReply struct {
 
 func (x *InboxSyncReply) Reset() {
 	*x = InboxSyncReply{}
-	mi := &file_im_storage_proto_msgTypes[29]
+	mi := &file_im_storage_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1898,7 +2038,7 @@ func (x *InboxSyncReply) String() string {
 func (*InboxSyncReply) ProtoMessage() {}
 
 func (x *InboxSyncReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[29]
+	mi := &file_im_storage_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1911,7 +2051,7 @@ func (x *InboxSyncReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSyncReply.ProtoReflect.Descriptor instead.
 func (*InboxSyncReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{29}
+	return file_im_storage_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *InboxSyncReply) GetEntries() []*InboxEntry {
@@ -1953,7 +2093,7 @@ type InboxCurrentKeyRequest struct {
 
 func (x *InboxCurrentKeyRequest) Reset() {
 	*x = InboxCurrentKeyRequest{}
-	mi := &file_im_storage_proto_msgTypes[30]
+	mi := &file_im_storage_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2105,7 @@ func (x *InboxCurrentKeyRequest) String() string {
 func (*InboxCurrentKeyRequest) ProtoMessage() {}
 
 func (x *InboxCurrentKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[30]
+	mi := &file_im_storage_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2118,7 @@ func (x *InboxCurrentKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxCurrentKeyRequest.ProtoReflect.Descriptor instead.
 func (*InboxCurrentKeyRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{30}
+	return file_im_storage_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *InboxCurrentKeyRequest) GetUserId() uint64 {
@@ -2004,7 +2144,7 @@ type InboxCurrentKeyReply struct {
 
 func (x *InboxCurrentKeyReply) Reset() {
 	*x = InboxCurrentKeyReply{}
-	mi := &file_im_storage_proto_msgTypes[31]
+	mi := &file_im_storage_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2016,7 +2156,7 @@ func (x *InboxCurrentKeyReply) String() string {
 func (*InboxCurrentKeyReply) ProtoMessage() {}
 
 func (x *InboxCurrentKeyReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[31]
+	mi := &file_im_storage_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2029,7 +2169,7 @@ func (x *InboxCurrentKeyReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxCurrentKeyReply.ProtoReflect.Descriptor instead.
 func (*InboxCurrentKeyReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{31}
+	return file_im_storage_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *InboxCurrentKeyReply) GetSyncKey() []byte {
@@ -2049,7 +2189,7 @@ type InboxRemoveDeviceRequest struct {
 
 func (x *InboxRemoveDeviceRequest) Reset() {
 	*x = InboxRemoveDeviceRequest{}
-	mi := &file_im_storage_proto_msgTypes[32]
+	mi := &file_im_storage_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2061,7 +2201,7 @@ func (x *InboxRemoveDeviceRequest) String() string {
 func (*InboxRemoveDeviceRequest) ProtoMessage() {}
 
 func (x *InboxRemoveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[32]
+	mi := &file_im_storage_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2074,7 +2214,7 @@ func (x *InboxRemoveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxRemoveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*InboxRemoveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{32}
+	return file_im_storage_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *InboxRemoveDeviceRequest) GetUserId() uint64 {
@@ -2099,7 +2239,7 @@ type InboxRemoveDeviceReply struct {
 
 func (x *InboxRemoveDeviceReply) Reset() {
 	*x = InboxRemoveDeviceReply{}
-	mi := &file_im_storage_proto_msgTypes[33]
+	mi := &file_im_storage_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2111,7 +2251,7 @@ func (x *InboxRemoveDeviceReply) String() string {
 func (*InboxRemoveDeviceReply) ProtoMessage() {}
 
 func (x *InboxRemoveDeviceReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[33]
+	mi := &file_im_storage_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2124,7 +2264,7 @@ func (x *InboxRemoveDeviceReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxRemoveDeviceReply.ProtoReflect.Descriptor instead.
 func (*InboxRemoveDeviceReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{33}
+	return file_im_storage_proto_rawDescGZIP(), []int{35}
 }
 
 var File_im_storage_proto protoreflect.FileDescriptor
@@ -2241,7 +2381,16 @@ const file_im_storage_proto_rawDesc = "" +
 	"\buser_ids\x18\x02 \x03(\x04R\auserIds\x12!\n" +
 	"\x04type\x18\x03 \x01(\x0e2\r.im.InboxTypeR\x04type\x12\x18\n" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12\x19\n" +
-	"\bdedup_id\x18\x05 \x01(\tR\adedupId\"F\n" +
+	"\bdedup_id\x18\x05 \x01(\tR\adedupId\"\xb5\x01\n" +
+	"\x17InboxDeliverPairRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x18\n" +
+	"\apayload\x18\x02 \x01(\fR\apayload\x12\x19\n" +
+	"\bdedup_id\x18\x03 \x01(\tR\adedupId\x12$\n" +
+	"\x0esender_user_id\x18\x04 \x01(\x04R\fsenderUserId\x12&\n" +
+	"\x0fsender_dedup_id\x18\x05 \x01(\tR\rsenderDedupId\"u\n" +
+	"\x15InboxDeliverPairReply\x12/\n" +
+	"\breceiver\x18\x01 \x01(\v2\x13.im.InboxWriteReplyR\breceiver\x12+\n" +
+	"\x06sender\x18\x02 \x01(\v2\x13.im.InboxWriteReplyR\x06sender\"F\n" +
 	"\x15InboxDeliverManyReply\x12-\n" +
 	"\aresults\x18\x01 \x03(\v2\x13.im.InboxWriteReplyR\aresults\"y\n" +
 	"\x10InboxSyncRequest\x12\x17\n" +
@@ -2275,7 +2424,7 @@ const file_im_storage_proto_rawDesc = "" +
 	"\x12INBOX_TYPE_ACCOUNT\x10\x01\x12\x17\n" +
 	"\x13INBOX_TYPE_CONTACTS\x10\x02\x12\x17\n" +
 	"\x13INBOX_TYPE_MESSAGES\x10\x03\x12\x15\n" +
-	"\x11INBOX_TYPE_GROUPS\x10\x042\x94\a\n" +
+	"\x11INBOX_TYPE_GROUPS\x10\x042\xe5\a\n" +
 	"\aStorage\x12/\n" +
 	"\x03Get\x12\x10.im.KVGetRequest\x1a\f.im.KVRecord\"\b\xca\xf3\x18\x04\b\x01 \x01\x12/\n" +
 	"\x03Put\x12\x10.im.KVPutRequest\x1a\x0e.im.KVPutReply\"\x06\xca\xf3\x18\x02\b\x02\x128\n" +
@@ -2290,7 +2439,8 @@ const file_im_storage_proto_rawDesc = "" +
 	"\n" +
 	"CurrentKey\x12\x1a.im.InboxCurrentKeyRequest\x1a\x18.im.InboxCurrentKeyReply\"\b\xca\xf3\x18\x04\b\x17 \x01\x12R\n" +
 	"\fRemoveDevice\x12\x1c.im.InboxRemoveDeviceRequest\x1a\x1a.im.InboxRemoveDeviceReply\"\b\xca\xf3\x18\x04\b\x18 \x01\x12O\n" +
-	"\vDeliverMany\x12\x1b.im.InboxDeliverManyRequest\x1a\x19.im.InboxDeliverManyReply\"\b\xca\xf3\x18\x04\b\x19 \x01\x1aK\xd2\xf3\x18G\n" +
+	"\vDeliverMany\x12\x1b.im.InboxDeliverManyRequest\x1a\x19.im.InboxDeliverManyReply\"\b\xca\xf3\x18\x04\b\x19 \x01\x12O\n" +
+	"\vDeliverPair\x12\x1b.im.InboxDeliverPairRequest\x1a\x19.im.InboxDeliverPairReply\"\b\xca\xf3\x18\x04\b\x1a \x01\x1aK\xd2\xf3\x18G\n" +
 	"\astorage\x10\x88'\x1a\auser_id*\vaccountdata*\vcontactdata*\vmessagedata*\tgroupdata2\x8a\x02\n" +
 	"\fStorageAdmin\x12H\n" +
 	"\fListReplicas\x12\x17.im.ListReplicasRequest\x1a\x15.im.ListReplicasReply\"\b\xca\xf3\x18\x04\bd \x01\x12F\n" +
@@ -2312,7 +2462,7 @@ func file_im_storage_proto_rawDescGZIP() []byte {
 }
 
 var file_im_storage_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_im_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_im_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_im_storage_proto_goTypes = []any{
 	(InboxType)(0),                   // 0: im.InboxType
 	(BatchOp_Kind)(0),                // 1: im.BatchOp.Kind
@@ -2342,14 +2492,16 @@ var file_im_storage_proto_goTypes = []any{
 	(*InboxPublishRequest)(nil),      // 25: im.InboxPublishRequest
 	(*InboxWriteReply)(nil),          // 26: im.InboxWriteReply
 	(*InboxDeliverManyRequest)(nil),  // 27: im.InboxDeliverManyRequest
-	(*InboxDeliverManyReply)(nil),    // 28: im.InboxDeliverManyReply
-	(*InboxSyncRequest)(nil),         // 29: im.InboxSyncRequest
-	(*InboxEntry)(nil),               // 30: im.InboxEntry
-	(*InboxSyncReply)(nil),           // 31: im.InboxSyncReply
-	(*InboxCurrentKeyRequest)(nil),   // 32: im.InboxCurrentKeyRequest
-	(*InboxCurrentKeyReply)(nil),     // 33: im.InboxCurrentKeyReply
-	(*InboxRemoveDeviceRequest)(nil), // 34: im.InboxRemoveDeviceRequest
-	(*InboxRemoveDeviceReply)(nil),   // 35: im.InboxRemoveDeviceReply
+	(*InboxDeliverPairRequest)(nil),  // 28: im.InboxDeliverPairRequest
+	(*InboxDeliverPairReply)(nil),    // 29: im.InboxDeliverPairReply
+	(*InboxDeliverManyReply)(nil),    // 30: im.InboxDeliverManyReply
+	(*InboxSyncRequest)(nil),         // 31: im.InboxSyncRequest
+	(*InboxEntry)(nil),               // 32: im.InboxEntry
+	(*InboxSyncReply)(nil),           // 33: im.InboxSyncReply
+	(*InboxCurrentKeyRequest)(nil),   // 34: im.InboxCurrentKeyRequest
+	(*InboxCurrentKeyReply)(nil),     // 35: im.InboxCurrentKeyReply
+	(*InboxRemoveDeviceRequest)(nil), // 36: im.InboxRemoveDeviceRequest
+	(*InboxRemoveDeviceReply)(nil),   // 37: im.InboxRemoveDeviceReply
 }
 var file_im_storage_proto_depIdxs = []int32{
 	2,  // 0: im.ListReplicasReply.replicas:type_name -> im.Replica
@@ -2360,46 +2512,50 @@ var file_im_storage_proto_depIdxs = []int32{
 	21, // 5: im.BatchRequest.ops:type_name -> im.BatchOp
 	0,  // 6: im.InboxPublishRequest.type:type_name -> im.InboxType
 	0,  // 7: im.InboxDeliverManyRequest.type:type_name -> im.InboxType
-	26, // 8: im.InboxDeliverManyReply.results:type_name -> im.InboxWriteReply
-	0,  // 9: im.InboxEntry.type:type_name -> im.InboxType
-	30, // 10: im.InboxSyncReply.entries:type_name -> im.InboxEntry
-	9,  // 11: im.Storage.Get:input_type -> im.KVGetRequest
-	11, // 12: im.Storage.Put:input_type -> im.KVPutRequest
-	13, // 13: im.Storage.Delete:input_type -> im.KVDeleteRequest
-	15, // 14: im.Storage.Append:input_type -> im.TableAppendRequest
-	16, // 15: im.Storage.PutEntry:input_type -> im.TablePutEntryRequest
-	18, // 16: im.Storage.Scan:input_type -> im.TableScanRequest
-	22, // 17: im.Storage.Batch:input_type -> im.BatchRequest
-	24, // 18: im.Storage.Deliver:input_type -> im.InboxDeliverRequest
-	25, // 19: im.Storage.Publish:input_type -> im.InboxPublishRequest
-	29, // 20: im.Storage.Sync:input_type -> im.InboxSyncRequest
-	32, // 21: im.Storage.CurrentKey:input_type -> im.InboxCurrentKeyRequest
-	34, // 22: im.Storage.RemoveDevice:input_type -> im.InboxRemoveDeviceRequest
-	27, // 23: im.Storage.DeliverMany:input_type -> im.InboxDeliverManyRequest
-	3,  // 24: im.StorageAdmin.ListReplicas:input_type -> im.ListReplicasRequest
-	5,  // 25: im.StorageAdmin.AddReplica:input_type -> im.AddReplicaRequest
-	7,  // 26: im.StorageAdmin.RemoveReplica:input_type -> im.RemoveReplicaRequest
-	10, // 27: im.Storage.Get:output_type -> im.KVRecord
-	12, // 28: im.Storage.Put:output_type -> im.KVPutReply
-	14, // 29: im.Storage.Delete:output_type -> im.KVDeleteReply
-	17, // 30: im.Storage.Append:output_type -> im.TablePutReply
-	17, // 31: im.Storage.PutEntry:output_type -> im.TablePutReply
-	20, // 32: im.Storage.Scan:output_type -> im.TableScanReply
-	23, // 33: im.Storage.Batch:output_type -> im.BatchReply
-	26, // 34: im.Storage.Deliver:output_type -> im.InboxWriteReply
-	26, // 35: im.Storage.Publish:output_type -> im.InboxWriteReply
-	31, // 36: im.Storage.Sync:output_type -> im.InboxSyncReply
-	33, // 37: im.Storage.CurrentKey:output_type -> im.InboxCurrentKeyReply
-	35, // 38: im.Storage.RemoveDevice:output_type -> im.InboxRemoveDeviceReply
-	28, // 39: im.Storage.DeliverMany:output_type -> im.InboxDeliverManyReply
-	4,  // 40: im.StorageAdmin.ListReplicas:output_type -> im.ListReplicasReply
-	6,  // 41: im.StorageAdmin.AddReplica:output_type -> im.AddReplicaReply
-	8,  // 42: im.StorageAdmin.RemoveReplica:output_type -> im.RemoveReplicaReply
-	27, // [27:43] is the sub-list for method output_type
-	11, // [11:27] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	26, // 8: im.InboxDeliverPairReply.receiver:type_name -> im.InboxWriteReply
+	26, // 9: im.InboxDeliverPairReply.sender:type_name -> im.InboxWriteReply
+	26, // 10: im.InboxDeliverManyReply.results:type_name -> im.InboxWriteReply
+	0,  // 11: im.InboxEntry.type:type_name -> im.InboxType
+	32, // 12: im.InboxSyncReply.entries:type_name -> im.InboxEntry
+	9,  // 13: im.Storage.Get:input_type -> im.KVGetRequest
+	11, // 14: im.Storage.Put:input_type -> im.KVPutRequest
+	13, // 15: im.Storage.Delete:input_type -> im.KVDeleteRequest
+	15, // 16: im.Storage.Append:input_type -> im.TableAppendRequest
+	16, // 17: im.Storage.PutEntry:input_type -> im.TablePutEntryRequest
+	18, // 18: im.Storage.Scan:input_type -> im.TableScanRequest
+	22, // 19: im.Storage.Batch:input_type -> im.BatchRequest
+	24, // 20: im.Storage.Deliver:input_type -> im.InboxDeliverRequest
+	25, // 21: im.Storage.Publish:input_type -> im.InboxPublishRequest
+	31, // 22: im.Storage.Sync:input_type -> im.InboxSyncRequest
+	34, // 23: im.Storage.CurrentKey:input_type -> im.InboxCurrentKeyRequest
+	36, // 24: im.Storage.RemoveDevice:input_type -> im.InboxRemoveDeviceRequest
+	27, // 25: im.Storage.DeliverMany:input_type -> im.InboxDeliverManyRequest
+	28, // 26: im.Storage.DeliverPair:input_type -> im.InboxDeliverPairRequest
+	3,  // 27: im.StorageAdmin.ListReplicas:input_type -> im.ListReplicasRequest
+	5,  // 28: im.StorageAdmin.AddReplica:input_type -> im.AddReplicaRequest
+	7,  // 29: im.StorageAdmin.RemoveReplica:input_type -> im.RemoveReplicaRequest
+	10, // 30: im.Storage.Get:output_type -> im.KVRecord
+	12, // 31: im.Storage.Put:output_type -> im.KVPutReply
+	14, // 32: im.Storage.Delete:output_type -> im.KVDeleteReply
+	17, // 33: im.Storage.Append:output_type -> im.TablePutReply
+	17, // 34: im.Storage.PutEntry:output_type -> im.TablePutReply
+	20, // 35: im.Storage.Scan:output_type -> im.TableScanReply
+	23, // 36: im.Storage.Batch:output_type -> im.BatchReply
+	26, // 37: im.Storage.Deliver:output_type -> im.InboxWriteReply
+	26, // 38: im.Storage.Publish:output_type -> im.InboxWriteReply
+	33, // 39: im.Storage.Sync:output_type -> im.InboxSyncReply
+	35, // 40: im.Storage.CurrentKey:output_type -> im.InboxCurrentKeyReply
+	37, // 41: im.Storage.RemoveDevice:output_type -> im.InboxRemoveDeviceReply
+	30, // 42: im.Storage.DeliverMany:output_type -> im.InboxDeliverManyReply
+	29, // 43: im.Storage.DeliverPair:output_type -> im.InboxDeliverPairReply
+	4,  // 44: im.StorageAdmin.ListReplicas:output_type -> im.ListReplicasReply
+	6,  // 45: im.StorageAdmin.AddReplica:output_type -> im.AddReplicaReply
+	8,  // 46: im.StorageAdmin.RemoveReplica:output_type -> im.RemoveReplicaReply
+	30, // [30:47] is the sub-list for method output_type
+	13, // [13:30] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_im_storage_proto_init() }
@@ -2413,7 +2569,7 @@ func file_im_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_im_storage_proto_rawDesc), len(file_im_storage_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -29,6 +29,7 @@ const (
 	Storage_CurrentKey_CmdID   uint32 = 23
 	Storage_RemoveDevice_CmdID uint32 = 24
 	Storage_DeliverMany_CmdID  uint32 = 25
+	Storage_DeliverPair_CmdID  uint32 = 26
 )
 
 // Full names of the im.Storage methods: their Connect and HTTP routes.
@@ -46,6 +47,7 @@ const (
 	Storage_CurrentKey_FullMethodName   = "/im.Storage/CurrentKey"
 	Storage_RemoveDevice_FullMethodName = "/im.Storage/RemoveDevice"
 	Storage_DeliverMany_FullMethodName  = "/im.Storage/DeliverMany"
+	Storage_DeliverPair_FullMethodName  = "/im.Storage/DeliverPair"
 )
 
 // StorageServer is the server API for the im.Storage service. Embed
@@ -100,6 +102,19 @@ type StorageServer interface {
 	// another error some users may be written: a retry of the same request
 	// answers them as duplicates.
 	DeliverMany(context.Context, *InboxDeliverManyRequest) (*InboxDeliverManyReply, error)
+	// DeliverPair is a message's two copies in one fsync'd write, where
+	// Deliver takes two calls and two fsyncs: the receiver's (user_id,
+	// dedup_id) and the sender's own (sender_user_id, sender_dedup_id), the
+	// same payload for both, each idempotent on its dedup id as Deliver is.
+	// The caller sends it only when sender_user_id routes here too (see
+	// InboxDeliverPairRequest.user_id). The receiver's copy decides the
+	// message's time: when it is new, both copies are written in one batch
+	// with the same at_unix_ms; when it was there already, its stored time
+	// is the message's, and the sender's copy, if missing, is NOT written
+	// (the reply has no sender): the payload does not carry that earlier
+	// time, so the caller writes the sender's copy itself with Deliver and
+	// the time in its payload. A pair is written whole or not at all.
+	DeliverPair(context.Context, *InboxDeliverPairRequest) (*InboxDeliverPairReply, error)
 }
 
 // UnimplementedStorageServer answers every im.Storage method with an
@@ -156,6 +171,10 @@ func (UnimplementedStorageServer) RemoveDevice(context.Context, *InboxRemoveDevi
 
 func (UnimplementedStorageServer) DeliverMany(context.Context, *InboxDeliverManyRequest) (*InboxDeliverManyReply, error) {
 	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Storage.DeliverMany not implemented")
+}
+
+func (UnimplementedStorageServer) DeliverPair(context.Context, *InboxDeliverPairRequest) (*InboxDeliverPairReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Storage.DeliverPair not implemented")
 }
 
 // Storage_ServiceDesc describes the im.Storage service as the IDL declares it,
@@ -370,6 +389,22 @@ var Storage_ServiceDesc = svrkit.ServiceDesc{
 			},
 			Handler: _Storage_DeliverMany_Handler,
 		},
+		{
+			CmdID:      Storage_DeliverPair_CmdID,
+			FullName:   Storage_DeliverPair_FullMethodName,
+			Timeout:    5000 * time.Millisecond,
+			Idempotent: true,
+			NewRequest: func() proto.Message {
+				return new(InboxDeliverPairRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(InboxDeliverPairReply)
+			},
+			RoutingKey: func(req proto.Message) string {
+				return strconv.FormatUint(req.(*InboxDeliverPairRequest).GetUserId(), 10)
+			},
+			Handler: _Storage_DeliverPair_Handler,
+		},
 	},
 }
 
@@ -477,6 +512,14 @@ func _Storage_DeliverMany_Handler(impl any, ctx context.Context, req proto.Messa
 	return out, nil
 }
 
+func _Storage_DeliverPair_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(StorageServer).DeliverPair(ctx, req.(*InboxDeliverPairRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegisterStorageServer registers impl to serve the im.Storage service on r:
 // a *svrkit.Server for binary RPC, or a *cgi.Handler for HTTP.
 func RegisterStorageServer(r svrkit.Registrar, impl StorageServer) {
@@ -533,6 +576,19 @@ type StorageClient interface {
 	// another error some users may be written: a retry of the same request
 	// answers them as duplicates.
 	DeliverMany(ctx context.Context, in *InboxDeliverManyRequest, opts ...svrkit.CallOption) (*InboxDeliverManyReply, error)
+	// DeliverPair is a message's two copies in one fsync'd write, where
+	// Deliver takes two calls and two fsyncs: the receiver's (user_id,
+	// dedup_id) and the sender's own (sender_user_id, sender_dedup_id), the
+	// same payload for both, each idempotent on its dedup id as Deliver is.
+	// The caller sends it only when sender_user_id routes here too (see
+	// InboxDeliverPairRequest.user_id). The receiver's copy decides the
+	// message's time: when it is new, both copies are written in one batch
+	// with the same at_unix_ms; when it was there already, its stored time
+	// is the message's, and the sender's copy, if missing, is NOT written
+	// (the reply has no sender): the payload does not carry that earlier
+	// time, so the caller writes the sender's copy itself with Deliver and
+	// the time in its payload. A pair is written whole or not at all.
+	DeliverPair(ctx context.Context, in *InboxDeliverPairRequest, opts ...svrkit.CallOption) (*InboxDeliverPairReply, error)
 }
 
 type storageClient struct {
@@ -644,6 +700,14 @@ func (c *storageClient) RemoveDevice(ctx context.Context, in *InboxRemoveDeviceR
 func (c *storageClient) DeliverMany(ctx context.Context, in *InboxDeliverManyRequest, opts ...svrkit.CallOption) (*InboxDeliverManyReply, error) {
 	out := new(InboxDeliverManyReply)
 	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[12], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) DeliverPair(ctx context.Context, in *InboxDeliverPairRequest, opts ...svrkit.CallOption) (*InboxDeliverPairReply, error) {
+	out := new(InboxDeliverPairReply)
+	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[13], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -19,6 +19,29 @@
 // The sender's copy carries that same time in its Message.sent_unix_ms, so
 // both copies of a retried message are identical. A message to oneself is
 // written once.
+//
+// # One call for both copies
+//
+// When the sending Logicsvr's client routes both users to one messagedata
+// instance (always with one messagedata), the two copies are one
+// MessageData.DeliverPair, and messagedata makes them one
+// Storage.DeliverPair when both inboxes are on one storage instance:
+// one hop and one fsync'd write per message where two Delivers cost two
+// of each down the whole path, which was most of a message's CPU (issue
+// #13). DeliverPair keeps the contract above to the letter: each copy is
+// idempotent on the same dedup id, and the receiver's copy decides the
+// time, its first one if a retry finds it. A sender's copy written in the
+// same batch as the receiver's is stored with the same time and no
+// sent_unix_ms of its own, as the receiver's copy always is; the sync
+// Logicsvr gives each message without one its stored time, so the two
+// read identical. A sender's copy written later (a retry after a first
+// attempt that stored only the receiver's) carries the receiver's time
+// in its sent_unix_ms, as every sender's copy did before DeliverPair.
+// Users whose inboxes are on different storage shards
+// (topology-sharded.json) cost messagedata two storage calls, as before.
+// Users the sending Logicsvr routes to different messagedata instances,
+// and a messagedata that predates DeliverPair (it answers unimplemented,
+// having written nothing), get the two Delivers.
 package delivery
 
 import (
@@ -29,6 +52,7 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/lru"
+	"github.com/svrkit/svrkit/examples/im/internal/shard"
 	"github.com/svrkit/svrkit/svrkit"
 )
 
@@ -96,15 +120,29 @@ func (r *Receivers) Exists(ctx context.Context, to uint64) error {
 
 // Deliver writes m, from its FromUserId to its ToUserId, into the
 // receiver's inbox and then the sender's (see the package doc). The
-// receiver must exist (ReceiverExists).
-func Deliver(ctx context.Context, messages im.MessageDataClient, m *im.Message) (*im.SendReply, error) {
+// receiver must exist (ReceiverExists). route is the messages client's
+// routing (shard.Router of its invoker; nil: one instance): when it sends
+// both users to one messagedata, the two copies are one DeliverPair.
+func Deliver(ctx context.Context, messages im.MessageDataClient, route svrkit.KeyRouter, m *im.Message) (*im.SendReply, error) {
 	from, to := m.GetFromUserId(), m.GetToUserId()
 	dedup := strconv.FormatUint(from, 10) + ":" + m.GetClientMsgId()
-	theirs, err := messages.Deliver(ctx, &im.DeliverRequest{
-		UserId:  to,
-		Item:    &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: m}},
-		DedupId: dedup,
-	})
+	item := &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: m}}
+	if to != from && m.GetSentUnixMs() == 0 && shard.Together(route, to, from) {
+		r, err := messages.DeliverPair(ctx, &im.DeliverPairRequest{
+			UserId: to, Item: item, DedupId: dedup,
+			SenderUserId: from, SenderDedupId: dedup + selfSuffix,
+		})
+		if err == nil {
+			theirs := r.GetReceiver()
+			return &im.SendReply{SentUnixMs: theirs.GetAtUnixMs(), Duplicate: theirs.GetDuplicate()}, nil
+		}
+		if svrkit.CodeOf(err) != svrkit.Unimplemented {
+			return nil, err
+		}
+		// A messagedata that predates DeliverPair wrote nothing: the two
+		// Delivers below.
+	}
+	theirs, err := messages.Deliver(ctx, &im.DeliverRequest{UserId: to, Item: item, DedupId: dedup})
 	if err != nil {
 		return nil, err
 	}
@@ -114,10 +152,13 @@ func Deliver(ctx context.Context, messages im.MessageDataClient, m *im.Message) 
 		if _, err := messages.Deliver(ctx, &im.DeliverRequest{
 			UserId:  from,
 			Item:    &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: own}},
-			DedupId: dedup + ":self",
+			DedupId: dedup + selfSuffix,
 		}); err != nil {
 			return nil, err
 		}
 	}
 	return &im.SendReply{SentUnixMs: theirs.GetAtUnixMs(), Duplicate: theirs.GetDuplicate()}, nil
 }
+
+// selfSuffix ends the dedup id of the sender's own copy.
+const selfSuffix = ":self"

@@ -46,11 +46,12 @@
 //
 // Order kept per user: each inbox is a kv row whose versions only grow, and
 // kv refuses an entry at or below the row's max. The user's writers
-// (Deliver, Publish, and PutMany, which writes one entry to many users in
-// one batch for a group's fan-out) allocate the version and commit the
-// entry under one per-user lock, so entries become visible in version
-// order; a reader that has seen version v will never later find an entry
-// below v appear. Two
+// (Deliver, Publish, PutMany, which writes one entry to many users in
+// one batch for a group's fan-out, and PutPair, which writes a one-to-one
+// message's receiver's and sender's copies in one batch) allocate the
+// version and commit the entry under one per-user lock, so entries become
+// visible in version order; a reader that has seen version v will never
+// later find an entry below v appear. Two
 // messages from one sender to one user, the second sent after the first was
 // acknowledged, get increasing versions and arrive in that order. Sync
 // readers take the same lock shared, which also keeps them from reading an

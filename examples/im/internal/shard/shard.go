@@ -1,10 +1,11 @@
 // Package shard groups user ids by the instance a key-routed service's
 // client sends each to, for the callers of batch methods
-// (MessageData.DeliverMany, Storage.DeliverMany): a batch about many users
-// must reach, for every user in it, the instance the user's own calls
-// reach, because that instance holds the user's per-user lock (storage)
-// and cache (messagedata). Callers group the users with Group and send
-// each group routed by one of its users.
+// (MessageData.DeliverMany, Storage.DeliverMany, and the DeliverPairs of
+// a message's two copies): a batch about many users must reach, for every
+// user in it, the instance the user's own calls reach, because that
+// instance holds the user's per-user lock (storage) and cache
+// (messagedata). Callers group the users with Group (or ask Together of
+// two) and send each group routed by one of its users.
 package shard
 
 import (
@@ -53,6 +54,19 @@ func Group(users []uint64, r svrkit.KeyRouter) [][]int {
 		out[k] = append(out[k], i)
 	}
 	return out
+}
+
+// Together reports whether r routes a and b to the same instance, so that
+// one call about both (MessageData.DeliverPair, Storage.DeliverPair) can
+// reach the instance each one's own calls reach. A nil r routes every
+// user to one instance. A user r cannot place (no endpoint) is with no
+// one.
+func Together(r svrkit.KeyRouter, a, b uint64) bool {
+	if r == nil {
+		return true
+	}
+	ra := r.Route(Key(a))
+	return ra != "" && ra == r.Route(Key(b))
 }
 
 // Router returns inv as a KeyRouter if it routes by key (a *svrkit.Client

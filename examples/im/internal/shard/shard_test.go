@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/svrkit/svrkit/svrkit"
 )
 
 // lastDigit routes a key by its last digit's parity.
@@ -21,3 +23,28 @@ func TestGroup(t *testing.T) {
 		t.Fatalf("Group without a router = %v, want every user in one group", got)
 	}
 }
+
+func TestTogether(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		r    svrkit.KeyRouter
+		a, b uint64
+		want bool
+	}{
+		{"same route", lastDigit{}, 11, 31, true},
+		{"different routes", lastDigit{}, 11, 20, false},
+		{"no router: one instance", nil, 11, 20, true},
+		{"unplaceable", nowhere{}, 11, 31, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Together(c.r, c.a, c.b); got != c.want {
+				t.Fatalf("Together(%d, %d) = %v, want %v", c.a, c.b, got, c.want)
+			}
+		})
+	}
+}
+
+// nowhere routes nothing, as a client with no endpoints.
+type nowhere struct{}
+
+func (nowhere) Route(string) string { return "" }

@@ -71,6 +71,8 @@ func TestOnReplicatedGroup(t *testing.T) {
 		"DeliverIdempotent": TestDeliverIsIdempotent, "SyncPaging": TestSyncInboxPagingAndKeys,
 		"PendingContact": TestPendingContactChangeIsRepublished, "RevokeSessions": TestRevokeSessions,
 		"DeliverMany": TestDeliverManyIsIdempotent, "DeliverManyConcurrent": TestDeliverManyConcurrentWithDeliver,
+		"DeliverPair": TestDeliverPairIsIdempotent, "DeliverToOneself": TestDeliverToOneselfOnce,
+		"StorageDeliverPair": TestStorageDeliverPair,
 	} {
 		t.Run(name, test)
 	}

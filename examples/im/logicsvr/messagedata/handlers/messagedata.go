@@ -22,6 +22,11 @@
 // an instance's users, and does for every user what Deliver does (the
 // cache invalidation below, the push of a first delivery).
 //
+// DeliverPair (pair.go) is the two Delivers of a one-to-one message, the
+// receiver's copy and the sender's own, in one Storage.DeliverPair when
+// both users' inboxes are on one storage instance: one storage call and
+// one fsync per message instead of two of each.
+//
 // # Read path and cache
 //
 // SyncInbox calls Storage.Sync and decodes each payload back into a

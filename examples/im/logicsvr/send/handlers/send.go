@@ -25,6 +25,7 @@ import (
 	"github.com/svrkit/svrkit/examples/im/internal/delivery"
 	"github.com/svrkit/svrkit/examples/im/internal/groups"
 	"github.com/svrkit/svrkit/examples/im/internal/session"
+	"github.com/svrkit/svrkit/examples/im/internal/shard"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/monitor"
@@ -67,14 +68,16 @@ func NewSend(h *logicsvr.Host) (im.SendServer, error) {
 	}
 	h.Use(signer.Require(im.Send_ServiceName))
 	return &sendServer{receivers: delivery.NewReceivers(im.NewAccountDataClient(accounts)), messages: im.NewMessageDataClient(messages),
-		groups: im.NewGroupDataClient(groupData)}, nil
+		route: shard.Router(messages), groups: im.NewGroupDataClient(groupData)}, nil
 }
 
 type sendServer struct {
 	im.UnimplementedSendServer
 	receivers *delivery.Receivers
 	messages  im.MessageDataClient
-	groups    im.GroupDataClient
+	// route is messages' routing, for delivery.Deliver.
+	route  svrkit.KeyRouter
+	groups im.GroupDataClient
 }
 
 // CheckText checks a SendTextRequest against message.proto's limits.
@@ -152,7 +155,7 @@ func (s *sendServer) deliver(ctx context.Context, m *im.Message) (*im.SendReply,
 		}
 		return nil, err
 	}
-	r, err := delivery.Deliver(ctx, s.messages, m)
+	r, err := delivery.Deliver(ctx, s.messages, s.route, m)
 	if err != nil {
 		monitor.Add(im.Monitor_SEND_ERRORS_ID, 1)
 		return nil, err

@@ -175,7 +175,7 @@ func (s *Server) send(ctx context.Context, from, to uint64, clientMsgID string, 
 			return nil, err
 		}
 	}
-	return delivery.Deliver(ctx, s.messages, &im.Message{
+	return delivery.Deliver(ctx, s.messages, s.route, &im.Message{
 		FromUserId:  from,
 		ToUserId:    to,
 		ClientMsgId: clientMsgID,

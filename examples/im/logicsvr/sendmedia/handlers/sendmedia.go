@@ -66,7 +66,9 @@ import (
 	"github.com/svrkit/svrkit/examples/im/internal/lru"
 	"github.com/svrkit/svrkit/examples/im/internal/objstore"
 	"github.com/svrkit/svrkit/examples/im/internal/session"
+	"github.com/svrkit/svrkit/examples/im/internal/shard"
 	"github.com/svrkit/svrkit/logicsvr"
+	"github.com/svrkit/svrkit/svrkit"
 )
 
 // Config is the sendmedia Logicsvr's "app" settings.
@@ -147,6 +149,7 @@ func NewSendMedia(h *logicsvr.Host) (im.SendMediaServer, error) {
 		return nil, err
 	}
 	s := newServer(cfg, signer, im.NewAccountDataClient(accounts), im.NewMessageDataClient(messages))
+	s.route = shard.Router(messages)
 	s.Mount(h)
 	if h.InfoOnly() {
 		return s, nil
@@ -179,6 +182,9 @@ type Server struct {
 	signer   *session.Checker
 	accounts im.AccountDataClient
 	messages im.MessageDataClient
+	// route is messages' routing, for delivery.Deliver (nil: one
+	// instance).
+	route svrkit.KeyRouter
 
 	store   objstore.Store
 	staging *staging

@@ -68,6 +68,12 @@ func (s *inboxesStub) Deliver(_ context.Context, req *im.DeliverRequest, _ ...sv
 	return &im.DeliverReply{AtUnixMs: at, Version: uint64(len(s.items[req.GetUserId()]))}, nil
 }
 
+// DeliverPair answers as a messagedata that predates it: the sends here
+// take the two Delivers.
+func (s *inboxesStub) DeliverPair(context.Context, *im.DeliverPairRequest, ...svrkit.CallOption) (*im.DeliverPairReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "unknown cmdid 5")
+}
+
 func (s *inboxesStub) inbox(u uint64) []*im.Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()

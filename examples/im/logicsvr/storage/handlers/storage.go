@@ -551,6 +551,25 @@ func (s *Server) DeliverMany(ctx context.Context, req *im.InboxDeliverManyReques
 	return out, nil
 }
 
+// DeliverPair implements im.StorageServer: one inbox.PutPair, so a
+// message's two copies cost one fsync (one Raft entry on a replica
+// group: PutPair's batch is one kv.Store.Apply, replicated as every
+// write is). The caller routed the sender here too.
+func (s *Server) DeliverPair(ctx context.Context, req *im.InboxDeliverPairRequest) (*im.InboxDeliverPairReply, error) {
+	if req.GetDedupId() == "" || req.GetSenderDedupId() == "" {
+		return nil, svrkit.NewError(svrkit.InvalidArgument, "a message's two copies need a dedup id each")
+	}
+	theirs, own, err := s.inbox.PutPair(ctx, req.GetUserId(), req.GetSenderUserId(), inbox.Messages, req.GetPayload(), req.GetDedupId(), req.GetSenderDedupId())
+	if err != nil {
+		return nil, err
+	}
+	out := &im.InboxDeliverPairReply{Receiver: writeReply(theirs)}
+	if own != nil {
+		out.Sender = writeReply(*own)
+	}
+	return out, nil
+}
+
 // Sync implements im.StorageServer.
 func (s *Server) Sync(ctx context.Context, req *im.InboxSyncRequest) (*im.InboxSyncReply, error) {
 	res, err := s.inbox.Sync(ctx, req.GetUserId(), req.GetDeviceId(), req.GetSyncKey(), int(req.GetLimit()))
