@@ -71,6 +71,7 @@ func TestOnReplicatedGroup(t *testing.T) {
 		"DeliverIdempotent": TestDeliverIsIdempotent, "SyncPaging": TestSyncInboxPagingAndKeys,
 		"PendingContact": TestPendingContactChangeIsRepublished, "RevokeSessions": TestRevokeSessions,
 		"DeliverMany": TestDeliverManyIsIdempotent, "DeliverManyConcurrent": TestDeliverManyConcurrentWithDeliver,
+		"PutMany": TestPutMany,
 	} {
 		t.Run(name, test)
 	}
