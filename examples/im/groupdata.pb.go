@@ -1233,6 +1233,130 @@ func (x *ApplyMembershipReply) GetChanged() bool {
 	return false
 }
 
+type ApplyMembershipManyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the routing key: one of user_ids (see ApplyMembershipMany).
+	UserId uint64 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// user_ids: 1 to 500, distinct.
+	UserIds       []uint64 `protobuf:"varint,2,rep,packed,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
+	GroupId       uint64   `protobuf:"varint,3,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Member        bool     `protobuf:"varint,4,opt,name=member,proto3" json:"member,omitempty"`
+	Seq           uint64   `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyMembershipManyRequest) Reset() {
+	*x = ApplyMembershipManyRequest{}
+	mi := &file_im_groupdata_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyMembershipManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyMembershipManyRequest) ProtoMessage() {}
+
+func (x *ApplyMembershipManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_groupdata_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyMembershipManyRequest.ProtoReflect.Descriptor instead.
+func (*ApplyMembershipManyRequest) Descriptor() ([]byte, []int) {
+	return file_im_groupdata_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ApplyMembershipManyRequest) GetUserId() uint64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *ApplyMembershipManyRequest) GetUserIds() []uint64 {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+func (x *ApplyMembershipManyRequest) GetGroupId() uint64 {
+	if x != nil {
+		return x.GroupId
+	}
+	return 0
+}
+
+func (x *ApplyMembershipManyRequest) GetMember() bool {
+	if x != nil {
+		return x.Member
+	}
+	return false
+}
+
+func (x *ApplyMembershipManyRequest) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type ApplyMembershipManyReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// changed: one per user, in user_ids' order; false where a change of
+	// this seq or a later one was recorded already.
+	Changed       []bool `protobuf:"varint,1,rep,packed,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyMembershipManyReply) Reset() {
+	*x = ApplyMembershipManyReply{}
+	mi := &file_im_groupdata_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyMembershipManyReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyMembershipManyReply) ProtoMessage() {}
+
+func (x *ApplyMembershipManyReply) ProtoReflect() protoreflect.Message {
+	mi := &file_im_groupdata_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyMembershipManyReply.ProtoReflect.Descriptor instead.
+func (*ApplyMembershipManyReply) Descriptor() ([]byte, []int) {
+	return file_im_groupdata_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ApplyMembershipManyReply) GetChanged() []bool {
+	if x != nil {
+		return x.Changed
+	}
+	return nil
+}
+
 type ListUserGroupsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        uint64                 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -1242,7 +1366,7 @@ type ListUserGroupsRequest struct {
 
 func (x *ListUserGroupsRequest) Reset() {
 	*x = ListUserGroupsRequest{}
-	mi := &file_im_groupdata_proto_msgTypes[19]
+	mi := &file_im_groupdata_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1254,7 +1378,7 @@ func (x *ListUserGroupsRequest) String() string {
 func (*ListUserGroupsRequest) ProtoMessage() {}
 
 func (x *ListUserGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_groupdata_proto_msgTypes[19]
+	mi := &file_im_groupdata_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1267,7 +1391,7 @@ func (x *ListUserGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListUserGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_im_groupdata_proto_rawDescGZIP(), []int{19}
+	return file_im_groupdata_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListUserGroupsRequest) GetUserId() uint64 {
@@ -1286,7 +1410,7 @@ type UserGroupList struct {
 
 func (x *UserGroupList) Reset() {
 	*x = UserGroupList{}
-	mi := &file_im_groupdata_proto_msgTypes[20]
+	mi := &file_im_groupdata_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1422,7 @@ func (x *UserGroupList) String() string {
 func (*UserGroupList) ProtoMessage() {}
 
 func (x *UserGroupList) ProtoReflect() protoreflect.Message {
-	mi := &file_im_groupdata_proto_msgTypes[20]
+	mi := &file_im_groupdata_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1435,7 @@ func (x *UserGroupList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserGroupList.ProtoReflect.Descriptor instead.
 func (*UserGroupList) Descriptor() ([]byte, []int) {
-	return file_im_groupdata_proto_rawDescGZIP(), []int{20}
+	return file_im_groupdata_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UserGroupList) GetGroupIds() []uint64 {
@@ -1333,7 +1457,7 @@ type UserGroupsRecord struct {
 
 func (x *UserGroupsRecord) Reset() {
 	*x = UserGroupsRecord{}
-	mi := &file_im_groupdata_proto_msgTypes[21]
+	mi := &file_im_groupdata_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1469,7 @@ func (x *UserGroupsRecord) String() string {
 func (*UserGroupsRecord) ProtoMessage() {}
 
 func (x *UserGroupsRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_im_groupdata_proto_msgTypes[21]
+	mi := &file_im_groupdata_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1482,7 @@ func (x *UserGroupsRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserGroupsRecord.ProtoReflect.Descriptor instead.
 func (*UserGroupsRecord) Descriptor() ([]byte, []int) {
-	return file_im_groupdata_proto_rawDescGZIP(), []int{21}
+	return file_im_groupdata_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UserGroupsRecord) GetGroups() []*UserGroupEntry {
@@ -1379,7 +1503,7 @@ type UserGroupEntry struct {
 
 func (x *UserGroupEntry) Reset() {
 	*x = UserGroupEntry{}
-	mi := &file_im_groupdata_proto_msgTypes[22]
+	mi := &file_im_groupdata_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1515,7 @@ func (x *UserGroupEntry) String() string {
 func (*UserGroupEntry) ProtoMessage() {}
 
 func (x *UserGroupEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_im_groupdata_proto_msgTypes[22]
+	mi := &file_im_groupdata_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1528,7 @@ func (x *UserGroupEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserGroupEntry.ProtoReflect.Descriptor instead.
 func (*UserGroupEntry) Descriptor() ([]byte, []int) {
-	return file_im_groupdata_proto_rawDescGZIP(), []int{22}
+	return file_im_groupdata_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UserGroupEntry) GetGroupId() uint64 {
@@ -1512,7 +1636,15 @@ const file_im_groupdata_proto_rawDesc = "" +
 	"\x06member\x18\x03 \x01(\bR\x06member\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\"0\n" +
 	"\x14ApplyMembershipReply\x12\x18\n" +
-	"\achanged\x18\x01 \x01(\bR\achanged\"0\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\"\x95\x01\n" +
+	"\x1aApplyMembershipManyRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x19\n" +
+	"\buser_ids\x18\x02 \x03(\x04R\auserIds\x12\x19\n" +
+	"\bgroup_id\x18\x03 \x01(\x04R\agroupId\x12\x16\n" +
+	"\x06member\x18\x04 \x01(\bR\x06member\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\"4\n" +
+	"\x18ApplyMembershipManyReply\x12\x18\n" +
+	"\achanged\x18\x01 \x03(\bR\achanged\"0\n" +
 	"\x15ListUserGroupsRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\",\n" +
 	"\rUserGroupList\x12\x1b\n" +
@@ -1533,10 +1665,11 @@ const file_im_groupdata_proto_rawDesc = "" +
 	"\rAppendMessage\x12\x18.im.AppendMessageRequest\x1a\x16.im.AppendMessageReply\"\b\xca\xf3\x18\x04\b\x06 \x01\x129\n" +
 	"\aReadLog\x12\x12.im.ReadLogRequest\x1a\x10.im.ReadLogReply\"\b\xca\xf3\x18\x04\b\a \x01\x12?\n" +
 	"\tSetFanned\x12\x14.im.SetFannedRequest\x1a\x12.im.SetFannedReply\"\b\xca\xf3\x18\x04\b\b \x01\x1a1\xd2\xf3\x18-\n" +
-	"\tgroupdata\x10\x88'\x1a\bgroup_id*\x05group*\x04send*\x06fanout2\xd5\x01\n" +
+	"\tgroupdata\x10\x88'\x1a\bgroup_id*\x05group*\x04send*\x06fanout2\xb4\x02\n" +
 	"\n" +
 	"UserGroups\x12Q\n" +
-	"\x0fApplyMembership\x12\x1a.im.ApplyMembershipRequest\x1a\x18.im.ApplyMembershipReply\"\b\xca\xf3\x18\x04\be \x01\x12H\n" +
+	"\x0fApplyMembership\x12\x1a.im.ApplyMembershipRequest\x1a\x18.im.ApplyMembershipReply\"\b\xca\xf3\x18\x04\be \x01\x12]\n" +
+	"\x13ApplyMembershipMany\x12\x1e.im.ApplyMembershipManyRequest\x1a\x1c.im.ApplyMembershipManyReply\"\b\xca\xf3\x18\x04\bg \x01\x12H\n" +
 	"\x0eListUserGroups\x12\x19.im.ListUserGroupsRequest\x1a\x11.im.UserGroupList\"\b\xca\xf3\x18\x04\bf \x01\x1a*\xd2\xf3\x18&\n" +
 	"\tgroupdata\x10\x88'\x1a\auser_id*\x05group*\x06fanoutB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
@@ -1552,53 +1685,55 @@ func file_im_groupdata_proto_rawDescGZIP() []byte {
 	return file_im_groupdata_proto_rawDescData
 }
 
-var file_im_groupdata_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_im_groupdata_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_im_groupdata_proto_goTypes = []any{
-	(*GroupRecord)(nil),             // 0: im.GroupRecord
-	(*MemberRecord)(nil),            // 1: im.MemberRecord
-	(*FormerMember)(nil),            // 2: im.FormerMember
-	(*GroupLogEntry)(nil),           // 3: im.GroupLogEntry
-	(*CreateGroupDataRequest)(nil),  // 4: im.CreateGroupDataRequest
-	(*AddMembersRequest)(nil),       // 5: im.AddMembersRequest
-	(*RemoveMemberDataRequest)(nil), // 6: im.RemoveMemberDataRequest
-	(*RenameDataRequest)(nil),       // 7: im.RenameDataRequest
-	(*GroupDataReply)(nil),          // 8: im.GroupDataReply
-	(*GetGroupRequest)(nil),         // 9: im.GetGroupRequest
-	(*AppendMessageRequest)(nil),    // 10: im.AppendMessageRequest
-	(*AppendMessageReply)(nil),      // 11: im.AppendMessageReply
-	(*ReadLogRequest)(nil),          // 12: im.ReadLogRequest
-	(*LogEntry)(nil),                // 13: im.LogEntry
-	(*ReadLogReply)(nil),            // 14: im.ReadLogReply
-	(*SetFannedRequest)(nil),        // 15: im.SetFannedRequest
-	(*SetFannedReply)(nil),          // 16: im.SetFannedReply
-	(*ApplyMembershipRequest)(nil),  // 17: im.ApplyMembershipRequest
-	(*ApplyMembershipReply)(nil),    // 18: im.ApplyMembershipReply
-	(*ListUserGroupsRequest)(nil),   // 19: im.ListUserGroupsRequest
-	(*UserGroupList)(nil),           // 20: im.UserGroupList
-	(*UserGroupsRecord)(nil),        // 21: im.UserGroupsRecord
-	(*UserGroupEntry)(nil),          // 22: im.UserGroupEntry
-	(*GroupInfo)(nil),               // 23: im.GroupInfo
-	(*GroupMember)(nil),             // 24: im.GroupMember
-	(*Message)(nil),                 // 25: im.Message
-	(*GroupChange)(nil),             // 26: im.GroupChange
+	(*GroupRecord)(nil),                // 0: im.GroupRecord
+	(*MemberRecord)(nil),               // 1: im.MemberRecord
+	(*FormerMember)(nil),               // 2: im.FormerMember
+	(*GroupLogEntry)(nil),              // 3: im.GroupLogEntry
+	(*CreateGroupDataRequest)(nil),     // 4: im.CreateGroupDataRequest
+	(*AddMembersRequest)(nil),          // 5: im.AddMembersRequest
+	(*RemoveMemberDataRequest)(nil),    // 6: im.RemoveMemberDataRequest
+	(*RenameDataRequest)(nil),          // 7: im.RenameDataRequest
+	(*GroupDataReply)(nil),             // 8: im.GroupDataReply
+	(*GetGroupRequest)(nil),            // 9: im.GetGroupRequest
+	(*AppendMessageRequest)(nil),       // 10: im.AppendMessageRequest
+	(*AppendMessageReply)(nil),         // 11: im.AppendMessageReply
+	(*ReadLogRequest)(nil),             // 12: im.ReadLogRequest
+	(*LogEntry)(nil),                   // 13: im.LogEntry
+	(*ReadLogReply)(nil),               // 14: im.ReadLogReply
+	(*SetFannedRequest)(nil),           // 15: im.SetFannedRequest
+	(*SetFannedReply)(nil),             // 16: im.SetFannedReply
+	(*ApplyMembershipRequest)(nil),     // 17: im.ApplyMembershipRequest
+	(*ApplyMembershipReply)(nil),       // 18: im.ApplyMembershipReply
+	(*ApplyMembershipManyRequest)(nil), // 19: im.ApplyMembershipManyRequest
+	(*ApplyMembershipManyReply)(nil),   // 20: im.ApplyMembershipManyReply
+	(*ListUserGroupsRequest)(nil),      // 21: im.ListUserGroupsRequest
+	(*UserGroupList)(nil),              // 22: im.UserGroupList
+	(*UserGroupsRecord)(nil),           // 23: im.UserGroupsRecord
+	(*UserGroupEntry)(nil),             // 24: im.UserGroupEntry
+	(*GroupInfo)(nil),                  // 25: im.GroupInfo
+	(*GroupMember)(nil),                // 26: im.GroupMember
+	(*Message)(nil),                    // 27: im.Message
+	(*GroupChange)(nil),                // 28: im.GroupChange
 }
 var file_im_groupdata_proto_depIdxs = []int32{
-	23, // 0: im.GroupRecord.info:type_name -> im.GroupInfo
+	25, // 0: im.GroupRecord.info:type_name -> im.GroupInfo
 	1,  // 1: im.GroupRecord.members:type_name -> im.MemberRecord
 	2,  // 2: im.GroupRecord.former:type_name -> im.FormerMember
-	24, // 3: im.MemberRecord.member:type_name -> im.GroupMember
-	25, // 4: im.GroupLogEntry.message:type_name -> im.Message
-	26, // 5: im.GroupLogEntry.change:type_name -> im.GroupChange
-	24, // 6: im.CreateGroupDataRequest.owner:type_name -> im.GroupMember
-	24, // 7: im.CreateGroupDataRequest.members:type_name -> im.GroupMember
-	24, // 8: im.AddMembersRequest.members:type_name -> im.GroupMember
-	23, // 9: im.GroupDataReply.info:type_name -> im.GroupInfo
-	24, // 10: im.GroupDataReply.members:type_name -> im.GroupMember
-	25, // 11: im.AppendMessageRequest.message:type_name -> im.Message
+	26, // 3: im.MemberRecord.member:type_name -> im.GroupMember
+	27, // 4: im.GroupLogEntry.message:type_name -> im.Message
+	28, // 5: im.GroupLogEntry.change:type_name -> im.GroupChange
+	26, // 6: im.CreateGroupDataRequest.owner:type_name -> im.GroupMember
+	26, // 7: im.CreateGroupDataRequest.members:type_name -> im.GroupMember
+	26, // 8: im.AddMembersRequest.members:type_name -> im.GroupMember
+	25, // 9: im.GroupDataReply.info:type_name -> im.GroupInfo
+	26, // 10: im.GroupDataReply.members:type_name -> im.GroupMember
+	27, // 11: im.AppendMessageRequest.message:type_name -> im.Message
 	3,  // 12: im.LogEntry.entry:type_name -> im.GroupLogEntry
 	13, // 13: im.ReadLogReply.entries:type_name -> im.LogEntry
 	0,  // 14: im.ReadLogReply.record:type_name -> im.GroupRecord
-	22, // 15: im.UserGroupsRecord.groups:type_name -> im.UserGroupEntry
+	24, // 15: im.UserGroupsRecord.groups:type_name -> im.UserGroupEntry
 	4,  // 16: im.GroupData.CreateGroup:input_type -> im.CreateGroupDataRequest
 	5,  // 17: im.GroupData.AddMembers:input_type -> im.AddMembersRequest
 	6,  // 18: im.GroupData.RemoveMember:input_type -> im.RemoveMemberDataRequest
@@ -1608,19 +1743,21 @@ var file_im_groupdata_proto_depIdxs = []int32{
 	12, // 22: im.GroupData.ReadLog:input_type -> im.ReadLogRequest
 	15, // 23: im.GroupData.SetFanned:input_type -> im.SetFannedRequest
 	17, // 24: im.UserGroups.ApplyMembership:input_type -> im.ApplyMembershipRequest
-	19, // 25: im.UserGroups.ListUserGroups:input_type -> im.ListUserGroupsRequest
-	8,  // 26: im.GroupData.CreateGroup:output_type -> im.GroupDataReply
-	8,  // 27: im.GroupData.AddMembers:output_type -> im.GroupDataReply
-	8,  // 28: im.GroupData.RemoveMember:output_type -> im.GroupDataReply
-	8,  // 29: im.GroupData.Rename:output_type -> im.GroupDataReply
-	0,  // 30: im.GroupData.GetGroup:output_type -> im.GroupRecord
-	11, // 31: im.GroupData.AppendMessage:output_type -> im.AppendMessageReply
-	14, // 32: im.GroupData.ReadLog:output_type -> im.ReadLogReply
-	16, // 33: im.GroupData.SetFanned:output_type -> im.SetFannedReply
-	18, // 34: im.UserGroups.ApplyMembership:output_type -> im.ApplyMembershipReply
-	20, // 35: im.UserGroups.ListUserGroups:output_type -> im.UserGroupList
-	26, // [26:36] is the sub-list for method output_type
-	16, // [16:26] is the sub-list for method input_type
+	19, // 25: im.UserGroups.ApplyMembershipMany:input_type -> im.ApplyMembershipManyRequest
+	21, // 26: im.UserGroups.ListUserGroups:input_type -> im.ListUserGroupsRequest
+	8,  // 27: im.GroupData.CreateGroup:output_type -> im.GroupDataReply
+	8,  // 28: im.GroupData.AddMembers:output_type -> im.GroupDataReply
+	8,  // 29: im.GroupData.RemoveMember:output_type -> im.GroupDataReply
+	8,  // 30: im.GroupData.Rename:output_type -> im.GroupDataReply
+	0,  // 31: im.GroupData.GetGroup:output_type -> im.GroupRecord
+	11, // 32: im.GroupData.AppendMessage:output_type -> im.AppendMessageReply
+	14, // 33: im.GroupData.ReadLog:output_type -> im.ReadLogReply
+	16, // 34: im.GroupData.SetFanned:output_type -> im.SetFannedReply
+	18, // 35: im.UserGroups.ApplyMembership:output_type -> im.ApplyMembershipReply
+	20, // 36: im.UserGroups.ApplyMembershipMany:output_type -> im.ApplyMembershipManyReply
+	22, // 37: im.UserGroups.ListUserGroups:output_type -> im.UserGroupList
+	27, // [27:38] is the sub-list for method output_type
+	16, // [16:27] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -1643,7 +1780,7 @@ func file_im_groupdata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_im_groupdata_proto_rawDesc), len(file_im_groupdata_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

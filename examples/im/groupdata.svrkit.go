@@ -431,14 +431,16 @@ const UserGroups_ServiceName = "im.UserGroups"
 
 // cmdids of the im.UserGroups methods: the numbers calls carry on the wire.
 const (
-	UserGroups_ApplyMembership_CmdID uint32 = 101
-	UserGroups_ListUserGroups_CmdID  uint32 = 102
+	UserGroups_ApplyMembership_CmdID     uint32 = 101
+	UserGroups_ApplyMembershipMany_CmdID uint32 = 103
+	UserGroups_ListUserGroups_CmdID      uint32 = 102
 )
 
 // Full names of the im.UserGroups methods: their Connect and HTTP routes.
 const (
-	UserGroups_ApplyMembership_FullMethodName = "/im.UserGroups/ApplyMembership"
-	UserGroups_ListUserGroups_FullMethodName  = "/im.UserGroups/ListUserGroups"
+	UserGroups_ApplyMembership_FullMethodName     = "/im.UserGroups/ApplyMembership"
+	UserGroups_ApplyMembershipMany_FullMethodName = "/im.UserGroups/ApplyMembershipMany"
+	UserGroups_ListUserGroups_FullMethodName      = "/im.UserGroups/ListUserGroups"
 )
 
 // UserGroupsServer is the server API for the im.UserGroups service. Embed
@@ -455,6 +457,20 @@ type UserGroupsServer interface {
 	// ApplyMembership records that user_id joined (member) or left group_id
 	// at seq, unless a change of a later seq is recorded already.
 	ApplyMembership(context.Context, *ApplyMembershipRequest) (*ApplyMembershipReply, error)
+	// ApplyMembershipMany is ApplyMembership for each of user_ids, with one
+	// group_id, member and seq for all (a change names up to 500 users): for
+	// each user it records that the user joined (member) or left group_id
+	// at seq, unless a change of that seq or a later one is recorded
+	// already, so a repeat or a late call changes nothing, as a repeated
+	// ApplyMembership. The users this instance's storage client routes to
+	// one storage instance cost one storage write (Storage.PutMany, one
+	// fsync) instead of one each. The caller groups users so that every one
+	// routes to the same instance as user_id (svrkit's Client.Route), as
+	// each user's own ApplyMembership would. Limits: 1 to 500 distinct user
+	// ids (user ids, not group ids), a group id and a seq; beyond them
+	// invalid_argument, and nothing is written. On another error some users
+	// may be written: a retry of the same request answers them unchanged.
+	ApplyMembershipMany(context.Context, *ApplyMembershipManyRequest) (*ApplyMembershipManyReply, error)
 	// ListUserGroups returns the ids of user_id's groups, ascending.
 	ListUserGroups(context.Context, *ListUserGroupsRequest) (*UserGroupList, error)
 }
@@ -465,6 +481,10 @@ type UnimplementedUserGroupsServer struct{}
 
 func (UnimplementedUserGroupsServer) ApplyMembership(context.Context, *ApplyMembershipRequest) (*ApplyMembershipReply, error) {
 	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.UserGroups.ApplyMembership not implemented")
+}
+
+func (UnimplementedUserGroupsServer) ApplyMembershipMany(context.Context, *ApplyMembershipManyRequest) (*ApplyMembershipManyReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.UserGroups.ApplyMembershipMany not implemented")
 }
 
 func (UnimplementedUserGroupsServer) ListUserGroups(context.Context, *ListUserGroupsRequest) (*UserGroupList, error) {
@@ -497,6 +517,22 @@ var UserGroups_ServiceDesc = svrkit.ServiceDesc{
 			Handler: _UserGroups_ApplyMembership_Handler,
 		},
 		{
+			CmdID:      UserGroups_ApplyMembershipMany_CmdID,
+			FullName:   UserGroups_ApplyMembershipMany_FullMethodName,
+			Timeout:    5000 * time.Millisecond,
+			Idempotent: true,
+			NewRequest: func() proto.Message {
+				return new(ApplyMembershipManyRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(ApplyMembershipManyReply)
+			},
+			RoutingKey: func(req proto.Message) string {
+				return strconv.FormatUint(req.(*ApplyMembershipManyRequest).GetUserId(), 10)
+			},
+			Handler: _UserGroups_ApplyMembershipMany_Handler,
+		},
+		{
 			CmdID:      UserGroups_ListUserGroups_CmdID,
 			FullName:   UserGroups_ListUserGroups_FullMethodName,
 			Timeout:    5000 * time.Millisecond,
@@ -517,6 +553,14 @@ var UserGroups_ServiceDesc = svrkit.ServiceDesc{
 
 func _UserGroups_ApplyMembership_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
 	out, err := impl.(UserGroupsServer).ApplyMembership(ctx, req.(*ApplyMembershipRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func _UserGroups_ApplyMembershipMany_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(UserGroupsServer).ApplyMembershipMany(ctx, req.(*ApplyMembershipManyRequest))
 	if err != nil {
 		return nil, err
 	}
@@ -549,6 +593,20 @@ type UserGroupsClient interface {
 	// ApplyMembership records that user_id joined (member) or left group_id
 	// at seq, unless a change of a later seq is recorded already.
 	ApplyMembership(ctx context.Context, in *ApplyMembershipRequest, opts ...svrkit.CallOption) (*ApplyMembershipReply, error)
+	// ApplyMembershipMany is ApplyMembership for each of user_ids, with one
+	// group_id, member and seq for all (a change names up to 500 users): for
+	// each user it records that the user joined (member) or left group_id
+	// at seq, unless a change of that seq or a later one is recorded
+	// already, so a repeat or a late call changes nothing, as a repeated
+	// ApplyMembership. The users this instance's storage client routes to
+	// one storage instance cost one storage write (Storage.PutMany, one
+	// fsync) instead of one each. The caller groups users so that every one
+	// routes to the same instance as user_id (svrkit's Client.Route), as
+	// each user's own ApplyMembership would. Limits: 1 to 500 distinct user
+	// ids (user ids, not group ids), a group id and a seq; beyond them
+	// invalid_argument, and nothing is written. On another error some users
+	// may be written: a retry of the same request answers them unchanged.
+	ApplyMembershipMany(ctx context.Context, in *ApplyMembershipManyRequest, opts ...svrkit.CallOption) (*ApplyMembershipManyReply, error)
 	// ListUserGroups returns the ids of user_id's groups, ascending.
 	ListUserGroups(ctx context.Context, in *ListUserGroupsRequest, opts ...svrkit.CallOption) (*UserGroupList, error)
 }
@@ -571,9 +629,17 @@ func (c *userGroupsClient) ApplyMembership(ctx context.Context, in *ApplyMembers
 	return out, nil
 }
 
+func (c *userGroupsClient) ApplyMembershipMany(ctx context.Context, in *ApplyMembershipManyRequest, opts ...svrkit.CallOption) (*ApplyMembershipManyReply, error) {
+	out := new(ApplyMembershipManyReply)
+	if err := c.inv.Invoke(ctx, &UserGroups_ServiceDesc.Methods[1], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *userGroupsClient) ListUserGroups(ctx context.Context, in *ListUserGroupsRequest, opts ...svrkit.CallOption) (*UserGroupList, error) {
 	out := new(UserGroupList)
-	if err := c.inv.Invoke(ctx, &UserGroups_ServiceDesc.Methods[1], in, out, opts...); err != nil {
+	if err := c.inv.Invoke(ctx, &UserGroups_ServiceDesc.Methods[2], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil

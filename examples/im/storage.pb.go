@@ -178,7 +178,7 @@ func (x BatchOp_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BatchOp_Kind.Descriptor instead.
 func (BatchOp_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{19, 0}
+	return file_im_storage_proto_rawDescGZIP(), []int{21, 0}
 }
 
 // Replica is one member of a storage group.
@@ -762,6 +762,106 @@ func (x *KVPutReply) GetVersion() uint64 {
 	return 0
 }
 
+type KVPutManyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the routing key: one of the puts' user_ids, every one of
+	// which the caller's client routes to the same instance as user_id.
+	UserId uint64 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// puts: 1 to 500, of distinct user_ids; each as Put's request.
+	Puts          []*KVPutRequest `protobuf:"bytes,2,rep,name=puts,proto3" json:"puts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVPutManyRequest) Reset() {
+	*x = KVPutManyRequest{}
+	mi := &file_im_storage_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVPutManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVPutManyRequest) ProtoMessage() {}
+
+func (x *KVPutManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_storage_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVPutManyRequest.ProtoReflect.Descriptor instead.
+func (*KVPutManyRequest) Descriptor() ([]byte, []int) {
+	return file_im_storage_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *KVPutManyRequest) GetUserId() uint64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *KVPutManyRequest) GetPuts() []*KVPutRequest {
+	if x != nil {
+		return x.Puts
+	}
+	return nil
+}
+
+type KVPutManyReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// versions: each put's new version, in the request's order.
+	Versions      []uint64 `protobuf:"varint,1,rep,packed,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVPutManyReply) Reset() {
+	*x = KVPutManyReply{}
+	mi := &file_im_storage_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVPutManyReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVPutManyReply) ProtoMessage() {}
+
+func (x *KVPutManyReply) ProtoReflect() protoreflect.Message {
+	mi := &file_im_storage_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVPutManyReply.ProtoReflect.Descriptor instead.
+func (*KVPutManyReply) Descriptor() ([]byte, []int) {
+	return file_im_storage_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *KVPutManyReply) GetVersions() []uint64 {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
 type KVDeleteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        uint64                 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -774,7 +874,7 @@ type KVDeleteRequest struct {
 
 func (x *KVDeleteRequest) Reset() {
 	*x = KVDeleteRequest{}
-	mi := &file_im_storage_proto_msgTypes[11]
+	mi := &file_im_storage_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +886,7 @@ func (x *KVDeleteRequest) String() string {
 func (*KVDeleteRequest) ProtoMessage() {}
 
 func (x *KVDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[11]
+	mi := &file_im_storage_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +899,7 @@ func (x *KVDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVDeleteRequest.ProtoReflect.Descriptor instead.
 func (*KVDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{11}
+	return file_im_storage_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KVDeleteRequest) GetUserId() uint64 {
@@ -838,7 +938,7 @@ type KVDeleteReply struct {
 
 func (x *KVDeleteReply) Reset() {
 	*x = KVDeleteReply{}
-	mi := &file_im_storage_proto_msgTypes[12]
+	mi := &file_im_storage_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +950,7 @@ func (x *KVDeleteReply) String() string {
 func (*KVDeleteReply) ProtoMessage() {}
 
 func (x *KVDeleteReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[12]
+	mi := &file_im_storage_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +963,7 @@ func (x *KVDeleteReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVDeleteReply.ProtoReflect.Descriptor instead.
 func (*KVDeleteReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{12}
+	return file_im_storage_proto_rawDescGZIP(), []int{14}
 }
 
 type TableAppendRequest struct {
@@ -878,7 +978,7 @@ type TableAppendRequest struct {
 
 func (x *TableAppendRequest) Reset() {
 	*x = TableAppendRequest{}
-	mi := &file_im_storage_proto_msgTypes[13]
+	mi := &file_im_storage_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -890,7 +990,7 @@ func (x *TableAppendRequest) String() string {
 func (*TableAppendRequest) ProtoMessage() {}
 
 func (x *TableAppendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[13]
+	mi := &file_im_storage_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -903,7 +1003,7 @@ func (x *TableAppendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableAppendRequest.ProtoReflect.Descriptor instead.
 func (*TableAppendRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{13}
+	return file_im_storage_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TableAppendRequest) GetUserId() uint64 {
@@ -939,7 +1039,7 @@ type TablePutEntryRequest struct {
 
 func (x *TablePutEntryRequest) Reset() {
 	*x = TablePutEntryRequest{}
-	mi := &file_im_storage_proto_msgTypes[14]
+	mi := &file_im_storage_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1051,7 @@ func (x *TablePutEntryRequest) String() string {
 func (*TablePutEntryRequest) ProtoMessage() {}
 
 func (x *TablePutEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[14]
+	mi := &file_im_storage_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1064,7 @@ func (x *TablePutEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TablePutEntryRequest.ProtoReflect.Descriptor instead.
 func (*TablePutEntryRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{14}
+	return file_im_storage_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TablePutEntryRequest) GetUserId() uint64 {
@@ -1004,7 +1104,7 @@ type TablePutReply struct {
 
 func (x *TablePutReply) Reset() {
 	*x = TablePutReply{}
-	mi := &file_im_storage_proto_msgTypes[15]
+	mi := &file_im_storage_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1116,7 @@ func (x *TablePutReply) String() string {
 func (*TablePutReply) ProtoMessage() {}
 
 func (x *TablePutReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[15]
+	mi := &file_im_storage_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1129,7 @@ func (x *TablePutReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TablePutReply.ProtoReflect.Descriptor instead.
 func (*TablePutReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{15}
+	return file_im_storage_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TablePutReply) GetVersion() uint64 {
@@ -1052,7 +1152,7 @@ type TableScanRequest struct {
 
 func (x *TableScanRequest) Reset() {
 	*x = TableScanRequest{}
-	mi := &file_im_storage_proto_msgTypes[16]
+	mi := &file_im_storage_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1164,7 @@ func (x *TableScanRequest) String() string {
 func (*TableScanRequest) ProtoMessage() {}
 
 func (x *TableScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[16]
+	mi := &file_im_storage_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1177,7 @@ func (x *TableScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableScanRequest.ProtoReflect.Descriptor instead.
 func (*TableScanRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{16}
+	return file_im_storage_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TableScanRequest) GetUserId() uint64 {
@@ -1118,7 +1218,7 @@ type TableEntry struct {
 
 func (x *TableEntry) Reset() {
 	*x = TableEntry{}
-	mi := &file_im_storage_proto_msgTypes[17]
+	mi := &file_im_storage_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1230,7 @@ func (x *TableEntry) String() string {
 func (*TableEntry) ProtoMessage() {}
 
 func (x *TableEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[17]
+	mi := &file_im_storage_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1243,7 @@ func (x *TableEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableEntry.ProtoReflect.Descriptor instead.
 func (*TableEntry) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{17}
+	return file_im_storage_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TableEntry) GetVersion() uint64 {
@@ -1175,7 +1275,7 @@ type TableScanReply struct {
 
 func (x *TableScanReply) Reset() {
 	*x = TableScanReply{}
-	mi := &file_im_storage_proto_msgTypes[18]
+	mi := &file_im_storage_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1287,7 @@ func (x *TableScanReply) String() string {
 func (*TableScanReply) ProtoMessage() {}
 
 func (x *TableScanReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[18]
+	mi := &file_im_storage_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1300,7 @@ func (x *TableScanReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableScanReply.ProtoReflect.Descriptor instead.
 func (*TableScanReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{18}
+	return file_im_storage_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TableScanReply) GetEntries() []*TableEntry {
@@ -1248,7 +1348,7 @@ type BatchOp struct {
 
 func (x *BatchOp) Reset() {
 	*x = BatchOp{}
-	mi := &file_im_storage_proto_msgTypes[19]
+	mi := &file_im_storage_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1360,7 @@ func (x *BatchOp) String() string {
 func (*BatchOp) ProtoMessage() {}
 
 func (x *BatchOp) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[19]
+	mi := &file_im_storage_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1373,7 @@ func (x *BatchOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchOp.ProtoReflect.Descriptor instead.
 func (*BatchOp) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{19}
+	return file_im_storage_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *BatchOp) GetKind() BatchOp_Kind {
@@ -1329,7 +1429,7 @@ type BatchRequest struct {
 
 func (x *BatchRequest) Reset() {
 	*x = BatchRequest{}
-	mi := &file_im_storage_proto_msgTypes[20]
+	mi := &file_im_storage_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1441,7 @@ func (x *BatchRequest) String() string {
 func (*BatchRequest) ProtoMessage() {}
 
 func (x *BatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[20]
+	mi := &file_im_storage_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1454,7 @@ func (x *BatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
 func (*BatchRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{20}
+	return file_im_storage_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BatchRequest) GetUserId() uint64 {
@@ -1382,7 +1482,7 @@ type BatchReply struct {
 
 func (x *BatchReply) Reset() {
 	*x = BatchReply{}
-	mi := &file_im_storage_proto_msgTypes[21]
+	mi := &file_im_storage_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1394,7 +1494,7 @@ func (x *BatchReply) String() string {
 func (*BatchReply) ProtoMessage() {}
 
 func (x *BatchReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[21]
+	mi := &file_im_storage_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1407,7 +1507,7 @@ func (x *BatchReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchReply.ProtoReflect.Descriptor instead.
 func (*BatchReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{21}
+	return file_im_storage_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BatchReply) GetResults() []uint64 {
@@ -1430,7 +1530,7 @@ type InboxDeliverRequest struct {
 
 func (x *InboxDeliverRequest) Reset() {
 	*x = InboxDeliverRequest{}
-	mi := &file_im_storage_proto_msgTypes[22]
+	mi := &file_im_storage_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1542,7 @@ func (x *InboxDeliverRequest) String() string {
 func (*InboxDeliverRequest) ProtoMessage() {}
 
 func (x *InboxDeliverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[22]
+	mi := &file_im_storage_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1555,7 @@ func (x *InboxDeliverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxDeliverRequest.ProtoReflect.Descriptor instead.
 func (*InboxDeliverRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{22}
+	return file_im_storage_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *InboxDeliverRequest) GetUserId() uint64 {
@@ -1492,7 +1592,7 @@ type InboxPublishRequest struct {
 
 func (x *InboxPublishRequest) Reset() {
 	*x = InboxPublishRequest{}
-	mi := &file_im_storage_proto_msgTypes[23]
+	mi := &file_im_storage_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1504,7 +1604,7 @@ func (x *InboxPublishRequest) String() string {
 func (*InboxPublishRequest) ProtoMessage() {}
 
 func (x *InboxPublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[23]
+	mi := &file_im_storage_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1517,7 +1617,7 @@ func (x *InboxPublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxPublishRequest.ProtoReflect.Descriptor instead.
 func (*InboxPublishRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{23}
+	return file_im_storage_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *InboxPublishRequest) GetUserId() uint64 {
@@ -1562,7 +1662,7 @@ type InboxWriteReply struct {
 
 func (x *InboxWriteReply) Reset() {
 	*x = InboxWriteReply{}
-	mi := &file_im_storage_proto_msgTypes[24]
+	mi := &file_im_storage_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +1674,7 @@ func (x *InboxWriteReply) String() string {
 func (*InboxWriteReply) ProtoMessage() {}
 
 func (x *InboxWriteReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[24]
+	mi := &file_im_storage_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1587,7 +1687,7 @@ func (x *InboxWriteReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxWriteReply.ProtoReflect.Descriptor instead.
 func (*InboxWriteReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{24}
+	return file_im_storage_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *InboxWriteReply) GetVersion() uint64 {
@@ -1629,7 +1729,7 @@ type InboxDeliverManyRequest struct {
 
 func (x *InboxDeliverManyRequest) Reset() {
 	*x = InboxDeliverManyRequest{}
-	mi := &file_im_storage_proto_msgTypes[25]
+	mi := &file_im_storage_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1641,7 +1741,7 @@ func (x *InboxDeliverManyRequest) String() string {
 func (*InboxDeliverManyRequest) ProtoMessage() {}
 
 func (x *InboxDeliverManyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[25]
+	mi := &file_im_storage_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1654,7 +1754,7 @@ func (x *InboxDeliverManyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxDeliverManyRequest.ProtoReflect.Descriptor instead.
 func (*InboxDeliverManyRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{25}
+	return file_im_storage_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *InboxDeliverManyRequest) GetUserId() uint64 {
@@ -1712,7 +1812,7 @@ type InboxDeliverPairRequest struct {
 
 func (x *InboxDeliverPairRequest) Reset() {
 	*x = InboxDeliverPairRequest{}
-	mi := &file_im_storage_proto_msgTypes[26]
+	mi := &file_im_storage_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1824,7 @@ func (x *InboxDeliverPairRequest) String() string {
 func (*InboxDeliverPairRequest) ProtoMessage() {}
 
 func (x *InboxDeliverPairRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[26]
+	mi := &file_im_storage_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1837,7 @@ func (x *InboxDeliverPairRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxDeliverPairRequest.ProtoReflect.Descriptor instead.
 func (*InboxDeliverPairRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{26}
+	return file_im_storage_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *InboxDeliverPairRequest) GetUserId() uint64 {
@@ -1789,7 +1889,7 @@ type InboxDeliverPairReply struct {
 
 func (x *InboxDeliverPairReply) Reset() {
 	*x = InboxDeliverPairReply{}
-	mi := &file_im_storage_proto_msgTypes[27]
+	mi := &file_im_storage_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1801,7 +1901,7 @@ func (x *InboxDeliverPairReply) String() string {
 func (*InboxDeliverPairReply) ProtoMessage() {}
 
 func (x *InboxDeliverPairReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[27]
+	mi := &file_im_storage_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1814,7 +1914,7 @@ func (x *InboxDeliverPairReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxDeliverPairReply.ProtoReflect.Descriptor instead.
 func (*InboxDeliverPairReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{27}
+	return file_im_storage_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *InboxDeliverPairReply) GetReceiver() *InboxWriteReply {
@@ -1841,7 +1941,7 @@ type InboxDeliverManyReply struct {
 
 func (x *InboxDeliverManyReply) Reset() {
 	*x = InboxDeliverManyReply{}
-	mi := &file_im_storage_proto_msgTypes[28]
+	mi := &file_im_storage_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +1953,7 @@ func (x *InboxDeliverManyReply) String() string {
 func (*InboxDeliverManyReply) ProtoMessage() {}
 
 func (x *InboxDeliverManyReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[28]
+	mi := &file_im_storage_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +1966,7 @@ func (x *InboxDeliverManyReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxDeliverManyReply.ProtoReflect.Descriptor instead.
 func (*InboxDeliverManyReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{28}
+	return file_im_storage_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *InboxDeliverManyReply) GetResults() []*InboxWriteReply {
@@ -1890,7 +1990,7 @@ type InboxSyncRequest struct {
 
 func (x *InboxSyncRequest) Reset() {
 	*x = InboxSyncRequest{}
-	mi := &file_im_storage_proto_msgTypes[29]
+	mi := &file_im_storage_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1902,7 +2002,7 @@ func (x *InboxSyncRequest) String() string {
 func (*InboxSyncRequest) ProtoMessage() {}
 
 func (x *InboxSyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[29]
+	mi := &file_im_storage_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1915,7 +2015,7 @@ func (x *InboxSyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSyncRequest.ProtoReflect.Descriptor instead.
 func (*InboxSyncRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{29}
+	return file_im_storage_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *InboxSyncRequest) GetUserId() uint64 {
@@ -1958,7 +2058,7 @@ type InboxEntry struct {
 
 func (x *InboxEntry) Reset() {
 	*x = InboxEntry{}
-	mi := &file_im_storage_proto_msgTypes[30]
+	mi := &file_im_storage_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2070,7 @@ func (x *InboxEntry) String() string {
 func (*InboxEntry) ProtoMessage() {}
 
 func (x *InboxEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[30]
+	mi := &file_im_storage_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2083,7 @@ func (x *InboxEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxEntry.ProtoReflect.Descriptor instead.
 func (*InboxEntry) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{30}
+	return file_im_storage_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *InboxEntry) GetType() InboxType {
@@ -2026,7 +2126,7 @@ type InboxSyncReply struct {
 
 func (x *InboxSyncReply) Reset() {
 	*x = InboxSyncReply{}
-	mi := &file_im_storage_proto_msgTypes[31]
+	mi := &file_im_storage_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2138,7 @@ func (x *InboxSyncReply) String() string {
 func (*InboxSyncReply) ProtoMessage() {}
 
 func (x *InboxSyncReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[31]
+	mi := &file_im_storage_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2151,7 @@ func (x *InboxSyncReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSyncReply.ProtoReflect.Descriptor instead.
 func (*InboxSyncReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{31}
+	return file_im_storage_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *InboxSyncReply) GetEntries() []*InboxEntry {
@@ -2093,7 +2193,7 @@ type InboxCurrentKeyRequest struct {
 
 func (x *InboxCurrentKeyRequest) Reset() {
 	*x = InboxCurrentKeyRequest{}
-	mi := &file_im_storage_proto_msgTypes[32]
+	mi := &file_im_storage_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2205,7 @@ func (x *InboxCurrentKeyRequest) String() string {
 func (*InboxCurrentKeyRequest) ProtoMessage() {}
 
 func (x *InboxCurrentKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[32]
+	mi := &file_im_storage_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +2218,7 @@ func (x *InboxCurrentKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxCurrentKeyRequest.ProtoReflect.Descriptor instead.
 func (*InboxCurrentKeyRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{32}
+	return file_im_storage_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *InboxCurrentKeyRequest) GetUserId() uint64 {
@@ -2144,7 +2244,7 @@ type InboxCurrentKeyReply struct {
 
 func (x *InboxCurrentKeyReply) Reset() {
 	*x = InboxCurrentKeyReply{}
-	mi := &file_im_storage_proto_msgTypes[33]
+	mi := &file_im_storage_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2156,7 +2256,7 @@ func (x *InboxCurrentKeyReply) String() string {
 func (*InboxCurrentKeyReply) ProtoMessage() {}
 
 func (x *InboxCurrentKeyReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[33]
+	mi := &file_im_storage_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2169,7 +2269,7 @@ func (x *InboxCurrentKeyReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxCurrentKeyReply.ProtoReflect.Descriptor instead.
 func (*InboxCurrentKeyReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{33}
+	return file_im_storage_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *InboxCurrentKeyReply) GetSyncKey() []byte {
@@ -2189,7 +2289,7 @@ type InboxRemoveDeviceRequest struct {
 
 func (x *InboxRemoveDeviceRequest) Reset() {
 	*x = InboxRemoveDeviceRequest{}
-	mi := &file_im_storage_proto_msgTypes[34]
+	mi := &file_im_storage_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2301,7 @@ func (x *InboxRemoveDeviceRequest) String() string {
 func (*InboxRemoveDeviceRequest) ProtoMessage() {}
 
 func (x *InboxRemoveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[34]
+	mi := &file_im_storage_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +2314,7 @@ func (x *InboxRemoveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxRemoveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*InboxRemoveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{34}
+	return file_im_storage_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *InboxRemoveDeviceRequest) GetUserId() uint64 {
@@ -2239,7 +2339,7 @@ type InboxRemoveDeviceReply struct {
 
 func (x *InboxRemoveDeviceReply) Reset() {
 	*x = InboxRemoveDeviceReply{}
-	mi := &file_im_storage_proto_msgTypes[35]
+	mi := &file_im_storage_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2251,7 +2351,7 @@ func (x *InboxRemoveDeviceReply) String() string {
 func (*InboxRemoveDeviceReply) ProtoMessage() {}
 
 func (x *InboxRemoveDeviceReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_storage_proto_msgTypes[35]
+	mi := &file_im_storage_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2264,7 +2364,7 @@ func (x *InboxRemoveDeviceReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxRemoveDeviceReply.ProtoReflect.Descriptor instead.
 func (*InboxRemoveDeviceReply) Descriptor() ([]byte, []int) {
-	return file_im_storage_proto_rawDescGZIP(), []int{35}
+	return file_im_storage_proto_rawDescGZIP(), []int{37}
 }
 
 var File_im_storage_proto protoreflect.FileDescriptor
@@ -2306,7 +2406,12 @@ const file_im_storage_proto_rawDesc = "" +
 	"anyVersion\"&\n" +
 	"\n" +
 	"KVPutReply\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x04R\aversion\"\x84\x01\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"Q\n" +
+	"\x10KVPutManyRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12$\n" +
+	"\x04puts\x18\x02 \x03(\v2\x10.im.KVPutRequestR\x04puts\",\n" +
+	"\x0eKVPutManyReply\x12\x1a\n" +
+	"\bversions\x18\x01 \x03(\x04R\bversions\"\x84\x01\n" +
 	"\x0fKVDeleteRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12%\n" +
@@ -2424,7 +2529,7 @@ const file_im_storage_proto_rawDesc = "" +
 	"\x12INBOX_TYPE_ACCOUNT\x10\x01\x12\x17\n" +
 	"\x13INBOX_TYPE_CONTACTS\x10\x02\x12\x17\n" +
 	"\x13INBOX_TYPE_MESSAGES\x10\x03\x12\x15\n" +
-	"\x11INBOX_TYPE_GROUPS\x10\x042\xe5\a\n" +
+	"\x11INBOX_TYPE_GROUPS\x10\x042\xa2\b\n" +
 	"\aStorage\x12/\n" +
 	"\x03Get\x12\x10.im.KVGetRequest\x1a\f.im.KVRecord\"\b\xca\xf3\x18\x04\b\x01 \x01\x12/\n" +
 	"\x03Put\x12\x10.im.KVPutRequest\x1a\x0e.im.KVPutReply\"\x06\xca\xf3\x18\x02\b\x02\x128\n" +
@@ -2432,7 +2537,8 @@ const file_im_storage_proto_rawDesc = "" +
 	"\x06Append\x12\x16.im.TableAppendRequest\x1a\x11.im.TablePutReply\"\x06\xca\xf3\x18\x02\b\x04\x12?\n" +
 	"\bPutEntry\x12\x18.im.TablePutEntryRequest\x1a\x11.im.TablePutReply\"\x06\xca\xf3\x18\x02\b\x05\x12:\n" +
 	"\x04Scan\x12\x14.im.TableScanRequest\x1a\x12.im.TableScanReply\"\b\xca\xf3\x18\x04\b\x06 \x01\x121\n" +
-	"\x05Batch\x12\x10.im.BatchRequest\x1a\x0e.im.BatchReply\"\x06\xca\xf3\x18\x02\b\a\x12A\n" +
+	"\x05Batch\x12\x10.im.BatchRequest\x1a\x0e.im.BatchReply\"\x06\xca\xf3\x18\x02\b\a\x12;\n" +
+	"\aPutMany\x12\x14.im.KVPutManyRequest\x1a\x12.im.KVPutManyReply\"\x06\xca\xf3\x18\x02\b\b\x12A\n" +
 	"\aDeliver\x12\x17.im.InboxDeliverRequest\x1a\x13.im.InboxWriteReply\"\b\xca\xf3\x18\x04\b\x14 \x01\x12A\n" +
 	"\aPublish\x12\x17.im.InboxPublishRequest\x1a\x13.im.InboxWriteReply\"\b\xca\xf3\x18\x04\b\x15 \x01\x12:\n" +
 	"\x04Sync\x12\x14.im.InboxSyncRequest\x1a\x12.im.InboxSyncReply\"\b\xca\xf3\x18\x04\b\x16 \x01\x12L\n" +
@@ -2462,7 +2568,7 @@ func file_im_storage_proto_rawDescGZIP() []byte {
 }
 
 var file_im_storage_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_im_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_im_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_im_storage_proto_goTypes = []any{
 	(InboxType)(0),                   // 0: im.InboxType
 	(BatchOp_Kind)(0),                // 1: im.BatchOp.Kind
@@ -2477,85 +2583,90 @@ var file_im_storage_proto_goTypes = []any{
 	(*KVRecord)(nil),                 // 10: im.KVRecord
 	(*KVPutRequest)(nil),             // 11: im.KVPutRequest
 	(*KVPutReply)(nil),               // 12: im.KVPutReply
-	(*KVDeleteRequest)(nil),          // 13: im.KVDeleteRequest
-	(*KVDeleteReply)(nil),            // 14: im.KVDeleteReply
-	(*TableAppendRequest)(nil),       // 15: im.TableAppendRequest
-	(*TablePutEntryRequest)(nil),     // 16: im.TablePutEntryRequest
-	(*TablePutReply)(nil),            // 17: im.TablePutReply
-	(*TableScanRequest)(nil),         // 18: im.TableScanRequest
-	(*TableEntry)(nil),               // 19: im.TableEntry
-	(*TableScanReply)(nil),           // 20: im.TableScanReply
-	(*BatchOp)(nil),                  // 21: im.BatchOp
-	(*BatchRequest)(nil),             // 22: im.BatchRequest
-	(*BatchReply)(nil),               // 23: im.BatchReply
-	(*InboxDeliverRequest)(nil),      // 24: im.InboxDeliverRequest
-	(*InboxPublishRequest)(nil),      // 25: im.InboxPublishRequest
-	(*InboxWriteReply)(nil),          // 26: im.InboxWriteReply
-	(*InboxDeliverManyRequest)(nil),  // 27: im.InboxDeliverManyRequest
-	(*InboxDeliverPairRequest)(nil),  // 28: im.InboxDeliverPairRequest
-	(*InboxDeliverPairReply)(nil),    // 29: im.InboxDeliverPairReply
-	(*InboxDeliverManyReply)(nil),    // 30: im.InboxDeliverManyReply
-	(*InboxSyncRequest)(nil),         // 31: im.InboxSyncRequest
-	(*InboxEntry)(nil),               // 32: im.InboxEntry
-	(*InboxSyncReply)(nil),           // 33: im.InboxSyncReply
-	(*InboxCurrentKeyRequest)(nil),   // 34: im.InboxCurrentKeyRequest
-	(*InboxCurrentKeyReply)(nil),     // 35: im.InboxCurrentKeyReply
-	(*InboxRemoveDeviceRequest)(nil), // 36: im.InboxRemoveDeviceRequest
-	(*InboxRemoveDeviceReply)(nil),   // 37: im.InboxRemoveDeviceReply
+	(*KVPutManyRequest)(nil),         // 13: im.KVPutManyRequest
+	(*KVPutManyReply)(nil),           // 14: im.KVPutManyReply
+	(*KVDeleteRequest)(nil),          // 15: im.KVDeleteRequest
+	(*KVDeleteReply)(nil),            // 16: im.KVDeleteReply
+	(*TableAppendRequest)(nil),       // 17: im.TableAppendRequest
+	(*TablePutEntryRequest)(nil),     // 18: im.TablePutEntryRequest
+	(*TablePutReply)(nil),            // 19: im.TablePutReply
+	(*TableScanRequest)(nil),         // 20: im.TableScanRequest
+	(*TableEntry)(nil),               // 21: im.TableEntry
+	(*TableScanReply)(nil),           // 22: im.TableScanReply
+	(*BatchOp)(nil),                  // 23: im.BatchOp
+	(*BatchRequest)(nil),             // 24: im.BatchRequest
+	(*BatchReply)(nil),               // 25: im.BatchReply
+	(*InboxDeliverRequest)(nil),      // 26: im.InboxDeliverRequest
+	(*InboxPublishRequest)(nil),      // 27: im.InboxPublishRequest
+	(*InboxWriteReply)(nil),          // 28: im.InboxWriteReply
+	(*InboxDeliverManyRequest)(nil),  // 29: im.InboxDeliverManyRequest
+	(*InboxDeliverPairRequest)(nil),  // 30: im.InboxDeliverPairRequest
+	(*InboxDeliverPairReply)(nil),    // 31: im.InboxDeliverPairReply
+	(*InboxDeliverManyReply)(nil),    // 32: im.InboxDeliverManyReply
+	(*InboxSyncRequest)(nil),         // 33: im.InboxSyncRequest
+	(*InboxEntry)(nil),               // 34: im.InboxEntry
+	(*InboxSyncReply)(nil),           // 35: im.InboxSyncReply
+	(*InboxCurrentKeyRequest)(nil),   // 36: im.InboxCurrentKeyRequest
+	(*InboxCurrentKeyReply)(nil),     // 37: im.InboxCurrentKeyReply
+	(*InboxRemoveDeviceRequest)(nil), // 38: im.InboxRemoveDeviceRequest
+	(*InboxRemoveDeviceReply)(nil),   // 39: im.InboxRemoveDeviceReply
 }
 var file_im_storage_proto_depIdxs = []int32{
 	2,  // 0: im.ListReplicasReply.replicas:type_name -> im.Replica
 	2,  // 1: im.AddReplicaReply.replicas:type_name -> im.Replica
 	2,  // 2: im.RemoveReplicaReply.replicas:type_name -> im.Replica
-	19, // 3: im.TableScanReply.entries:type_name -> im.TableEntry
-	1,  // 4: im.BatchOp.kind:type_name -> im.BatchOp.Kind
-	21, // 5: im.BatchRequest.ops:type_name -> im.BatchOp
-	0,  // 6: im.InboxPublishRequest.type:type_name -> im.InboxType
-	0,  // 7: im.InboxDeliverManyRequest.type:type_name -> im.InboxType
-	26, // 8: im.InboxDeliverPairReply.receiver:type_name -> im.InboxWriteReply
-	26, // 9: im.InboxDeliverPairReply.sender:type_name -> im.InboxWriteReply
-	26, // 10: im.InboxDeliverManyReply.results:type_name -> im.InboxWriteReply
-	0,  // 11: im.InboxEntry.type:type_name -> im.InboxType
-	32, // 12: im.InboxSyncReply.entries:type_name -> im.InboxEntry
-	9,  // 13: im.Storage.Get:input_type -> im.KVGetRequest
-	11, // 14: im.Storage.Put:input_type -> im.KVPutRequest
-	13, // 15: im.Storage.Delete:input_type -> im.KVDeleteRequest
-	15, // 16: im.Storage.Append:input_type -> im.TableAppendRequest
-	16, // 17: im.Storage.PutEntry:input_type -> im.TablePutEntryRequest
-	18, // 18: im.Storage.Scan:input_type -> im.TableScanRequest
-	22, // 19: im.Storage.Batch:input_type -> im.BatchRequest
-	24, // 20: im.Storage.Deliver:input_type -> im.InboxDeliverRequest
-	25, // 21: im.Storage.Publish:input_type -> im.InboxPublishRequest
-	31, // 22: im.Storage.Sync:input_type -> im.InboxSyncRequest
-	34, // 23: im.Storage.CurrentKey:input_type -> im.InboxCurrentKeyRequest
-	36, // 24: im.Storage.RemoveDevice:input_type -> im.InboxRemoveDeviceRequest
-	27, // 25: im.Storage.DeliverMany:input_type -> im.InboxDeliverManyRequest
-	28, // 26: im.Storage.DeliverPair:input_type -> im.InboxDeliverPairRequest
-	3,  // 27: im.StorageAdmin.ListReplicas:input_type -> im.ListReplicasRequest
-	5,  // 28: im.StorageAdmin.AddReplica:input_type -> im.AddReplicaRequest
-	7,  // 29: im.StorageAdmin.RemoveReplica:input_type -> im.RemoveReplicaRequest
-	10, // 30: im.Storage.Get:output_type -> im.KVRecord
-	12, // 31: im.Storage.Put:output_type -> im.KVPutReply
-	14, // 32: im.Storage.Delete:output_type -> im.KVDeleteReply
-	17, // 33: im.Storage.Append:output_type -> im.TablePutReply
-	17, // 34: im.Storage.PutEntry:output_type -> im.TablePutReply
-	20, // 35: im.Storage.Scan:output_type -> im.TableScanReply
-	23, // 36: im.Storage.Batch:output_type -> im.BatchReply
-	26, // 37: im.Storage.Deliver:output_type -> im.InboxWriteReply
-	26, // 38: im.Storage.Publish:output_type -> im.InboxWriteReply
-	33, // 39: im.Storage.Sync:output_type -> im.InboxSyncReply
-	35, // 40: im.Storage.CurrentKey:output_type -> im.InboxCurrentKeyReply
-	37, // 41: im.Storage.RemoveDevice:output_type -> im.InboxRemoveDeviceReply
-	30, // 42: im.Storage.DeliverMany:output_type -> im.InboxDeliverManyReply
-	29, // 43: im.Storage.DeliverPair:output_type -> im.InboxDeliverPairReply
-	4,  // 44: im.StorageAdmin.ListReplicas:output_type -> im.ListReplicasReply
-	6,  // 45: im.StorageAdmin.AddReplica:output_type -> im.AddReplicaReply
-	8,  // 46: im.StorageAdmin.RemoveReplica:output_type -> im.RemoveReplicaReply
-	30, // [30:47] is the sub-list for method output_type
-	13, // [13:30] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	11, // 3: im.KVPutManyRequest.puts:type_name -> im.KVPutRequest
+	21, // 4: im.TableScanReply.entries:type_name -> im.TableEntry
+	1,  // 5: im.BatchOp.kind:type_name -> im.BatchOp.Kind
+	23, // 6: im.BatchRequest.ops:type_name -> im.BatchOp
+	0,  // 7: im.InboxPublishRequest.type:type_name -> im.InboxType
+	0,  // 8: im.InboxDeliverManyRequest.type:type_name -> im.InboxType
+	28, // 9: im.InboxDeliverPairReply.receiver:type_name -> im.InboxWriteReply
+	28, // 10: im.InboxDeliverPairReply.sender:type_name -> im.InboxWriteReply
+	28, // 11: im.InboxDeliverManyReply.results:type_name -> im.InboxWriteReply
+	0,  // 12: im.InboxEntry.type:type_name -> im.InboxType
+	34, // 13: im.InboxSyncReply.entries:type_name -> im.InboxEntry
+	9,  // 14: im.Storage.Get:input_type -> im.KVGetRequest
+	11, // 15: im.Storage.Put:input_type -> im.KVPutRequest
+	15, // 16: im.Storage.Delete:input_type -> im.KVDeleteRequest
+	17, // 17: im.Storage.Append:input_type -> im.TableAppendRequest
+	18, // 18: im.Storage.PutEntry:input_type -> im.TablePutEntryRequest
+	20, // 19: im.Storage.Scan:input_type -> im.TableScanRequest
+	24, // 20: im.Storage.Batch:input_type -> im.BatchRequest
+	13, // 21: im.Storage.PutMany:input_type -> im.KVPutManyRequest
+	26, // 22: im.Storage.Deliver:input_type -> im.InboxDeliverRequest
+	27, // 23: im.Storage.Publish:input_type -> im.InboxPublishRequest
+	33, // 24: im.Storage.Sync:input_type -> im.InboxSyncRequest
+	36, // 25: im.Storage.CurrentKey:input_type -> im.InboxCurrentKeyRequest
+	38, // 26: im.Storage.RemoveDevice:input_type -> im.InboxRemoveDeviceRequest
+	29, // 27: im.Storage.DeliverMany:input_type -> im.InboxDeliverManyRequest
+	30, // 28: im.Storage.DeliverPair:input_type -> im.InboxDeliverPairRequest
+	3,  // 29: im.StorageAdmin.ListReplicas:input_type -> im.ListReplicasRequest
+	5,  // 30: im.StorageAdmin.AddReplica:input_type -> im.AddReplicaRequest
+	7,  // 31: im.StorageAdmin.RemoveReplica:input_type -> im.RemoveReplicaRequest
+	10, // 32: im.Storage.Get:output_type -> im.KVRecord
+	12, // 33: im.Storage.Put:output_type -> im.KVPutReply
+	16, // 34: im.Storage.Delete:output_type -> im.KVDeleteReply
+	19, // 35: im.Storage.Append:output_type -> im.TablePutReply
+	19, // 36: im.Storage.PutEntry:output_type -> im.TablePutReply
+	22, // 37: im.Storage.Scan:output_type -> im.TableScanReply
+	25, // 38: im.Storage.Batch:output_type -> im.BatchReply
+	14, // 39: im.Storage.PutMany:output_type -> im.KVPutManyReply
+	28, // 40: im.Storage.Deliver:output_type -> im.InboxWriteReply
+	28, // 41: im.Storage.Publish:output_type -> im.InboxWriteReply
+	35, // 42: im.Storage.Sync:output_type -> im.InboxSyncReply
+	37, // 43: im.Storage.CurrentKey:output_type -> im.InboxCurrentKeyReply
+	39, // 44: im.Storage.RemoveDevice:output_type -> im.InboxRemoveDeviceReply
+	32, // 45: im.Storage.DeliverMany:output_type -> im.InboxDeliverManyReply
+	31, // 46: im.Storage.DeliverPair:output_type -> im.InboxDeliverPairReply
+	4,  // 47: im.StorageAdmin.ListReplicas:output_type -> im.ListReplicasReply
+	6,  // 48: im.StorageAdmin.AddReplica:output_type -> im.AddReplicaReply
+	8,  // 49: im.StorageAdmin.RemoveReplica:output_type -> im.RemoveReplicaReply
+	32, // [32:50] is the sub-list for method output_type
+	14, // [14:32] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_im_storage_proto_init() }
@@ -2569,7 +2680,7 @@ func file_im_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_im_storage_proto_rawDesc), len(file_im_storage_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -23,6 +23,7 @@ const (
 	Storage_PutEntry_CmdID     uint32 = 5
 	Storage_Scan_CmdID         uint32 = 6
 	Storage_Batch_CmdID        uint32 = 7
+	Storage_PutMany_CmdID      uint32 = 8
 	Storage_Deliver_CmdID      uint32 = 20
 	Storage_Publish_CmdID      uint32 = 21
 	Storage_Sync_CmdID         uint32 = 22
@@ -41,6 +42,7 @@ const (
 	Storage_PutEntry_FullMethodName     = "/im.Storage/PutEntry"
 	Storage_Scan_FullMethodName         = "/im.Storage/Scan"
 	Storage_Batch_FullMethodName        = "/im.Storage/Batch"
+	Storage_PutMany_FullMethodName      = "/im.Storage/PutMany"
 	Storage_Deliver_FullMethodName      = "/im.Storage/Deliver"
 	Storage_Publish_FullMethodName      = "/im.Storage/Publish"
 	Storage_Sync_FullMethodName         = "/im.Storage/Sync"
@@ -76,6 +78,19 @@ type StorageServer interface {
 	Scan(context.Context, *TableScanRequest) (*TableScanReply, error)
 	// Batch commits its operations atomically.
 	Batch(context.Context, *BatchRequest) (*BatchReply, error)
+	// PutMany is Put for each of several users, one key each, in one
+	// fsync'd write instead of one each: a data-access service writing the
+	// same change into many users' records (UserGroups.ApplyMembershipMany).
+	// Every put is compare-and-set on its version as Put's, and they commit
+	// atomically: every condition holds and every put lands, or nothing is
+	// written (aborted, naming the first put whose version did not match:
+	// re-read and retry). The reply has each put's new version, in puts'
+	// order. The caller sends a user here only if its own calls route here
+	// (see KVPutManyRequest.user_id). Limits: 1 to 500 puts, each of a
+	// different user_id, each key and value within Put's limits, and the
+	// keys and values at most 3 MiB in all (the request must fit in one
+	// 4 MiB frame); beyond them invalid_argument, and nothing is written.
+	PutMany(context.Context, *KVPutManyRequest) (*KVPutManyReply, error)
 	// Deliver appends a message to user_id's MESSAGES inbox, idempotent on
 	// dedup_id (required).
 	Deliver(context.Context, *InboxDeliverRequest) (*InboxWriteReply, error)
@@ -147,6 +162,10 @@ func (UnimplementedStorageServer) Scan(context.Context, *TableScanRequest) (*Tab
 
 func (UnimplementedStorageServer) Batch(context.Context, *BatchRequest) (*BatchReply, error) {
 	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Storage.Batch not implemented")
+}
+
+func (UnimplementedStorageServer) PutMany(context.Context, *KVPutManyRequest) (*KVPutManyReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Storage.PutMany not implemented")
 }
 
 func (UnimplementedStorageServer) Deliver(context.Context, *InboxDeliverRequest) (*InboxWriteReply, error) {
@@ -292,6 +311,21 @@ var Storage_ServiceDesc = svrkit.ServiceDesc{
 				return strconv.FormatUint(req.(*BatchRequest).GetUserId(), 10)
 			},
 			Handler: _Storage_Batch_Handler,
+		},
+		{
+			CmdID:    Storage_PutMany_CmdID,
+			FullName: Storage_PutMany_FullMethodName,
+			Timeout:  5000 * time.Millisecond,
+			NewRequest: func() proto.Message {
+				return new(KVPutManyRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(KVPutManyReply)
+			},
+			RoutingKey: func(req proto.Message) string {
+				return strconv.FormatUint(req.(*KVPutManyRequest).GetUserId(), 10)
+			},
+			Handler: _Storage_PutMany_Handler,
 		},
 		{
 			CmdID:      Storage_Deliver_CmdID,
@@ -464,6 +498,14 @@ func _Storage_Batch_Handler(impl any, ctx context.Context, req proto.Message) (p
 	return out, nil
 }
 
+func _Storage_PutMany_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(StorageServer).PutMany(ctx, req.(*KVPutManyRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func _Storage_Deliver_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
 	out, err := impl.(StorageServer).Deliver(ctx, req.(*InboxDeliverRequest))
 	if err != nil {
@@ -550,6 +592,19 @@ type StorageClient interface {
 	Scan(ctx context.Context, in *TableScanRequest, opts ...svrkit.CallOption) (*TableScanReply, error)
 	// Batch commits its operations atomically.
 	Batch(ctx context.Context, in *BatchRequest, opts ...svrkit.CallOption) (*BatchReply, error)
+	// PutMany is Put for each of several users, one key each, in one
+	// fsync'd write instead of one each: a data-access service writing the
+	// same change into many users' records (UserGroups.ApplyMembershipMany).
+	// Every put is compare-and-set on its version as Put's, and they commit
+	// atomically: every condition holds and every put lands, or nothing is
+	// written (aborted, naming the first put whose version did not match:
+	// re-read and retry). The reply has each put's new version, in puts'
+	// order. The caller sends a user here only if its own calls route here
+	// (see KVPutManyRequest.user_id). Limits: 1 to 500 puts, each of a
+	// different user_id, each key and value within Put's limits, and the
+	// keys and values at most 3 MiB in all (the request must fit in one
+	// 4 MiB frame); beyond them invalid_argument, and nothing is written.
+	PutMany(ctx context.Context, in *KVPutManyRequest, opts ...svrkit.CallOption) (*KVPutManyReply, error)
 	// Deliver appends a message to user_id's MESSAGES inbox, idempotent on
 	// dedup_id (required).
 	Deliver(ctx context.Context, in *InboxDeliverRequest, opts ...svrkit.CallOption) (*InboxWriteReply, error)
@@ -657,15 +712,15 @@ func (c *storageClient) Batch(ctx context.Context, in *BatchRequest, opts ...svr
 	return out, nil
 }
 
-func (c *storageClient) Deliver(ctx context.Context, in *InboxDeliverRequest, opts ...svrkit.CallOption) (*InboxWriteReply, error) {
-	out := new(InboxWriteReply)
+func (c *storageClient) PutMany(ctx context.Context, in *KVPutManyRequest, opts ...svrkit.CallOption) (*KVPutManyReply, error) {
+	out := new(KVPutManyReply)
 	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[7], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *storageClient) Publish(ctx context.Context, in *InboxPublishRequest, opts ...svrkit.CallOption) (*InboxWriteReply, error) {
+func (c *storageClient) Deliver(ctx context.Context, in *InboxDeliverRequest, opts ...svrkit.CallOption) (*InboxWriteReply, error) {
 	out := new(InboxWriteReply)
 	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[8], in, out, opts...); err != nil {
 		return nil, err
@@ -673,9 +728,17 @@ func (c *storageClient) Publish(ctx context.Context, in *InboxPublishRequest, op
 	return out, nil
 }
 
+func (c *storageClient) Publish(ctx context.Context, in *InboxPublishRequest, opts ...svrkit.CallOption) (*InboxWriteReply, error) {
+	out := new(InboxWriteReply)
+	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[9], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *storageClient) Sync(ctx context.Context, in *InboxSyncRequest, opts ...svrkit.CallOption) (*InboxSyncReply, error) {
 	out := new(InboxSyncReply)
-	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[9], in, out, opts...); err != nil {
+	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[10], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -683,7 +746,7 @@ func (c *storageClient) Sync(ctx context.Context, in *InboxSyncRequest, opts ...
 
 func (c *storageClient) CurrentKey(ctx context.Context, in *InboxCurrentKeyRequest, opts ...svrkit.CallOption) (*InboxCurrentKeyReply, error) {
 	out := new(InboxCurrentKeyReply)
-	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[10], in, out, opts...); err != nil {
+	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[11], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -691,7 +754,7 @@ func (c *storageClient) CurrentKey(ctx context.Context, in *InboxCurrentKeyReque
 
 func (c *storageClient) RemoveDevice(ctx context.Context, in *InboxRemoveDeviceRequest, opts ...svrkit.CallOption) (*InboxRemoveDeviceReply, error) {
 	out := new(InboxRemoveDeviceReply)
-	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[11], in, out, opts...); err != nil {
+	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[12], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -699,7 +762,7 @@ func (c *storageClient) RemoveDevice(ctx context.Context, in *InboxRemoveDeviceR
 
 func (c *storageClient) DeliverMany(ctx context.Context, in *InboxDeliverManyRequest, opts ...svrkit.CallOption) (*InboxDeliverManyReply, error) {
 	out := new(InboxDeliverManyReply)
-	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[12], in, out, opts...); err != nil {
+	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[13], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -707,7 +770,7 @@ func (c *storageClient) DeliverMany(ctx context.Context, in *InboxDeliverManyReq
 
 func (c *storageClient) DeliverPair(ctx context.Context, in *InboxDeliverPairRequest, opts ...svrkit.CallOption) (*InboxDeliverPairReply, error) {
 	out := new(InboxDeliverPairReply)
-	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[13], in, out, opts...); err != nil {
+	if err := c.inv.Invoke(ctx, &Storage_ServiceDesc.Methods[14], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil

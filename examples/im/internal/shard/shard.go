@@ -1,11 +1,12 @@
 // Package shard groups user ids by the instance a key-routed service's
 // client sends each to, for the callers of batch methods
-// (MessageData.DeliverMany, Storage.DeliverMany, and the DeliverPairs of
-// a message's two copies): a batch about many users must reach, for every
-// user in it, the instance the user's own calls reach, because that
-// instance holds the user's per-user lock (storage) and cache
-// (messagedata). Callers group the users with Group (or ask Together of
-// two) and send each group routed by one of its users.
+// (MessageData.DeliverMany, Storage.DeliverMany, Storage.PutMany,
+// UserGroups.ApplyMembershipMany, and the DeliverPairs of a message's two
+// copies): a batch about many users must reach, for every user in it, the
+// instance the user's own calls reach, because that instance holds the
+// user's per-user lock (storage) and cache (messagedata). Callers group
+// the users with Group (or ask Together of two) and send each group
+// routed by one of its users.
 package shard
 
 import (
@@ -24,6 +25,12 @@ const (
 	MaxBatchUsers = 500
 	MaxBatchBytes = 4 << 20
 )
+
+// MaxPutBytes bounds the keys' and values' bytes of one Storage.PutMany
+// (storage.proto; the storage handlers' MaxPutManyBytes, which a test
+// keeps equal): its values travel in the request, which must fit in one
+// 4 MiB frame.
+const MaxPutBytes = 3 << 20
 
 // Key is user's routing key: the string generated clients hash for a
 // uint64 routing field (decimal).

@@ -28,7 +28,12 @@
 // exactly once. DeliverMany notifies each member's online devices of a
 // new item (messagedata's Pusher), and not of a repeat. A change also
 // updates the user index (UserGroups) of the members it added or removed,
-// idempotently by its seq.
+// idempotently by its seq: with UserGroups.ApplyMembershipMany, one call
+// per groupdata instance and one storage write per storage instance for
+// all of them (a creation names up to 500), since the group's next
+// entries wait for it. The group Logicsvr wrote the same entries before
+// it answered, so here they are usually found recorded, and nothing is
+// written.
 //
 // # Batches
 //
@@ -126,10 +131,6 @@ const (
 	maxDeliver = 400
 	// readPage is how many log entries one ReadLog returns.
 	readPage = 64
-	// indexParallel bounds a change's UserGroups.ApplyMembership calls in
-	// flight: one per member it names (up to 500 for a group's creation),
-	// and the group's next entries wait for them.
-	indexParallel = 64
 )
 
 // NewFanoutWorker returns the FanoutWorker handler and starts consuming
@@ -160,6 +161,7 @@ func NewFanoutWorker(h *logicsvr.Host) (im.FanoutWorkerServer, error) {
 	}
 	w := New(im.NewGroupDataClient(data), im.NewUserGroupsClient(index), im.NewMessageDataClient(messages), cfg, h.Logger())
 	w.route = shard.Router(messages)
+	w.indexRoute = shard.Router(index)
 	q := groups.DialQueue(cfg.Queue, "fanout", h.Logger())
 	stop := w.Start(q, time.Duration(cfg.AckWait))
 	h.OnShutdown(func(ctx context.Context) error {
@@ -177,10 +179,12 @@ type Worker struct {
 	index    im.UserGroupsClient
 	messages im.MessageDataClient
 	route    svrkit.KeyRouter // messages' routing (nil: one instance)
-	batch    int
-	parallel int
-	slots    chan struct{} // one per DeliverMany call in flight
-	log      *slog.Logger
+	// indexRoute is index's routing (nil: one instance).
+	indexRoute svrkit.KeyRouter
+	batch      int
+	parallel   int
+	slots      chan struct{} // one per DeliverMany call in flight
+	log        *slog.Logger
 
 	q *groups.Queue // set by Start
 
@@ -448,21 +452,24 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 			monitor.Add(im.Monitor_FANOUT_ENTRIES_ID, 1)
 			return nil
 		}
-		err := groups.ForEach(ctx, len(ch.GetMembers()), indexParallel, func(ctx context.Context, i int) error {
-			return transient(ctx, func() error {
-				_, err := w.index.ApplyMembership(ctx, &im.ApplyMembershipRequest{
-					UserId: ch.GetMembers()[i].GetUserId(), GroupId: group, Member: member, Seq: e.GetSeq(),
-				})
-				return err
-			})
-		})
-		if err != nil {
+		ids := make([]uint64, len(ch.GetMembers()))
+		for i, m := range ch.GetMembers() {
+			ids[i] = m.GetUserId()
+		}
+		if err := w.indexer().Apply(ctx, group, ids, member, e.GetSeq()); err != nil {
 			return err
 		}
 	}
 	w.entries.Add(1)
 	monitor.Add(im.Monitor_FANOUT_ENTRIES_ID, 1)
 	return nil
+}
+
+// indexer writes the index entries of a change's members: one
+// ApplyMembershipMany per UserGroups instance (package groups' Index),
+// each retried while the callee is busy, as the inbox writes are.
+func (w *Worker) indexer() *groups.Index {
+	return &groups.Index{Client: w.index, Route: w.indexRoute, Parallel: w.parallel, Retry: transient}
 }
 
 // batches cuts users into the member lists of DeliverMany calls: grouped

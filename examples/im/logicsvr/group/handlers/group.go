@@ -21,7 +21,11 @@
 // members, those invited, the one who left or was removed) before it
 // answers; the fan-out worker writes them again from the log, which is
 // what covers a change whose caller crashed in between. Both writes carry
-// the change's seq, so neither undoes a newer one.
+// the change's seq, so neither undoes a newer one. Both go through
+// UserGroups.ApplyMembershipMany (package groups' Index): a creation
+// naming 500 members is one call per groupdata instance and one storage
+// write per storage instance, not 500 of each, so that it does not hold
+// up the group's first messages, which the fan-out sends after it.
 package handlers
 
 import (
@@ -31,12 +35,13 @@ import (
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/groups"
 	"github.com/svrkit/svrkit/examples/im/internal/session"
+	"github.com/svrkit/svrkit/examples/im/internal/shard"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
 )
 
 // parallel bounds the calls one request makes at once (account lookups,
-// index writes, group reads).
+// group reads).
 const parallel = 32
 
 // NewGroup returns the Group handler. It needs im.AccountData,
@@ -64,6 +69,7 @@ func NewGroup(h *logicsvr.Host) (im.GroupServer, error) {
 		accounts: im.NewAccountDataClient(accounts),
 		data:     im.NewGroupDataClient(data),
 		index:    im.NewUserGroupsClient(index),
+		indexer:  &groups.Index{Client: im.NewUserGroupsClient(index), Route: shard.Router(index)},
 	}, nil
 }
 
@@ -72,6 +78,9 @@ type groupServer struct {
 	accounts im.AccountDataClient
 	data     im.GroupDataClient
 	index    im.UserGroupsClient
+	// indexer writes the index entries of a change: one call per
+	// UserGroups instance for all the users it names.
+	indexer *groups.Index
 }
 
 // lookup returns the users of ids as members-to-be (id and login name), in
@@ -113,16 +122,16 @@ func userIDs(ids []uint64, skip uint64) ([]uint64, error) {
 // the call answers (see the package doc). A failure is not the caller's
 // problem: the change is made, and the fan-out writes the index too.
 func (s *groupServer) indexChange(ctx context.Context, group uint64, users []*im.GroupMember, member bool, seq uint64) {
-	if seq == 0 {
+	if seq == 0 || len(users) == 0 {
 		return
 	}
-	_ = groups.ForEach(ctx, len(users), parallel, func(ctx context.Context, i int) error {
-		_, err := s.index.ApplyMembership(ctx, &im.ApplyMembershipRequest{UserId: users[i].GetUserId(), GroupId: group, Member: member, Seq: seq})
-		if err != nil {
-			logicsvr.Logger(ctx).Warn("group index not written; the fan-out will", "group", group, "user", users[i].GetUserId(), "err", err)
-		}
-		return nil
-	})
+	ids := make([]uint64, len(users))
+	for i, u := range users {
+		ids[i] = u.GetUserId()
+	}
+	if err := s.indexer.Apply(ctx, group, ids, member, seq); err != nil {
+		logicsvr.Logger(ctx).Warn("group index not written; the fan-out will", "group", group, "users", len(ids), "seq", seq, "err", err)
+	}
 }
 
 func (s *groupServer) CreateGroup(ctx context.Context, req *im.CreateGroupRequest) (*im.GroupReply, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/groups"
 	"github.com/svrkit/svrkit/examples/im/internal/lru"
+	"github.com/svrkit/svrkit/examples/im/internal/shard"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
 )
@@ -40,7 +41,9 @@ func NewUserGroups(h *logicsvr.Host) (im.UserGroupsServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewUserGroupsServer(im.NewStorageClient(inv), cfg), nil
+	s := NewUserGroupsServer(im.NewStorageClient(inv), cfg)
+	s.route = shard.Router(inv)
+	return s, nil
 }
 
 // NewUserGroupsServer returns a UserGroups handler over a storage client.
@@ -57,7 +60,11 @@ type UserGroupsServer struct {
 	im.UnimplementedUserGroupsServer
 	storage im.StorageClient
 	cache   *lru.Cache[uint64, *userGroups]
-	locks   [256]sync.Mutex
+	// route is the storage client's routing, by which ApplyMembershipMany
+	// groups its users (nil: one group).
+	route svrkit.KeyRouter
+	// locks serialise each user's read-modify-write (striped by stripe).
+	locks [256]sync.Mutex
 }
 
 // userGroups is a user's index as of a storage version; never mutated.
@@ -88,13 +95,36 @@ func (s *UserGroupsServer) load(ctx context.Context, user uint64, fromStore bool
 	return c, nil
 }
 
+// stripe is the index of user's lock.
+func stripe(user uint64) int { return int((user * 0x9e3779b97f4a7c15) >> 56) }
+
+// applied returns rec with the change of group at seq applied (member or
+// not), or nil when a change of seq or a later one is recorded already.
+func applied(rec *im.UserGroupsRecord, group, seq uint64, member bool) *im.UserGroupsRecord {
+	entries := rec.GetGroups()
+	i, found := slices.BinarySearchFunc(entries, group, func(e *im.UserGroupEntry, g uint64) int {
+		return cmp.Compare(e.GetGroupId(), g)
+	})
+	if found && entries[i].GetSeq() >= seq {
+		return nil
+	}
+	next := slices.Clone(entries)
+	e := &im.UserGroupEntry{GroupId: group, Seq: seq, Member: member}
+	if found {
+		next[i] = e
+	} else {
+		next = slices.Insert(next, i, e)
+	}
+	return &im.UserGroupsRecord{Groups: forgetOldLeft(next)}
+}
+
 // ApplyMembership implements im.UserGroupsServer.
 func (s *UserGroupsServer) ApplyMembership(ctx context.Context, req *im.ApplyMembershipRequest) (*im.ApplyMembershipReply, error) {
 	user, group, seq := req.GetUserId(), req.GetGroupId(), req.GetSeq()
 	if !groups.IsUserID(user) || !groups.IsID(group) || seq == 0 {
 		return nil, svrkit.NewError(svrkit.InvalidArgument, "need a user id, a group id and a seq")
 	}
-	l := &s.locks[(user*0x9e3779b97f4a7c15)>>56]
+	l := &s.locks[stripe(user)]
 	l.Lock()
 	defer l.Unlock()
 	fromStore := false
@@ -103,28 +133,10 @@ func (s *UserGroupsServer) ApplyMembership(ctx context.Context, req *im.ApplyMem
 		if err != nil {
 			return nil, err
 		}
-		entries := c.rec.GetGroups()
-		i, found := slices.BinarySearchFunc(entries, group, func(e *im.UserGroupEntry, g uint64) int {
-			switch {
-			case e.GetGroupId() < g:
-				return -1
-			case e.GetGroupId() > g:
-				return 1
-			}
-			return 0
-		})
-		if found && entries[i].GetSeq() >= seq {
+		rec := applied(c.rec, group, seq, req.GetMember())
+		if rec == nil {
 			return &im.ApplyMembershipReply{}, nil // a newer change is recorded
 		}
-		next := slices.Clone(entries)
-		e := &im.UserGroupEntry{GroupId: group, Seq: seq, Member: req.GetMember()}
-		if found {
-			next[i] = e
-		} else {
-			next = slices.Insert(next, i, e)
-		}
-		next = forgetOldLeft(next)
-		rec := &im.UserGroupsRecord{Groups: next}
 		val, err := proto.Marshal(rec)
 		if err != nil {
 			return nil, svrkit.Errorf(svrkit.Internal, "encode group index: %v", err)
@@ -168,7 +180,7 @@ func (s *UserGroupsServer) ListUserGroups(ctx context.Context, req *im.ListUserG
 	if !groups.IsUserID(user) {
 		return nil, svrkit.NewError(svrkit.InvalidArgument, "need a user id")
 	}
-	l := &s.locks[(user*0x9e3779b97f4a7c15)>>56]
+	l := &s.locks[stripe(user)]
 	l.Lock()
 	defer l.Unlock()
 	c, err := s.load(ctx, user, false)

@@ -99,6 +99,16 @@ const (
 	MaxBatchOps = 64
 	// MaxScanLimit bounds one Scan.
 	MaxScanLimit = kv.MaxScanLimit
+	// MaxPutManyUsers bounds the users of one PutMany, as
+	// inbox.MaxManyUsers the users of a DeliverMany: every member of the
+	// largest group fits in one call.
+	MaxPutManyUsers = inbox.MaxManyUsers
+	// MaxPutManyBytes bounds the bytes of a PutMany's keys and values
+	// together: what its one batch writes to the WAL (and, replicated, to
+	// one Raft log entry), and unlike DeliverMany's one payload, bytes the
+	// request carries, so below svrkit's 4 MiB frame with room for the
+	// rest of the request.
+	MaxPutManyBytes = 3 << 20
 )
 
 // DefaultTrimQueue is the trim worker's queue length.
@@ -479,6 +489,54 @@ func (s *Server) Batch(ctx context.Context, req *im.BatchRequest) (*im.BatchRepl
 		return nil, err
 	}
 	return &im.BatchReply{Results: res}, nil
+}
+
+// PutMany implements im.StorageServer: the puts as one kv batch, so the
+// users' records routed here cost one fsync, and a failed condition
+// writes nothing.
+func (s *Server) PutMany(ctx context.Context, req *im.KVPutManyRequest) (*im.KVPutManyReply, error) {
+	puts := req.GetPuts()
+	if n := len(puts); n == 0 || n > MaxPutManyUsers {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "put of %d users outside [1, %d]", n, MaxPutManyUsers)
+	}
+	var b kv.Batch
+	seen := make(map[uint64]bool, len(puts))
+	routed, bytes := false, 0
+	for i, p := range puts {
+		u := p.GetUserId()
+		if seen[u] {
+			return nil, svrkit.Errorf(svrkit.InvalidArgument, "put %d: user %d named twice", i, u)
+		}
+		seen[u] = true
+		routed = routed || u == req.GetUserId()
+		k, err := scoped(u, p.GetKey(), "key")
+		if err != nil {
+			return nil, svrkit.Errorf(svrkit.InvalidArgument, "put %d: %s", i, svrkit.AsError(err).Message())
+		}
+		if err := checkValue(p.GetValue()); err != nil {
+			return nil, svrkit.Errorf(svrkit.InvalidArgument, "put %d: %s", i, svrkit.AsError(err).Message())
+		}
+		bytes += len(p.GetKey()) + len(p.GetValue())
+		b.Put(k, p.GetValue(), expect(p.GetExpectVersion(), p.GetAnyVersion()))
+	}
+	if bytes > MaxPutManyBytes {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "put of %d bytes of keys and values to %d users, over the limit of %d", bytes, len(puts), MaxPutManyBytes)
+	}
+	if !routed {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "routing user %d is not one of the %d users", req.GetUserId(), len(puts))
+	}
+	vs, err := s.db.Apply(ctx, &b)
+	var conflict *kv.ConflictError
+	if errors.As(err, &conflict) {
+		// kv's message names the stored key; the caller knows its user.
+		p := puts[conflict.Op]
+		return nil, svrkit.Errorf(svrkit.Aborted, "put %d: user %d's key of %d bytes has version %d, expected %d",
+			conflict.Op, p.GetUserId(), len(p.GetKey()), conflict.Actual, conflict.Expected)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &im.KVPutManyReply{Versions: vs}, nil
 }
 
 func inboxType(t im.InboxType) (inbox.DataType, error) {

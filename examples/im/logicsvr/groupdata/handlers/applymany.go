@@ -1,0 +1,221 @@
+package handlers
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/groups"
+	"github.com/svrkit/svrkit/examples/im/internal/shard"
+	"github.com/svrkit/svrkit/svrkit"
+)
+
+// MaxApplyManyUsers bounds one ApplyMembershipMany: every member a change
+// names (a group's creation names them all) fits in one call.
+const MaxApplyManyUsers = shard.MaxBatchUsers
+
+// loadParallel bounds the storage reads of one ApplyMembershipMany part
+// in flight (the users whose index is not cached).
+const loadParallel = 32
+
+// ApplyMembershipMany implements im.UserGroupsServer: ApplyMembership for
+// each user, with one Storage.PutMany per storage instance the users
+// route to (several run at once), so that the index writes of a change
+// naming 500 users cost a few fsyncs, not 500.
+//
+// Each part (the users of one storage instance) holds the locks of its
+// users, taken in stripe order (so two calls, or two parts of one, cannot
+// deadlock, and a single ApplyMembership, which holds one lock, waits for
+// at most the part it meets), reads each user's index (from the cache,
+// else storage), and writes the users whose index changes with PutMany,
+// compare-and-set on each record's version. A failed condition (the cache
+// was stale: another instance wrote, after a routing change) writes
+// nothing of that PutMany; the users not written yet are read again from
+// storage and the write tried again, as ApplyMembership does for one.
+func (s *UserGroupsServer) ApplyMembershipMany(ctx context.Context, req *im.ApplyMembershipManyRequest) (*im.ApplyMembershipManyReply, error) {
+	users, group, seq := req.GetUserIds(), req.GetGroupId(), req.GetSeq()
+	if n := len(users); n == 0 || n > MaxApplyManyUsers {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "membership of %d users outside [1, %d]", n, MaxApplyManyUsers)
+	}
+	if !groups.IsID(group) || seq == 0 {
+		return nil, svrkit.NewError(svrkit.InvalidArgument, "need a group id and a seq")
+	}
+	for _, u := range users {
+		if !groups.IsUserID(u) {
+			return nil, svrkit.Errorf(svrkit.InvalidArgument, "%d is not a user id", u)
+		}
+	}
+	if u, ok := repeated(users); ok {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "user %d named twice", u)
+	}
+	if !slices.Contains(users, req.GetUserId()) {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "routing user %d is not one of the %d users", req.GetUserId(), len(users))
+	}
+	out := &im.ApplyMembershipManyReply{Changed: make([]bool, len(users))}
+	parts := shard.Group(users, s.route)
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for k, idx := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ids := make([]uint64, len(idx))
+			for j, i := range idx {
+				ids[j] = users[i]
+			}
+			changed := make([]bool, len(ids))
+			errs[k] = s.applyPart(ctx, ids, group, seq, req.GetMember(), changed)
+			for j, i := range idx {
+				out.Changed[i] = changed[j]
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// applyPart applies the change to users, which route to one storage
+// instance, and sets changed[j] for each users[j] it wrote.
+func (s *UserGroupsServer) applyPart(ctx context.Context, users []uint64, group, seq uint64, member bool, changed []bool) error {
+	defer s.lockMany(users)()
+	pending := make([]int, len(users)) // indexes into users not written yet
+	for j := range pending {
+		pending[j] = j
+	}
+	fromStore := false
+	for attempt := 0; ; attempt++ {
+		cs, err := s.loadMany(ctx, users, pending, fromStore)
+		if err != nil {
+			return err
+		}
+		type put struct {
+			j   int
+			rec *im.UserGroupsRecord
+			req *im.KVPutRequest
+		}
+		var puts []put
+		for k, j := range pending {
+			rec := applied(cs[k].rec, group, seq, member)
+			if rec == nil {
+				continue // a newer change is recorded
+			}
+			val, err := proto.Marshal(rec)
+			if err != nil {
+				return svrkit.Errorf(svrkit.Internal, "encode group index: %v", err)
+			}
+			puts = append(puts, put{j, rec, &im.KVPutRequest{UserId: users[j], Key: keyUserGroups, Value: val, ExpectVersion: cs[k].version}})
+		}
+		// One PutMany unless the records outgrow its byte limit (users in
+		// hundreds of groups): then as many as it takes, each all or
+		// nothing on its own.
+		pending = pending[:0]
+		conflict := false
+		for lo := 0; lo < len(puts); {
+			hi, bytes := lo, 0
+			for hi < len(puts) && (hi == lo || bytes+putBytes(puts[hi].req) <= shard.MaxPutBytes) {
+				bytes += putBytes(puts[hi].req)
+				hi++
+			}
+			chunk := puts[lo:hi]
+			lo = hi
+			if conflict {
+				for _, p := range chunk {
+					pending = append(pending, p.j)
+				}
+				continue
+			}
+			reqs := make([]*im.KVPutRequest, len(chunk))
+			for k, p := range chunk {
+				reqs[k] = p.req
+			}
+			r, err := s.storage.PutMany(ctx, &im.KVPutManyRequest{UserId: reqs[0].GetUserId(), Puts: reqs})
+			if svrkit.CodeOf(err) == svrkit.Aborted && attempt+1 < casAttempts {
+				conflict = true
+				for _, p := range chunk {
+					pending = append(pending, p.j)
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if len(r.GetVersions()) != len(chunk) {
+				return svrkit.Errorf(svrkit.Internal, "storage answered %d versions for %d puts", len(r.GetVersions()), len(chunk))
+			}
+			for k, p := range chunk {
+				s.cache.Put(users[p.j], &userGroups{rec: p.rec, version: r.GetVersions()[k]})
+				changed[p.j] = true
+			}
+		}
+		if !conflict {
+			return nil
+		}
+		fromStore = true
+	}
+}
+
+// putBytes is what a put counts against Storage.PutMany's byte limit.
+func putBytes(p *im.KVPutRequest) int { return len(p.GetKey()) + len(p.GetValue()) }
+
+// lockMany locks the stripes of users in ascending order and returns
+// their unlock.
+func (s *UserGroupsServer) lockMany(users []uint64) func() {
+	stripes := make([]int, len(users))
+	for j, u := range users {
+		stripes[j] = stripe(u)
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.locks[i].Lock()
+	}
+	return func() {
+		for _, i := range stripes {
+			s.locks[i].Unlock()
+		}
+	}
+}
+
+// loadMany returns the index of users[j] for each j of at, in at's
+// order: from the cache unless fromStore, the others read from storage,
+// several at once. The caller holds the users' locks.
+func (s *UserGroupsServer) loadMany(ctx context.Context, users []uint64, at []int, fromStore bool) ([]*userGroups, error) {
+	out := make([]*userGroups, len(at))
+	var miss []int // indexes into at
+	for k, j := range at {
+		if !fromStore {
+			if c, ok := s.cache.Get(users[j]); ok {
+				out[k] = c
+				continue
+			}
+		}
+		miss = append(miss, k)
+	}
+	err := groups.ForEach(ctx, len(miss), loadParallel, func(ctx context.Context, m int) error {
+		k := miss[m]
+		c, err := s.load(ctx, users[at[k]], true)
+		out[k] = c
+		return err
+	})
+	return out, err
+}
+
+// repeated returns a user named twice in users, if any.
+func repeated(users []uint64) (uint64, bool) {
+	sorted := slices.Clone(users)
+	slices.Sort(sorted)
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] == sorted[i-1] {
+			return sorted[i], true
+		}
+	}
+	return 0, false
+}
