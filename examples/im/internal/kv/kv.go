@@ -121,18 +121,6 @@ const stripeCount = 1024
 type Options struct {
 	// CacheSize is pebble's block cache size in bytes (default 32 MiB).
 	CacheSize int64
-	// MemTableSize is the most a pebble memtable grows to, in bytes
-	// (default 64 MiB; pebble's own default is 4 MiB). Pebble turns a
-	// batch above half of it into a memtable of its own, flushed at once,
-	// and stops writes while flushes are behind: at 4 MiB a group
-	// creation's fan-out (a change listing 500 members, some 20 KB with
-	// short names, into 500 inboxes: four batches of about 2.5 MB) did
-	// both, and the group's first messages waited hundreds of
-	// milliseconds behind it. At 64 MiB every
-	// batch the store accepts (inbox.MaxManyBytes, 4 MiB) is an ordinary
-	// one. Memtables start at 256 KiB and grow with the writes, so an idle
-	// store does not hold the memory; a crash replays more WAL.
-	MemTableSize uint64
 	// Logger receives pebble's log messages (default: only errors, through
 	// the standard log package).
 	Logger pebble.Logger
@@ -163,17 +151,12 @@ func Open(dir string, opts *Options) (*DB, error) {
 	if logger == nil {
 		logger = quietLogger{}
 	}
-	memTable := opts.MemTableSize
-	if memTable == 0 {
-		memTable = 64 << 20
-	}
 	cache := pebble.NewCache(cacheSize)
 	defer cache.Unref()
 	pdb, err := pebble.Open(dir, &pebble.Options{
 		Cache:              cache,
 		Logger:             logger,
 		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       memTable,
 	})
 	if err != nil {
 		return nil, internalError("open", err)
