@@ -86,6 +86,10 @@ type GroupReport struct {
 	FanoutP50   float64 `json:"fanout_delay_p50_ms,omitempty"`
 	FanoutP99   float64 `json:"fanout_delay_p99_ms,omitempty"`
 	FanoutMax   float64 `json:"fanout_delay_max_ms,omitempty"`
+	// CreationFanoutMs: from the last creation's answer until the queue
+	// held nothing (the creations written into every member's inbox),
+	// before the clock started.
+	CreationFanoutMs float64 `json:"creation_fanout_ms,omitempty"`
 	// FanoutWritesPerS: the worker's inbox writes per second from the
 	// start to the end of the drain (when the syncing tablets had every
 	// message, or -drain ran out).
@@ -190,7 +194,22 @@ func RunGroups(ctx context.Context, addrs imclient.Addrs, cfg Config, stats im.F
 	for i, g := range groupIDs {
 		groupIndex[g] = i
 	}
-	// Let the tablets take in the creations before the clock starts.
+	// The creations' own fan-out (each CREATED entry, with the member
+	// list, into every member's inbox) finishes before the clock starts:
+	// the figures are of messages to groups that exist, and a first
+	// message sent into a creation's fan-out waits for it (reported on its
+	// own as creation fan-out). Then the tablets take the creations in.
+	var created time.Duration
+	if stats != nil {
+		start := time.Now()
+		done := waitQueueEmpty(ctx, stats, cfg.Drain)
+		created = time.Since(start)
+		if done {
+			fmt.Fprintf(progress, "imload: creations fanned out %v after the last one was answered\n", created.Round(time.Millisecond))
+		} else {
+			fmt.Fprintf(progress, "imload: the creations' fan-out still runs after %v (-drain); starting anyway\n", created.Round(time.Millisecond))
+		}
+	}
 	for _, u := range users[:cfg.Syncers] {
 		if _, _, err := u.tablet.SyncAll(ctx); err != nil {
 			return nil, fmt.Errorf("sync after the creations: %w", err)
@@ -263,14 +282,8 @@ func RunGroups(ctx context.Context, addrs imclient.Addrs, cfg Config, stats im.F
 	}
 	// The fan-out figures want every message fanned out: wait for the
 	// queue to empty too (the tablets need not be syncing every group).
-	for deadline := time.Now().Add(cfg.Drain); stats != nil && time.Now().Before(deadline); {
-		sctx, cancel := context.WithTimeout(ctx, time.Second)
-		st, err := stats.GetStats(sctx, &im.FanoutStatsRequest{})
-		cancel()
-		if err == nil && st.GetBacklog() == 0 || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	if stats != nil {
+		waitQueueEmpty(ctx, stats, cfg.Drain)
 	}
 	drained := time.Since(tr.start)
 
@@ -293,6 +306,7 @@ func RunGroups(ctx context.Context, addrs imclient.Addrs, cfg Config, stats im.F
 		Errors:       tr.errs,
 		Lag:          lag,
 	}
+	rep.CreationFanoutMs = float64(created.Microseconds()) / 1000
 	for g := range perGroup {
 		rep.InboxWrites += perGroup[g].Load() * sizes[g]
 	}
@@ -323,6 +337,7 @@ func printGroupReport(w io.Writer, r *GroupReport) {
 	fmt.Fprintf(w, "| inbox writes per second (fan-out) | %.0f |\n", r.InboxWritesPerS)
 	fmt.Fprintf(w, "| send latency p50 / p99 | %.1f / %.1f ms |\n", r.SendP50, r.SendP99)
 	if r.FanoutCount > 0 {
+		fmt.Fprintf(w, "| creations fanned out (before the clock started) | %.1f ms |\n", r.CreationFanoutMs)
 		fmt.Fprintf(w, "| stored to last member's inbox p50 / p99 / max | %.1f / %.1f / %.1f ms (%d messages) |\n", r.FanoutP50, r.FanoutP99, r.FanoutMax, r.FanoutCount)
 		fmt.Fprintf(w, "| inbox writes per second done by the worker (with the drain) | %.0f |\n", r.FanoutWritesPerS)
 		fmt.Fprintf(w, "| queue lag max / backlog max | %d ms / %d items |\n", r.LagMaxMs, r.BacklogMax)
@@ -331,4 +346,19 @@ func printGroupReport(w io.Writer, r *GroupReport) {
 	fmt.Fprintf(w, "| missing / duplicates | %d / %d |\n", r.Missing, r.Duplicates)
 	fmt.Fprintf(w, "| send-to-synced p50 / p99 | %.1f / %.1f ms |\n", r.DeliveredP50, r.DeliveredP99)
 	printErrors(w, r.Errors)
+}
+
+// waitQueueEmpty waits until the fan-out queue holds nothing, for at most
+// d, and reports whether it did.
+func waitQueueEmpty(ctx context.Context, stats im.FanoutWorkerClient, d time.Duration) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline) && ctx.Err() == nil; {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := stats.GetStats(sctx, &im.FanoutStatsRequest{})
+		cancel()
+		if err == nil && st.GetBacklog() == 0 {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
 }
