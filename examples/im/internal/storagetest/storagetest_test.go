@@ -73,7 +73,7 @@ func TestOnReplicatedGroup(t *testing.T) {
 		"DeliverMany": TestDeliverManyIsIdempotent, "DeliverManyConcurrent": TestDeliverManyConcurrentWithDeliver,
 		"DeliverPair": TestDeliverPairIsIdempotent, "DeliverToOneself": TestDeliverToOneselfOnce,
 		"StorageDeliverPair": TestStorageDeliverPair,
-		"PutMany": TestPutMany,
+		"PutMany":            TestPutMany,
 	} {
 		t.Run(name, test)
 	}
