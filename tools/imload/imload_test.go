@@ -35,7 +35,8 @@ func TestLoadAgainstBackend(t *testing.T) {
 		t.Fatalf("report: %v\n%s", err, out.String())
 	}
 	if rep.Mode != "push" || rep.Sent == 0 || rep.Synced != rep.Sent || rep.Missing != 0 || rep.Duplicates != 0 ||
-		rep.Pushes == 0 || rep.DeliveredP99 <= 0 || rep.BackendCPU <= 0 || rep.CPUPerDelivered <= 0 || rep.CPUByProcess["gateway"] <= 0 {
+		rep.Pushes == 0 || rep.DeliveredP99 <= 0 || rep.BackendCPU <= 0 || rep.CPUPerDelivered <= 0 || rep.CPUByProcess["gateway"] <= 0 ||
+		rep.RPCsPerDelivered < 2 {
 		t.Errorf("push report does not add up:\n%s", out.String())
 	}
 	if !strings.Contains(progress.String(), "imload:") || !strings.Contains(progress.String(), "send-to-synced p50") {

@@ -92,6 +92,9 @@ type Config struct {
 	// Processes are the backend's processes, whose CPU is measured (none:
 	// no CPU figures).
 	Processes processes
+	// Admins are the backend's admin addresses, whose served calls are
+	// counted (none: no RPC figure).
+	Admins admins
 
 	// Group traffic (groups.go): the groups to form; how many users send
 	// (0: all) and how many sync (-1: all).
@@ -126,9 +129,12 @@ type Report struct {
 	// BackendCPU is the backend processes' CPU over the run (sending and
 	// draining), in seconds, and CPUPerDelivered that over Synced, in
 	// microseconds; CPUByProcess is the split, in seconds.
-	BackendCPU      float64            `json:"backend_cpu_s,omitempty"`
-	CPUPerDelivered float64            `json:"cpu_per_delivered_us,omitempty"`
-	CPUByProcess    map[string]float64 `json:"cpu_by_process_s,omitempty"`
+	BackendCPU      float64 `json:"backend_cpu_s,omitempty"`
+	CPUPerDelivered float64 `json:"cpu_per_delivered_us,omitempty"`
+	// RPCsPerDelivered: every call the Logicsvrs served during the run
+	// (both transports; see rpcs.go) over delivered messages.
+	RPCsPerDelivered float64            `json:"rpcs_per_delivered,omitempty"`
+	CPUByProcess     map[string]float64 `json:"cpu_by_process_s,omitempty"`
 	// CPUPerDeliveredBy is CPUByProcess over Synced, in microseconds.
 	CPUPerDeliveredBy map[string]float64 `json:"cpu_per_delivered_by_process_us,omitempty"`
 	// With -ceiling: the in-process ceiling's delivered messages per
@@ -230,6 +236,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdline.ExitFailure
 	}
 	if cfg.Processes, err = backendProcesses(*state); err != nil {
+		fmt.Fprintf(stderr, "imload: %v\n", err)
+		return cmdline.ExitFailure
+	}
+	if cfg.Admins, err = backendAdmins(*state); err != nil {
 		fmt.Fprintf(stderr, "imload: %v\n", err)
 		return cmdline.ExitFailure
 	}
@@ -358,6 +368,7 @@ func load(ctx context.Context, users []*user, cfg Config, progress io.Writer) (*
 	}
 	defer closeLinks()
 	cpuBefore := cfg.Processes.cpuTimes()
+	rpcsBefore := cfg.Admins.served(ctx)
 	tr := newTraffic(ctx, cfg)
 	for i, u := range users {
 		rng := rand.New(rand.NewPCG(uint64(i), uint64(tr.start.UnixNano())))
@@ -376,6 +387,7 @@ func load(ctx context.Context, users []*user, cfg Config, progress io.Writer) (*
 		return nil, err
 	}
 	cpuBy, cpu := cpuSpent(cpuBefore, cfg.Processes.cpuTimes())
+	rpcs, rpcsOK := servedBetween(rpcsBefore, cfg.Admins.served(ctx))
 
 	send, synced := tr.latencies()
 	rep := &Report{
@@ -399,6 +411,9 @@ func load(ctx context.Context, users []*user, cfg Config, progress io.Writer) (*
 		rep.Pushes += u.tablet.LinkStats().Pushes
 	}
 	rep.Missing = max(0, rep.Sent-rep.Synced)
+	if rpcsOK && rep.Synced > 0 {
+		rep.RPCsPerDelivered = rpcs / float64(rep.Synced)
+	}
 	if len(cpuBy) > 0 {
 		rep.BackendCPU = cpu.Seconds()
 		rep.CPUByProcess = map[string]float64{}
@@ -535,6 +550,9 @@ func printReport(w io.Writer, r *Report) {
 			fmt.Fprintf(w, "| … of which %s | %.0f µs |\n", name, r.CPUPerDeliveredBy[name])
 		}
 	}
+	if r.RPCsPerDelivered > 0 {
+		fmt.Fprintf(w, "| calls the Logicsvrs served per delivered message | %.2f |\n", r.RPCsPerDelivered)
+	}
 	if r.CeilingPerSec > 0 {
 		fmt.Fprintf(w, "| in-process ceiling: delivered per second | %.0f |\n", r.CeilingPerSec)
 		fmt.Fprintf(w, "| in-process ceiling: CPU per delivered message | %.0f µs |\n", r.CeilingCPUPerMsg)
@@ -603,6 +621,7 @@ func median(runs []*Report) *Report {
 	out.DeliveredMax = med(func(r *Report) float64 { return r.DeliveredMax })
 	out.BackendCPU = med(func(r *Report) float64 { return r.BackendCPU })
 	out.CPUPerDelivered = med(func(r *Report) float64 { return r.CPUPerDelivered })
+	out.RPCsPerDelivered = med(func(r *Report) float64 { return r.RPCsPerDelivered })
 	out.CeilingPerSec = med(func(r *Report) float64 { return r.CeilingPerSec })
 	out.CeilingCPUPerMsg = med(func(r *Report) float64 { return r.CeilingCPUPerMsg })
 	out.FractionOfCeiling = med(func(r *Report) float64 { return r.FractionOfCeiling })
