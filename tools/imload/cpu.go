@@ -22,19 +22,24 @@ const clockTick = 10 * time.Millisecond
 // processes are the backend's processes, by instance name.
 type processes map[string]int
 
-// backendProcesses reads the PIDs of the instances in svrkit up's state file.
-func backendProcesses(statePath string) (processes, error) {
+// backend reads, from svrkit up's state file, the PIDs of the instances
+// (for their CPU) and their admin addresses (for the calls they served,
+// rpcs.go).
+func backend(statePath string) (processes, admins, error) {
 	st, err := upstate.Read(statePath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	ps := processes{}
+	ps, as := processes{}, admins{}
 	for _, in := range st.Instances {
 		if in.PID > 0 {
 			ps[in.Name] = in.PID
 		}
+		if in.Admin != "" {
+			as[in.Name] = in.Admin
+		}
 	}
-	return ps, nil
+	return ps, as, nil
 }
 
 // cpuTimes returns each process's CPU time so far (user + system); a

@@ -235,11 +235,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imload: %v\n", err)
 		return cmdline.ExitFailure
 	}
-	if cfg.Processes, err = backendProcesses(*state); err != nil {
-		fmt.Fprintf(stderr, "imload: %v\n", err)
-		return cmdline.ExitFailure
-	}
-	if cfg.Admins, err = backendAdmins(*state); err != nil {
+	if cfg.Processes, cfg.Admins, err = backend(*state); err != nil {
 		fmt.Fprintf(stderr, "imload: %v\n", err)
 		return cmdline.ExitFailure
 	}

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/svrkit/svrkit/tools/svrkit/upstate"
 )
 
 // RPCs per delivered message: every call the Logicsvrs served during the
@@ -27,22 +25,6 @@ const requestCountMetric = "logicsvr_request_duration_seconds_count"
 
 // admins are the backend instances' admin addresses, by instance name.
 type admins map[string]string
-
-// backendAdmins reads the admin addresses of the instances in svrkit up's
-// state file.
-func backendAdmins(statePath string) (admins, error) {
-	st, err := upstate.Read(statePath)
-	if err != nil {
-		return nil, err
-	}
-	out := admins{}
-	for _, in := range st.Instances {
-		if in.Admin != "" {
-			out[in.Name] = in.Admin
-		}
-	}
-	return out, nil
-}
 
 // served returns the calls each instance has served so far, by instance
 // name; an instance whose /metrics does not answer (a process that is not
