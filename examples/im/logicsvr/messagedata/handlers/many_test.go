@@ -3,18 +3,14 @@ package handlers_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/svrkit/svrkit/examples/im"
-	"github.com/svrkit/svrkit/examples/im/internal/shard"
 	"github.com/svrkit/svrkit/examples/im/internal/storagetest"
 	"github.com/svrkit/svrkit/examples/im/logicsvr/messagedata/handlers"
-	"github.com/svrkit/svrkit/logicsvr"
 )
 
 // pushLog records Notify calls.
@@ -80,45 +76,21 @@ func TestDeliverManyNotifiesNewMembersOnly(t *testing.T) {
 // With two storage instances, DeliverMany writes each member on the
 // instance its own calls route to: one storage call per instance.
 func TestDeliverManyAcrossStorageShards(t *testing.T) {
-	a := storagetest.Start(t, t.TempDir(), nil)
-	b := storagetest.Start(t, t.TempDir(), nil)
-	addrA, addrB := a.Routes[im.Storage_ServiceName][0], b.Routes[im.Storage_ServiceName][0]
-	h, err := logicsvr.New(logicsvr.Config{Name: "messagedata", HTTP: logicsvr.Off, RPC: logicsvr.Off,
-		Routes: map[string][]string{im.Storage_ServiceName: {addrA, addrB}}},
-		logicsvr.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	two := storagetest.StartTwoStores(t, "messagedata")
+	srv, err := handlers.NewMessageData(two.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		h.Shutdown(ctx)
-	})
-	srv, err := handlers.NewMessageData(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, err := h.Client(im.Storage_ServiceName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	router := shard.Router(inv)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	users := make([]uint64, 40)
-	for i := range users {
-		users[i] = uint64(1000 + i*7919)
-	}
+	users := two.Spread(t, 40)
 	r, err := srv.DeliverMany(ctx, &im.DeliverManyRequest{UserId: users[0], UserIds: users, Item: message("spread"), DedupId: "g:2:9"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	on := map[string]int{}
 	for i, u := range users {
-		owner := router.Route(shard.Key(u))
-		on[owner]++
-		for _, c := range []*storagetest.Cluster{a, b} {
-			addr := c.Routes[im.Storage_ServiceName][0]
+		owner := two.Owner(u)
+		for addr, c := range two.Stores {
 			sr, err := c.Storage(t).Sync(ctx, &im.InboxSyncRequest{UserId: u, DeviceId: "probe", Limit: 10})
 			if err != nil {
 				t.Fatal(err)
@@ -134,8 +106,5 @@ func TestDeliverManyAcrossStorageShards(t *testing.T) {
 				t.Errorf("user %d (routed to %s): %d entries on %s, want %d", u, owner, len(sr.GetEntries()), addr, want)
 			}
 		}
-	}
-	if on[addrA] == 0 || on[addrB] == 0 {
-		t.Fatalf("40 users all routed to one instance: %v", on)
 	}
 }

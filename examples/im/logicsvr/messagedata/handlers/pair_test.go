@@ -3,8 +3,6 @@ package handlers_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -13,7 +11,6 @@ import (
 	"github.com/svrkit/svrkit/examples/im/internal/shard"
 	"github.com/svrkit/svrkit/examples/im/internal/storagetest"
 	"github.com/svrkit/svrkit/examples/im/logicsvr/messagedata/handlers"
-	"github.com/svrkit/svrkit/logicsvr"
 )
 
 func pairOf(from, to uint64, id string) *im.DeliverPairRequest {
@@ -85,43 +82,24 @@ func TestDeliverPairNotifiesNewCopiesOnly(t *testing.T) {
 // instance its user's own calls route to: in one storage call when the
 // two users share it, in two when they do not.
 func TestDeliverPairAcrossStorageShards(t *testing.T) {
-	a := storagetest.Start(t, t.TempDir(), nil)
-	b := storagetest.Start(t, t.TempDir(), nil)
-	addrA, addrB := a.Routes[im.Storage_ServiceName][0], b.Routes[im.Storage_ServiceName][0]
-	h, err := logicsvr.New(logicsvr.Config{Name: "messagedata", HTTP: logicsvr.Off, RPC: logicsvr.Off,
-		Routes: map[string][]string{im.Storage_ServiceName: {addrA, addrB}}},
-		logicsvr.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	two := storagetest.StartTwoStores(t, "messagedata")
+	srv, err := handlers.NewMessageData(two.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		h.Shutdown(ctx)
-	})
-	srv, err := handlers.NewMessageData(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, err := h.Client(im.Storage_ServiceName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	router := shard.Router(inv)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
 	const sender = 1000
 	var near, far uint64 // receivers on the sender's instance and on the other
 	for u := uint64(sender + 1); near == 0 || far == 0; u++ {
-		switch together := shard.Together(router, sender, u); {
+		switch together := shard.Together(two.Router, sender, u); {
 		case together && near == 0:
 			near = u
 		case !together && far == 0:
 			far = u
 		}
 	}
-	owner := map[string]*storagetest.Cluster{addrA: a, addrB: b}
 	for _, to := range []uint64{near, far} {
 		id := fmt.Sprint("to-", to)
 		r, err := srv.DeliverPair(ctx, pairOf(sender, to, id))
@@ -135,13 +113,13 @@ func TestDeliverPairAcrossStorageShards(t *testing.T) {
 			user    uint64
 			version uint64
 		}{{to, r.GetReceiver().GetVersion()}, {sender, r.GetSender().GetVersion()}} {
-			for addr, cl := range owner {
+			for addr, cl := range two.Stores {
 				sr, err := cl.Storage(t).Sync(ctx, &im.InboxSyncRequest{UserId: c.user, DeviceId: "probe", Limit: 10})
 				if err != nil {
 					t.Fatal(err)
 				}
 				found := slices.IndexFunc(sr.GetEntries(), func(e *im.InboxEntry) bool { return e.GetVersion() == c.version }) >= 0
-				if mine := router.Route(shard.Key(c.user)) == addr; found != mine {
+				if mine := two.Owner(c.user) == addr; found != mine {
 					t.Errorf("pair to %d: user %d's copy on %s: %v, its own calls route there: %v", to, c.user, addr, found, mine)
 				}
 			}
