@@ -10,6 +10,7 @@
 package shard
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/svrkit/svrkit/svrkit"
@@ -81,4 +82,17 @@ func Together(r svrkit.KeyRouter, a, b uint64) bool {
 func Router(inv svrkit.Invoker) svrkit.KeyRouter {
 	r, _ := inv.(svrkit.KeyRouter)
 	return r
+}
+
+// Repeated returns a user named more than once in users, if any: a batch
+// names each user once (one result per user, and one lock each).
+func Repeated(users []uint64) (uint64, bool) {
+	sorted := slices.Clone(users)
+	slices.Sort(sorted)
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] == sorted[i-1] {
+			return sorted[i], true
+		}
+	}
+	return 0, false
 }

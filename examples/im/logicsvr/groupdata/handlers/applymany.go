@@ -48,7 +48,7 @@ func (s *UserGroupsServer) ApplyMembershipMany(ctx context.Context, req *im.Appl
 			return nil, svrkit.Errorf(svrkit.InvalidArgument, "%d is not a user id", u)
 		}
 	}
-	if u, ok := repeated(users); ok {
+	if u, ok := shard.Repeated(users); ok {
 		return nil, svrkit.Errorf(svrkit.InvalidArgument, "user %d named twice", u)
 	}
 	if !slices.Contains(users, req.GetUserId()) {
@@ -206,16 +206,4 @@ func (s *UserGroupsServer) loadMany(ctx context.Context, users []uint64, at []in
 		return err
 	})
 	return out, err
-}
-
-// repeated returns a user named twice in users, if any.
-func repeated(users []uint64) (uint64, bool) {
-	sorted := slices.Clone(users)
-	slices.Sort(sorted)
-	for i := 1; i < len(sorted); i++ {
-		if sorted[i] == sorted[i-1] {
-			return sorted[i], true
-		}
-	}
-	return 0, false
 }

@@ -53,7 +53,7 @@ func (s *Server) DeliverMany(ctx context.Context, req *im.DeliverManyRequest) (*
 		return nil, svrkit.Errorf(svrkit.InvalidArgument, "item of %d bytes to %d users is %d bytes, over the limit of %d",
 			len(payload), len(users), n, MaxDeliverManyBytes)
 	}
-	if u, ok := repeated(users); ok {
+	if u, ok := shard.Repeated(users); ok {
 		return nil, svrkit.Errorf(svrkit.InvalidArgument, "user %d named twice", u)
 	}
 	if !slices.Contains(users, req.GetUserId()) {
@@ -107,18 +107,6 @@ func (s *Server) deliverShard(ctx context.Context, item *im.SyncItem, t im.Inbox
 		}
 	}
 	return nil
-}
-
-// repeated returns a user named twice in users, if any.
-func repeated(users []uint64) (uint64, bool) {
-	sorted := slices.Clone(users)
-	slices.Sort(sorted)
-	for i := 1; i < len(sorted); i++ {
-		if sorted[i] == sorted[i-1] {
-			return sorted[i], true
-		}
-	}
-	return 0, false
 }
 
 // invalidateMany is invalidate for each of users, under one lock.
