@@ -30,19 +30,7 @@ type Index struct {
 // and cache), each group cut into even parts of at most
 // shard.MaxBatchUsers.
 func (x *Index) Batches(users []uint64) [][]uint64 {
-	var out [][]uint64
-	for _, idx := range shard.Group(users, x.Route) {
-		parts := (len(idx) + shard.MaxBatchUsers - 1) / shard.MaxBatchUsers
-		for p := range parts {
-			lo, hi := p*len(idx)/parts, (p+1)*len(idx)/parts
-			ids := make([]uint64, hi-lo)
-			for j, i := range idx[lo:hi] {
-				ids[j] = users[i]
-			}
-			out = append(out, ids)
-		}
-	}
-	return out
+	return shard.Batches(users, x.Route, shard.MaxBatchUsers)
 }
 
 // Apply records that users joined (member) or left group at seq: one

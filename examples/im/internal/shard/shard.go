@@ -84,6 +84,26 @@ func Router(inv svrkit.Invoker) svrkit.KeyRouter {
 	return r
 }
 
+// Batches cuts users into the user lists of batch calls: grouped by r's
+// route for each (Group), each group cut into even parts of at most limit
+// users, so that 129 users under a limit of 128 go as 65 and 64, not 128
+// and 1.
+func Batches(users []uint64, r svrkit.KeyRouter, limit int) [][]uint64 {
+	var out [][]uint64
+	for _, idx := range Group(users, r) {
+		parts := (len(idx) + limit - 1) / limit
+		for p := range parts {
+			lo, hi := p*len(idx)/parts, (p+1)*len(idx)/parts
+			ids := make([]uint64, hi-lo)
+			for j, i := range idx[lo:hi] {
+				ids[j] = users[i]
+			}
+			out = append(out, ids)
+		}
+	}
+	return out
+}
+
 // Repeated returns a user named more than once in users, if any: a batch
 // names each user once (one result per user, and one lock each).
 func Repeated(users []uint64) (uint64, bool) {

@@ -478,19 +478,7 @@ func (w *Worker) indexer() *groups.Index {
 // the stored item's bytes) would take a batch over the byte limit.
 func (w *Worker) batches(users []uint64, itemSize int) [][]uint64 {
 	limit := min(w.batch, max(1, shard.MaxBatchBytes/max(itemSize, 1)))
-	var out [][]uint64
-	for _, idx := range shard.Group(users, w.route) {
-		parts := (len(idx) + limit - 1) / limit
-		for p := range parts {
-			lo, hi := p*len(idx)/parts, (p+1)*len(idx)/parts
-			ids := make([]uint64, hi-lo)
-			for j, i := range idx[lo:hi] {
-				ids[j] = users[i]
-			}
-			out = append(out, ids)
-		}
-	}
-	return out
+	return shard.Batches(users, w.route, limit)
 }
 
 // transient calls f again, a few times over about a second, while it
