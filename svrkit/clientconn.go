@@ -457,12 +457,7 @@ func (cc *clientConn) deliver(f *wire.Frame) {
 		cc.closeIfDrainedLocked()
 	}
 	cc.mu.Unlock()
-	if lvl := uint32(f.Priority)<<7 | uint32(f.Flags&0x7f); lvl != cc.ep.level.Load() {
-		cc.ep.level.Store(lvl)
-	}
-	if f.Priority != 0 {
-		cc.ep.levelAt.Store(cc.lastHeard.Load())
-	}
+	cc.ep.level.set(uint32(f.Priority)<<7|uint32(f.Flags&0x7f), cc.lastHeard.Load())
 	if cl == nil {
 		return // canceled by its caller
 	}

@@ -30,10 +30,9 @@ type endpoint struct {
 	next      atomic.Uint32
 	downUntil atomic.Int64 // unix nanos; the endpoint is skipped before it
 
-	// The admission level the server last reported on a response, and
-	// when (unix nanos): calls below it are refused here, unsent.
-	level   atomic.Uint32
-	levelAt atomic.Int64
+	// The admission level the server last reported on a response: calls
+	// below it are refused here, unsent.
+	level reportedLevel
 	// The levels the server reported for single methods (by cmdid): the
 	// level of the services a method calls, when it is above the
 	// server's own (see downstream.go). Copy on write, under mu; nil
@@ -68,20 +67,39 @@ type reportedLevel struct {
 	at    atomic.Int64
 }
 
-func (r *reportedLevel) get(now int64) uint32 {
-	if lvl := r.level.Load(); lvl != 0 && now-r.at.Load() < int64(levelTTL) {
-		return lvl
+// set records lvl, heard at at (unix nanos).
+func (r *reportedLevel) set(lvl uint32, at int64) {
+	if lvl != r.level.Load() {
+		r.level.Store(lvl)
 	}
-	return 0
+	if lvl != 0 {
+		r.at.Store(at)
+	}
+}
+
+// current returns the level while it holds, else 0; it reads the clock
+// only when a level is set.
+func (r *reportedLevel) current() uint32 {
+	lvl := r.level.Load()
+	if lvl == 0 || time.Now().UnixNano()-r.at.Load() >= int64(levelTTL) {
+		return 0
+	}
+	return lvl
+}
+
+// methodLevel returns the level the server last reported for method cmd,
+// nil when it never reported one.
+func (ep *endpoint) methodLevel(cmd uint32) *reportedLevel {
+	if ml := ep.methodLevels.Load(); ml != nil {
+		return (*ml)[cmd]
+	}
+	return nil
 }
 
 // noteMethodLevel records the level the server reported on a response of
 // method cmd, heard at at (unix nanos).
 func (ep *endpoint) noteMethodLevel(cmd, lvl uint32, at int64) {
-	var r *reportedLevel
-	if ml := ep.methodLevels.Load(); ml != nil {
-		r = (*ml)[cmd]
-	}
+	r := ep.methodLevel(cmd)
 	if r == nil {
 		if lvl == 0 {
 			return
@@ -102,33 +120,20 @@ func (ep *endpoint) noteMethodLevel(cmd, lvl uint32, at int64) {
 		}
 		ep.mu.Unlock()
 	}
-	if lvl != r.level.Load() {
-		r.level.Store(lvl)
-	}
-	if lvl != 0 {
-		r.at.Store(at)
-	}
+	r.set(lvl, at)
 }
 
 // reportLevel tells down, the record of the calling handler's method, the
 // level this endpoint last reported for a call of cmd: its own, or the
 // method's when that is higher.
 func (ep *endpoint) reportLevel(down *downstreamLevel, cmd uint32) {
-	lvl := ep.level.Load()
-	ml := ep.methodLevels.Load()
-	if lvl == 0 && ml == nil {
-		return
+	lvl := ep.level.current()
+	if r := ep.methodLevel(cmd); r != nil {
+		lvl = max(lvl, r.current())
 	}
-	now := time.Now().UnixNano()
-	if lvl != 0 && now-ep.levelAt.Load() >= int64(levelTTL) {
-		lvl = 0
+	if lvl != 0 {
+		down.observe(lvl, time.Now().UnixNano())
 	}
-	if ml != nil {
-		if r := (*ml)[cmd]; r != nil {
-			lvl = max(lvl, r.get(now))
-		}
-	}
-	down.observe(lvl, now)
 }
 
 // dialing is one dial in progress; done closes when cc or err is set.
@@ -150,16 +155,12 @@ func newEndpoint(c *Client, addr string) *endpoint {
 // call sends one request on a connection of this endpoint and waits for
 // its answer. sent reports whether the request may have reached the server.
 func (ep *endpoint) call(ctx context.Context, h *wire.Header, md, body []byte, resp proto.Message, deadline time.Time, hasDeadline bool) (sent bool, err error) {
-	if lvl := ep.level.Load(); lvl != 0 && uint32(admissionKey(h.Priority, h.Flags, 0)) < lvl &&
-		time.Now().UnixNano()-ep.levelAt.Load() < int64(levelTTL) {
+	key := uint32(admissionKey(h.Priority, h.Flags, 0))
+	if key < ep.level.current() {
 		return false, errShedLocally
 	}
-	if ml := ep.methodLevels.Load(); ml != nil {
-		if r := (*ml)[h.CmdID]; r != nil {
-			if lvl := r.get(time.Now().UnixNano()); lvl != 0 && uint32(admissionKey(h.Priority, h.Flags, 0)) < lvl {
-				return false, errShedDownstream
-			}
-		}
+	if r := ep.methodLevel(h.CmdID); r != nil && key < r.current() {
+		return false, errShedDownstream
 	}
 	cc, err := ep.conn(ctx, deadline, hasDeadline)
 	if err != nil {
