@@ -100,11 +100,7 @@ func (s *Server) deliverShard(ctx context.Context, item *im.SyncItem, t im.Inbox
 		return svrkit.Errorf(svrkit.Internal, "storage answered %d results for %d users", len(r.GetResults()), len(ids))
 	}
 	for j, i := range idx {
-		w := r.GetResults()[j]
-		results[i] = &im.DeliverReply{Version: w.GetVersion(), AtUnixMs: w.GetAtUnixMs(), Duplicate: w.GetDuplicate()}
-		if !w.GetDuplicate() {
-			s.push.Notify(ctx, ids[j], &im.SyncItem{Type: item.GetType(), Version: w.GetVersion(), AtUnixMs: w.GetAtUnixMs(), Item: item.GetItem()})
-		}
+		results[i] = s.stored(ctx, ids[j], item, r.GetResults()[j])
 	}
 	return nil
 }

@@ -266,11 +266,16 @@ func (s *Server) Deliver(ctx context.Context, req *im.DeliverRequest) (*im.Deliv
 	if err != nil {
 		return nil, err
 	}
-	if !r.GetDuplicate() {
-		item := &im.SyncItem{Type: req.GetItem().GetType(), Version: r.GetVersion(), AtUnixMs: r.GetAtUnixMs(), Item: req.GetItem().GetItem()}
-		s.push.Notify(ctx, user, item)
+	return s.stored(ctx, user, req.GetItem(), r), nil
+}
+
+// stored answers one write storage made or found, telling the Pusher of
+// it if it is new: Deliver's, and each of DeliverMany's and DeliverPair's.
+func (s *Server) stored(ctx context.Context, user uint64, item *im.SyncItem, w *im.InboxWriteReply) *im.DeliverReply {
+	if !w.GetDuplicate() {
+		s.push.Notify(ctx, user, &im.SyncItem{Type: item.GetType(), Version: w.GetVersion(), AtUnixMs: w.GetAtUnixMs(), Item: item.GetItem()})
 	}
-	return &im.DeliverReply{Version: r.GetVersion(), AtUnixMs: r.GetAtUnixMs(), Duplicate: r.GetDuplicate()}, nil
+	return &im.DeliverReply{Version: w.GetVersion(), AtUnixMs: w.GetAtUnixMs(), Duplicate: w.GetDuplicate()}
 }
 
 // SyncInbox implements im.MessageDataServer.

@@ -98,12 +98,3 @@ func (s *Server) DeliverPair(ctx context.Context, req *im.DeliverPairRequest) (*
 	}
 	return &im.DeliverPairReply{Receiver: theirs, Sender: mine}, nil
 }
-
-// stored answers one copy storage wrote or found, telling the Pusher of
-// it if it is new, as Deliver does.
-func (s *Server) stored(ctx context.Context, user uint64, item *im.SyncItem, w *im.InboxWriteReply) *im.DeliverReply {
-	if !w.GetDuplicate() {
-		s.push.Notify(ctx, user, &im.SyncItem{Type: item.GetType(), Version: w.GetVersion(), AtUnixMs: w.GetAtUnixMs(), Item: item.GetItem()})
-	}
-	return &im.DeliverReply{Version: w.GetVersion(), AtUnixMs: w.GetAtUnixMs(), Duplicate: w.GetDuplicate()}
-}
