@@ -147,17 +147,22 @@ func Deliver(ctx context.Context, messages im.MessageDataClient, route svrkit.Ke
 		return nil, err
 	}
 	if to != from {
-		own := proto.CloneOf(m)
-		own.SentUnixMs = theirs.GetAtUnixMs()
 		if _, err := messages.Deliver(ctx, &im.DeliverRequest{
-			UserId:  from,
-			Item:    &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: own}},
-			DedupId: dedup + selfSuffix,
+			UserId: from, Item: SenderCopy(m, theirs.GetAtUnixMs()), DedupId: dedup + selfSuffix,
 		}); err != nil {
 			return nil, err
 		}
 	}
 	return &im.SendReply{SentUnixMs: theirs.GetAtUnixMs(), Duplicate: theirs.GetDuplicate()}, nil
+}
+
+// SenderCopy is the sender's own copy of m written after the receiver's,
+// on its own: m with the receiver copy's storage time at (unix ms) as its
+// sent_unix_ms, so that both copies read identical (see the package doc).
+func SenderCopy(m *im.Message, at int64) *im.SyncItem {
+	own := proto.CloneOf(m)
+	own.SentUnixMs = at
+	return &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: own}}
 }
 
 // selfSuffix ends the dedup id of the sender's own copy.

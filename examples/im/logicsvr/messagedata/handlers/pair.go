@@ -3,9 +3,8 @@ package handlers
 import (
 	"context"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/delivery"
 	"github.com/svrkit/svrkit/examples/im/internal/shard"
 	"github.com/svrkit/svrkit/svrkit"
 )
@@ -86,12 +85,8 @@ func (s *Server) DeliverPair(ctx context.Context, req *im.DeliverPairRequest) (*
 			return nil, err
 		}
 	}
-	own := proto.CloneOf(item.GetMessage())
-	own.SentUnixMs = theirs.GetAtUnixMs()
 	mine, err := s.Deliver(ctx, &im.DeliverRequest{
-		UserId:  from,
-		Item:    &im.SyncItem{Type: im.SyncType_SYNC_TYPE_MESSAGES, Item: &im.SyncItem_Message{Message: own}},
-		DedupId: req.GetSenderDedupId(),
+		UserId: from, Item: delivery.SenderCopy(item.GetMessage(), theirs.GetAtUnixMs()), DedupId: req.GetSenderDedupId(),
 	})
 	if err != nil {
 		return nil, err
