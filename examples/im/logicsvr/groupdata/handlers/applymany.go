@@ -96,12 +96,7 @@ func (s *UserGroupsServer) applyPart(ctx context.Context, users []uint64, group,
 		if err != nil {
 			return err
 		}
-		type put struct {
-			j   int
-			rec *im.UserGroupsRecord
-			req *im.KVPutRequest
-		}
-		var puts []put
+		var puts []indexPut
 		for k, j := range pending {
 			rec := applied(cs[k].rec, group, seq, member)
 			if rec == nil {
@@ -111,34 +106,21 @@ func (s *UserGroupsServer) applyPart(ctx context.Context, users []uint64, group,
 			if err != nil {
 				return svrkit.Errorf(svrkit.Internal, "encode group index: %v", err)
 			}
-			puts = append(puts, put{j, rec, &im.KVPutRequest{UserId: users[j], Key: keyUserGroups, Value: val, ExpectVersion: cs[k].version}})
+			puts = append(puts, indexPut{j, rec, &im.KVPutRequest{UserId: users[j], Key: keyUserGroups, Value: val, ExpectVersion: cs[k].version}})
 		}
 		// One PutMany unless the records outgrow its byte limit (users in
 		// hundreds of groups): then as many as it takes, each all or
-		// nothing on its own.
+		// nothing on its own. After a conflict the rest wait for the next
+		// attempt, read again from storage.
 		pending = pending[:0]
 		conflict := false
-		for lo := 0; lo < len(puts); {
-			hi, bytes := lo, 0
-			for hi < len(puts) && (hi == lo || bytes+putBytes(puts[hi].req) <= shard.MaxPutBytes) {
-				bytes += putBytes(puts[hi].req)
-				hi++
+		for _, chunk := range putChunks(puts) {
+			var versions []uint64
+			if !conflict {
+				versions, err = s.putMany(ctx, chunk)
+				conflict = svrkit.CodeOf(err) == svrkit.Aborted && attempt+1 < casAttempts
 			}
-			chunk := puts[lo:hi]
-			lo = hi
 			if conflict {
-				for _, p := range chunk {
-					pending = append(pending, p.j)
-				}
-				continue
-			}
-			reqs := make([]*im.KVPutRequest, len(chunk))
-			for k, p := range chunk {
-				reqs[k] = p.req
-			}
-			r, err := s.storage.PutMany(ctx, &im.KVPutManyRequest{UserId: reqs[0].GetUserId(), Puts: reqs})
-			if svrkit.CodeOf(err) == svrkit.Aborted && attempt+1 < casAttempts {
-				conflict = true
 				for _, p := range chunk {
 					pending = append(pending, p.j)
 				}
@@ -147,11 +129,8 @@ func (s *UserGroupsServer) applyPart(ctx context.Context, users []uint64, group,
 			if err != nil {
 				return err
 			}
-			if len(r.GetVersions()) != len(chunk) {
-				return svrkit.Errorf(svrkit.Internal, "storage answered %d versions for %d puts", len(r.GetVersions()), len(chunk))
-			}
 			for k, p := range chunk {
-				s.cache.Put(users[p.j], &userGroups{rec: p.rec, version: r.GetVersions()[k]})
+				s.cache.Put(users[p.j], &userGroups{rec: p.rec, version: versions[k]})
 				changed[p.j] = true
 			}
 		}
@@ -160,6 +139,45 @@ func (s *UserGroupsServer) applyPart(ctx context.Context, users []uint64, group,
 		}
 		fromStore = true
 	}
+}
+
+// indexPut is one user's index write: users[j]'s new record and its put.
+type indexPut struct {
+	j   int
+	rec *im.UserGroupsRecord
+	req *im.KVPutRequest
+}
+
+// putChunks cuts puts into runs that each fit Storage.PutMany's byte
+// limit (a put larger than it alone in its run).
+func putChunks(puts []indexPut) [][]indexPut {
+	var out [][]indexPut
+	for lo := 0; lo < len(puts); {
+		hi, bytes := lo, 0
+		for hi < len(puts) && (hi == lo || bytes+putBytes(puts[hi].req) <= shard.MaxPutBytes) {
+			bytes += putBytes(puts[hi].req)
+			hi++
+		}
+		out = append(out, puts[lo:hi])
+		lo = hi
+	}
+	return out
+}
+
+// putMany writes one chunk and returns each put's new version.
+func (s *UserGroupsServer) putMany(ctx context.Context, chunk []indexPut) ([]uint64, error) {
+	reqs := make([]*im.KVPutRequest, len(chunk))
+	for k, p := range chunk {
+		reqs[k] = p.req
+	}
+	r, err := s.storage.PutMany(ctx, &im.KVPutManyRequest{UserId: reqs[0].GetUserId(), Puts: reqs})
+	if err != nil {
+		return nil, err
+	}
+	if len(r.GetVersions()) != len(chunk) {
+		return nil, svrkit.Errorf(svrkit.Internal, "storage answered %d versions for %d puts", len(r.GetVersions()), len(chunk))
+	}
+	return r.GetVersions(), nil
 }
 
 // putBytes is what a put counts against Storage.PutMany's byte limit.
