@@ -143,21 +143,22 @@ func Start(t testing.TB, dir string, opts *Options) *Cluster {
 	var err error
 	c.client, err = logicsvr.New(logicsvr.Config{Name: "storagetest", HTTP: logicsvr.Off, RPC: logicsvr.Off,
 		Routes: c.Routes}, logicsvr.WithLogger(c.log),
-		logicsvr.WithClientOptions(svrkit.WithClientInterceptors(retryOverloaded)))
+		logicsvr.WithClientOptions(svrkit.WithClientInterceptors(RetryOverloaded)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-// retryOverloaded retries a call the services refused as overloaded, as a
-// real client does, until the call's context ends. A test's burst of
+// RetryOverloaded retries a call the services refused as overloaded, as a
+// real client does, until the call's context ends; the cluster's clients
+// use it, and so may a test's own. A test's burst of
 // concurrent writes can push a loaded machine's storage past its
 // queuing-time threshold; for the short while after it the clients refuse
 // low-priority calls such as a sync without sending them. The tests here
 // check what the storage layer stores, not when it sheds, and an overload
 // refusal never ran the call, so trying again is safe.
-func retryOverloaded(ctx context.Context, m *svrkit.MethodDesc, req, resp proto.Message, next svrkit.UnaryInvoker) error {
+func RetryOverloaded(ctx context.Context, m *svrkit.MethodDesc, req, resp proto.Message, next svrkit.UnaryInvoker) error {
 	wait := 20 * time.Millisecond
 	for {
 		err := next(ctx, m, req, resp)
