@@ -270,18 +270,49 @@ func (n *Node) RemoveReplica(ctx context.Context, id string) error {
 	return nil
 }
 
-// handOver transfers the leadership away and names the new leader.
+// handOver transfers the leadership away and names the new leader. The
+// transfer's target can lose the election back to this replica (on a
+// loaded machine its election timer may fire late), so it is tried a few
+// times before the caller is told to call again.
 func (n *Node) handOver(ctx context.Context) error {
-	if err := n.raft.LeadershipTransfer().Error(); err != nil {
-		return n.changeError(ctx, "hand the leadership over", err)
+	for range 3 {
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			return n.changeError(ctx, "hand the leadership over", err)
+		}
+		n.log.Info("handed the leadership over, to be removed")
+		if err := n.awaitStepDown(ctx); err != nil {
+			return err
+		}
+		err := n.awaitLeader(ctx)
+		if err != nil {
+			return err
+		}
+		// Leading again: the transfer's target lost the election to us.
 	}
-	n.log.Info("handed the leadership over, to be removed")
-	err := n.awaitLeader(ctx)
-	if err == nil {
-		// Leading again (the transfer's target lost the election to us).
-		return unavailablef("the leadership came back to %s; call again", n.cfg.ID)
+	return unavailablef("the leadership came back to %s three times; call again", n.cfg.ID)
+}
+
+// awaitStepDown waits until watchLeadership has seen this replica step
+// down, or raft made it the leader again. A transfer's future resolves once
+// raft left the leader state, but n.lead is cleared by watchLeadership a
+// moment later; reading it before then would mistake the old leadership
+// for a new one.
+func (n *Node) awaitStepDown(parent context.Context) error {
+	ctx, cancel := context.WithTimeout(parent, n.cfg.LeaderWait)
+	defer cancel()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for n.lead.Load() != nil && n.raft.State() != raft.Leader {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			if err := parent.Err(); err != nil {
+				return err
+			}
+			return unavailablef("replica %s did not step down within %s", n.cfg.ID, n.cfg.LeaderWait)
+		}
 	}
-	return err
+	return nil
 }
 
 func (n *Node) configuration() (raft.Configuration, error) {
