@@ -12,7 +12,7 @@ import (
 func feed(a *admission, business, user uint8, n int) int {
 	ok := 0
 	for range n {
-		if a.admit(0, admissionKey(business, user, 0)) {
+		if a.admit(0, admissionKey(business, user, 0, 0)) {
 			ok++
 		}
 	}
@@ -69,7 +69,7 @@ func TestAdmissionLevelMoves(t *testing.T) {
 	// Within business 128, the lowest user priorities went first.
 	lvl := a.level.Load()
 	for u := uint8(1); u <= 127; u++ {
-		admitted := uint32(admissionKey(128, u, 0)) >= lvl
+		admitted := uint32(admissionKey(128, u, 0, 0)) >= lvl
 		if admitted != (u >= uint8(lvl&0x7f)) && lvl>>7 == 128 {
 			t.Fatalf("user %d: admitted=%v at level %d.%d", u, admitted, lvl>>7, lvl&0x7f)
 		}
@@ -120,7 +120,7 @@ func TestAdmissionOneVerdictPerUser(t *testing.T) {
 		key := fmt.Sprint("user-", user)
 		verdict := map[bool]int{}
 		for call := range 10 {
-			ok := uint32(admissionKey(128, userPriority(key), uint32(call))) >= a.level.Load()
+			ok := uint32(admissionKey(128, userPriority(key), uint32(call), 0)) >= a.level.Load()
 			verdict[ok]++
 		}
 		if len(verdict) != 1 {
@@ -141,7 +141,7 @@ func TestAdmissionOneVerdictPerUser(t *testing.T) {
 // window lowers it by a small step, not to zero at once.
 func TestAdmissionRelaxesSlowlyWithoutData(t *testing.T) {
 	a := newTestAdmission()
-	a.level.Store(uint32(admissionKey(128, 64, 0)))
+	a.level.Store(uint32(admissionKey(128, 64, 0, 0)))
 	before := a.level.Load()
 	for u := uint8(64); u <= 127; u++ {
 		feed(a, 128, u, 3)
@@ -186,16 +186,16 @@ func TestAdmissionRelaxAccelerates(t *testing.T) {
 		feed(a, b, 64, 1)
 	}
 	a.roll(time.Now().UnixNano())
-	a.level.Store(uint32(admissionKey(200, 64, 0)))
+	a.level.Store(uint32(admissionKey(200, 64, 0, 0)))
 	var steps []uint32
-	for w := 0; a.level.Load() > uint32(admissionKey(50, 127, 0)); w++ {
+	for w := 0; a.level.Load() > uint32(admissionKey(50, 127, 0, 0)); w++ {
 		if w == 12 {
 			t.Fatalf("level still %d.%d after %d calm windows without data below it: steps %v",
 				a.level.Load()>>7, a.level.Load()&0x7f, w, steps)
 		}
 		before := a.level.Load()
 		for u := uint8(1); u <= 127; u++ {
-			if uint32(admissionKey(200, u, 0)) >= before {
+			if uint32(admissionKey(200, u, 0, 0)) >= before {
 				feed(a, 200, u, 3)
 			}
 		}
@@ -204,7 +204,7 @@ func TestAdmissionRelaxAccelerates(t *testing.T) {
 		}
 		a.roll(time.Now().UnixNano())
 		steps = append(steps, before-a.level.Load())
-		if w == 0 && a.level.Load() < uint32(admissionKey(200, 1, 0)) {
+		if w == 0 && a.level.Load() < uint32(admissionKey(200, 1, 0, 0)) {
 			t.Fatalf("one straggler at 50.1 dropped the level from 200.64 to %d.%d", a.level.Load()>>7, a.level.Load()&0x7f)
 		}
 	}

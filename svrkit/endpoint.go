@@ -155,7 +155,7 @@ func newEndpoint(c *Client, addr string) *endpoint {
 // call sends one request on a connection of this endpoint and waits for
 // its answer. sent reports whether the request may have reached the server.
 func (ep *endpoint) call(ctx context.Context, h *wire.Header, md, body []byte, resp proto.Message, deadline time.Time, hasDeadline bool) (sent bool, err error) {
-	key := uint32(admissionKey(h.Priority, h.Flags, 0))
+	key := uint32(admissionKey(h.Priority, h.Flags, 0, 0)) // requestPriority set the user
 	if key < ep.level.current() {
 		return false, errShedLocally
 	}

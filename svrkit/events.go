@@ -83,7 +83,7 @@ func (h *serverEvents) OnClose(c gnet.Conn, err error) gnet.Action {
 func (h *serverEvents) OnTick() (time.Duration, gnet.Action) {
 	s := h.s
 	now := time.Now().UnixNano()
-	s.clock.Store(now)
+	s.advanceClock(now)
 	s.workers.reap(now)
 	s.workers.kick()
 	if s.adm != nil {
@@ -155,6 +155,7 @@ func (h *serverEvents) OnTraffic(c gnet.Conn) gnet.Action {
 func (h *serverEvents) handleFrames(c gnet.Conn, sc *serverConn) gnet.Action {
 	s := h.s
 	sc.touch()
+	sc.arrived = time.Time{} // a new batch: read the clock again if needed
 	for progressed := false; ; progressed = true {
 		if progressed && sc.partialSince.Load() != 0 {
 			sc.partialSince.Store(0) // a frame arrived whole: the clock restarts

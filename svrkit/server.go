@@ -75,6 +75,9 @@ type Server struct {
 	// about once a second, for idle timeouts: reading the real clock on
 	// every request cost several percent of CPU on the development VM.
 	clock atomic.Int64
+	// salt is hourSalt at clock, advanced with it, for requests that
+	// carry no user priority.
+	salt atomic.Uint64
 }
 
 type serverMethod struct {
@@ -102,7 +105,7 @@ func NewServer(opts ...ServerOption) *Server {
 		baseCtx:  ctx,
 		hardStop: cancel,
 	}
-	s.clock.Store(time.Now().UnixNano())
+	s.advanceClock(time.Now().UnixNano())
 	s.workers = newWorkerPool(func(cc *callCtx) { cc.conn.serve(cc) }, 10*time.Second, &s.clock)
 	if o.overloadThreshold > 0 {
 		s.workers.byPriority = true
@@ -275,4 +278,11 @@ func checkImpl(desc *ServiceDesc, impl any) {
 	if got := reflect.TypeOf(impl); !got.Implements(want) {
 		panic(fmt.Sprintf("svrkit: %v does not implement %v for service %s", got, want, desc.Name))
 	}
+}
+
+// advanceClock sets the coarse clock and the hour's salt to now (unix
+// nanos).
+func (s *Server) advanceClock(now int64) {
+	s.clock.Store(now)
+	s.salt.Store(hourSalt(now))
 }

@@ -46,6 +46,23 @@ type serverConn struct {
 	authErr   string
 
 	shard uint32 // the admission shard it counts in
+
+	// arrived is when the event loop read the frames it is handling, read
+	// from the clock once per batch (see handleFrames), zero until needed.
+	arrived time.Time
+}
+
+// arrival returns when the frames being handled arrived: the time of the
+// first request of the batch that needed it. Every frame of one read came
+// in together, so this is each one's arrival as truly as a read per frame
+// would be (for those behind an inline method it is truer: they waited for
+// it in the buffer), and it costs one clock read per batch instead of one
+// per request, which on a VM is several percent of a call's CPU.
+func (sc *serverConn) arrival() time.Time {
+	if sc.arrived.IsZero() {
+		sc.arrived = time.Now()
+	}
+	return sc.arrived
 }
 
 func (sc *serverConn) touch() { sc.lastActive.Store(sc.s.clock.Load()) }
@@ -99,7 +116,7 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 		sc.refuse(m, id, Unavailable, "server is shutting down")
 		return
 	}
-	key := admissionKey(f.Priority, f.Flags, id)
+	key := admissionKey(f.Priority, f.Flags, id, s.salt.Load())
 	var now time.Time
 	var down *downstreamLevel
 	if s.adm != nil && !m.desc.NonBlocking {
@@ -108,7 +125,7 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 			sc.refuse(m, id, Overloaded, "server is overloaded and refuses this request's priority")
 			return
 		}
-		now = time.Now()
+		now = sc.arrival()
 		down = &m.down
 		if uint32(key) < down.get(now.UnixNano()) {
 			sc.refuse(m, id, Overloaded, "a service this method calls is overloaded and refuses this request's priority")
@@ -153,7 +170,7 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 		limit = s.opts.defaultTimeout
 	}
 	if now.IsZero() && (f.Timeout > 0 || limit > 0) { // reading the clock costs
-		now = time.Now()
+		now = sc.arrival()
 	}
 	if !now.IsZero() {
 		ctx.queuedAt = now.UnixNano()

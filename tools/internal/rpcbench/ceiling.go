@@ -143,9 +143,12 @@ func peekFrame(c gnet.Conn) (f wire.Frame, size int, err error) {
 // ceilingConn is a server connection's state: only its response buffer.
 type ceilingConn struct{ out []byte }
 
+// OnOpen greets the connection with a hello frame, as a svrkit server
+// does, so that svrkit's client can drive this server too (halves.go).
 func (s *ceilingServer) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	c.SetContext(&ceilingConn{})
-	return nil, gnet.None
+	hello, _ := wire.AppendFrame(nil, &wire.Header{Kind: wire.KindHello}, nil, "", make([]byte, wire.NonceSize), wire.DefaultMaxFrameSize)
+	return hello, gnet.None
 }
 
 func (s *ceilingServer) Addr() net.Addr { return s.addr }

@@ -26,6 +26,11 @@
 //   - ceiling-gnetclient (only when asked for): the ceiling's server driven
 //     by a raw client on gnet's client event loops instead of the netpoller
 //     (gnetclient.go), to choose svrkit's client transport by measurement.
+//   - svrkit-client and svrkit-server (only when asked for): svrkit's
+//     client against the ceiling's server, and the ceiling's client
+//     against svrkit's server (halves.go). Each keeps one side of svrkit
+//     and swaps the other for the ceiling's, so the distance from svrkit to
+//     the ceiling splits into the client's share and the server's.
 //
 // Every server listens on 127.0.0.1 with a free port in this process, and
 // every call crosses real loopback TCP.

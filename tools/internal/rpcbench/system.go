@@ -92,6 +92,20 @@ var systems = []system{
 		extra: true,
 		start: func(o Options) (System, error) { return startSvrkit(o, &EchoInlineServiceDesc, false) },
 	},
+	{
+		name:  "svrkit-client",
+		about: "svrkit's client against the ceiling's server: the client's share of the distance to the ceiling (halves.go)",
+		proto: true,
+		extra: true,
+		start: startSvrkitClientHalf,
+	},
+	{
+		name:  "svrkit-server",
+		about: "the ceiling's raw client against svrkit's server: the server's share of the distance to the ceiling (halves.go)",
+		proto: true,
+		extra: true,
+		start: startSvrkitServerHalf,
+	},
 }
 
 // SystemNames returns the names of the stacks the harness can run, in
