@@ -14,6 +14,7 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/gateway"
+	"github.com/svrkit/svrkit/examples/im/internal/rpctest"
 	"github.com/svrkit/svrkit/examples/im/internal/session"
 	"github.com/svrkit/svrkit/examples/im/link"
 	"github.com/svrkit/svrkit/svrkit"
@@ -114,22 +115,13 @@ func startGatewayService(t *testing.T) (im.GatewayClient, *gateway.Server, *sess
 	if err := gw.Start(); err != nil {
 		t.Fatal(err)
 	}
-	srv := svrkit.NewServer()
-	im.RegisterGatewayServer(srv, &gatewayServer{gw: gw})
-	if err := srv.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	c, err := svrkit.NewClient(srv.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		c.Close()
-		srv.Shutdown(ctx)
 		_ = gw.Shutdown(ctx)
 	})
+	addr := rpctest.Serve(t, func(r svrkit.Registrar) { im.RegisterGatewayServer(r, &gatewayServer{gw: gw}) })
+	c := rpctest.Dial(t, addr)
 	return im.NewGatewayClient(c), gw, signer
 }
 

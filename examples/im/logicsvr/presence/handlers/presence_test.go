@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/rpctest"
 	"github.com/svrkit/svrkit/svrkit"
 )
 
@@ -257,18 +258,7 @@ func (g *gatewayLog) take() (pushed []string, calls map[string]int) {
 // serveGateway serves impl as im.Gateway on a real svrkit server on
 // loopback until the test ends, and returns its address.
 func serveGateway(t *testing.T, impl im.GatewayServer) string {
-	t.Helper()
-	srv := svrkit.NewServer()
-	im.RegisterGatewayServer(srv, impl)
-	if err := srv.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return srv.Addr().String()
+	return rpctest.Serve(t, func(r svrkit.Registrar) { im.RegisterGatewayServer(r, impl) })
 }
 
 // realGateways returns a GatewayInvoker of svrkit clients, closed when the
@@ -276,23 +266,13 @@ func serveGateway(t *testing.T, impl im.GatewayServer) string {
 func realGateways(t *testing.T) GatewayInvoker {
 	var mu sync.Mutex
 	clients := map[string]*svrkit.Client{}
-	t.Cleanup(func() {
-		for _, c := range clients {
-			c.Close()
-		}
-	})
 	return func(addr string) (svrkit.Invoker, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if c := clients[addr]; c != nil {
-			return c, nil
+		if clients[addr] == nil {
+			clients[addr] = rpctest.Dial(t, addr)
 		}
-		c, err := svrkit.NewClient(addr)
-		if err != nil {
-			return nil, err
-		}
-		clients[addr] = c
-		return c, nil
+		return clients[addr], nil
 	}
 }
 
