@@ -297,8 +297,9 @@ type PushServer interface {
 	// that instance holds the user's entries: the caller groups its users
 	// with shard.Group or shard.Batches, as DeliverMany's callers do. A
 	// user routed elsewhere is not found here, and its notify reaches no
-	// device. Limits: 1 to 500 notifies, each with a notify; beyond them
-	// invalid_argument, and nothing is pushed.
+	// device. Limits: 1 to 500 notifies, each with a notify, user_id the
+	// user of one of them; beyond them invalid_argument, and nothing is
+	// pushed.
 	//
 	// A presence that predates it answers unimplemented: the caller then
 	// falls back to Notify per user.
@@ -413,8 +414,9 @@ type PushClient interface {
 	// that instance holds the user's entries: the caller groups its users
 	// with shard.Group or shard.Batches, as DeliverMany's callers do. A
 	// user routed elsewhere is not found here, and its notify reaches no
-	// device. Limits: 1 to 500 notifies, each with a notify; beyond them
-	// invalid_argument, and nothing is pushed.
+	// device. Limits: 1 to 500 notifies, each with a notify, user_id the
+	// user of one of them; beyond them invalid_argument, and nothing is
+	// pushed.
 	//
 	// A presence that predates it answers unimplemented: the caller then
 	// falls back to Notify per user.

@@ -470,10 +470,15 @@ func (s *pushServer) NotifyMany(ctx context.Context, req *im.PushNotifyManyReque
 	if n := len(ns); n == 0 || n > MaxNotifyMany {
 		return nil, svrkit.Errorf(svrkit.InvalidArgument, "%d notifies outside [1, %d]", n, MaxNotifyMany)
 	}
+	routed := false
 	for i, n := range ns {
 		if n.GetNotify() == nil {
 			return nil, svrkit.Errorf(svrkit.InvalidArgument, "notify %d (user %d) has no notify", i, n.GetUserId())
 		}
+		routed = routed || n.GetUserId() == req.GetUserId()
+	}
+	if !routed {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "routing user %d is not one of the notifies' users", req.GetUserId())
 	}
 	return &im.PushNotifyManyReply{Devices: s.t.NotifyMany(ctx, ns)}, nil
 }

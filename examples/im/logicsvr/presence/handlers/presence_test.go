@@ -355,8 +355,9 @@ func TestNotifyManyOldGateway(t *testing.T) {
 	}
 }
 
-// TestNotifyManyLimits: an empty batch, one over MaxNotifyMany and one
-// with a notify missing are refused whole, before anything is pushed.
+// TestNotifyManyLimits: an empty batch, one over MaxNotifyMany, one with
+// a notify missing and one routed by a user it does not name are refused
+// whole, before anything is pushed.
 func TestNotifyManyLimits(t *testing.T) {
 	tb, gws, _ := newTestTable()
 	gws.holds["gw-a"] = []uint64{11}
@@ -373,6 +374,7 @@ func TestNotifyManyLimits(t *testing.T) {
 		{"empty", nil},
 		{"over the limit", over},
 		{"without a notify", []*im.PushNotifyRequest{notifyOf(1, im.SyncType_SYNC_TYPE_MESSAGES, 1), {UserId: 1}}},
+		{"routed by another user", []*im.PushNotifyRequest{notifyOf(2, im.SyncType_SYNC_TYPE_MESSAGES, 1)}},
 	} {
 		_, err := srv.NotifyMany(context.Background(), &im.PushNotifyManyRequest{UserId: 1, Notifies: tc.notifies})
 		if svrkit.CodeOf(err) != svrkit.InvalidArgument {
