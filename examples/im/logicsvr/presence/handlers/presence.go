@@ -312,25 +312,29 @@ type gatewayBatch struct {
 func (t *Table) NotifyMany(ctx context.Context, notifies []*im.PushNotifyRequest) []uint32 {
 	devices := make([]uint32, len(notifies))
 	byGateway := map[string]*gatewayBatch{}
+	t.mu.Lock()
+	now := t.now()
 	for i, n := range notifies {
-		here := map[string]*im.GatewayPushRequest{}
-		for _, e := range t.Lookup(n.GetUserId()) {
-			gw := e.GetGateway()
-			p := here[gw]
-			if p == nil {
-				p = &im.GatewayPushRequest{Notify: n.GetNotify()}
-				here[gw] = p
-				b := byGateway[gw]
-				if b == nil {
-					b = &gatewayBatch{}
-					byGateway[gw] = b
-				}
-				b.pushes = append(b.pushes, p)
+		user := n.GetUserId()
+		for dev, e := range t.users[user] {
+			if !t.aliveLocked(e, now) {
+				continue
+			}
+			b := byGateway[e.gateway]
+			if b == nil {
+				b = &gatewayBatch{}
+				byGateway[e.gateway] = b
+			}
+			// A notify's push to a gateway is the last one there so far.
+			if k := len(b.of); k == 0 || b.of[k-1] != i {
+				b.pushes = append(b.pushes, &im.GatewayPushRequest{Notify: n.GetNotify()})
 				b.of = append(b.of, i)
 			}
-			p.Targets = append(p.Targets, e.GetTarget())
+			p := b.pushes[len(b.pushes)-1]
+			p.Targets = append(p.Targets, &im.LinkTarget{UserId: user, DeviceId: dev, ConnId: e.conn})
 		}
 	}
+	t.mu.Unlock()
 	var (
 		mu sync.Mutex
 		wg sync.WaitGroup
