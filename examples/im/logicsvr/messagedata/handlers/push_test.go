@@ -14,6 +14,7 @@ import (
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/rpctest"
 	"github.com/svrkit/svrkit/examples/im/internal/shard"
+	presence "github.com/svrkit/svrkit/examples/im/logicsvr/presence/handlers"
 	"github.com/svrkit/svrkit/svrkit"
 )
 
@@ -372,4 +373,12 @@ func TestPushQueueRetriesPassingRefusals(t *testing.T) {
 			t.Errorf("%d calls refused, want the first NotifyMany", p.refused)
 		}
 	})
+}
+
+// The queue cuts its batches at presence's limit, a constant of its own so
+// that messagedata does not link presence.
+func TestNotifyManyLimitMatchesPresence(t *testing.T) {
+	if maxNotifyMany != presence.MaxNotifyMany {
+		t.Fatalf("the push queue sends up to %d notifies per NotifyMany, presence takes %d", maxNotifyMany, presence.MaxNotifyMany)
+	}
 }

@@ -466,7 +466,8 @@ func (s *pushServer) Notify(ctx context.Context, req *im.PushNotifyRequest) (*im
 
 // MaxNotifyMany bounds the notifies of one NotifyMany (presence.proto),
 // as shard.MaxBatchUsers bounds the other batch methods' users: the
-// caller cuts its batches with shard.Batches at this limit.
+// caller cuts its batches with shard.BatchIndexes at this limit
+// (messagedata's push queue, whose copy of it a test keeps equal).
 const MaxNotifyMany = shard.MaxBatchUsers
 
 func (s *pushServer) NotifyMany(ctx context.Context, req *im.PushNotifyManyRequest) (*im.PushNotifyManyReply, error) {
