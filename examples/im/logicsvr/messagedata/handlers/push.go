@@ -35,9 +35,10 @@ import (
 // what is already waiting, never by waiting for more, so a lone notify
 // goes at once, as Push.Notify, and pays nothing for the batching. A
 // presence that predates NotifyMany answers unimplemented; the queue then
-// sends one Notify per user and type, and keeps doing so for
-// noManyFor before it tries NotifyMany again, so that not every batch
-// pays a refused call first.
+// sends one Notify per user and type, and keeps doing so for noManyFor
+// before it tries NotifyMany again, so that not every batch pays a
+// refused call first. Meanwhile a worker takes one user at a time: a
+// batch sent one by one by one worker would leave the others idle.
 //
 // Refusals stay per user, whatever the batch: a notify the push service
 // refuses for a passing reason (overloaded, unavailable, out of time) is
