@@ -204,6 +204,96 @@ func (x *GatewayPushReply) GetGone() []uint64 {
 	return nil
 }
 
+type GatewayPushManyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// pushes: each a Push's targets and notify.
+	Pushes        []*GatewayPushRequest `protobuf:"bytes,1,rep,name=pushes,proto3" json:"pushes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayPushManyRequest) Reset() {
+	*x = GatewayPushManyRequest{}
+	mi := &file_im_gateway_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayPushManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayPushManyRequest) ProtoMessage() {}
+
+func (x *GatewayPushManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_gateway_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayPushManyRequest.ProtoReflect.Descriptor instead.
+func (*GatewayPushManyRequest) Descriptor() ([]byte, []int) {
+	return file_im_gateway_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GatewayPushManyRequest) GetPushes() []*GatewayPushRequest {
+	if x != nil {
+		return x.Pushes
+	}
+	return nil
+}
+
+type GatewayPushManyReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// replies: one per push, in the request's order.
+	Replies       []*GatewayPushReply `protobuf:"bytes,1,rep,name=replies,proto3" json:"replies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayPushManyReply) Reset() {
+	*x = GatewayPushManyReply{}
+	mi := &file_im_gateway_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayPushManyReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayPushManyReply) ProtoMessage() {}
+
+func (x *GatewayPushManyReply) ProtoReflect() protoreflect.Message {
+	mi := &file_im_gateway_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayPushManyReply.ProtoReflect.Descriptor instead.
+func (*GatewayPushManyReply) Descriptor() ([]byte, []int) {
+	return file_im_gateway_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GatewayPushManyReply) GetReplies() []*GatewayPushReply {
+	if x != nil {
+		return x.Replies
+	}
+	return nil
+}
+
 type GatewayKickRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Target        *LinkTarget            `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
@@ -213,7 +303,7 @@ type GatewayKickRequest struct {
 
 func (x *GatewayKickRequest) Reset() {
 	*x = GatewayKickRequest{}
-	mi := &file_im_gateway_proto_msgTypes[3]
+	mi := &file_im_gateway_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +315,7 @@ func (x *GatewayKickRequest) String() string {
 func (*GatewayKickRequest) ProtoMessage() {}
 
 func (x *GatewayKickRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_im_gateway_proto_msgTypes[3]
+	mi := &file_im_gateway_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +328,7 @@ func (x *GatewayKickRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayKickRequest.ProtoReflect.Descriptor instead.
 func (*GatewayKickRequest) Descriptor() ([]byte, []int) {
-	return file_im_gateway_proto_rawDescGZIP(), []int{3}
+	return file_im_gateway_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GatewayKickRequest) GetTarget() *LinkTarget {
@@ -258,7 +348,7 @@ type GatewayKickReply struct {
 
 func (x *GatewayKickReply) Reset() {
 	*x = GatewayKickReply{}
-	mi := &file_im_gateway_proto_msgTypes[4]
+	mi := &file_im_gateway_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -270,7 +360,7 @@ func (x *GatewayKickReply) String() string {
 func (*GatewayKickReply) ProtoMessage() {}
 
 func (x *GatewayKickReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_gateway_proto_msgTypes[4]
+	mi := &file_im_gateway_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -283,7 +373,7 @@ func (x *GatewayKickReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayKickReply.ProtoReflect.Descriptor instead.
 func (*GatewayKickReply) Descriptor() ([]byte, []int) {
-	return file_im_gateway_proto_rawDescGZIP(), []int{4}
+	return file_im_gateway_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GatewayKickReply) GetKicked() bool {
@@ -315,7 +405,7 @@ type LinkAuthReply struct {
 
 func (x *LinkAuthReply) Reset() {
 	*x = LinkAuthReply{}
-	mi := &file_im_gateway_proto_msgTypes[5]
+	mi := &file_im_gateway_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +417,7 @@ func (x *LinkAuthReply) String() string {
 func (*LinkAuthReply) ProtoMessage() {}
 
 func (x *LinkAuthReply) ProtoReflect() protoreflect.Message {
-	mi := &file_im_gateway_proto_msgTypes[5]
+	mi := &file_im_gateway_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +430,7 @@ func (x *LinkAuthReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkAuthReply.ProtoReflect.Descriptor instead.
 func (*LinkAuthReply) Descriptor() ([]byte, []int) {
-	return file_im_gateway_proto_rawDescGZIP(), []int{5}
+	return file_im_gateway_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LinkAuthReply) GetUserId() uint64 {
@@ -412,7 +502,7 @@ type SyncNotify struct {
 
 func (x *SyncNotify) Reset() {
 	*x = SyncNotify{}
-	mi := &file_im_gateway_proto_msgTypes[6]
+	mi := &file_im_gateway_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +514,7 @@ func (x *SyncNotify) String() string {
 func (*SyncNotify) ProtoMessage() {}
 
 func (x *SyncNotify) ProtoReflect() protoreflect.Message {
-	mi := &file_im_gateway_proto_msgTypes[6]
+	mi := &file_im_gateway_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +527,7 @@ func (x *SyncNotify) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncNotify.ProtoReflect.Descriptor instead.
 func (*SyncNotify) Descriptor() ([]byte, []int) {
-	return file_im_gateway_proto_rawDescGZIP(), []int{6}
+	return file_im_gateway_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SyncNotify) GetType() SyncType {
@@ -469,7 +559,11 @@ const file_im_gateway_proto_rawDesc = "" +
 	"\x06notify\x18\x02 \x01(\v2\x0e.im.SyncNotifyR\x06notify\">\n" +
 	"\x10GatewayPushReply\x12\x16\n" +
 	"\x06pushed\x18\x01 \x01(\rR\x06pushed\x12\x12\n" +
-	"\x04gone\x18\x02 \x03(\x04R\x04gone\"<\n" +
+	"\x04gone\x18\x02 \x03(\x04R\x04gone\"H\n" +
+	"\x16GatewayPushManyRequest\x12.\n" +
+	"\x06pushes\x18\x01 \x03(\v2\x16.im.GatewayPushRequestR\x06pushes\"F\n" +
+	"\x14GatewayPushManyReply\x12.\n" +
+	"\areplies\x18\x01 \x03(\v2\x14.im.GatewayPushReplyR\areplies\"<\n" +
 	"\x12GatewayKickRequest\x12&\n" +
 	"\x06target\x18\x01 \x01(\v2\x0e.im.LinkTargetR\x06target\"*\n" +
 	"\x10GatewayKickReply\x12\x16\n" +
@@ -485,12 +579,14 @@ const file_im_gateway_proto_rawDesc = "" +
 	"\n" +
 	"SyncNotify\x12 \n" +
 	"\x04type\x18\x01 \x01(\x0e2\f.im.SyncTypeR\x04type\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion2\xa9\x01\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion2\xf7\x01\n" +
 	"\aGateway\x12@\n" +
 	"\x04Push\x12\x16.im.GatewayPushRequest\x1a\x14.im.GatewayPushReply\"\n" +
 	"\xca\xf3\x18\x06\b\x01 \x010\x01\x12@\n" +
 	"\x04Kick\x12\x16.im.GatewayKickRequest\x1a\x14.im.GatewayKickReply\"\n" +
-	"\xca\xf3\x18\x06\b\x02 \x010\x01\x1a\x1a\xd2\xf3\x18\x16\n" +
+	"\xca\xf3\x18\x06\b\x02 \x010\x01\x12L\n" +
+	"\bPushMany\x12\x1a.im.GatewayPushManyRequest\x1a\x18.im.GatewayPushManyReply\"\n" +
+	"\xca\xf3\x18\x06\b\x03 \x010\x01\x1a\x1a\xd2\xf3\x18\x16\n" +
 	"\agateway\x10\xd0\x0f*\bpresenceB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
@@ -505,31 +601,37 @@ func file_im_gateway_proto_rawDescGZIP() []byte {
 	return file_im_gateway_proto_rawDescData
 }
 
-var file_im_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_im_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_im_gateway_proto_goTypes = []any{
-	(*LinkTarget)(nil),         // 0: im.LinkTarget
-	(*GatewayPushRequest)(nil), // 1: im.GatewayPushRequest
-	(*GatewayPushReply)(nil),   // 2: im.GatewayPushReply
-	(*GatewayKickRequest)(nil), // 3: im.GatewayKickRequest
-	(*GatewayKickReply)(nil),   // 4: im.GatewayKickReply
-	(*LinkAuthReply)(nil),      // 5: im.LinkAuthReply
-	(*SyncNotify)(nil),         // 6: im.SyncNotify
-	(SyncType)(0),              // 7: im.SyncType
+	(*LinkTarget)(nil),             // 0: im.LinkTarget
+	(*GatewayPushRequest)(nil),     // 1: im.GatewayPushRequest
+	(*GatewayPushReply)(nil),       // 2: im.GatewayPushReply
+	(*GatewayPushManyRequest)(nil), // 3: im.GatewayPushManyRequest
+	(*GatewayPushManyReply)(nil),   // 4: im.GatewayPushManyReply
+	(*GatewayKickRequest)(nil),     // 5: im.GatewayKickRequest
+	(*GatewayKickReply)(nil),       // 6: im.GatewayKickReply
+	(*LinkAuthReply)(nil),          // 7: im.LinkAuthReply
+	(*SyncNotify)(nil),             // 8: im.SyncNotify
+	(SyncType)(0),                  // 9: im.SyncType
 }
 var file_im_gateway_proto_depIdxs = []int32{
 	0, // 0: im.GatewayPushRequest.targets:type_name -> im.LinkTarget
-	6, // 1: im.GatewayPushRequest.notify:type_name -> im.SyncNotify
-	0, // 2: im.GatewayKickRequest.target:type_name -> im.LinkTarget
-	7, // 3: im.SyncNotify.type:type_name -> im.SyncType
-	1, // 4: im.Gateway.Push:input_type -> im.GatewayPushRequest
-	3, // 5: im.Gateway.Kick:input_type -> im.GatewayKickRequest
-	2, // 6: im.Gateway.Push:output_type -> im.GatewayPushReply
-	4, // 7: im.Gateway.Kick:output_type -> im.GatewayKickReply
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	8, // 1: im.GatewayPushRequest.notify:type_name -> im.SyncNotify
+	1, // 2: im.GatewayPushManyRequest.pushes:type_name -> im.GatewayPushRequest
+	2, // 3: im.GatewayPushManyReply.replies:type_name -> im.GatewayPushReply
+	0, // 4: im.GatewayKickRequest.target:type_name -> im.LinkTarget
+	9, // 5: im.SyncNotify.type:type_name -> im.SyncType
+	1, // 6: im.Gateway.Push:input_type -> im.GatewayPushRequest
+	5, // 7: im.Gateway.Kick:input_type -> im.GatewayKickRequest
+	3, // 8: im.Gateway.PushMany:input_type -> im.GatewayPushManyRequest
+	2, // 9: im.Gateway.Push:output_type -> im.GatewayPushReply
+	6, // 10: im.Gateway.Kick:output_type -> im.GatewayKickReply
+	4, // 11: im.Gateway.PushMany:output_type -> im.GatewayPushManyReply
+	9, // [9:12] is the sub-list for method output_type
+	6, // [6:9] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_im_gateway_proto_init() }
@@ -544,7 +646,7 @@ func file_im_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_im_gateway_proto_rawDesc), len(file_im_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -15,21 +15,23 @@ const Gateway_ServiceName = "im.Gateway"
 
 // cmdids of the im.Gateway methods: the numbers calls carry on the wire.
 const (
-	Gateway_Push_CmdID uint32 = 1
-	Gateway_Kick_CmdID uint32 = 2
+	Gateway_Push_CmdID     uint32 = 1
+	Gateway_Kick_CmdID     uint32 = 2
+	Gateway_PushMany_CmdID uint32 = 3
 )
 
 // Full names of the im.Gateway methods: their Connect and HTTP routes.
 const (
-	Gateway_Push_FullMethodName = "/im.Gateway/Push"
-	Gateway_Kick_FullMethodName = "/im.Gateway/Kick"
+	Gateway_Push_FullMethodName     = "/im.Gateway/Push"
+	Gateway_Kick_FullMethodName     = "/im.Gateway/Kick"
+	Gateway_PushMany_FullMethodName = "/im.Gateway/PushMany"
 )
 
 // GatewayServer is the server API for the im.Gateway service. Embed
 // UnimplementedGatewayServer in implementations so that methods added to the
 // IDL later answer Unimplemented instead of breaking the build.
 //
-// Gateway is the gateway's internal service. Both methods only look up
+// Gateway is the gateway's internal service. Its methods only look up
 // connections in memory and queue frames, so they run on the event loop.
 type GatewayServer interface {
 	// Push writes a sync notify to the listed connections. A connection this
@@ -40,6 +42,12 @@ type GatewayServer interface {
 	// gateway: the client is told it was replaced (see package link) and
 	// must not reconnect on its own.
 	Kick(context.Context, *GatewayKickRequest) (*GatewayKickReply, error)
+	// PushMany is Push for each of pushes, in one call: presence's
+	// Push.NotifyMany sends one per gateway for a whole batch of notifies,
+	// not one Push per notify. Each push is answered as its own Push would
+	// be, in pushes' order. A gateway that predates it answers
+	// unimplemented: presence then falls back to one Push per notify.
+	PushMany(context.Context, *GatewayPushManyRequest) (*GatewayPushManyReply, error)
 }
 
 // UnimplementedGatewayServer answers every im.Gateway method with an
@@ -52,6 +60,10 @@ func (UnimplementedGatewayServer) Push(context.Context, *GatewayPushRequest) (*G
 
 func (UnimplementedGatewayServer) Kick(context.Context, *GatewayKickRequest) (*GatewayKickReply, error) {
 	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Gateway.Kick not implemented")
+}
+
+func (UnimplementedGatewayServer) PushMany(context.Context, *GatewayPushManyRequest) (*GatewayPushManyReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Gateway.PushMany not implemented")
 }
 
 // Gateway_ServiceDesc describes the im.Gateway service as the IDL declares it,
@@ -91,6 +103,20 @@ var Gateway_ServiceDesc = svrkit.ServiceDesc{
 			},
 			Handler: _Gateway_Kick_Handler,
 		},
+		{
+			CmdID:       Gateway_PushMany_CmdID,
+			FullName:    Gateway_PushMany_FullMethodName,
+			Timeout:     2000 * time.Millisecond,
+			Idempotent:  true,
+			NonBlocking: true,
+			NewRequest: func() proto.Message {
+				return new(GatewayPushManyRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(GatewayPushManyReply)
+			},
+			Handler: _Gateway_PushMany_Handler,
+		},
 	},
 }
 
@@ -110,6 +136,14 @@ func _Gateway_Kick_Handler(impl any, ctx context.Context, req proto.Message) (pr
 	return out, nil
 }
 
+func _Gateway_PushMany_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(GatewayServer).PushMany(ctx, req.(*GatewayPushManyRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegisterGatewayServer registers impl to serve the im.Gateway service on r:
 // a *svrkit.Server for binary RPC, or a *cgi.Handler for HTTP.
 func RegisterGatewayServer(r svrkit.Registrar, impl GatewayServer) {
@@ -118,7 +152,7 @@ func RegisterGatewayServer(r svrkit.Registrar, impl GatewayServer) {
 
 // GatewayClient is the client API for the im.Gateway service.
 //
-// Gateway is the gateway's internal service. Both methods only look up
+// Gateway is the gateway's internal service. Its methods only look up
 // connections in memory and queue frames, so they run on the event loop.
 type GatewayClient interface {
 	// Push writes a sync notify to the listed connections. A connection this
@@ -129,6 +163,12 @@ type GatewayClient interface {
 	// gateway: the client is told it was replaced (see package link) and
 	// must not reconnect on its own.
 	Kick(ctx context.Context, in *GatewayKickRequest, opts ...svrkit.CallOption) (*GatewayKickReply, error)
+	// PushMany is Push for each of pushes, in one call: presence's
+	// Push.NotifyMany sends one per gateway for a whole batch of notifies,
+	// not one Push per notify. Each push is answered as its own Push would
+	// be, in pushes' order. A gateway that predates it answers
+	// unimplemented: presence then falls back to one Push per notify.
+	PushMany(ctx context.Context, in *GatewayPushManyRequest, opts ...svrkit.CallOption) (*GatewayPushManyReply, error)
 }
 
 type gatewayClient struct {
@@ -152,6 +192,14 @@ func (c *gatewayClient) Push(ctx context.Context, in *GatewayPushRequest, opts .
 func (c *gatewayClient) Kick(ctx context.Context, in *GatewayKickRequest, opts ...svrkit.CallOption) (*GatewayKickReply, error) {
 	out := new(GatewayKickReply)
 	if err := c.inv.Invoke(ctx, &Gateway_ServiceDesc.Methods[1], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayClient) PushMany(ctx context.Context, in *GatewayPushManyRequest, opts ...svrkit.CallOption) (*GatewayPushManyReply, error) {
+	out := new(GatewayPushManyReply)
+	if err := c.inv.Invoke(ctx, &Gateway_ServiceDesc.Methods[2], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil

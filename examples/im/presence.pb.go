@@ -639,6 +639,107 @@ func (x *PushNotifyReply) GetDevices() uint32 {
 	return 0
 }
 
+type PushNotifyManyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the routing key: the user of one of notifies (see
+	// NotifyMany).
+	UserId uint64 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// notifies: 1 to 500, each with its user and notify.
+	Notifies      []*PushNotifyRequest `protobuf:"bytes,2,rep,name=notifies,proto3" json:"notifies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushNotifyManyRequest) Reset() {
+	*x = PushNotifyManyRequest{}
+	mi := &file_im_presence_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushNotifyManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushNotifyManyRequest) ProtoMessage() {}
+
+func (x *PushNotifyManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_im_presence_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushNotifyManyRequest.ProtoReflect.Descriptor instead.
+func (*PushNotifyManyRequest) Descriptor() ([]byte, []int) {
+	return file_im_presence_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PushNotifyManyRequest) GetUserId() uint64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *PushNotifyManyRequest) GetNotifies() []*PushNotifyRequest {
+	if x != nil {
+		return x.Notifies
+	}
+	return nil
+}
+
+type PushNotifyManyReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// devices: one per notify, in the request's order, each what that
+	// notify's own PushNotifyReply.devices would be.
+	Devices       []uint32 `protobuf:"varint,1,rep,packed,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushNotifyManyReply) Reset() {
+	*x = PushNotifyManyReply{}
+	mi := &file_im_presence_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushNotifyManyReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushNotifyManyReply) ProtoMessage() {}
+
+func (x *PushNotifyManyReply) ProtoReflect() protoreflect.Message {
+	mi := &file_im_presence_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushNotifyManyReply.ProtoReflect.Descriptor instead.
+func (*PushNotifyManyReply) Descriptor() ([]byte, []int) {
+	return file_im_presence_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PushNotifyManyReply) GetDevices() []uint32 {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
 var File_im_presence_proto protoreflect.FileDescriptor
 
 const file_im_presence_proto_rawDesc = "" +
@@ -678,7 +779,12 @@ const file_im_presence_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12&\n" +
 	"\x06notify\x18\x02 \x01(\v2\x0e.im.SyncNotifyR\x06notify\"+\n" +
 	"\x0fPushNotifyReply\x12\x18\n" +
-	"\adevices\x18\x01 \x01(\rR\adevices2\xe3\x02\n" +
+	"\adevices\x18\x01 \x01(\rR\adevices\"c\n" +
+	"\x15PushNotifyManyRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x04R\x06userId\x121\n" +
+	"\bnotifies\x18\x02 \x03(\v2\x15.im.PushNotifyRequestR\bnotifies\"/\n" +
+	"\x13PushNotifyManyReply\x12\x18\n" +
+	"\adevices\x18\x01 \x03(\rR\adevices2\xe3\x02\n" +
 	"\bPresence\x12K\n" +
 	"\aConnect\x12\x1a.im.PresenceConnectRequest\x1a\x18.im.PresenceConnectReply\"\n" +
 	"\xca\xf3\x18\x06\b\x01 \x010\x01\x12T\n" +
@@ -689,9 +795,11 @@ const file_im_presence_proto_rawDesc = "" +
 	"\xca\xf3\x18\x06\b\x03 \x010\x01\x12H\n" +
 	"\x06Lookup\x12\x19.im.PresenceLookupRequest\x1a\x17.im.PresenceLookupReply\"\n" +
 	"\xca\xf3\x18\x06\b\x04 \x010\x01\x1a#\xd2\xf3\x18\x1f\n" +
-	"\bpresence\x10\xd0\x0f\x1a\auser_id*\agateway2r\n" +
+	"\bpresence\x10\xd0\x0f\x1a\auser_id*\agateway2\xc1\x01\n" +
 	"\x04Push\x12A\n" +
-	"\x06Notify\x12\x15.im.PushNotifyRequest\x1a\x13.im.PushNotifyReply\"\v\xca\xf3\x18\a\b\v \x01(\xd7\x01\x1a'\xd2\xf3\x18#\n" +
+	"\x06Notify\x12\x15.im.PushNotifyRequest\x1a\x13.im.PushNotifyReply\"\v\xca\xf3\x18\a\b\v \x01(\xd7\x01\x12M\n" +
+	"\n" +
+	"NotifyMany\x12\x19.im.PushNotifyManyRequest\x1a\x17.im.PushNotifyManyReply\"\v\xca\xf3\x18\a\b\f \x01(\xd7\x01\x1a'\xd2\xf3\x18#\n" +
 	"\bpresence\x10\xd0\x0f\x1a\auser_id*\vmessagedataB)Z'github.com/svrkit/svrkit/examples/im;imb\x06proto3"
 
 var (
@@ -706,7 +814,7 @@ func file_im_presence_proto_rawDescGZIP() []byte {
 	return file_im_presence_proto_rawDescData
 }
 
-var file_im_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_im_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_im_presence_proto_goTypes = []any{
 	(*PresenceConnectRequest)(nil),    // 0: im.PresenceConnectRequest
 	(*PresenceConnectReply)(nil),      // 1: im.PresenceConnectReply
@@ -719,29 +827,34 @@ var file_im_presence_proto_goTypes = []any{
 	(*PresenceLookupReply)(nil),       // 8: im.PresenceLookupReply
 	(*PushNotifyRequest)(nil),         // 9: im.PushNotifyRequest
 	(*PushNotifyReply)(nil),           // 10: im.PushNotifyReply
-	(*LinkTarget)(nil),                // 11: im.LinkTarget
-	(*SyncNotify)(nil),                // 12: im.SyncNotify
+	(*PushNotifyManyRequest)(nil),     // 11: im.PushNotifyManyRequest
+	(*PushNotifyManyReply)(nil),       // 12: im.PushNotifyManyReply
+	(*LinkTarget)(nil),                // 13: im.LinkTarget
+	(*SyncNotify)(nil),                // 14: im.SyncNotify
 }
 var file_im_presence_proto_depIdxs = []int32{
-	11, // 0: im.PresenceConnectReply.replaced:type_name -> im.LinkTarget
-	11, // 1: im.PresenceEntry.target:type_name -> im.LinkTarget
+	13, // 0: im.PresenceConnectReply.replaced:type_name -> im.LinkTarget
+	13, // 1: im.PresenceEntry.target:type_name -> im.LinkTarget
 	7,  // 2: im.PresenceLookupReply.entries:type_name -> im.PresenceEntry
-	12, // 3: im.PushNotifyRequest.notify:type_name -> im.SyncNotify
-	0,  // 4: im.Presence.Connect:input_type -> im.PresenceConnectRequest
-	2,  // 5: im.Presence.Disconnect:input_type -> im.PresenceDisconnectRequest
-	4,  // 6: im.Presence.Lease:input_type -> im.PresenceLeaseRequest
-	6,  // 7: im.Presence.Lookup:input_type -> im.PresenceLookupRequest
-	9,  // 8: im.Push.Notify:input_type -> im.PushNotifyRequest
-	1,  // 9: im.Presence.Connect:output_type -> im.PresenceConnectReply
-	3,  // 10: im.Presence.Disconnect:output_type -> im.PresenceDisconnectReply
-	5,  // 11: im.Presence.Lease:output_type -> im.PresenceLeaseReply
-	8,  // 12: im.Presence.Lookup:output_type -> im.PresenceLookupReply
-	10, // 13: im.Push.Notify:output_type -> im.PushNotifyReply
-	9,  // [9:14] is the sub-list for method output_type
-	4,  // [4:9] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	14, // 3: im.PushNotifyRequest.notify:type_name -> im.SyncNotify
+	9,  // 4: im.PushNotifyManyRequest.notifies:type_name -> im.PushNotifyRequest
+	0,  // 5: im.Presence.Connect:input_type -> im.PresenceConnectRequest
+	2,  // 6: im.Presence.Disconnect:input_type -> im.PresenceDisconnectRequest
+	4,  // 7: im.Presence.Lease:input_type -> im.PresenceLeaseRequest
+	6,  // 8: im.Presence.Lookup:input_type -> im.PresenceLookupRequest
+	9,  // 9: im.Push.Notify:input_type -> im.PushNotifyRequest
+	11, // 10: im.Push.NotifyMany:input_type -> im.PushNotifyManyRequest
+	1,  // 11: im.Presence.Connect:output_type -> im.PresenceConnectReply
+	3,  // 12: im.Presence.Disconnect:output_type -> im.PresenceDisconnectReply
+	5,  // 13: im.Presence.Lease:output_type -> im.PresenceLeaseReply
+	8,  // 14: im.Presence.Lookup:output_type -> im.PresenceLookupReply
+	10, // 15: im.Push.Notify:output_type -> im.PushNotifyReply
+	12, // 16: im.Push.NotifyMany:output_type -> im.PushNotifyManyReply
+	11, // [11:17] is the sub-list for method output_type
+	5,  // [5:11] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_im_presence_proto_init() }
@@ -756,7 +869,7 @@ func file_im_presence_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_im_presence_proto_rawDesc), len(file_im_presence_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -257,12 +257,14 @@ const Push_ServiceName = "im.Push"
 
 // cmdids of the im.Push methods: the numbers calls carry on the wire.
 const (
-	Push_Notify_CmdID uint32 = 11
+	Push_Notify_CmdID     uint32 = 11
+	Push_NotifyMany_CmdID uint32 = 12
 )
 
 // Full names of the im.Push methods: their Connect and HTTP routes.
 const (
-	Push_Notify_FullMethodName = "/im.Push/Notify"
+	Push_Notify_FullMethodName     = "/im.Push/Notify"
+	Push_NotifyMany_FullMethodName = "/im.Push/NotifyMany"
 )
 
 // PushServer is the server API for the im.Push service. Embed
@@ -282,6 +284,26 @@ type PushServer interface {
 	// until the device's next notify or reconnect. Under overload the new
 	// sends are refused first.
 	Notify(context.Context, *PushNotifyRequest) (*PushNotifyReply, error)
+	// NotifyMany is Notify for each of notifies, in one call: messagedata's
+	// push queue sends the notifies already waiting when a worker frees up
+	// as one NotifyMany per presence instance, so that under load one RPC,
+	// and one Gateway.PushMany per gateway, carries many notifies, while a
+	// lone notify still goes at once. Each notify gets what its own Notify
+	// would give it: the reply's devices are in notifies' order. A user may
+	// appear in several notifies (one per inbox type).
+	//
+	// Every user in notifies must route to the same instance as user_id
+	// (svrkit's Client.Route), as each user's own Notify would, because
+	// that instance holds the user's entries: the caller groups its users
+	// with shard.Group or shard.Batches, as DeliverMany's callers do. A
+	// user routed elsewhere is not found here, and its notify reaches no
+	// device. Limits: 1 to 500 notifies, each with a notify, user_id the
+	// user of one of them; beyond them invalid_argument, and nothing is
+	// pushed.
+	//
+	// A presence that predates it answers unimplemented: the caller then
+	// falls back to Notify per user.
+	NotifyMany(context.Context, *PushNotifyManyRequest) (*PushNotifyManyReply, error)
 }
 
 // UnimplementedPushServer answers every im.Push method with an
@@ -290,6 +312,10 @@ type UnimplementedPushServer struct{}
 
 func (UnimplementedPushServer) Notify(context.Context, *PushNotifyRequest) (*PushNotifyReply, error) {
 	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Push.Notify not implemented")
+}
+
+func (UnimplementedPushServer) NotifyMany(context.Context, *PushNotifyManyRequest) (*PushNotifyManyReply, error) {
+	return nil, svrkit.NewError(svrkit.Unimplemented, "method im.Push.NotifyMany not implemented")
 }
 
 // Push_ServiceDesc describes the im.Push service as the IDL declares it,
@@ -318,11 +344,36 @@ var Push_ServiceDesc = svrkit.ServiceDesc{
 			},
 			Handler: _Push_Notify_Handler,
 		},
+		{
+			CmdID:      Push_NotifyMany_CmdID,
+			FullName:   Push_NotifyMany_FullMethodName,
+			Timeout:    2000 * time.Millisecond,
+			Idempotent: true,
+			Priority:   215,
+			NewRequest: func() proto.Message {
+				return new(PushNotifyManyRequest)
+			},
+			NewResponse: func() proto.Message {
+				return new(PushNotifyManyReply)
+			},
+			RoutingKey: func(req proto.Message) string {
+				return strconv.FormatUint(req.(*PushNotifyManyRequest).GetUserId(), 10)
+			},
+			Handler: _Push_NotifyMany_Handler,
+		},
 	},
 }
 
 func _Push_Notify_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
 	out, err := impl.(PushServer).Notify(ctx, req.(*PushNotifyRequest))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func _Push_NotifyMany_Handler(impl any, ctx context.Context, req proto.Message) (proto.Message, error) {
+	out, err := impl.(PushServer).NotifyMany(ctx, req.(*PushNotifyManyRequest))
 	if err != nil {
 		return nil, err
 	}
@@ -350,6 +401,26 @@ type PushClient interface {
 	// until the device's next notify or reconnect. Under overload the new
 	// sends are refused first.
 	Notify(ctx context.Context, in *PushNotifyRequest, opts ...svrkit.CallOption) (*PushNotifyReply, error)
+	// NotifyMany is Notify for each of notifies, in one call: messagedata's
+	// push queue sends the notifies already waiting when a worker frees up
+	// as one NotifyMany per presence instance, so that under load one RPC,
+	// and one Gateway.PushMany per gateway, carries many notifies, while a
+	// lone notify still goes at once. Each notify gets what its own Notify
+	// would give it: the reply's devices are in notifies' order. A user may
+	// appear in several notifies (one per inbox type).
+	//
+	// Every user in notifies must route to the same instance as user_id
+	// (svrkit's Client.Route), as each user's own Notify would, because
+	// that instance holds the user's entries: the caller groups its users
+	// with shard.Group or shard.Batches, as DeliverMany's callers do. A
+	// user routed elsewhere is not found here, and its notify reaches no
+	// device. Limits: 1 to 500 notifies, each with a notify, user_id the
+	// user of one of them; beyond them invalid_argument, and nothing is
+	// pushed.
+	//
+	// A presence that predates it answers unimplemented: the caller then
+	// falls back to Notify per user.
+	NotifyMany(ctx context.Context, in *PushNotifyManyRequest, opts ...svrkit.CallOption) (*PushNotifyManyReply, error)
 }
 
 type pushClient struct {
@@ -365,6 +436,14 @@ func NewPushClient(inv svrkit.Invoker) PushClient {
 func (c *pushClient) Notify(ctx context.Context, in *PushNotifyRequest, opts ...svrkit.CallOption) (*PushNotifyReply, error) {
 	out := new(PushNotifyReply)
 	if err := c.inv.Invoke(ctx, &Push_ServiceDesc.Methods[0], in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pushClient) NotifyMany(ctx context.Context, in *PushNotifyManyRequest, opts ...svrkit.CallOption) (*PushNotifyManyReply, error) {
+	out := new(PushNotifyManyReply)
+	if err := c.inv.Invoke(ctx, &Push_ServiceDesc.Methods[1], in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil

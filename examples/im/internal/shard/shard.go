@@ -1,12 +1,12 @@
 // Package shard groups user ids by the instance a key-routed service's
 // client sends each to, for the callers of batch methods
 // (MessageData.DeliverMany, Storage.DeliverMany, Storage.PutMany,
-// UserGroups.ApplyMembershipMany, and the DeliverPairs of a message's two
-// copies): a batch about many users must reach, for every user in it, the
-// instance the user's own calls reach, because that instance holds the
-// user's per-user lock (storage) and cache (messagedata). Callers group
-// the users with Group (or ask Together of two) and send each group
-// routed by one of its users.
+// UserGroups.ApplyMembershipMany, Push.NotifyMany, and the DeliverPairs
+// of a message's two copies): a batch about many users must reach, for
+// every user in it, the instance the user's own calls reach, because that
+// instance holds the user's per-user lock (storage), cache (messagedata)
+// or online devices (presence). Callers group the users with Group (or
+// ask Together of two) and send each group routed by one of its users.
 package shard
 
 import (
@@ -90,15 +90,26 @@ func Router(inv svrkit.Invoker) svrkit.KeyRouter {
 // and 1.
 func Batches(users []uint64, r svrkit.KeyRouter, limit int) [][]uint64 {
 	var out [][]uint64
+	for _, idx := range BatchIndexes(users, r, limit) {
+		ids := make([]uint64, len(idx))
+		for j, i := range idx {
+			ids[j] = users[i]
+		}
+		out = append(out, ids)
+	}
+	return out
+}
+
+// BatchIndexes is Batches by index into users, for a caller whose batch
+// entries carry more than the user (Push.NotifyMany's notifies, where a
+// user may appear once per inbox type: each of its entries routes alike).
+func BatchIndexes(users []uint64, r svrkit.KeyRouter, limit int) [][]int {
+	var out [][]int
 	for _, idx := range Group(users, r) {
 		parts := (len(idx) + limit - 1) / limit
 		for p := range parts {
 			lo, hi := p*len(idx)/parts, (p+1)*len(idx)/parts
-			ids := make([]uint64, hi-lo)
-			for j, i := range idx[lo:hi] {
-				ids[j] = users[i]
-			}
-			out = append(out, ids)
+			out = append(out, idx[lo:hi:hi])
 		}
 	}
 	return out

@@ -48,3 +48,17 @@ func TestTogether(t *testing.T) {
 type nowhere struct{}
 
 func (nowhere) Route(string) string { return "" }
+
+// BatchIndexes cuts each route's group into even parts of at most the
+// limit, and Batches names the same users.
+func TestBatchIndexes(t *testing.T) {
+	users := []uint64{11, 20, 31, 42, 53, 11, 31}
+	got := BatchIndexes(users, lastDigit{}, 2)
+	if want := [][]int{{0}, {2, 4}, {5, 6}, {1, 3}}; !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("BatchIndexes = %v, want %v", got, want)
+	}
+	ids := Batches(users, lastDigit{}, 2)
+	if want := [][]uint64{{11}, {31, 53}, {11, 31}, {20, 42}}; !slices.EqualFunc(ids, want, slices.Equal) {
+		t.Fatalf("Batches = %v, want %v", ids, want)
+	}
+}

@@ -161,9 +161,24 @@ type gatewayServer struct {
 }
 
 func (s *gatewayServer) Push(_ context.Context, req *im.GatewayPushRequest) (*im.GatewayPushReply, error) {
+	return s.push(req), nil
+}
+
+// PushMany answers each push as Push does.
+func (s *gatewayServer) PushMany(_ context.Context, req *im.GatewayPushManyRequest) (*im.GatewayPushManyReply, error) {
+	out := &im.GatewayPushManyReply{Replies: make([]*im.GatewayPushReply, len(req.GetPushes()))}
+	for i, p := range req.GetPushes() {
+		out.Replies[i] = s.push(p)
+	}
+	return out, nil
+}
+
+// push queues req's notify on the targets this gateway holds and answers
+// the others as gone.
+func (s *gatewayServer) push(req *im.GatewayPushRequest) *im.GatewayPushReply {
 	r := &im.GatewayPushReply{}
 	if s.gw == nil || req.GetNotify() == nil {
-		return r, nil
+		return r
 	}
 	for _, t := range req.GetTargets() {
 		if s.gw.Push(t, req.GetNotify()) {
@@ -172,7 +187,7 @@ func (s *gatewayServer) Push(_ context.Context, req *im.GatewayPushRequest) (*im
 			r.Gone = append(r.Gone, t.GetConnId())
 		}
 	}
-	return r, nil
+	return r
 }
 
 func (s *gatewayServer) Kick(_ context.Context, req *im.GatewayKickRequest) (*im.GatewayKickReply, error) {

@@ -14,7 +14,9 @@
 // first delivery's version and time and writes nothing. After a delivery
 // that wrote (not a duplicate) it tells the Pusher: in a deployment with
 // the access layer, the PushQueue (push.go), which has the push service
-// send the user's online devices a sync notify through their gateways.
+// send the user's online devices a sync notify through their gateways,
+// the notifies that wait together in one Push.NotifyMany per presence
+// instance.
 //
 // DeliverMany (many.go) is Deliver of one item to many users, for the
 // fan-out worker: it groups the users by the storage instance they route
@@ -119,7 +121,7 @@ func NewMessageData(h *logicsvr.Host) (im.MessageDataServer, error) {
 	if pinv, err := h.Client(im.Push_ServiceName); err != nil {
 		h.Logger().Warn("messagedata: no push service in the routing table; devices will not be notified", "err", err)
 	} else if !h.InfoOnly() {
-		q := NewPushQueue(im.NewPushClient(pinv), h.Logger())
+		q := NewPushQueue(pinv, h.Logger())
 		h.OnShutdown(func(context.Context) error { q.Close(); return nil })
 		push = q
 	}

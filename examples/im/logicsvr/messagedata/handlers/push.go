@@ -4,9 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/shard"
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/monitor"
 )
@@ -17,12 +19,28 @@ import (
 //
 // Notify never blocks the Deliver that calls it: it records the user's
 // newest version per inbox type and, if the user was not already waiting,
-// queues the user; a few workers send one Push.Notify per waiting user and
-// type. Notifies for a user that arrive while it waits are folded into
-// one, with the newest version: a device syncs everything newer than its
-// key whatever the notify says, so one notify is as good as many. The
-// waiting users are bounded (MaxWaiting); past the bound a notify is
-// dropped and counted (im.push.dropped). A notify the push service
+// queues the user. Notifies for a user that arrive while it waits are
+// folded into one, with the newest version: a device syncs everything
+// newer than its key whatever the notify says, so one notify is as good
+// as many. The waiting users are bounded (MaxWaiting); past the bound a
+// notify is dropped and counted (im.push.dropped).
+//
+// A few workers send the notifies. A worker that takes a waiting user
+// also takes the others already waiting, up to a batch (shard's
+// MaxBatchUsers), groups their notifies by the presence instance each
+// user routes to (shard.BatchIndexes over the push client's routing, as
+// DeliverMany groups its members) and sends one Push.NotifyMany per
+// group: under load one RPC, and one Gateway.PushMany per gateway behind
+// it, carries many notifies instead of one each. Batches form only from
+// what is already waiting, never by waiting for more, so a lone notify
+// goes at once, as Push.Notify, and pays nothing for the batching. A
+// presence that predates NotifyMany answers unimplemented; the queue then
+// sends one Notify per user and type, and keeps doing so for noManyFor
+// before it tries NotifyMany again, so that not every batch pays a
+// refused call first. Meanwhile a worker takes one user at a time: a
+// batch sent one by one by one worker would leave the others idle.
+//
+// Refusals stay per user, whatever the batch: a notify the push service
 // refuses for a passing reason (overloaded, unavailable, out of time) is
 // queued again after a short pause, up to pushAttempts times, because the
 // device has no other prompt to sync until the user's next message, which
@@ -30,8 +48,12 @@ import (
 // notify costs latency, never data: the device finds the item with its
 // next sync, which the next notify or its next reconnection triggers.
 type PushQueue struct {
-	push im.PushClient
-	log  *slog.Logger
+	push  im.PushClient
+	route svrkit.KeyRouter // the push client's, nil: one instance
+	log   *slog.Logger
+	// noManyUntil is when NotifyMany is next tried (unix nanoseconds)
+	// after presence answered it unimplemented.
+	noManyUntil atomic.Int64
 
 	mu      sync.Mutex
 	waiting map[uint64]*pending
@@ -58,13 +80,25 @@ const (
 	// message's delivery time.
 	pushAttempts   = 4
 	pushRetryPause = 20 * time.Millisecond
+	// maxPushBatch bounds the users one worker takes at once, and
+	// maxNotifyMany the notifies of one NotifyMany (presence.proto's
+	// limit).
+	maxPushBatch  = shard.MaxBatchUsers
+	maxNotifyMany = shard.MaxBatchUsers
+	// noManyFor is how long the queue sends Notify only after presence
+	// answered NotifyMany unimplemented: long enough that an old presence
+	// costs few refused calls, short enough that an upgraded one is soon
+	// used.
+	noManyFor = time.Minute
 )
 
-// NewPushQueue starts the workers of a queue pushing through push. Close
-// stops them.
-func NewPushQueue(push im.PushClient, log *slog.Logger) *PushQueue {
+// NewPushQueue starts the workers of a queue pushing through push, the
+// push service's client (a key-routed one: its routing groups the
+// batches). Close stops them.
+func NewPushQueue(push svrkit.Invoker, log *slog.Logger) *PushQueue {
 	q := &PushQueue{
-		push:    push,
+		push:    im.NewPushClient(push),
+		route:   shard.Router(push),
 		log:     log,
 		waiting: map[uint64]*pending{},
 		ready:   make(chan uint64, MaxWaiting),
@@ -121,38 +155,136 @@ func (q *PushQueue) work() {
 			return
 		case user = <-q.ready:
 		}
+		users := []uint64{user}
+		if q.manyOK() {
+			// Without NotifyMany a batch would be sent one by one by this
+			// worker alone: leave the others to the other workers.
+			users = q.takeWaiting(user)
+		}
 		q.mu.Lock()
-		p := q.waiting[user]
-		delete(q.waiting, user)
+		ps := make([]*pending, len(users))
+		for i, u := range users {
+			ps[i] = q.waiting[u]
+			delete(q.waiting, u)
+		}
 		q.mu.Unlock()
-		var again [3]uint64
-		retry := false
-		for t, version := range p.versions {
-			if version == 0 {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), pushTimeout)
-			_, err := q.push.Notify(ctx, &im.PushNotifyRequest{UserId: user, Notify: &im.SyncNotify{Type: im.SyncType(t + 1), Version: version}})
-			cancel()
-			switch {
-			case err == nil:
-			case p.attempt+1 < pushAttempts && passing(err):
-				again[t], retry = version, true
-			default:
-				monitor.Add(im.Monitor_PUSH_DROPPED_ID, 1)
-				q.log.Debug("messagedata: push", "user", user, "attempt", p.attempt+1, "err", err)
-			}
-		}
-		if retry {
-			attempt := p.attempt + 1
-			time.AfterFunc(pushRetryPause<<(attempt-1), func() {
-				select {
-				case <-q.quit:
-				default:
-					q.queue(user, again, attempt)
+		var ns []*im.PushNotifyRequest
+		var of []int // ns[j] is for users[of[j]]
+		for i, p := range ps {
+			for t, version := range p.versions {
+				if version != 0 {
+					ns = append(ns, &im.PushNotifyRequest{UserId: users[i], Notify: &im.SyncNotify{Type: im.SyncType(t + 1), Version: version}})
+					of = append(of, i)
 				}
-			})
+			}
 		}
+		q.settle(users, ps, ns, of, q.send(ns))
+	}
+}
+
+// manyOK reports whether NotifyMany is to be tried: presence has not
+// answered it unimplemented within noManyFor.
+func (q *PushQueue) manyOK() bool { return time.Now().UnixNano() >= q.noManyUntil.Load() }
+
+// takeWaiting returns user and the other users already ready, up to
+// maxPushBatch, without waiting for more.
+func (q *PushQueue) takeWaiting(user uint64) []uint64 {
+	users := []uint64{user}
+	for len(users) < maxPushBatch {
+		select {
+		case u := <-q.ready:
+			users = append(users, u)
+		default:
+			return users
+		}
+	}
+	return users
+}
+
+// send pushes ns, one NotifyMany per presence instance (several at once),
+// and returns each notify's error.
+func (q *PushQueue) send(ns []*im.PushNotifyRequest) []error {
+	errs := make([]error, len(ns))
+	users := make([]uint64, len(ns))
+	for j, n := range ns {
+		users[j] = n.GetUserId()
+	}
+	batches := shard.BatchIndexes(users, q.route, maxNotifyMany)
+	var wg sync.WaitGroup
+	for _, idx := range batches {
+		wg.Add(1)
+		send := func() {
+			defer wg.Done()
+			q.sendBatch(ns, idx, errs)
+		}
+		if len(batches) == 1 {
+			send()
+		} else {
+			go send()
+		}
+	}
+	wg.Wait()
+	return errs
+}
+
+// sendBatch pushes the notifies ns[idx...], which route to one presence
+// instance, and records their errors in errs. One notify goes as Notify,
+// which every presence knows; so do all while presence lacks NotifyMany.
+func (q *PushQueue) sendBatch(ns []*im.PushNotifyRequest, idx []int, errs []error) {
+	if len(idx) > 1 && q.manyOK() {
+		batch := make([]*im.PushNotifyRequest, len(idx))
+		for k, j := range idx {
+			batch[k] = ns[j]
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), pushTimeout)
+		_, err := q.push.NotifyMany(ctx, &im.PushNotifyManyRequest{UserId: batch[0].GetUserId(), Notifies: batch})
+		cancel()
+		if svrkit.CodeOf(err) != svrkit.Unimplemented {
+			for _, j := range idx {
+				errs[j] = err
+			}
+			return
+		}
+		q.noManyUntil.Store(time.Now().Add(noManyFor).UnixNano())
+		q.log.Info("messagedata: presence lacks Push.NotifyMany; notifying one by one", "for", noManyFor)
+	}
+	for _, j := range idx {
+		ctx, cancel := context.WithTimeout(context.Background(), pushTimeout)
+		_, errs[j] = q.push.Notify(ctx, ns[j])
+		cancel()
+	}
+}
+
+// settle handles the outcome of ns, the notifies of users (ns[j] is for
+// users[of[j]], errs[j] its error), per user: what was refused for a
+// passing reason is queued again after a pause, unless the user's
+// attempts are spent; the rest of what failed is dropped and counted.
+func (q *PushQueue) settle(users []uint64, ps []*pending, ns []*im.PushNotifyRequest, of []int, errs []error) {
+	again := make([][3]uint64, len(users))
+	retry := make([]bool, len(users))
+	for j, err := range errs {
+		i := of[j]
+		switch {
+		case err == nil:
+		case ps[i].attempt+1 < pushAttempts && passing(err):
+			again[i][ns[j].GetNotify().GetType()-1], retry[i] = ns[j].GetNotify().GetVersion(), true
+		default:
+			monitor.Add(im.Monitor_PUSH_DROPPED_ID, 1)
+			q.log.Debug("messagedata: push", "user", users[i], "attempt", ps[i].attempt+1, "err", err)
+		}
+	}
+	for i, user := range users {
+		if !retry[i] {
+			continue
+		}
+		attempt, versions := ps[i].attempt+1, again[i]
+		time.AfterFunc(pushRetryPause<<(attempt-1), func() {
+			select {
+			case <-q.quit:
+			default:
+				q.queue(user, versions, attempt)
+			}
+		})
 	}
 }
 

@@ -31,6 +31,13 @@
 // with its lease. Notify answers how many connections took the notify; it
 // is best effort and never fails for an offline user.
 //
+// NotifyMany does the same for a batch of notifies (messagedata's push
+// queue sends the ones that waited together), with the targets of the
+// whole batch grouped by gateway: one Gateway.PushMany per gateway, not
+// one Push per notify, so that a batch costs as many RPCs as it touches
+// gateways. A gateway that predates PushMany answers unimplemented and
+// gets one Push per notify instead.
+//
 // Push and Presence are served by the same Logicsvr and routed alike (by
 // user id over the same endpoints), so a user's notify lands on the
 // instance holding the user's entries.
@@ -40,10 +47,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/shard"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/svrkit/monitor"
@@ -253,34 +262,10 @@ func (t *Table) sweepEvery(ctx context.Context, d time.Duration) {
 }
 
 // Notify pushes n to the user's live devices and returns how many
-// connections took it.
+// connections took it: NotifyMany of one notify, which asks each gateway
+// with one Push.
 func (t *Table) Notify(ctx context.Context, user uint64, n *im.SyncNotify) uint32 {
-	byGateway := map[string][]*im.LinkTarget{}
-	for _, e := range t.Lookup(user) {
-		byGateway[e.GetGateway()] = append(byGateway[e.GetGateway()], e.GetTarget())
-	}
-	var (
-		mu     sync.Mutex
-		pushed uint32
-		wg     sync.WaitGroup
-	)
-	for gw, targets := range byGateway {
-		wg.Add(1)
-		push := func() {
-			defer wg.Done()
-			k := t.pushTo(ctx, gw, targets, n)
-			mu.Lock()
-			pushed += k
-			mu.Unlock()
-		}
-		if len(byGateway) == 1 {
-			push()
-		} else {
-			go push()
-		}
-	}
-	wg.Wait()
-	return pushed
+	return t.NotifyMany(ctx, []*im.PushNotifyRequest{{UserId: user, Notify: n}})[0]
 }
 
 // pushTo asks one gateway to push to its targets and forgets those it no
@@ -297,16 +282,121 @@ func (t *Table) pushTo(ctx context.Context, gw string, targets []*im.LinkTarget,
 		monitor.Add(im.Monitor_PUSH_DROPPED_ID, int64(len(targets)))
 		return 0
 	}
-	if gone := r.GetGone(); len(gone) > 0 {
-		for _, tg := range targets {
-			for _, id := range gone {
-				if tg.GetConnId() == id {
-					t.Disconnect(tg.GetUserId(), tg.GetDeviceId(), id)
-				}
-			}
+	t.forgetGone(targets, r.GetGone())
+	return r.GetPushed()
+}
+
+// forgetGone removes the entries of targets whose connections a gateway
+// answered gone.
+func (t *Table) forgetGone(targets []*im.LinkTarget, gone []uint64) {
+	if len(gone) == 0 {
+		return
+	}
+	for _, tg := range targets {
+		if slices.Contains(gone, tg.GetConnId()) {
+			t.Disconnect(tg.GetUserId(), tg.GetDeviceId(), tg.GetConnId())
 		}
 	}
-	return r.GetPushed()
+}
+
+// gatewayBatch is what one NotifyMany asks of one gateway: a push per
+// notify that has targets there, and the index of that notify.
+type gatewayBatch struct {
+	pushes []*im.GatewayPushRequest
+	of     []int
+}
+
+// NotifyMany is Notify for each of notifies, with one Gateway.PushMany per
+// gateway for the whole batch; it returns the connections that took each
+// notify, in notifies' order.
+func (t *Table) NotifyMany(ctx context.Context, notifies []*im.PushNotifyRequest) []uint32 {
+	devices := make([]uint32, len(notifies))
+	byGateway := map[string]*gatewayBatch{}
+	t.mu.Lock()
+	now := t.now()
+	for i, n := range notifies {
+		user := n.GetUserId()
+		for dev, e := range t.users[user] {
+			if !t.aliveLocked(e, now) {
+				continue
+			}
+			b := byGateway[e.gateway]
+			if b == nil {
+				b = &gatewayBatch{}
+				byGateway[e.gateway] = b
+			}
+			// A notify's push to a gateway is the last one there so far.
+			if k := len(b.of); k == 0 || b.of[k-1] != i {
+				b.pushes = append(b.pushes, &im.GatewayPushRequest{Notify: n.GetNotify()})
+				b.of = append(b.of, i)
+			}
+			p := b.pushes[len(b.pushes)-1]
+			p.Targets = append(p.Targets, &im.LinkTarget{UserId: user, DeviceId: dev, ConnId: e.conn})
+		}
+	}
+	t.mu.Unlock()
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for gw, b := range byGateway {
+		wg.Add(1)
+		push := func() {
+			defer wg.Done()
+			pushed := t.pushManyTo(ctx, gw, b.pushes)
+			mu.Lock()
+			for j, k := range pushed {
+				devices[b.of[j]] += k
+			}
+			mu.Unlock()
+		}
+		if len(byGateway) == 1 {
+			push()
+		} else {
+			go push()
+		}
+	}
+	wg.Wait()
+	return devices
+}
+
+// pushManyTo asks one gateway for pushes in one PushMany and forgets the
+// targets it no longer holds; it returns the connections that took each
+// push. A gateway that predates PushMany gets one Push per push.
+func (t *Table) pushManyTo(ctx context.Context, gw string, pushes []*im.GatewayPushRequest) []uint32 {
+	pushed := make([]uint32, len(pushes))
+	if len(pushes) == 1 {
+		// One Push is as cheap, and every gateway knows it.
+		pushed[0] = t.pushTo(ctx, gw, pushes[0].GetTargets(), pushes[0].GetNotify())
+		return pushed
+	}
+	inv, err := t.gateways(gw)
+	var r *im.GatewayPushManyReply
+	if err == nil {
+		r, err = im.NewGatewayClient(inv).PushMany(ctx, &im.GatewayPushManyRequest{Pushes: pushes})
+	}
+	if svrkit.CodeOf(err) == svrkit.Unimplemented {
+		for j, p := range pushes {
+			pushed[j] = t.pushTo(ctx, gw, p.GetTargets(), p.GetNotify())
+		}
+		return pushed
+	}
+	if err == nil && len(r.GetReplies()) != len(pushes) {
+		err = svrkit.Errorf(svrkit.Internal, "gateway %s answered %d pushes of %d", gw, len(r.GetReplies()), len(pushes))
+	}
+	if err != nil {
+		// As in pushTo: the gateway's lease will end, and its entries
+		// with it.
+		for _, p := range pushes {
+			monitor.Add(im.Monitor_PUSH_DROPPED_ID, int64(len(p.GetTargets())))
+		}
+		return pushed
+	}
+	for j, p := range pushes {
+		t.forgetGone(p.GetTargets(), r.GetReplies()[j].GetGone())
+		pushed[j] = r.GetReplies()[j].GetPushed()
+	}
+	return pushed
 }
 
 // kick tells the gateway holding a replaced entry to close it; best
@@ -372,4 +462,28 @@ func (s *pushServer) Notify(ctx context.Context, req *im.PushNotifyRequest) (*im
 		return nil, svrkit.NewError(svrkit.InvalidArgument, "notify is required")
 	}
 	return &im.PushNotifyReply{Devices: s.t.Notify(ctx, req.GetUserId(), req.GetNotify())}, nil
+}
+
+// MaxNotifyMany bounds the notifies of one NotifyMany (presence.proto),
+// as shard.MaxBatchUsers bounds the other batch methods' users: the
+// caller cuts its batches with shard.BatchIndexes at this limit
+// (messagedata's push queue, whose copy of it a test keeps equal).
+const MaxNotifyMany = shard.MaxBatchUsers
+
+func (s *pushServer) NotifyMany(ctx context.Context, req *im.PushNotifyManyRequest) (*im.PushNotifyManyReply, error) {
+	ns := req.GetNotifies()
+	if n := len(ns); n == 0 || n > MaxNotifyMany {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "%d notifies outside [1, %d]", n, MaxNotifyMany)
+	}
+	routed := false
+	for i, n := range ns {
+		if n.GetNotify() == nil {
+			return nil, svrkit.Errorf(svrkit.InvalidArgument, "notify %d (user %d) has no notify", i, n.GetUserId())
+		}
+		routed = routed || n.GetUserId() == req.GetUserId()
+	}
+	if !routed {
+		return nil, svrkit.Errorf(svrkit.InvalidArgument, "routing user %d is not one of the notifies' users", req.GetUserId())
+	}
+	return &im.PushNotifyManyReply{Devices: s.t.NotifyMany(ctx, ns)}, nil
 }

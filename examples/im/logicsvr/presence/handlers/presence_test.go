@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/svrkit/svrkit/examples/im"
+	"github.com/svrkit/svrkit/examples/im/internal/rpctest"
 	"github.com/svrkit/svrkit/svrkit"
 )
 
@@ -52,6 +54,8 @@ func (g fakeGateway) Invoke(_ context.Context, m *svrkit.MethodDesc, req, resp p
 		proto.Merge(resp, r)
 	case im.Gateway_Kick_FullMethodName:
 		f.kicked = append(f.kicked, req.(*im.GatewayKickRequest).GetTarget().GetConnId())
+	default:
+		return svrkit.Errorf(svrkit.Unimplemented, "%s not implemented", m.FullName)
 	}
 	return nil
 }
@@ -190,5 +194,198 @@ func TestNotify(t *testing.T) {
 	}
 	if r, _ := srv.Notify(context.Background(), &im.PushNotifyRequest{UserId: 99, Notify: &im.SyncNotify{}}); r.GetDevices() != 0 {
 		t.Errorf("an offline user: %v", r)
+	}
+}
+
+// gatewayLog is what a test gateway holds and was asked.
+type gatewayLog struct {
+	mu     sync.Mutex
+	holds  []uint64
+	pushed []string       // "conn:type@version"
+	calls  map[string]int // method → calls
+}
+
+// oldGateway is im.Gateway as a gateway that predates PushMany serves it:
+// PushMany answers unimplemented.
+type oldGateway struct {
+	im.UnimplementedGatewayServer
+	*gatewayLog
+}
+
+func (g oldGateway) Push(_ context.Context, req *im.GatewayPushRequest) (*im.GatewayPushReply, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.calls["Push"]++
+	return g.pushLocked(req), nil
+}
+
+func (g oldGateway) pushLocked(req *im.GatewayPushRequest) *im.GatewayPushReply {
+	r := &im.GatewayPushReply{}
+	for _, tg := range req.GetTargets() {
+		if slices.Contains(g.holds, tg.GetConnId()) {
+			r.Pushed++
+			g.pushed = append(g.pushed, fmt.Sprintf("%d:%v@%d", tg.GetConnId(), req.GetNotify().GetType(), req.GetNotify().GetVersion()))
+		} else {
+			r.Gone = append(r.Gone, tg.GetConnId())
+		}
+	}
+	return r
+}
+
+// newGateway serves PushMany too.
+type newGateway struct{ oldGateway }
+
+func (g newGateway) PushMany(_ context.Context, req *im.GatewayPushManyRequest) (*im.GatewayPushManyReply, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.calls["PushMany"]++
+	out := &im.GatewayPushManyReply{}
+	for _, p := range req.GetPushes() {
+		out.Replies = append(out.Replies, g.pushLocked(p))
+	}
+	return out, nil
+}
+
+func (g *gatewayLog) take() (pushed []string, calls map[string]int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	pushed, calls = g.pushed, g.calls
+	g.pushed, g.calls = nil, map[string]int{}
+	slices.Sort(pushed)
+	return pushed, calls
+}
+
+// serveGateway serves impl as im.Gateway on a real svrkit server on
+// loopback until the test ends, and returns its address.
+func serveGateway(t *testing.T, impl im.GatewayServer) string {
+	return rpctest.Serve(t, func(r svrkit.Registrar) { im.RegisterGatewayServer(r, impl) })
+}
+
+// realGateways returns a GatewayInvoker of svrkit clients, closed when the
+// test ends.
+func realGateways(t *testing.T) GatewayInvoker {
+	var mu sync.Mutex
+	clients := map[string]*svrkit.Client{}
+	return func(addr string) (svrkit.Invoker, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if clients[addr] == nil {
+			clients[addr] = rpctest.Dial(t, addr)
+		}
+		return clients[addr], nil
+	}
+}
+
+func notifyOf(user uint64, typ im.SyncType, version uint64) *im.PushNotifyRequest {
+	return &im.PushNotifyRequest{UserId: user, Notify: &im.SyncNotify{Type: typ, Version: version}}
+}
+
+// TestNotifyManyAcrossGateways: a batch of notifies reaches every live
+// device of every user in it, with one PushMany per gateway for the whole
+// batch; each notify is answered its own devices; connections a gateway
+// answers gone are forgotten.
+func TestNotifyManyAcrossGateways(t *testing.T) {
+	a := newGateway{oldGateway{gatewayLog: &gatewayLog{holds: []uint64{11, 12}, calls: map[string]int{}}}}
+	b := newGateway{oldGateway{gatewayLog: &gatewayLog{holds: []uint64{21, 22}, calls: map[string]int{}}}}
+	gwA, gwB := serveGateway(t, a), serveGateway(t, b)
+	tb := NewTable(Config{}, realGateways(t))
+	tb.Connect(1, "phone", 11, gwA, 1)
+	tb.Connect(1, "tablet", 21, gwB, 1)
+	tb.Connect(2, "phone", 12, gwA, 1)
+	tb.Connect(2, "laptop", 13, gwA, 1) // gw-a lost it (closed before Disconnect came)
+	tb.Connect(3, "phone", 22, gwB, 1)
+	srv := &pushServer{t: tb}
+	msgs, contacts := im.SyncType_SYNC_TYPE_MESSAGES, im.SyncType_SYNC_TYPE_CONTACTS
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := srv.NotifyMany(ctx, &im.PushNotifyManyRequest{UserId: 1, Notifies: []*im.PushNotifyRequest{
+		notifyOf(1, msgs, 5), notifyOf(2, msgs, 7), notifyOf(3, contacts, 2), notifyOf(1, contacts, 3), notifyOf(4, msgs, 1),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint32{2, 1, 1, 2, 0}; !slices.Equal(r.GetDevices(), want) {
+		t.Errorf("devices %v, want %v", r.GetDevices(), want)
+	}
+	m, c := msgs.String(), contacts.String()
+	for _, tc := range []struct {
+		name string
+		gw   newGateway
+		want []string
+	}{
+		{"gw-a", a, []string{"11:" + c + "@3", "11:" + m + "@5", "12:" + m + "@7"}},
+		{"gw-b", b, []string{"21:" + c + "@3", "21:" + m + "@5", "22:" + c + "@2"}},
+	} {
+		pushed, calls := tc.gw.take()
+		if !slices.Equal(pushed, tc.want) {
+			t.Errorf("%s pushed %v, want %v", tc.name, pushed, tc.want)
+		}
+		if calls["PushMany"] != 1 || calls["Push"] != 0 {
+			t.Errorf("%s was called %v, want one PushMany", tc.name, calls)
+		}
+	}
+	if got := devices(tb.Lookup(2)); !slices.Equal(got, []string{"phone@" + gwA}) {
+		t.Errorf("user 2 after the batch: %v (the gone laptop forgotten)", got)
+	}
+}
+
+// TestNotifyManyOldGateway: a gateway that answers PushMany unimplemented
+// (it predates it) gets one Push per notify, and every device is still
+// notified.
+func TestNotifyManyOldGateway(t *testing.T) {
+	old := oldGateway{gatewayLog: &gatewayLog{holds: []uint64{31, 32}, calls: map[string]int{}}}
+	gw := serveGateway(t, old)
+	tb := NewTable(Config{}, realGateways(t))
+	tb.Connect(5, "phone", 31, gw, 1)
+	tb.Connect(6, "phone", 32, gw, 1)
+	srv := &pushServer{t: tb}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msgs := im.SyncType_SYNC_TYPE_MESSAGES
+	r, err := srv.NotifyMany(ctx, &im.PushNotifyManyRequest{UserId: 5, Notifies: []*im.PushNotifyRequest{notifyOf(5, msgs, 1), notifyOf(6, msgs, 2)}})
+	if err != nil || !slices.Equal(r.GetDevices(), []uint32{1, 1}) {
+		t.Fatalf("NotifyMany = %v, %v; want a device each", r, err)
+	}
+	pushed, calls := old.take()
+	if want := []string{"31:" + msgs.String() + "@1", "32:" + msgs.String() + "@2"}; !slices.Equal(pushed, want) {
+		t.Errorf("pushed %v, want %v", pushed, want)
+	}
+	if calls["Push"] != 2 {
+		t.Errorf("the old gateway was called %v, want two Push", calls)
+	}
+}
+
+// TestNotifyManyLimits: an empty batch, one over MaxNotifyMany, one with
+// a notify missing and one routed by a user it does not name are refused
+// whole, before anything is pushed.
+func TestNotifyManyLimits(t *testing.T) {
+	tb, gws, _ := newTestTable()
+	gws.holds["gw-a"] = []uint64{11}
+	tb.Connect(1, "phone", 11, "gw-a", 1)
+	srv := &pushServer{t: tb}
+	over := make([]*im.PushNotifyRequest, MaxNotifyMany+1)
+	for i := range over {
+		over[i] = notifyOf(1, im.SyncType_SYNC_TYPE_MESSAGES, uint64(i+1))
+	}
+	for _, tc := range []struct {
+		name     string
+		notifies []*im.PushNotifyRequest
+	}{
+		{"empty", nil},
+		{"over the limit", over},
+		{"without a notify", []*im.PushNotifyRequest{notifyOf(1, im.SyncType_SYNC_TYPE_MESSAGES, 1), {UserId: 1}}},
+		{"routed by another user", []*im.PushNotifyRequest{notifyOf(2, im.SyncType_SYNC_TYPE_MESSAGES, 1)}},
+	} {
+		_, err := srv.NotifyMany(context.Background(), &im.PushNotifyManyRequest{UserId: 1, Notifies: tc.notifies})
+		if svrkit.CodeOf(err) != svrkit.InvalidArgument {
+			t.Errorf("%s: %v, want invalid argument", tc.name, err)
+		}
+	}
+	if len(gws.pushed["gw-a"]) != 0 {
+		t.Errorf("a refused batch pushed %v", gws.pushed)
+	}
+	r, err := srv.NotifyMany(context.Background(), &im.PushNotifyManyRequest{UserId: 1, Notifies: over[:MaxNotifyMany]})
+	if err != nil || len(r.GetDevices()) != MaxNotifyMany || r.GetDevices()[MaxNotifyMany-1] != 1 {
+		t.Errorf("a batch at the limit: devices %v, %v; want one each", r.GetDevices(), err)
 	}
 }
