@@ -34,8 +34,8 @@ type svrkitSystem struct {
 // startSvrkit starts desc's echo. With auth, the server requires service
 // authentication and the service lists the client's identity among its
 // callers, so every call passes the caller check.
-func startSvrkit(o Options, desc *svrkit.ServiceDesc, auth bool) (System, error) {
-	var sopts []svrkit.ServerOption
+func startSvrkit(o Options, desc *svrkit.ServiceDesc, auth bool, extra ...svrkit.ServerOption) (System, error) {
+	sopts := extra
 	var copts []svrkit.ClientOption
 	if o.EventLoops > 0 {
 		sopts = append(sopts, svrkit.WithEventLoops(o.EventLoops))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/tools/internal/rpcbench/echopb"
 )
 
@@ -91,6 +92,15 @@ var systems = []system{
 		proto: true,
 		extra: true,
 		start: func(o Options) (System, error) { return startSvrkit(o, &EchoInlineServiceDesc, false) },
+	},
+	{
+		name:  "svrkit-nooverload",
+		about: "svrkit with overload control off (WithOverloadControl(0)): what admission costs a call",
+		proto: true,
+		extra: true,
+		start: func(o Options) (System, error) {
+			return startSvrkit(o, &EchoServiceDesc, false, svrkit.WithOverloadControl(0))
+		},
 	},
 	{
 		name:  "svrkit-client",
