@@ -99,8 +99,8 @@ func (s *Server) deliverShard(ctx context.Context, item *im.SyncItem, t im.Inbox
 	if len(r.GetResults()) != len(ids) {
 		return svrkit.Errorf(svrkit.Internal, "storage answered %d results for %d users", len(r.GetResults()), len(ids))
 	}
-	for j, i := range idx {
-		results[i] = s.stored(ctx, ids[j], item, r.GetResults()[j])
+	for j, rep := range s.storedMany(ctx, ids, item, r.GetResults()) {
+		results[idx[j]] = rep
 	}
 	return nil
 }

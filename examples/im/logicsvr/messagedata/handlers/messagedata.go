@@ -275,8 +275,42 @@ func (s *Server) Deliver(ctx context.Context, req *im.DeliverRequest) (*im.Deliv
 // it if it is new: Deliver's, and each of DeliverMany's and DeliverPair's.
 func (s *Server) stored(ctx context.Context, user uint64, item *im.SyncItem, w *im.InboxWriteReply) *im.DeliverReply {
 	if !w.GetDuplicate() {
-		s.push.Notify(ctx, user, &im.SyncItem{Type: item.GetType(), Version: w.GetVersion(), AtUnixMs: w.GetAtUnixMs(), Item: item.GetItem()})
+		s.push.Notify(ctx, user, storedItem(item, w))
 	}
+	return deliverReply(w)
+}
+
+// storedMany is stored for the writes of one batch (users[j]'s is
+// writes[j]). A PushQueue is told of the new ones together, so that their
+// notifies leave in one batch rather than the first alone.
+func (s *Server) storedMany(ctx context.Context, users []uint64, item *im.SyncItem, writes []*im.InboxWriteReply) []*im.DeliverReply {
+	out := make([]*im.DeliverReply, len(users))
+	q, batched := s.push.(*PushQueue)
+	var fresh []uint64
+	var items []*im.SyncItem
+	for j, w := range writes {
+		if !batched {
+			out[j] = s.stored(ctx, users[j], item, w)
+			continue
+		}
+		if !w.GetDuplicate() {
+			fresh = append(fresh, users[j])
+			items = append(items, storedItem(item, w))
+		}
+		out[j] = deliverReply(w)
+	}
+	if batched {
+		q.notifyMany(fresh, items)
+	}
+	return out
+}
+
+// storedItem is item as storage stored it with w: its version and time.
+func storedItem(item *im.SyncItem, w *im.InboxWriteReply) *im.SyncItem {
+	return &im.SyncItem{Type: item.GetType(), Version: w.GetVersion(), AtUnixMs: w.GetAtUnixMs(), Item: item.GetItem()}
+}
+
+func deliverReply(w *im.InboxWriteReply) *im.DeliverReply {
 	return &im.DeliverReply{Version: w.GetVersion(), AtUnixMs: w.GetAtUnixMs(), Duplicate: w.GetDuplicate()}
 }
 

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,12 +26,14 @@ import (
 // as many. The waiting users are bounded (MaxWaiting); past the bound a
 // notify is dropped and counted (im.push.dropped).
 //
-// A few workers send the notifies. A worker that takes a waiting user
-// also takes the others already waiting, up to a batch (shard's
-// MaxBatchUsers), groups their notifies by the presence instance each
-// user routes to (shard.BatchIndexes over the push client's routing, as
-// DeliverMany groups its members) and sends one Push.NotifyMany per
-// group: under load one RPC, and one Gateway.PushMany per gateway behind
+// A few workers send the notifies. Ready users wake one worker, not one
+// each: the worker takes every user waiting, up to a batch (shard's
+// MaxBatchUsers), and wakes another for any it leaves; a batch write
+// (DeliverMany's members) queues all its users under one lock with one
+// wake-up, so that a fan-out's notifies leave together. The worker
+// groups their notifies by the presence instance each user routes to
+// (shard.BatchIndexes over the push client's routing, as DeliverMany
+// groups its members) and sends one Push.NotifyMany per group: under load one RPC, and one Gateway.PushMany per gateway behind
 // it, carries many notifies instead of one each. Batches form only from
 // what is already waiting, never by waiting for more, so a lone notify
 // goes at once, as Push.Notify, and pays nothing for the batching. A
@@ -57,7 +60,8 @@ type PushQueue struct {
 
 	mu      sync.Mutex
 	waiting map[uint64]*pending
-	ready   chan uint64
+	ready   []uint64      // the waiting users, oldest first
+	kick    chan struct{} // capacity 1: users are ready and no worker was told
 	quit    chan struct{}
 	done    sync.WaitGroup
 }
@@ -101,7 +105,7 @@ func NewPushQueue(push svrkit.Invoker, log *slog.Logger) *PushQueue {
 		route:   shard.Router(push),
 		log:     log,
 		waiting: map[uint64]*pending{},
-		ready:   make(chan uint64, MaxWaiting),
+		kick:    make(chan struct{}, 1),
 		quit:    make(chan struct{}),
 	}
 	for range PushWorkers {
@@ -123,13 +127,40 @@ func (q *PushQueue) Notify(_ context.Context, user uint64, item *im.SyncItem) {
 	q.queue(user, v, 0)
 }
 
+// notifyMany is Notify for the new items of one batch write (DeliverMany's
+// members), queued under one lock with one wake-up, so that a worker finds
+// them all waiting and sends them as one batch, not the first one alone.
+func (q *PushQueue) notifyMany(users []uint64, items []*im.SyncItem) {
+	q.mu.Lock()
+	n := 0
+	for i, user := range users {
+		t := int(items[i].GetType()) - 1
+		if t < 0 || t >= 3 {
+			continue
+		}
+		var v [3]uint64
+		v[t] = items[i].GetVersion()
+		q.queueLocked(user, v, 0)
+		n++
+	}
+	q.mu.Unlock()
+	monitor.Add(im.Monitor_PUSH_NOTIFIES_ID, int64(n))
+	q.wake()
+}
+
 // queue folds versions into what waits for user, and queues the user if
 // it was not waiting. attempt is the number of refused pushes behind
 // these versions (0 for a new notify); a user's entry keeps the lowest,
 // since a new notify deserves its own full set of attempts.
 func (q *PushQueue) queue(user uint64, versions [3]uint64, attempt int) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	q.queueLocked(user, versions, attempt)
+	q.mu.Unlock()
+	q.wake()
+}
+
+// queueLocked is queue without the lock and the wake-up.
+func (q *PushQueue) queueLocked(user uint64, versions [3]uint64, attempt int) {
 	p := q.waiting[user]
 	if p == nil {
 		if len(q.waiting) >= MaxWaiting {
@@ -138,7 +169,7 @@ func (q *PushQueue) queue(user uint64, versions [3]uint64, attempt int) {
 		}
 		p = &pending{attempt: attempt}
 		q.waiting[user] = p
-		q.ready <- user // cannot block: at most MaxWaiting users wait
+		q.ready = append(q.ready, user)
 	}
 	p.attempt = min(p.attempt, attempt)
 	for i, v := range versions {
@@ -146,28 +177,59 @@ func (q *PushQueue) queue(user uint64, versions [3]uint64, attempt int) {
 	}
 }
 
+// wake tells one idle worker that users are ready, unless one was told
+// already and has not looked yet. One signal, not one per user: a worker
+// woken per user would take that user alone (the eight workers took the
+// first eight members of every fan-out one by one), where one worker
+// woken for a batch takes it whole.
+func (q *PushQueue) wake() {
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+// take removes and returns the users a worker sends next: all that are
+// ready, up to maxPushBatch, or one while presence lacks NotifyMany (a
+// batch sent one by one by one worker would leave the others idle), with
+// what waits for each. It wakes another worker for any it leaves.
+func (q *PushQueue) take() ([]uint64, []*pending) {
+	limit := maxPushBatch
+	if !q.manyOK() {
+		limit = 1
+	}
+	q.mu.Lock()
+	n := min(len(q.ready), limit)
+	users := slices.Clone(q.ready[:n])
+	q.ready = q.ready[n:]
+	if len(q.ready) == 0 {
+		q.ready = nil // let a burst's array go
+	}
+	ps := make([]*pending, n)
+	for i, u := range users {
+		ps[i] = q.waiting[u]
+		delete(q.waiting, u)
+	}
+	left := len(q.ready) > 0
+	q.mu.Unlock()
+	if left {
+		q.wake()
+	}
+	return users, ps
+}
+
 func (q *PushQueue) work() {
 	defer q.done.Done()
 	for {
-		var user uint64
 		select {
 		case <-q.quit:
 			return
-		case user = <-q.ready:
+		case <-q.kick:
 		}
-		users := []uint64{user}
-		if q.manyOK() {
-			// Without NotifyMany a batch would be sent one by one by this
-			// worker alone: leave the others to the other workers.
-			users = q.takeWaiting(user)
+		users, ps := q.take()
+		if len(users) == 0 {
+			continue // another worker took them
 		}
-		q.mu.Lock()
-		ps := make([]*pending, len(users))
-		for i, u := range users {
-			ps[i] = q.waiting[u]
-			delete(q.waiting, u)
-		}
-		q.mu.Unlock()
 		var ns []*im.PushNotifyRequest
 		var of []int // ns[j] is for users[of[j]]
 		for i, p := range ps {
@@ -185,21 +247,6 @@ func (q *PushQueue) work() {
 // manyOK reports whether NotifyMany is to be tried: presence has not
 // answered it unimplemented within noManyFor.
 func (q *PushQueue) manyOK() bool { return time.Now().UnixNano() >= q.noManyUntil.Load() }
-
-// takeWaiting returns user and the other users already ready, up to
-// maxPushBatch, without waiting for more.
-func (q *PushQueue) takeWaiting(user uint64) []uint64 {
-	users := []uint64{user}
-	for len(users) < maxPushBatch {
-		select {
-		case u := <-q.ready:
-			users = append(users, u)
-		default:
-			return users
-		}
-	}
-	return users
-}
 
 // send pushes ns, one NotifyMany per presence instance (several at once),
 // and returns each notify's error.

@@ -265,6 +265,28 @@ func TestPushQueueBatchesWhatWaits(t *testing.T) {
 	}
 }
 
+// TestPushQueueBatchWriteLeavesWhole: the notifies of one batch write
+// (DeliverMany's members) into an idle queue leave as one NotifyMany, not
+// as the first few users one by one, each to a worker woken for it.
+func TestPushQueueBatchWriteLeavesWhole(t *testing.T) {
+	p := &pushLog{}
+	q, _ := startPush(t, false, p)
+	const users = 300
+	ids := make([]uint64, users)
+	items := make([]*im.SyncItem, users)
+	want := map[uint64]uint64{}
+	for i := range ids {
+		ids[i] = uint64(100 + i)
+		items[i] = msg(uint64(5 + i))
+		want[ids[i]] = uint64(5 + i)
+	}
+	q.notifyMany(ids, items)
+	waitFor(t, "every member's notify", func() bool { return delivered(want, p) })
+	if n, m := p.count("Notify"), p.count("NotifyMany"); n != 0 || m != 1 {
+		t.Errorf("a batch of %d made %d Notify and %d NotifyMany calls, want one NotifyMany", users, n, m)
+	}
+}
+
 // TestPushQueueLoneNotifyAtOnce: a notify into an idle queue goes at once,
 // alone, as Notify: batching waits for nothing.
 func TestPushQueueLoneNotifyAtOnce(t *testing.T) {
