@@ -411,6 +411,15 @@ func startCeiling(o Options) (System, error) {
 	return startCeilingWith(o, func(addr string, conns int) (ceilingClient, error) { return dialRaw(addr, conns) })
 }
 
+// rawConns is how many connections the ceiling's raw clients open: o.Conns,
+// or as many as svrkit's client does.
+func (o Options) rawConns() int {
+	if o.Conns > 0 {
+		return o.Conns
+	}
+	return svrkitDefaultConns
+}
+
 // startCeilingWith starts the ceiling's server and connects a client to it
 // with dial.
 func startCeilingWith(o Options, dial func(addr string, conns int) (ceilingClient, error)) (System, error) {
@@ -418,15 +427,9 @@ func startCeilingWith(o Options, dial func(addr string, conns int) (ceilingClien
 	if err != nil {
 		return nil, err
 	}
-	conns := o.Conns
-	if conns <= 0 {
-		conns = svrkitDefaultConns
-	}
-	client, err := dial(srv.Addr().String(), conns)
+	client, err := dial(srv.Addr().String(), o.rawConns())
 	if err != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return nil, errors.Join(err, srv.Stop(ctx))
+		return nil, errors.Join(err, stopWithin(srv.Stop))
 	}
 	return &ceilingSystem{srv: srv, client: client}, nil
 }
@@ -443,7 +446,5 @@ func (s *ceilingSystem) NewCaller(payload []byte) Caller {
 }
 
 func (s *ceilingSystem) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return errors.Join(s.client.Close(), s.srv.Stop(ctx))
+	return errors.Join(s.client.Close(), stopWithin(s.srv.Stop))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -37,60 +36,24 @@ func startSvrkitClientHalf(o Options) (System, error) {
 	}
 	client, err := svrkit.NewClient(srv.Addr().String())
 	if err != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return nil, errors.Join(err, srv.Stop(ctx))
+		return nil, errors.Join(err, stopWithin(srv.Stop))
 	}
-	return &svrkitClientHalf{srv: srv, client: client}, nil
-}
-
-type svrkitClientHalf struct {
-	srv    *ceilingServer
-	client *svrkit.Client
-}
-
-func (s *svrkitClientHalf) NewCaller(payload []byte) Caller {
-	req := &echopb.EchoRequest{Payload: payload}
-	method := &EchoServiceDesc.Methods[0]
-	return func(ctx context.Context) ([]byte, error) {
-		resp := new(echopb.EchoResponse)
-		if err := s.client.Invoke(ctx, method, req, resp); err != nil {
-			return nil, err
-		}
-		return resp.GetPayload(), echoLen(resp.GetPayload(), len(payload))
-	}
-}
-
-func (s *svrkitClientHalf) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return errors.Join(s.client.Close(), s.srv.Stop(ctx))
+	return &svrkitSystem{stop: srv.Stop, client: client, method: &EchoServiceDesc.Methods[0]}, nil
 }
 
 // startSvrkitServerHalf drives svrkit's server with the ceiling's raw
 // client.
 func startSvrkitServerHalf(o Options) (System, error) {
-	var sopts []svrkit.ServerOption
-	if o.EventLoops > 0 {
-		sopts = append(sopts, svrkit.WithEventLoops(o.EventLoops))
-	}
 	if EchoServiceDesc.Methods[0].CmdID != ceilingCmdID {
 		return nil, fmt.Errorf("rpcbench: the raw client sends cmdid %d, Echo is %d", ceilingCmdID, EchoServiceDesc.Methods[0].CmdID)
 	}
-	srv := svrkit.NewServer(sopts...)
-	srv.RegisterService(&EchoServiceDesc, svrkitEcho{})
-	if err := srv.Start("127.0.0.1:0"); err != nil {
+	srv, err := startSvrkitServer(o, &EchoServiceDesc)
+	if err != nil {
 		return nil, err
 	}
-	conns := o.Conns
-	if conns <= 0 {
-		conns = svrkitDefaultConns
-	}
-	client, err := dialRaw(srv.Addr().String(), conns)
+	client, err := dialRaw(srv.Addr().String(), o.rawConns())
 	if err != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return nil, errors.Join(err, srv.Shutdown(ctx))
+		return nil, errors.Join(err, stopWithin(srv.Shutdown))
 	}
 	return &svrkitServerHalf{srv: srv, client: client}, nil
 }
@@ -120,9 +83,7 @@ func (s *svrkitServerHalf) NewCaller(payload []byte) Caller {
 }
 
 func (s *svrkitServerHalf) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return errors.Join(s.client.Close(), s.srv.Shutdown(ctx))
+	return errors.Join(s.client.Close(), stopWithin(s.srv.Shutdown))
 }
 
 // echoedPayload returns the payload field of an encoded EchoResponse,

@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"time"
+	"slices"
 
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/tools/internal/rpcbench/echopb"
@@ -25,8 +25,10 @@ func (svrkitEcho) Echo(_ context.Context, req *echopb.EchoRequest) (*echopb.Echo
 	return echo(req), nil
 }
 
+// svrkitSystem is svrkit's client calling method on a server that stop
+// stops: svrkit's own, or the ceiling's (svrkit-client, halves.go).
 type svrkitSystem struct {
-	srv    *svrkit.Server
+	stop   func(context.Context) error
 	client *svrkit.Client
 	method *svrkit.MethodDesc
 }
@@ -35,11 +37,8 @@ type svrkitSystem struct {
 // authentication and the service lists the client's identity among its
 // callers, so every call passes the caller check.
 func startSvrkit(o Options, desc *svrkit.ServiceDesc, auth bool, extra ...svrkit.ServerOption) (System, error) {
-	sopts := extra
+	sopts := slices.Clone(extra)
 	var copts []svrkit.ClientOption
-	if o.EventLoops > 0 {
-		sopts = append(sopts, svrkit.WithEventLoops(o.EventLoops))
-	}
 	if auth {
 		pub, priv, err := ed25519.GenerateKey(nil)
 		if err != nil {
@@ -51,18 +50,29 @@ func startSvrkit(o Options, desc *svrkit.ServiceDesc, auth bool, extra ...svrkit
 		sopts = append(sopts, svrkit.WithRequireAuth(svrkit.Keyring{"bench": pub}))
 		copts = append(copts, svrkit.WithIdentity("bench", priv))
 	}
-	srv := svrkit.NewServer(sopts...)
-	srv.RegisterService(desc, svrkitEcho{})
-	if err := srv.Start("127.0.0.1:0"); err != nil {
+	srv, err := startSvrkitServer(o, desc, sopts...)
+	if err != nil {
 		return nil, err
 	}
 	client, err := svrkit.NewClient(srv.Addr().String(), copts...)
 	if err != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return nil, errors.Join(err, srv.Shutdown(ctx))
+		return nil, errors.Join(err, stopWithin(srv.Shutdown))
 	}
-	return &svrkitSystem{srv: srv, client: client, method: &desc.Methods[0]}, nil
+	return &svrkitSystem{stop: srv.Shutdown, client: client, method: &desc.Methods[0]}, nil
+}
+
+// startSvrkitServer starts a svrkit server of desc's echo on 127.0.0.1
+// with a free port, with o's event loops and opts.
+func startSvrkitServer(o Options, desc *svrkit.ServiceDesc, opts ...svrkit.ServerOption) (*svrkit.Server, error) {
+	if o.EventLoops > 0 {
+		opts = append(slices.Clip(opts), svrkit.WithEventLoops(o.EventLoops))
+	}
+	srv := svrkit.NewServer(opts...)
+	srv.RegisterService(desc, svrkitEcho{})
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		return nil, err
+	}
+	return srv, nil
 }
 
 func (s *svrkitSystem) NewCaller(payload []byte) Caller {
@@ -78,7 +88,5 @@ func (s *svrkitSystem) NewCaller(payload []byte) Caller {
 }
 
 func (s *svrkitSystem) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return errors.Join(s.client.Close(), s.srv.Shutdown(ctx))
+	return errors.Join(s.client.Close(), stopWithin(s.stop))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/svrkit/svrkit/svrkit"
 	"github.com/svrkit/svrkit/tools/internal/rpcbench/echopb"
@@ -181,4 +182,12 @@ func echoLen(got []byte, want int) error {
 // request's payload, as a real handler would, without copying it.
 func echo(req *echopb.EchoRequest) *echopb.EchoResponse {
 	return &echopb.EchoResponse{Payload: req.GetPayload()}
+}
+
+// stopWithin stops a system's server, giving it 10 seconds, for Close and
+// for a start that fails after the server is up.
+func stopWithin(stop func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return stop(ctx)
 }
