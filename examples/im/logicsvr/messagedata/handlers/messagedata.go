@@ -285,24 +285,29 @@ func (s *Server) stored(ctx context.Context, user uint64, item *im.SyncItem, w *
 // notifies leave in one batch rather than the first alone.
 func (s *Server) storedMany(ctx context.Context, users []uint64, item *im.SyncItem, writes []*im.InboxWriteReply) []*im.DeliverReply {
 	out := make([]*im.DeliverReply, len(users))
-	q, batched := s.push.(*PushQueue)
 	var fresh []uint64
 	var items []*im.SyncItem
 	for j, w := range writes {
-		if !batched {
-			out[j] = s.stored(ctx, users[j], item, w)
-			continue
-		}
 		if !w.GetDuplicate() {
 			fresh = append(fresh, users[j])
 			items = append(items, storedItem(item, w))
 		}
 		out[j] = deliverReply(w)
 	}
-	if batched {
-		q.notifyMany(fresh, items)
+	if b, ok := s.push.(batchPusher); ok {
+		b.notifyMany(fresh, items)
+	} else {
+		for i, user := range fresh {
+			s.push.Notify(ctx, user, items[i])
+		}
 	}
 	return out
+}
+
+// batchPusher is a Pusher that also takes the new items of one batch
+// write at once (PushQueue): their notifies then leave together.
+type batchPusher interface {
+	notifyMany(users []uint64, items []*im.SyncItem)
 }
 
 // storedItem is item as storage stored it with w: its version and time.

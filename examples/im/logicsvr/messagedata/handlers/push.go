@@ -117,14 +117,24 @@ func NewPushQueue(push svrkit.Invoker, log *slog.Logger) *PushQueue {
 
 // Notify implements Pusher.
 func (q *PushQueue) Notify(_ context.Context, user uint64, item *im.SyncItem) {
-	t := int(item.GetType()) - 1
-	if t < 0 || t >= 3 {
+	v, ok := versionsOf(item)
+	if !ok {
 		return
 	}
 	monitor.Add(im.Monitor_PUSH_NOTIFIES_ID, 1)
-	var v [3]uint64
-	v[t] = item.GetVersion()
 	q.queue(user, v, 0)
+}
+
+// versionsOf is item's version in the slot of its sync type (SyncType-1),
+// as pending keeps them; false for a type the queue does not push.
+func versionsOf(item *im.SyncItem) ([3]uint64, bool) {
+	var v [3]uint64
+	t := int(item.GetType()) - 1
+	if t < 0 || t >= len(v) {
+		return v, false
+	}
+	v[t] = item.GetVersion()
+	return v, true
 }
 
 // notifyMany is Notify for the new items of one batch write (DeliverMany's
@@ -134,14 +144,10 @@ func (q *PushQueue) notifyMany(users []uint64, items []*im.SyncItem) {
 	q.mu.Lock()
 	n := 0
 	for i, user := range users {
-		t := int(items[i].GetType()) - 1
-		if t < 0 || t >= 3 {
-			continue
+		if v, ok := versionsOf(items[i]); ok {
+			q.queueLocked(user, v, 0)
+			n++
 		}
-		var v [3]uint64
-		v[t] = items[i].GetVersion()
-		q.queueLocked(user, v, 0)
-		n++
 	}
 	q.mu.Unlock()
 	monitor.Add(im.Monitor_PUSH_NOTIFIES_ID, int64(n))
