@@ -12,6 +12,7 @@ package shard
 import (
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/svrkit/svrkit/svrkit"
 )
@@ -126,4 +127,45 @@ func Repeated(users []uint64) (uint64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// CheckBatch is what every batch method about many users checks of its
+// request: each user named once (one result and one lock each), and the
+// routing user one of them, so that the request reached the instance the
+// users' own calls reach (the caller grouped them with Group). Its error
+// is InvalidArgument.
+func CheckBatch(users []uint64, routing uint64) error {
+	if u, ok := Repeated(users); ok {
+		return svrkit.Errorf(svrkit.InvalidArgument, "user %d named twice", u)
+	}
+	if !slices.Contains(users, routing) {
+		return svrkit.Errorf(svrkit.InvalidArgument, "routing user %d is not one of the %d users", routing, len(users))
+	}
+	return nil
+}
+
+// Each runs f for each of n groups (0 to n-1) at once, one goroutine per
+// group, or on this goroutine when there is one, and returns the first
+// error by group index once all have returned: the batch calls of one
+// request go to their instances side by side.
+func Each(n int, f func(k int) error) error {
+	if n == 1 {
+		return f(0)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for k := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = f(k)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -62,3 +62,47 @@ func TestBatchIndexes(t *testing.T) {
 		t.Fatalf("Batches = %v, want %v", ids, want)
 	}
 }
+
+// CheckBatch refuses a user named twice and a routing user outside the
+// batch, as InvalidArgument.
+func TestCheckBatch(t *testing.T) {
+	if err := CheckBatch([]uint64{1, 2, 3}, 2); err != nil {
+		t.Fatalf("a good batch: %v", err)
+	}
+	for _, c := range []struct {
+		users   []uint64
+		routing uint64
+	}{{[]uint64{1, 2, 1}, 1}, {[]uint64{1, 2}, 3}} {
+		if err := CheckBatch(c.users, c.routing); svrkit.CodeOf(err) != svrkit.InvalidArgument {
+			t.Errorf("CheckBatch(%v, %d) = %v, want invalid_argument", c.users, c.routing, err)
+		}
+	}
+}
+
+// Each runs every group, concurrently, and returns the first error by
+// group index whatever order they finish in.
+func TestEach(t *testing.T) {
+	started := make(chan struct{})
+	ran := make([]bool, 4)
+	err := Each(4, func(k int) error {
+		ran[k] = true
+		if k == 3 {
+			close(started)
+			return fmt.Errorf("group %d", k)
+		}
+		if k == 1 {
+			<-started // group 1 ends after group 3: the two run at once
+			return fmt.Errorf("group %d", k)
+		}
+		return nil
+	})
+	if err == nil || err.Error() != "group 1" {
+		t.Fatalf("Each = %v, want group 1's error", err)
+	}
+	if !slices.Equal(ran, []bool{true, true, true, true}) {
+		t.Fatalf("ran %v", ran)
+	}
+	if err := Each(0, func(int) error { return fmt.Errorf("ran") }); err != nil {
+		t.Fatalf("no groups: %v", err)
+	}
+}

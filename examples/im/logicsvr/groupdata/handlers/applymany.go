@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"slices"
-	"sync"
 
 	"google.golang.org/protobuf/proto"
 
@@ -48,36 +47,26 @@ func (s *UserGroupsServer) ApplyMembershipMany(ctx context.Context, req *im.Appl
 			return nil, svrkit.Errorf(svrkit.InvalidArgument, "%d is not a user id", u)
 		}
 	}
-	if u, ok := shard.Repeated(users); ok {
-		return nil, svrkit.Errorf(svrkit.InvalidArgument, "user %d named twice", u)
-	}
-	if !slices.Contains(users, req.GetUserId()) {
-		return nil, svrkit.Errorf(svrkit.InvalidArgument, "routing user %d is not one of the %d users", req.GetUserId(), len(users))
+	if err := shard.CheckBatch(users, req.GetUserId()); err != nil {
+		return nil, err
 	}
 	out := &im.ApplyMembershipManyReply{Changed: make([]bool, len(users))}
 	parts := shard.Group(users, s.route)
-	errs := make([]error, len(parts))
-	var wg sync.WaitGroup
-	for k, idx := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ids := make([]uint64, len(idx))
-			for j, i := range idx {
-				ids[j] = users[i]
-			}
-			changed := make([]bool, len(ids))
-			errs[k] = s.applyPart(ctx, ids, group, seq, req.GetMember(), changed)
-			for j, i := range idx {
-				out.Changed[i] = changed[j]
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
+	err := shard.Each(len(parts), func(k int) error {
+		idx := parts[k]
+		ids := make([]uint64, len(idx))
+		for j, i := range idx {
+			ids[j] = users[i]
 		}
+		changed := make([]bool, len(ids))
+		err := s.applyPart(ctx, ids, group, seq, req.GetMember(), changed)
+		for j, i := range idx {
+			out.Changed[i] = changed[j]
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -2,8 +2,6 @@ package handlers
 
 import (
 	"context"
-	"slices"
-	"sync"
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/shard"
@@ -53,30 +51,18 @@ func (s *Server) DeliverMany(ctx context.Context, req *im.DeliverManyRequest) (*
 		return nil, svrkit.Errorf(svrkit.InvalidArgument, "item of %d bytes to %d users is %d bytes, over the limit of %d",
 			len(payload), len(users), n, MaxDeliverManyBytes)
 	}
-	if u, ok := shard.Repeated(users); ok {
-		return nil, svrkit.Errorf(svrkit.InvalidArgument, "user %d named twice", u)
-	}
-	if !slices.Contains(users, req.GetUserId()) {
-		return nil, svrkit.Errorf(svrkit.InvalidArgument, "routing user %d is not one of the %d users", req.GetUserId(), len(users))
+	if err := shard.CheckBatch(users, req.GetUserId()); err != nil {
+		return nil, err
 	}
 	t, _ := inboxType(req.GetItem().GetType())
 
 	out := &im.DeliverManyReply{Results: make([]*im.DeliverReply, len(users))}
 	shards := shard.Group(users, s.route)
-	errs := make([]error, len(shards))
-	var wg sync.WaitGroup
-	for k, idx := range shards {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[k] = s.deliverShard(ctx, req.GetItem(), t, payload, req.GetDedupId(), users, idx, out.Results)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	err = shard.Each(len(shards), func(k int) error {
+		return s.deliverShard(ctx, req.GetItem(), t, payload, req.GetDedupId(), users, shards[k], out.Results)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

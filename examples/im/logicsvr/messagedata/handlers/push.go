@@ -263,20 +263,10 @@ func (q *PushQueue) send(ns []*im.PushNotifyRequest) []error {
 		users[j] = n.GetUserId()
 	}
 	batches := shard.BatchIndexes(users, q.route, maxNotifyMany)
-	var wg sync.WaitGroup
-	for _, idx := range batches {
-		wg.Add(1)
-		send := func() {
-			defer wg.Done()
-			q.sendBatch(ns, idx, errs)
-		}
-		if len(batches) == 1 {
-			send()
-		} else {
-			go send()
-		}
-	}
-	wg.Wait()
+	_ = shard.Each(len(batches), func(k int) error {
+		q.sendBatch(ns, batches[k], errs)
+		return nil
+	})
 	return errs
 }
 

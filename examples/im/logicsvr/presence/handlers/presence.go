@@ -302,8 +302,9 @@ func (t *Table) forgetGone(targets []*im.LinkTarget, gone []uint64) {
 // gatewayBatch is what one NotifyMany asks of one gateway: a push per
 // notify that has targets there, and the index of that notify.
 type gatewayBatch struct {
-	pushes []*im.GatewayPushRequest
-	of     []int
+	gateway string
+	pushes  []*im.GatewayPushRequest
+	of      []int
 }
 
 // NotifyMany is Notify for each of notifies, with one Gateway.PushMany per
@@ -312,6 +313,7 @@ type gatewayBatch struct {
 func (t *Table) NotifyMany(ctx context.Context, notifies []*im.PushNotifyRequest) []uint32 {
 	devices := make([]uint32, len(notifies))
 	byGateway := map[string]*gatewayBatch{}
+	var batches []*gatewayBatch
 	t.mu.Lock()
 	now := t.now()
 	for i, n := range notifies {
@@ -322,8 +324,9 @@ func (t *Table) NotifyMany(ctx context.Context, notifies []*im.PushNotifyRequest
 			}
 			b := byGateway[e.gateway]
 			if b == nil {
-				b = &gatewayBatch{}
+				b = &gatewayBatch{gateway: e.gateway}
 				byGateway[e.gateway] = b
+				batches = append(batches, b)
 			}
 			// A notify's push to a gateway is the last one there so far.
 			if k := len(b.of); k == 0 || b.of[k-1] != i {
@@ -335,28 +338,17 @@ func (t *Table) NotifyMany(ctx context.Context, notifies []*im.PushNotifyRequest
 		}
 	}
 	t.mu.Unlock()
-	var (
-		mu sync.Mutex
-		wg sync.WaitGroup
-	)
-	for gw, b := range byGateway {
-		wg.Add(1)
-		push := func() {
-			defer wg.Done()
-			pushed := t.pushManyTo(ctx, gw, b.pushes)
-			mu.Lock()
-			for j, k := range pushed {
-				devices[b.of[j]] += k
-			}
-			mu.Unlock()
+	var mu sync.Mutex
+	_ = shard.Each(len(batches), func(k int) error {
+		b := batches[k]
+		pushed := t.pushManyTo(ctx, b.gateway, b.pushes)
+		mu.Lock()
+		for j, n := range pushed {
+			devices[b.of[j]] += n
 		}
-		if len(byGateway) == 1 {
-			push()
-		} else {
-			go push()
-		}
-	}
-	wg.Wait()
+		mu.Unlock()
+		return nil
+	})
 	return devices
 }
 
