@@ -1,10 +1,8 @@
 package groups
 
 import (
-	"context"
 	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/svrkit/svrkit/svrkit"
@@ -73,36 +71,5 @@ func TestQueueConfigCheck(t *testing.T) {
 		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Check(%+v, dev %v) = %v, want %q", tc.cfg, tc.dev, err, tc.want)
 		}
-	}
-}
-
-func TestForEach(t *testing.T) {
-	var n, running, most atomic.Int64
-	err := ForEach(context.Background(), 100, 8, func(ctx context.Context, i int) error {
-		r := running.Add(1)
-		defer running.Add(-1)
-		for {
-			m := most.Load()
-			if r <= m || most.CompareAndSwap(m, r) {
-				break
-			}
-		}
-		n.Add(1)
-		return nil
-	})
-	if err != nil || n.Load() != 100 || most.Load() > 8 {
-		t.Fatalf("ForEach: %v, %d calls, %d at once", err, n.Load(), most.Load())
-	}
-	boom := errors.New("boom")
-	n.Store(0)
-	err = ForEach(context.Background(), 1000, 4, func(ctx context.Context, i int) error {
-		n.Add(1)
-		if i == 10 {
-			return boom
-		}
-		return nil
-	})
-	if !errors.Is(err, boom) || n.Load() >= 1000 {
-		t.Fatalf("after an error: %v, %d calls", err, n.Load())
 	}
 }

@@ -54,7 +54,7 @@ func (x *Index) Apply(ctx context.Context, group uint64, users []uint64, member 
 		parallel = 4
 	}
 	batches := x.Batches(users)
-	return ForEach(ctx, len(batches), parallel, func(ctx context.Context, i int) error {
+	return shard.ForEach(ctx, len(batches), parallel, func(ctx context.Context, i int) error {
 		ids := batches[i]
 		err := retry(ctx, func() error {
 			_, err := x.Client.ApplyMembershipMany(ctx, &im.ApplyMembershipManyRequest{
@@ -65,7 +65,7 @@ func (x *Index) Apply(ctx context.Context, group uint64, users []uint64, member 
 		if svrkit.CodeOf(err) != svrkit.Unimplemented {
 			return err
 		}
-		return ForEach(ctx, len(ids), 32, func(ctx context.Context, j int) error {
+		return shard.ForEach(ctx, len(ids), 32, func(ctx context.Context, j int) error {
 			return retry(ctx, func() error {
 				_, err := x.Client.ApplyMembership(ctx, &im.ApplyMembershipRequest{UserId: ids[j], GroupId: group, Member: member, Seq: seq})
 				return err

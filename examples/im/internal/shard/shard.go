@@ -10,6 +10,7 @@
 package shard
 
 import (
+	"context"
 	"slices"
 	"strconv"
 	"sync"
@@ -144,28 +145,54 @@ func CheckBatch(users []uint64, routing uint64) error {
 	return nil
 }
 
-// Each runs f for each of n groups (0 to n-1) at once, one goroutine per
-// group, or on this goroutine when there is one, and returns the first
-// error by group index once all have returned: the batch calls of one
-// request go to their instances side by side.
-func Each(n int, f func(k int) error) error {
-	if n == 1 {
-		return f(0)
+// ForEach calls f(ctx, i) for i in [0, n), at most parallel at a time,
+// and returns the first error; after one, the calls not started yet are
+// not made and the running ones see ctx cancelled. It is how the IM
+// services make one call per instance of a batch (parallel = the number
+// of batches) or one call per member of a group (up to its 500) without
+// one goroutine per member or one member at a time.
+func ForEach(ctx context.Context, n, parallel int, f func(ctx context.Context, i int) error) error {
+	if n == 0 {
+		return nil
 	}
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for k := range n {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		next  int
+		first error
+		wg    sync.WaitGroup
+	)
+	take := func() (int, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if next >= n || first != nil {
+			return 0, false
+		}
+		next++
+		return next - 1, true
+	}
+	for range min(max(parallel, 1), n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[k] = f(k)
+			for {
+				i, ok := take()
+				if !ok {
+					return
+				}
+				if err := f(ctx, i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+						cancel()
+					}
+					mu.Unlock()
+					return
+				}
+			}
 		}()
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return first
 }

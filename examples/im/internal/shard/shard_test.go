@@ -1,8 +1,11 @@
 package shard
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/svrkit/svrkit/svrkit"
@@ -79,30 +82,35 @@ func TestCheckBatch(t *testing.T) {
 	}
 }
 
-// Each runs every group, concurrently, and returns the first error by
-// group index whatever order they finish in.
-func TestEach(t *testing.T) {
-	started := make(chan struct{})
-	ran := make([]bool, 4)
-	err := Each(4, func(k int) error {
-		ran[k] = true
-		if k == 3 {
-			close(started)
-			return fmt.Errorf("group %d", k)
+// ForEach calls f for every index, at most parallel at a time, and stops
+// taking new ones after an error, which it returns.
+func TestForEach(t *testing.T) {
+	var n, running, most atomic.Int64
+	err := ForEach(context.Background(), 100, 8, func(ctx context.Context, i int) error {
+		r := running.Add(1)
+		defer running.Add(-1)
+		for {
+			m := most.Load()
+			if r <= m || most.CompareAndSwap(m, r) {
+				break
+			}
 		}
-		if k == 1 {
-			<-started // group 1 ends after group 3: the two run at once
-			return fmt.Errorf("group %d", k)
+		n.Add(1)
+		return nil
+	})
+	if err != nil || n.Load() != 100 || most.Load() > 8 {
+		t.Fatalf("ForEach: %v, %d calls, %d at once", err, n.Load(), most.Load())
+	}
+	boom := errors.New("boom")
+	n.Store(0)
+	err = ForEach(context.Background(), 1000, 4, func(ctx context.Context, i int) error {
+		n.Add(1)
+		if i == 10 {
+			return boom
 		}
 		return nil
 	})
-	if err == nil || err.Error() != "group 1" {
-		t.Fatalf("Each = %v, want group 1's error", err)
-	}
-	if !slices.Equal(ran, []bool{true, true, true, true}) {
-		t.Fatalf("ran %v", ran)
-	}
-	if err := Each(0, func(int) error { return fmt.Errorf("ran") }); err != nil {
-		t.Fatalf("no groups: %v", err)
+	if !errors.Is(err, boom) || n.Load() >= 1000 {
+		t.Fatalf("after an error: %v, %d calls", err, n.Load())
 	}
 }

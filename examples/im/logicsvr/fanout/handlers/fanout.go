@@ -404,7 +404,7 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 	dedup := groups.MessageDedupID(group, e.GetSeq())
 	batches := w.batches(users, proto.Size(item))
 	var written atomic.Int64
-	err := groups.ForEach(ctx, len(batches), w.parallel, func(ctx context.Context, i int) error {
+	err := shard.ForEach(ctx, len(batches), w.parallel, func(ctx context.Context, i int) error {
 		select {
 		case w.slots <- struct{}{}:
 		case <-ctx.Done():

@@ -87,7 +87,7 @@ type groupServer struct {
 // order: not_found for one that does not exist.
 func (s *groupServer) lookup(ctx context.Context, ids []uint64) ([]*im.GroupMember, error) {
 	out := make([]*im.GroupMember, len(ids))
-	err := groups.ForEach(ctx, len(ids), parallel, func(ctx context.Context, i int) error {
+	err := shard.ForEach(ctx, len(ids), parallel, func(ctx context.Context, i int) error {
 		r, err := s.accounts.GetAccount(ctx, &im.GetAccountRequest{UserId: ids[i]})
 		if svrkit.CodeOf(err) == svrkit.NotFound {
 			return svrkit.Errorf(svrkit.NotFound, "no user %d", ids[i])
@@ -282,7 +282,7 @@ func (s *groupServer) ListMyGroups(ctx context.Context, _ *im.ListMyGroupsReques
 		return nil, err
 	}
 	infos := make([]*im.GroupInfo, len(ids.GetGroupIds()))
-	err = groups.ForEach(ctx, len(infos), parallel, func(ctx context.Context, i int) error {
+	err = shard.ForEach(ctx, len(infos), parallel, func(ctx context.Context, i int) error {
 		rec, err := s.data.GetGroup(ctx, &im.GetGroupRequest{GroupId: ids.GetGroupIds()[i]})
 		if svrkit.CodeOf(err) == svrkit.NotFound {
 			return nil

@@ -52,7 +52,7 @@ func (s *UserGroupsServer) ApplyMembershipMany(ctx context.Context, req *im.Appl
 	}
 	out := &im.ApplyMembershipManyReply{Changed: make([]bool, len(users))}
 	parts := shard.Group(users, s.route)
-	err := shard.Each(len(parts), func(k int) error {
+	err := shard.ForEach(ctx, len(parts), len(parts), func(ctx context.Context, k int) error {
 		idx := parts[k]
 		ids := make([]uint64, len(idx))
 		for j, i := range idx {
@@ -206,7 +206,7 @@ func (s *UserGroupsServer) loadMany(ctx context.Context, users []uint64, at []in
 		}
 		miss = append(miss, k)
 	}
-	err := groups.ForEach(ctx, len(miss), loadParallel, func(ctx context.Context, m int) error {
+	err := shard.ForEach(ctx, len(miss), loadParallel, func(ctx context.Context, m int) error {
 		k := miss[m]
 		c, err := s.load(ctx, users[at[k]], true)
 		out[k] = c

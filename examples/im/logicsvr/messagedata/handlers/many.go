@@ -58,7 +58,7 @@ func (s *Server) DeliverMany(ctx context.Context, req *im.DeliverManyRequest) (*
 
 	out := &im.DeliverManyReply{Results: make([]*im.DeliverReply, len(users))}
 	shards := shard.Group(users, s.route)
-	err = shard.Each(len(shards), func(k int) error {
+	err = shard.ForEach(ctx, len(shards), len(shards), func(ctx context.Context, k int) error {
 		return s.deliverShard(ctx, req.GetItem(), t, payload, req.GetDedupId(), users, shards[k], out.Results)
 	})
 	if err != nil {

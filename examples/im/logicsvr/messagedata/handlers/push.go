@@ -263,7 +263,7 @@ func (q *PushQueue) send(ns []*im.PushNotifyRequest) []error {
 		users[j] = n.GetUserId()
 	}
 	batches := shard.BatchIndexes(users, q.route, maxNotifyMany)
-	_ = shard.Each(len(batches), func(k int) error {
+	_ = shard.ForEach(context.Background(), len(batches), len(batches), func(_ context.Context, k int) error {
 		q.sendBatch(ns, batches[k], errs)
 		return nil
 	})

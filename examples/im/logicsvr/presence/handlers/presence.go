@@ -339,7 +339,7 @@ func (t *Table) NotifyMany(ctx context.Context, notifies []*im.PushNotifyRequest
 	}
 	t.mu.Unlock()
 	var mu sync.Mutex
-	_ = shard.Each(len(batches), func(k int) error {
+	_ = shard.ForEach(ctx, len(batches), len(batches), func(ctx context.Context, k int) error {
 		b := batches[k]
 		pushed := t.pushManyTo(ctx, b.gateway, b.pushes)
 		mu.Lock()
