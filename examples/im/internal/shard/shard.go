@@ -6,7 +6,9 @@
 // every user in it, the instance the user's own calls reach, because that
 // instance holds the user's per-user lock (storage), cache (messagedata)
 // or online devices (presence). Callers group the users with Group (or
-// ask Together of two) and send each group routed by one of its users.
+// ask Together of two) and send each group routed by one of its users,
+// side by side with ForEach; the callee checks the request with
+// CheckBatch.
 package shard
 
 import (
