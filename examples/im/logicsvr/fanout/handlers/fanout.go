@@ -161,7 +161,7 @@ func NewFanoutWorker(h *logicsvr.Host) (im.FanoutWorkerServer, error) {
 	}
 	w := New(im.NewGroupDataClient(data), im.NewUserGroupsClient(index), im.NewMessageDataClient(messages), cfg, h.Logger())
 	w.route = shard.Router(messages)
-	w.indexRoute = shard.Router(index)
+	w.indexer.Route = shard.Router(index)
 	q := groups.DialQueue(cfg.Queue, "fanout", h.Logger())
 	stop := w.Start(q, time.Duration(cfg.AckWait))
 	h.OnShutdown(func(ctx context.Context) error {
@@ -176,15 +176,14 @@ func NewFanoutWorker(h *logicsvr.Host) (im.FanoutWorkerServer, error) {
 type Worker struct {
 	im.UnimplementedFanoutWorkerServer
 	data     im.GroupDataClient
-	index    im.UserGroupsClient
 	messages im.MessageDataClient
 	route    svrkit.KeyRouter // messages' routing (nil: one instance)
-	// indexRoute is index's routing (nil: one instance).
-	indexRoute svrkit.KeyRouter
-	batch      int
-	parallel   int
-	slots      chan struct{} // one per DeliverMany call in flight
-	log        *slog.Logger
+	// indexer writes the user index of a change's members.
+	indexer  *groups.Index
+	batch    int
+	parallel int
+	slots    chan struct{} // one per DeliverMany call in flight
+	log      *slog.Logger
 
 	q *groups.Queue // set by Start
 
@@ -207,7 +206,11 @@ func New(data im.GroupDataClient, index im.UserGroupsClient, messages im.Message
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Worker{data: data, index: index, messages: messages, batch: cfg.Batch, parallel: cfg.Parallel,
+	// The index entries of a change's members: one ApplyMembershipMany
+	// per UserGroups instance, each retried while the callee is busy, as
+	// the inbox writes are.
+	indexer := &groups.Index{Client: index, Parallel: cfg.Parallel, Retry: transient}
+	return &Worker{data: data, indexer: indexer, messages: messages, batch: cfg.Batch, parallel: cfg.Parallel,
 		slots: make(chan struct{}, cfg.MaxInFlight), log: log}
 }
 
@@ -456,20 +459,13 @@ func (w *Worker) fanEntry(ctx context.Context, group uint64, rec *im.GroupRecord
 		for i, m := range ch.GetMembers() {
 			ids[i] = m.GetUserId()
 		}
-		if err := w.indexer().Apply(ctx, group, ids, member, e.GetSeq()); err != nil {
+		if err := w.indexer.Apply(ctx, group, ids, member, e.GetSeq()); err != nil {
 			return err
 		}
 	}
 	w.entries.Add(1)
 	monitor.Add(im.Monitor_FANOUT_ENTRIES_ID, 1)
 	return nil
-}
-
-// indexer writes the index entries of a change's members: one
-// ApplyMembershipMany per UserGroups instance (package groups' Index),
-// each retried while the callee is busy, as the inbox writes are.
-func (w *Worker) indexer() *groups.Index {
-	return &groups.Index{Client: w.index, Route: w.indexRoute, Parallel: w.parallel, Retry: transient}
 }
 
 // batches cuts users into the member lists of DeliverMany calls: grouped

@@ -68,7 +68,6 @@ func NewGroup(h *logicsvr.Host) (im.GroupServer, error) {
 	return &groupServer{
 		accounts: im.NewAccountDataClient(accounts),
 		data:     im.NewGroupDataClient(data),
-		index:    im.NewUserGroupsClient(index),
 		indexer:  &groups.Index{Client: im.NewUserGroupsClient(index), Route: shard.Router(index)},
 	}, nil
 }
@@ -77,9 +76,9 @@ type groupServer struct {
 	im.UnimplementedGroupServer
 	accounts im.AccountDataClient
 	data     im.GroupDataClient
-	index    im.UserGroupsClient
-	// indexer writes the index entries of a change: one call per
-	// UserGroups instance for all the users it names.
+	// indexer reads and writes the user index (its Client), writing a
+	// change's entries with one call per UserGroups instance for all the
+	// users it names.
 	indexer *groups.Index
 }
 
@@ -277,7 +276,7 @@ func (s *groupServer) ListMembers(ctx context.Context, req *im.ListMembersReques
 
 func (s *groupServer) ListMyGroups(ctx context.Context, _ *im.ListMyGroupsRequest) (*im.GroupList, error) {
 	caller := session.From(ctx)
-	ids, err := s.index.ListUserGroups(ctx, &im.ListUserGroupsRequest{UserId: caller.UserID})
+	ids, err := s.indexer.Client.ListUserGroups(ctx, &im.ListUserGroupsRequest{UserId: caller.UserID})
 	if err != nil {
 		return nil, err
 	}
