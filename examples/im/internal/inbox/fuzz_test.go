@@ -48,6 +48,7 @@ func FuzzDecodeSyncKey(f *testing.F) {
 func FuzzDecodeEntry(f *testing.F) {
 	f.Add(encodeEntry(nil, storedEntry{atMillis: 1700000000000, dedupID: []byte("alice/1"), payload: []byte("index")}))
 	f.Add(encodeEntry(nil, storedEntry{}))
+	f.Add(encodeEntry(nil, storedEntry{atMillis: 1700000000000, dedupID: []byte("g:1:1"), shared: make([]byte, payloadHashLen)}))
 	f.Add([]byte{recordFormat, 0x80})
 	f.Add([]byte{recordFormat, 1, 200, 1})
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -87,6 +88,26 @@ func FuzzDecodeAcks(f *testing.F) {
 			}
 		}
 		if again := encodeAcks(nil, acks); !bytes.Equal(again, raw) {
+			t.Fatalf("re-encoded %x, want %x", again, raw)
+		}
+	})
+}
+
+// FuzzDecodePayload: shared payload records decode to a positive count and
+// re-encode to the same bytes, or fail; never a panic.
+func FuzzDecodePayload(f *testing.F) {
+	f.Add(encodePayload(3, []byte("members")))
+	f.Add([]byte{recordFormat, 0})
+	f.Add([]byte{recordFormat, 0x80})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		refs, payload, why := decodePayload(raw)
+		if why != "" {
+			return
+		}
+		if refs == 0 {
+			t.Fatal("a record with no entries accepted")
+		}
+		if again := encodePayload(refs, payload); !bytes.Equal(again, raw) {
 			t.Fatalf("re-encoded %x, want %x", again, raw)
 		}
 	})

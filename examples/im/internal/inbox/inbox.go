@@ -80,6 +80,8 @@
 //	row "ib/" user type        inbox: version → entry (see storedEntry)
 //	key "dd/" user type id     dedup: id → version (8 bytes big-endian)
 //	key "ak/" user             the user's devices and their ACKs
+//	key "pl/" sha256           a payload PutMany stored once for many
+//	                           entries, with their count (shared.go)
 //	key "seq/" type segment    seq's bounds (package seq)
 //
 // user is 8 bytes big-endian, type one byte.
@@ -369,6 +371,7 @@ func (ib *Inbox) Sync(ctx context.Context, user uint64, device string, key []byt
 
 	newKey := k
 	res.Entries = make([]Entry, 0, min(limit, 128))
+	payloads := payloadReader{ib: ib}
 	l := ib.userLock(user)
 	l.RLock()
 	for _, t := range servedTypes {
@@ -395,13 +398,22 @@ func (ib *Inbox) Sync(ctx context.Context, user uint64, device string, key []byt
 				l.RUnlock()
 				return SyncResult{}, corruptf("user %d %s entry %d: %s", user, t, e.Version, why)
 			}
+			payload, ok, err := payloads.payload(ctx, se)
+			if err != nil {
+				l.RUnlock()
+				return SyncResult{}, err
+			}
+			newKey.v[t] = e.Version
+			if !ok {
+				res.Gap = true // trimmed while we read (shared.go)
+				continue
+			}
 			res.Entries = append(res.Entries, Entry{
 				Type:        t,
 				Version:     e.Version,
 				DeliveredAt: time.UnixMilli(int64(se.atMillis)),
-				Payload:     se.payload,
+				Payload:     payload,
 			})
-			newKey.v[t] = e.Version
 		}
 		res.More = res.More || page.More
 	}

@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"slices"
@@ -26,7 +27,8 @@ const (
 // dedup id (required: it is unique per user, so the same id serves every
 // member), with one kv batch and so one fsync for all of them instead of
 // one each: the write path of a group entry's fan-out. The receipts are
-// in users' order.
+// in users' order. A payload of sharedPayloadMin bytes or more is stored
+// once for all of them, and each entry refers to it (see shared.go).
 //
 // Each user gets exactly what its own Put would give it. PutMany takes
 // the locks of every user (in ascending stripe order; Put, Sync and
@@ -90,17 +92,42 @@ func (ib *Inbox) PutMany(ctx context.Context, users []uint64, t DataType, payloa
 	if err != nil {
 		return nil, err
 	}
-	var b kv.Batch
 	at := uint64(max(ib.now().UnixMilli(), 0))
-	// Every member's entry is the same bytes: encode once, share.
-	entry := encodeEntry(nil, storedEntry{atMillis: at, dedupID: []byte(dedupID), payload: payload})
-	for j, i := range fresh {
-		u, v := users[i], vs[j]
-		b.Put(dedupKey(u, t, dedupID), binary.BigEndian.AppendUint64(nil, v), 0)
-		b.PutEntry(inboxRow(u, t), v, entry)
-		out[i] = Receipt{Version: v, At: time.UnixMilli(int64(at))}
+	// Every member's entry is the same bytes: encode once, share. A large
+	// payload is stored once, and the entries refer to it (shared.go).
+	se := storedEntry{atMillis: at, dedupID: []byte(dedupID), payload: payload}
+	var pkey []byte
+	if len(payload) >= sharedPayloadMin && len(fresh) > 1 {
+		h := sha256.Sum256(payload)
+		se.payload, se.shared = nil, h[:]
+		pkey = payloadKey(se.shared)
 	}
-	if _, err := ib.db.Apply(ctx, &b); err != nil {
+	entry := encodeEntry(nil, se)
+	for attempt := 1; ; attempt++ {
+		var b kv.Batch
+		if pkey != nil {
+			refs, stored, ver, err := ib.loadPayload(ctx, pkey)
+			if err != nil {
+				return nil, err
+			}
+			addRefs(&b, pkey, refs, ver, stored, payload, int64(len(fresh)))
+		}
+		for j, i := range fresh {
+			u, v := users[i], vs[j]
+			b.Put(dedupKey(u, t, dedupID), binary.BigEndian.AppendUint64(nil, v), 0)
+			b.PutEntry(inboxRow(u, t), v, entry)
+			out[i] = Receipt{Version: v, At: time.UnixMilli(int64(at))}
+		}
+		_, err := ib.db.Apply(ctx, &b)
+		if err == nil {
+			break
+		}
+		if isPayloadConflict(err) {
+			if attempt < sharedAttempts {
+				continue // another writer moved the count: read it again
+			}
+			return nil, errPayloadBusy
+		}
 		var ce *kv.ConflictError
 		if !errors.As(err, &ce) || ce.Row {
 			return nil, err
@@ -110,6 +137,7 @@ func (ib *Inbox) PutMany(ctx context.Context, users []uint64, t DataType, payloa
 				return nil, err
 			}
 		}
+		break
 	}
 	return out, nil
 }

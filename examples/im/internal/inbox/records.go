@@ -32,29 +32,38 @@ func ackKey(user uint64) []byte {
 
 // storedEntry is an inbox entry's kv value:
 //
-//	byte     recordFormat
+//	byte     recordFormat, or sharedFormat
 //	uvarint  delivery time, Unix milliseconds
 //	uvarint  length of the dedup id, then the id (empty: none)
-//	rest     the payload
+//	rest     the payload; with sharedFormat, the SHA-256 of a shared
+//	         payload (see shared.go)
 type storedEntry struct {
 	atMillis uint64
 	dedupID  []byte // aliases the decoded record
 	payload  []byte
+	shared   []byte // a shared payload's hash; payload is then nil
 }
 
+// sharedFormat marks an entry whose payload is stored shared.
+const sharedFormat byte = 2
+
 func encodeEntry(dst []byte, e storedEntry) []byte {
-	dst = slices.Grow(dst, 1+2*binary.MaxVarintLen64+len(e.dedupID)+len(e.payload))
-	dst = append(dst, recordFormat)
+	rest, format := e.payload, recordFormat
+	if e.shared != nil {
+		rest, format = e.shared, sharedFormat
+	}
+	dst = slices.Grow(dst, 1+2*binary.MaxVarintLen64+len(e.dedupID)+len(rest))
+	dst = append(dst, format)
 	dst = binary.AppendUvarint(dst, e.atMillis)
 	dst = binary.AppendUvarint(dst, uint64(len(e.dedupID)))
 	dst = append(dst, e.dedupID...)
-	return append(dst, e.payload...)
+	return append(dst, rest...)
 }
 
 // decodeEntry decodes an inbox entry. The payload aliases raw.
 func decodeEntry(raw []byte) (storedEntry, string) {
 	var e storedEntry
-	if len(raw) == 0 || raw[0] != recordFormat {
+	if len(raw) == 0 || (raw[0] != recordFormat && raw[0] != sharedFormat) {
 		return e, "unknown entry format"
 	}
 	b := raw[1:]
@@ -70,6 +79,13 @@ func decodeEntry(raw []byte) (storedEntry, string) {
 	b = b[n:]
 	e.atMillis = at
 	e.dedupID = b[:idLen:idLen]
+	if raw[0] == sharedFormat {
+		if len(b[idLen:]) != payloadHashLen {
+			return storedEntry{}, "bad shared payload reference"
+		}
+		e.shared = b[idLen:]
+		return e, ""
+	}
 	e.payload = b[idLen:]
 	return e, ""
 }

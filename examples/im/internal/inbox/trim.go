@@ -156,6 +156,19 @@ func (ib *Inbox) Trim(ctx context.Context, user uint64) (int, error) {
 // are at or below upto and delivered at or before cutoff. It reports done
 // when nothing more can be trimmed now.
 func (ib *Inbox) trimChunk(ctx context.Context, user uint64, t DataType, upto, cutoffMillis uint64) (int, bool, error) {
+	for attempt := 1; ; attempt++ {
+		n, done, err := ib.trimChunkOnce(ctx, user, t, upto, cutoffMillis)
+		if !isPayloadConflict(err) {
+			return n, done, err
+		}
+		if attempt == sharedAttempts {
+			return 0, false, errPayloadBusy
+		}
+		// Another writer moved a shared payload's count: read it again.
+	}
+}
+
+func (ib *Inbox) trimChunkOnce(ctx context.Context, user uint64, t DataType, upto, cutoffMillis uint64) (int, bool, error) {
 	row := inboxRow(user, t)
 	// Trim runs after most Syncs, and mostly finds the oldest entry still
 	// inside the retention window: look at that entry alone before reading
@@ -177,6 +190,7 @@ func (ib *Inbox) trimChunk(ctx context.Context, user uint64, t DataType, upto, c
 	}
 	var b kv.Batch
 	var last uint64
+	var drops map[string]int64 // shared payload → entries deleted
 	n, stopped := 0, false
 	for _, e := range page.Entries {
 		if e.Version > upto {
@@ -196,11 +210,20 @@ func (ib *Inbox) trimChunk(ctx context.Context, user uint64, t DataType, upto, c
 		if len(se.dedupID) != 0 {
 			b.Delete(dedupKey(user, t, se.dedupID), kv.AnyVersion)
 		}
+		if se.shared != nil {
+			if drops == nil {
+				drops = make(map[string]int64)
+			}
+			drops[string(se.shared)]++
+		}
 		last = e.Version
 		n++
 	}
 	if n == 0 {
 		return 0, true, nil
+	}
+	if err := ib.dropRefs(ctx, &b, drops); err != nil {
+		return 0, false, err
 	}
 	// Trim at an entry's version, so TrimmedUpTo always names a deleted
 	// entry: Sync's Gap relies on it.
