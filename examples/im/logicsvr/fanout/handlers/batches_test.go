@@ -27,7 +27,11 @@ func TestBatches(t *testing.T) {
 		}
 		return out
 	}
-	w := New(nil, nil, nil, Config{}, nil)
+	// By default a whole group is one batch (see the package doc).
+	if got := fmt.Sprint(sizes(New(nil, nil, nil, Config{}, nil).batches(members(500), 200))); got != "[500]" {
+		t.Errorf("a 500-member group by default: batch sizes %s, want [500]", got)
+	}
+	w := New(nil, nil, nil, Config{Batch: 128}, nil)
 	for _, c := range []struct {
 		name     string
 		users    int
