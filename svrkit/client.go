@@ -226,7 +226,14 @@ func (c *Client) invoke(ctx context.Context, m *MethodDesc, req, resp proto.Mess
 	}
 	h := wire.Header{Kind: wire.KindRequest, CmdID: m.CmdID}
 	var down *downstreamLevel
-	h.Priority, h.Flags, down = requestPriority(ctx, m, co, key, hasKey)
+	var waiting *atomic.Int64
+	h.Priority, h.Flags, down, waiting = requestPriority(ctx, m, co, key, hasKey)
+	if waiting != nil {
+		// A handler waiting for this answer leaves its CPU to others: the
+		// pool does not count it as one more call competing for a CPU.
+		waiting.Add(1)
+		defer waiting.Add(-1)
+	}
 	deadline, hasDeadline := ctx.Deadline()
 	if m.Timeout > 0 {
 		if d := time.Now().Add(m.Timeout); !hasDeadline || d.Before(deadline) {

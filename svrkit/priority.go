@@ -3,6 +3,7 @@ package svrkit
 import (
 	"context"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +40,10 @@ type callPriority struct {
 	// levels the services it calls report (downstream.go); the client
 	// feeds it after each call.
 	down *downstreamLevel
+	// waiting, in a pooled server call's priorities, counts the pool's
+	// workers waiting on an outgoing call (workers.go); the client counts
+	// the handler in while its call is out.
+	waiting *atomic.Int64
 }
 
 type priorityKey struct{}
@@ -66,7 +71,7 @@ func WithEntryPriority(ctx context.Context, business uint8, userKey string) cont
 		if p.user == 0 {
 			p.user = prev.user
 		}
-		p.down = prev.down
+		p.down, p.waiting = prev.down, prev.waiting
 	}
 	return context.WithValue(ctx, priorityKey{}, p)
 }
@@ -79,14 +84,14 @@ func WithEntryPriority(ctx context.Context, business uint8, userKey string) cont
 // down is where the call's answer should report the callee's level: the
 // calling handler's method's record, when the call is made while serving
 // one.
-func requestPriority(ctx context.Context, m *MethodDesc, co *callOptions, key string, hasKey bool) (business, user uint8, down *downstreamLevel) {
+func requestPriority(ctx context.Context, m *MethodDesc, co *callOptions, key string, hasKey bool) (business, user uint8, down *downstreamLevel, waiting *atomic.Int64) {
 	business = m.Priority
 	if p, ok := ctx.Value(priorityKey{}).(*callPriority); ok {
 		if p.business != 0 {
 			business = p.business
 		}
 		user = p.user
-		down = p.down
+		down, waiting = p.down, p.waiting
 	}
 	if co != nil && co.priority != 0 {
 		business = co.priority
@@ -98,7 +103,7 @@ func requestPriority(ctx context.Context, m *MethodDesc, co *callOptions, key st
 			user = 1 + uint8(rand.Uint32()%127)
 		}
 	}
-	return business, user, down
+	return business, user, down, waiting
 }
 
 // admissionKey combines a request's priorities; unset ones get their

@@ -57,7 +57,18 @@ import (
 // until a busy worker comes back for them. Runnable goroutines are this
 // process's own (runtime/metrics), so a neighbour's load on the machine
 // does not throttle the pool, and blocked workers are not runnable, so an
-// I/O-bound server keeps waking workers as before. The check runs only
+// I/O-bound server keeps waking workers as before.
+//
+// Workers whose handler waits on an outgoing svrkit call are not counted
+// as in calls. The runnable count alone could not tell that they hold no
+// CPU: a front tier like the IM's sync, whose handlers mostly wait on the
+// data tier, had two such workers "in calls" and two goroutines runnable
+// (the workers just woken by their answers) at almost every check, so a
+// burst of a hundred syncs (a group message's push waking every member's
+// device at once) waited for two workers in turn. The queuing time of
+// 15–35 ms that made read as overload, and the sync tier shed the devices
+// of the next bursts for seconds; counted out, the same bursts waited
+// about half a millisecond. The check runs only
 // when a call arrives to a non-empty queue or a worker leaves one behind;
 // the server's tick wakes a worker for a queue nobody is coming for, in
 // case every busy worker blocked after the check.
@@ -80,6 +91,10 @@ type workerPool struct {
 	count     int
 	procs     int               // GOMAXPROCS at creation
 	sched     [1]metrics.Sample // runnable goroutines; used under mu
+	// waiting counts busy workers whose handler waits on an outgoing
+	// svrkit call (the client counts it; see callPriority): they hold no
+	// CPU, so cpusBusyLocked does not count them as in calls.
+	waiting atomic.Int64
 }
 
 // fifo is one lane of the queue; buf[head:] are the live calls.
@@ -110,10 +125,10 @@ func (p *workerPool) submit(cc *callCtx) {
 
 // cpusBusyLocked reports whether another worker would only wait for a CPU
 // (see workerPool): overload control is on, at least GOMAXPROCS workers are
-// in calls and at least GOMAXPROCS goroutines are runnable. Called with
-// p.mu held.
+// in calls and not waiting on a call of their own, and at least GOMAXPROCS
+// goroutines are runnable. Called with p.mu held.
 func (p *workerPool) cpusBusyLocked() bool {
-	if !p.byPriority || p.busy < p.procs {
+	if !p.byPriority || p.busy-int(p.waiting.Load()) < p.procs {
 		return false
 	}
 	if p.sched[0].Name == "" {
