@@ -123,7 +123,7 @@ func (c *Client) LinkStats() LinkStats {
 // or the link stops for good, calling handle with every answer that has
 // items. Over the long link it is push-driven: no polling. Transient sync
 // errors (a Logicsvr restarting, an overloaded one shedding the sync) are
-// retried after the next signal or a backoff that doubles to 2s. It returns ctx's error, handle's, or the link's final one.
+// retried after the next signal or a jittered backoff that doubles to 2s. It returns ctx's error, handle's, or the link's final one.
 func (c *Client) Watch(ctx context.Context, handle func(*im.SyncReply) error) error {
 	backoff := 50 * time.Millisecond
 	for {
@@ -137,7 +137,10 @@ func (c *Client) Watch(ctx context.Context, handle func(*im.SyncReply) error) er
 			case !Transient(err):
 				return err // a bad key, an ended session, a replaced device
 			}
-			wait, backoff = backoff, min(2*backoff, 2*time.Second)
+			// Full jitter: the devices a push woke together, and an
+			// overloaded sync service shed together, must not come back
+			// together — a herd retrying in step is shed again in step.
+			wait, backoff = rand.N(backoff)+time.Millisecond, min(2*backoff, 2*time.Second)
 		} else {
 			backoff = 50 * time.Millisecond
 		}
