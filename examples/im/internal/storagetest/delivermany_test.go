@@ -214,3 +214,29 @@ func TestDeliverManyConcurrentWithDeliver(t *testing.T) {
 		}
 	}
 }
+
+// A large change (a creation listing every member) fanned out to many
+// members is stored once in storage and synced whole by each, redelivered
+// or not (the inbox's shared payloads, examples/im/internal/inbox).
+func TestDeliverManyLargeChange(t *testing.T) {
+	c := start(t)
+	ctx, md := ctxT(t), c.MessageData(t)
+	const group = 1<<63 | 9
+	var users []uint64
+	var members []*im.GroupMember
+	for u := uint64(100); u < 160; u++ {
+		users = append(users, u)
+		members = append(members, &im.GroupMember{UserId: u, Name: fmt.Sprintf("member-%d", u), JoinedUnixMs: 1_700_000_000_000, InviterUserId: 100})
+	}
+	change := &im.SyncItem{Type: im.SyncType_SYNC_TYPE_GROUPS, Item: &im.SyncItem_Group{Group: &im.GroupChange{
+		Kind: im.GroupChange_KIND_CREATED, Group: &im.GroupInfo{GroupId: group, Name: "large"}, ActorUserId: 100, Members: members}}}
+	for range 2 { // the second is a redelivery
+		must(md.DeliverMany(ctx, &im.DeliverManyRequest{UserId: users[0], UserIds: users, Item: change, DedupId: "g:9:1"}))
+	}
+	for _, u := range users {
+		items, _ := syncAll(t, ctx, md, u, "phone", nil, 10)
+		if len(items) != 1 || len(items[0].GetGroup().GetMembers()) != len(users) || items[0].GetGroup().GetMembers()[59].GetName() != "member-159" {
+			t.Fatalf("user %d synced %d items: %v", u, len(items), items)
+		}
+	}
+}

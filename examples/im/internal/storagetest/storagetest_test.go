@@ -74,6 +74,7 @@ func TestOnReplicatedGroup(t *testing.T) {
 		"DeliverPair": TestDeliverPairIsIdempotent, "DeliverToOneself": TestDeliverToOneselfOnce,
 		"StorageDeliverPair": TestStorageDeliverPair,
 		"PutMany":            TestPutMany,
+		"DeliverManyLarge":   TestDeliverManyLargeChange,
 	} {
 		t.Run(name, test)
 	}
