@@ -95,11 +95,17 @@ func Router(inv svrkit.Invoker) svrkit.KeyRouter {
 func Batches(users []uint64, r svrkit.KeyRouter, limit int) [][]uint64 {
 	var out [][]uint64
 	for _, idx := range BatchIndexes(users, r, limit) {
-		ids := make([]uint64, len(idx))
-		for j, i := range idx {
-			ids[j] = users[i]
-		}
-		out = append(out, ids)
+		out = append(out, Pick(users, idx))
+	}
+	return out
+}
+
+// Pick returns xs[idx[0]], xs[idx[1]], …: the members of one group of
+// Group or BatchIndexes, or anything indexed alike.
+func Pick[T any](xs []T, idx []int) []T {
+	out := make([]T, len(idx))
+	for j, i := range idx {
+		out[j] = xs[i]
 	}
 	return out
 }

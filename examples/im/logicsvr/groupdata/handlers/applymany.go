@@ -54,10 +54,7 @@ func (s *UserGroupsServer) ApplyMembershipMany(ctx context.Context, req *im.Appl
 	parts := shard.Group(users, s.route)
 	err := shard.ForEach(ctx, len(parts), len(parts), func(ctx context.Context, k int) error {
 		idx := parts[k]
-		ids := make([]uint64, len(idx))
-		for j, i := range idx {
-			ids[j] = users[i]
-		}
+		ids := shard.Pick(users, idx)
 		changed := make([]bool, len(ids))
 		err := s.applyPart(ctx, ids, group, seq, req.GetMember(), changed)
 		for j, i := range idx {

@@ -71,10 +71,7 @@ func (s *Server) DeliverMany(ctx context.Context, req *im.DeliverManyRequest) (*
 // storage instance, with one Storage.DeliverMany, and fills their results.
 func (s *Server) deliverShard(ctx context.Context, item *im.SyncItem, t im.InboxType, payload []byte, dedup string,
 	users []uint64, idx []int, results []*im.DeliverReply) error {
-	ids := make([]uint64, len(idx))
-	for j, i := range idx {
-		ids[j] = users[i]
-	}
+	ids := shard.Pick(users, idx)
 	r, err := s.storage.DeliverMany(ctx, &im.InboxDeliverManyRequest{UserId: ids[0], UserIds: ids, Type: t, Payload: payload, DedupId: dedup})
 	// Whatever the outcome, the writes may have landed: no cached key may
 	// claim to cover these inboxes any more.

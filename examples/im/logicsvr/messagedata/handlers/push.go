@@ -275,10 +275,7 @@ func (q *PushQueue) send(ns []*im.PushNotifyRequest) []error {
 // which every presence knows; so do all while presence lacks NotifyMany.
 func (q *PushQueue) sendBatch(ns []*im.PushNotifyRequest, idx []int, errs []error) {
 	if len(idx) > 1 && q.manyOK() {
-		batch := make([]*im.PushNotifyRequest, len(idx))
-		for k, j := range idx {
-			batch[k] = ns[j]
-		}
+		batch := shard.Pick(ns, idx)
 		ctx, cancel := context.WithTimeout(context.Background(), pushTimeout)
 		_, err := q.push.NotifyMany(ctx, &im.PushNotifyManyRequest{UserId: batch[0].GetUserId(), Notifies: batch})
 		cancel()
