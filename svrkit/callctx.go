@@ -3,6 +3,7 @@ package svrkit
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -38,6 +39,10 @@ type callCtx struct {
 	// queuedAt is when the call was handed to the worker pool (unix nanos),
 	// for the queuing time overload control measures.
 	queuedAt int64
+	// outCalls counts the handler's outgoing svrkit calls in flight (its
+	// goroutines may make several at once); the pool counts the worker as
+	// waiting while there is one (callOut).
+	outCalls atomic.Int32
 
 	// peerCanceled is set (under the server connection's lock) when the
 	// client sent a cancel frame: the call then gets no response.
@@ -196,4 +201,21 @@ type methodKey struct{}
 func MethodFromContext(ctx context.Context) *MethodDesc {
 	m, _ := ctx.Value(methodKey{}).(*MethodDesc)
 	return m
+}
+
+// callOut records that the handler made an outgoing call, and callBack
+// that one came back: while any is out, the pool counts the call's worker
+// among those waiting (workerPool.waiting), once however many the
+// handler's goroutines have out, so that the pool's CPU check does not
+// take it for a worker on a CPU.
+func (c *callCtx) callOut() {
+	if c.outCalls.Add(1) == 1 {
+		c.conn.s.workers.waiting.Add(1)
+	}
+}
+
+func (c *callCtx) callBack() {
+	if c.outCalls.Add(-1) == 0 {
+		c.conn.s.workers.waiting.Add(-1)
+	}
 }

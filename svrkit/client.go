@@ -226,13 +226,13 @@ func (c *Client) invoke(ctx context.Context, m *MethodDesc, req, resp proto.Mess
 	}
 	h := wire.Header{Kind: wire.KindRequest, CmdID: m.CmdID}
 	var down *downstreamLevel
-	var waiting *atomic.Int64
-	h.Priority, h.Flags, down, waiting = requestPriority(ctx, m, co, key, hasKey)
-	if waiting != nil {
+	var worker *callCtx
+	h.Priority, h.Flags, down, worker = requestPriority(ctx, m, co, key, hasKey)
+	if worker != nil {
 		// A handler waiting for this answer leaves its CPU to others: the
-		// pool does not count it as one more call competing for a CPU.
-		waiting.Add(1)
-		defer waiting.Add(-1)
+		// pool does not count its worker as one more competing for a CPU.
+		worker.callOut()
+		defer worker.callBack()
 	}
 	deadline, hasDeadline := ctx.Deadline()
 	if m.Timeout > 0 {

@@ -3,7 +3,6 @@ package svrkit
 import (
 	"context"
 	"math/rand/v2"
-	"sync/atomic"
 	"time"
 )
 
@@ -40,10 +39,10 @@ type callPriority struct {
 	// levels the services it calls report (downstream.go); the client
 	// feeds it after each call.
 	down *downstreamLevel
-	// waiting, in a pooled server call's priorities, counts the pool's
-	// workers waiting on an outgoing call (workers.go); the client counts
-	// the handler in while its call is out.
-	waiting *atomic.Int64
+	// worker, in a pooled server call's priorities, is that call: the
+	// client tells it when the handler's calls go out and come back, so
+	// that the pool knows its worker waits (workers.go).
+	worker *callCtx
 }
 
 type priorityKey struct{}
@@ -71,7 +70,7 @@ func WithEntryPriority(ctx context.Context, business uint8, userKey string) cont
 		if p.user == 0 {
 			p.user = prev.user
 		}
-		p.down, p.waiting = prev.down, prev.waiting
+		p.down, p.worker = prev.down, prev.worker
 	}
 	return context.WithValue(ctx, priorityKey{}, p)
 }
@@ -84,14 +83,14 @@ func WithEntryPriority(ctx context.Context, business uint8, userKey string) cont
 // down is where the call's answer should report the callee's level: the
 // calling handler's method's record, when the call is made while serving
 // one.
-func requestPriority(ctx context.Context, m *MethodDesc, co *callOptions, key string, hasKey bool) (business, user uint8, down *downstreamLevel, waiting *atomic.Int64) {
+func requestPriority(ctx context.Context, m *MethodDesc, co *callOptions, key string, hasKey bool) (business, user uint8, down *downstreamLevel, worker *callCtx) {
 	business = m.Priority
 	if p, ok := ctx.Value(priorityKey{}).(*callPriority); ok {
 		if p.business != 0 {
 			business = p.business
 		}
 		user = p.user
-		down, waiting = p.down, p.waiting
+		down, worker = p.down, p.worker
 	}
 	if co != nil && co.priority != 0 {
 		business = co.priority
@@ -103,7 +102,7 @@ func requestPriority(ctx context.Context, m *MethodDesc, co *callOptions, key st
 			user = 1 + uint8(rand.Uint32()%127)
 		}
 	}
-	return business, user, down, waiting
+	return business, user, down, worker
 }
 
 // admissionKey combines a request's priorities; unset ones get their

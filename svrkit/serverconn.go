@@ -152,7 +152,7 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 	ctx := &callCtx{parent: s.baseCtx, method: m.desc, conn: sc, sm: m, reqID: id,
 		prio: callPriority{business: f.Priority, user: uint8(key & 0x7f), down: down}}
 	if !m.desc.NonBlocking {
-		ctx.prio.waiting = &s.workers.waiting
+		ctx.prio.worker = ctx
 	}
 	sc.calls[id] = ctx
 	sc.mu.Unlock()

@@ -60,15 +60,15 @@ import (
 // I/O-bound server keeps waking workers as before.
 //
 // Workers whose handler waits on an outgoing svrkit call are not counted
-// as in calls. The runnable count alone could not tell that they hold no
-// CPU: a front tier like the IM's sync, whose handlers mostly wait on the
-// data tier, had two such workers "in calls" and two goroutines runnable
+// as in calls (once per worker, however many calls its handler has out).
+// The runnable count alone could not tell that they hold no CPU: a front
+// tier like the IM's sync, whose handlers mostly wait on the data tier,
+// had GOMAXPROCS such workers "in calls" and as many goroutines runnable
 // (the workers just woken by their answers) at almost every check, so a
-// burst of a hundred syncs (a group message's push waking every member's
-// device at once) waited for two workers in turn. The queuing time of
-// 15–35 ms that made read as overload, and the sync tier shed the devices
-// of the next bursts for seconds; counted out, the same bursts waited
-// about half a millisecond. The check runs only
+// burst of calls (a group message's push waking every member's device at
+// once) was served GOMAXPROCS at a time. Overload control read that
+// queue as overload and the tier shed the next bursts, though its CPUs
+// were idle. The check runs only
 // when a call arrives to a non-empty queue or a worker leaves one behind;
 // the server's tick wakes a worker for a queue nobody is coming for, in
 // case every busy worker blocked after the check.
@@ -92,8 +92,8 @@ type workerPool struct {
 	procs     int               // GOMAXPROCS at creation
 	sched     [1]metrics.Sample // runnable goroutines; used under mu
 	// waiting counts busy workers whose handler waits on an outgoing
-	// svrkit call (the client counts it; see callPriority): they hold no
-	// CPU, so cpusBusyLocked does not count them as in calls.
+	// svrkit call (callCtx.callOut): they hold no CPU, so cpusBusyLocked
+	// does not count them as in calls.
 	waiting atomic.Int64
 }
 

@@ -73,3 +73,26 @@ func TestWorkerKickRunsStrandedCall(t *testing.T) {
 		t.Fatal("kick did not run the stranded call")
 	}
 }
+
+// A handler with several outgoing calls out at once (its goroutines') is
+// one worker waiting, not one per call, until the last comes back.
+func TestWorkerWaitingCountsWorkersNotCalls(t *testing.T) {
+	s := &Server{workers: newWorkerPool(func(*callCtx) {}, time.Minute, new(atomic.Int64))}
+	a, b := &callCtx{conn: &serverConn{s: s}}, &callCtx{conn: &serverConn{s: s}}
+	waiting := func() int64 { return s.workers.waiting.Load() }
+	a.callOut()
+	a.callOut()
+	b.callOut()
+	if n := waiting(); n != 2 {
+		t.Fatalf("two handlers with three calls out: %d workers waiting, want 2", n)
+	}
+	a.callBack()
+	if n := waiting(); n != 2 {
+		t.Fatalf("a handler with one of two calls back: %d workers waiting, want 2", n)
+	}
+	a.callBack()
+	b.callBack()
+	if n := waiting(); n != 0 {
+		t.Fatalf("every call back: %d workers waiting, want 0", n)
+	}
+}
