@@ -106,11 +106,11 @@ func (ib *Inbox) PutMany(ctx context.Context, users []uint64, t DataType, payloa
 	for attempt := 1; ; attempt++ {
 		var b kv.Batch
 		if pkey != nil {
-			refs, stored, ver, err := ib.loadPayload(ctx, pkey)
+			refs, _, ver, err := ib.loadPayload(ctx, pkey)
 			if err != nil {
 				return nil, err
 			}
-			addRefs(&b, pkey, refs, ver, stored, payload, int64(len(fresh)))
+			addRefs(&b, pkey, refs, ver, payload, int64(len(fresh)))
 		}
 		for j, i := range fresh {
 			u, v := users[i], vs[j]

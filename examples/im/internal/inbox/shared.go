@@ -16,12 +16,12 @@ import (
 // per user.
 //
 // Why: a group's CREATED or MEMBERS_ADDED change lists every member it
-// names, so one creation of a 500-member group wrote a 20 KB payload into
-// 500 inboxes, 10 MB through the WAL and the memtable in one burst. That
-// burst forced memtable flushes and compactions whose aftermath (slow
-// fsyncs, cold sstables) held up the group's next messages for 50–100 ms,
-// the slowest of a run's fan-outs. Stored once, the creation writes 20 KB
-// plus a 33-byte reference per member.
+// names, so a creation's payload grows with the group and went into every
+// member's inbox: the group's size squared through the WAL and the
+// memtable in one burst. That burst forced memtable flushes and
+// compactions whose aftermath (slow fsyncs, cold sstables) held up the
+// group's next messages, the slowest of its fan-outs. Stored once, the
+// creation writes its payload once plus a 33-byte reference per member.
 //
 // A shared payload is the kv key "pl/" + its SHA-256, with a count of the
 // inbox entries that refer to it. The count and the entries change in one
@@ -56,8 +56,11 @@ const sharedAttempts = 16
 // payloadHashLen is the length of a shared payload's reference.
 const payloadHashLen = sha256.Size
 
+// payloadPrefix starts every shared payload's kv key.
+const payloadPrefix = "pl/"
+
 func payloadKey(hash []byte) []byte {
-	return append(append(make([]byte, 0, 3+len(hash)), "pl/"...), hash...)
+	return append(append(make([]byte, 0, len(payloadPrefix)+len(hash)), payloadPrefix...), hash...)
 }
 
 // The shared payload record (kv key payloadKey):
@@ -95,23 +98,19 @@ func (ib *Inbox) loadPayload(ctx context.Context, key []byte) (refs uint64, payl
 	}
 	refs, payload, why := decodePayload(raw)
 	if why != "" {
-		return 0, nil, 0, corruptf("shared payload %x: %s", key[3:], why)
+		return 0, nil, 0, corruptf("shared payload %x: %s", key[len(payloadPrefix):], why)
 	}
 	return refs, payload, ver, nil
 }
 
-// addRefs adds to b the change of key's record by delta entries (which
-// may be negative), given its current state; payload is written when the
-// record is new.
-func addRefs(b *kv.Batch, key []byte, refs, version uint64, stored, payload []byte, delta int64) {
-	n := int64(refs) + delta
-	switch {
-	case n <= 0:
+// addRefs adds to b the change of key's record, holding payload and
+// counting refs entries at version (0: there is none yet), by delta
+// entries (which may be negative).
+func addRefs(b *kv.Batch, key []byte, refs, version uint64, payload []byte, delta int64) {
+	if n := int64(refs) + delta; n > 0 {
+		b.Put(key, encodePayload(uint64(n), payload), version)
+	} else {
 		b.Delete(key, version)
-	case version == 0:
-		b.Put(key, encodePayload(uint64(n), payload), 0)
-	default:
-		b.Put(key, encodePayload(uint64(n), stored), version)
 	}
 }
 
@@ -119,7 +118,7 @@ func addRefs(b *kv.Batch, key []byte, refs, version uint64, stored, payload []by
 // payload record: another writer changed its count first.
 func isPayloadConflict(err error) bool {
 	var ce *kv.ConflictError
-	return errors.As(err, &ce) && !ce.Row && bytes.HasPrefix(ce.Key, []byte("pl/"))
+	return errors.As(err, &ce) && !ce.Row && bytes.HasPrefix(ce.Key, []byte(payloadPrefix))
 }
 
 // payloadReader resolves shared entries for one Sync, reading each
@@ -173,7 +172,7 @@ func (ib *Inbox) dropRefs(ctx context.Context, b *kv.Batch, drops map[string]int
 			// dropped twice. Deleting the entries is still right.
 			continue
 		}
-		addRefs(b, key, refs, ver, stored, nil, -drops[h])
+		addRefs(b, key, refs, ver, stored, -drops[h])
 	}
 	return nil
 }
