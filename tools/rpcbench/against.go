@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +27,17 @@ import (
 // Ratios of rounds run minutes apart on a shared machine still move;
 // pairing each round's two runs and taking the median of the pairs is what
 // keeps drift out of the verdict. CPU per call is printed beside req/s
-// because it moves far less with the machine's other load.
+// because it moves far less with the machine's other load. Each median
+// ratio comes with a 95% bootstrap interval (the median of the pairs
+// resampled 2,000 times): on the 2-core VMs a single 2 s run of one build
+// swings by ±15% from one minute to the next, so a verdict of "no worse"
+// needs the interval, not the point, and many short rounds (-runs 40
+// -duration 1s -warmup 300ms) narrow it better than a few long ones.
+//
+// Builds older than the CPU-per-call column are still compared on CPU:
+// "process CPU per call" is each run's whole process (getrusage of the
+// child: setup and warm-ups included, the same for both builds) over the
+// calls its measured windows made.
 func against(rev string, rounds int, args []string, out io.Writer, progress io.Writer) error {
 	top, err := gitOut("", "rev-parse", "--show-toplevel")
 	if err != nil {
@@ -82,19 +93,25 @@ func against(rev string, rounds int, args []string, out io.Writer, progress io.W
 	return nil
 }
 
-// report is the part of rpcbench's JSON the comparison reads; older builds
-// without CPU per call leave it zero.
+// report is the part of rpcbench's JSON the comparison reads (older builds
+// without CPU per call leave it zero), and the CPU its process used.
 type report struct {
-	Rows []struct {
-		Size    int `json:"size"`
-		Callers int `json:"callers"`
-		Results map[string]struct {
-			Median struct {
-				ReqPerSec  float64 `json:"req_per_sec"`
-				CPUPerCall int64   `json:"cpu_per_call_ns"`
-			} `json:"median"`
-		} `json:"results"`
-	} `json:"rows"`
+	processCPU time.Duration
+	Rows       []reportRow `json:"rows"`
+}
+
+type reportRow struct {
+	Size    int                   `json:"size"`
+	Callers int                   `json:"callers"`
+	Results map[string]cellResult `json:"results"`
+}
+
+type cellResult struct {
+	Median struct {
+		Calls      int64   `json:"calls"`
+		ReqPerSec  float64 `json:"req_per_sec"`
+		CPUPerCall int64   `json:"cpu_per_call_ns"`
+	} `json:"median"`
 }
 
 func runReport(bin string, args []string, progress io.Writer) (*report, error) {
@@ -108,6 +125,8 @@ func runReport(bin string, args []string, progress io.Writer) (*report, error) {
 	if err := json.Unmarshal(stdout.Bytes(), rep); err != nil {
 		return nil, fmt.Errorf("reading its JSON: %w", err)
 	}
+	st := cmd.ProcessState
+	rep.processCPU = st.UserTime() + st.SystemTime()
 	return rep, nil
 }
 
@@ -131,6 +150,21 @@ func samples(reps []*report) map[cellKey][]cellSample {
 	return m
 }
 
+// processCPUPerCall is the run's whole-process CPU over the calls of its
+// measured windows, in nanoseconds.
+func (r *report) processCPUPerCall() float64 {
+	var calls int64
+	for _, row := range r.Rows {
+		for _, res := range row.Results {
+			calls += res.Median.Calls
+		}
+	}
+	if calls == 0 {
+		return 0
+	}
+	return float64(r.processCPU) / float64(calls)
+}
+
 func writeAgainst(w io.Writer, rev string, befores, afters []*report) {
 	b, a := samples(befores), samples(afters)
 	var keys []cellKey
@@ -148,7 +182,7 @@ func writeAgainst(w io.Writer, rev string, befores, afters []*report) {
 		}
 		return x.callers - y.callers
 	})
-	fmt.Fprintf(w, "rpcbench, this build against %s, %s: %d rounds, the two alternating; medians of per-round ratios (range)\n\n", rev, time.Now().UTC().Format("2006-01-02 15:04 UTC"), len(afters))
+	fmt.Fprintf(w, "rpcbench, this build against %s, %s: %d rounds, the two alternating; medians of per-round ratios [95%% bootstrap interval]\n\n", rev, time.Now().UTC().Format("2006-01-02 15:04 UTC"), len(afters))
 	fmt.Fprintln(w, "| system | size | callers | req/s before | after | after/before | CPU/call before | after | after/before |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, k := range keys {
@@ -173,13 +207,39 @@ func writeAgainst(w io.Writer, rev string, befores, afters []*report) {
 		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.0f | %s | %s | %s | %s |\n", k.system, k.size, k.callers,
 			rpcbench.Median(bq), rpcbench.Median(aq), ratio(rq), cpu(bc), cpu(ac), ratio(rc))
 	}
+	var rp []float64
+	for i := range afters {
+		if b, a := befores[i].processCPUPerCall(), afters[i].processCPUPerCall(); b > 0 && a > 0 {
+			rp = append(rp, a/b)
+		}
+	}
+	fmt.Fprintf(w, "\nprocess CPU per call (whole runs, every cell), after/before: %s\n", ratio(rp))
 }
 
+// ratio formats the median of xs with its 95% bootstrap interval.
 func ratio(xs []float64) string {
 	if len(xs) == 0 {
 		return "—"
 	}
-	return fmt.Sprintf("%.2f× (%.2f–%.2f)", rpcbench.Median(xs), slices.Min(xs), slices.Max(xs))
+	lo, hi := bootstrapMedian(xs, 2000)
+	return fmt.Sprintf("%.3f× [%.3f–%.3f]", rpcbench.Median(xs), lo, hi)
+}
+
+// bootstrapMedian returns the 2.5th and 97.5th percentiles of the medians
+// of n resamples of xs (with replacement), from a fixed seed so that the
+// same figures print the same interval.
+func bootstrapMedian(xs []float64, n int) (lo, hi float64) {
+	rng := rand.New(rand.NewPCG(1, uint64(len(xs))))
+	meds := make([]float64, n)
+	re := make([]float64, len(xs))
+	for i := range meds {
+		for j := range re {
+			re[j] = xs[rng.IntN(len(xs))]
+		}
+		meds[i] = rpcbench.Median(re)
+	}
+	slices.Sort(meds)
+	return meds[n*25/1000], meds[n*975/1000-1]
 }
 
 func gitOut(dir string, args ...string) (string, error) {
