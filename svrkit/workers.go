@@ -91,6 +91,10 @@ type workerPool struct {
 	count     int
 	procs     int               // GOMAXPROCS at creation
 	sched     [1]metrics.Sample // runnable goroutines; used under mu
+	// checks counts cpusBusyLocked's reads of the run queue, of which only
+	// every cpuReadEvery-th reads it afresh (see there).
+	checks   uint32
+	runnable uint64
 	// waiting counts busy workers whose handler waits on an outgoing
 	// svrkit call (callCtx.callOut): they hold no CPU, so cpusBusyLocked
 	// does not count them as in calls.
@@ -131,12 +135,29 @@ func (p *workerPool) cpusBusyLocked() bool {
 	if !p.byPriority || p.busy-int(p.waiting.Load()) < p.procs {
 		return false
 	}
-	if p.sched[0].Name == "" {
-		p.sched[0].Name = "/sched/goroutines/runnable:goroutines"
+	// Reading the run queue takes the scheduler's lock, which every
+	// thread looking for work also takes: read at every check, as a queue
+	// of a thousand callers makes it (one per submit), it cost a few
+	// percent of the CPU. The answer changes slowly against the rate of
+	// checks, so most of them reuse the last reading; a stale "busy"
+	// leaves the call for the next worker that finishes (or the tick),
+	// a stale "not busy" wakes one worker more.
+	if p.checks++; p.checks%cpuReadEvery == 1 || cpuReadEvery == 1 {
+		if p.sched[0].Name == "" {
+			p.sched[0].Name = "/sched/goroutines/runnable:goroutines"
+		}
+		metrics.Read(p.sched[:])
+		p.runnable = 0
+		if p.sched[0].Value.Kind() == metrics.KindUint64 {
+			p.runnable = p.sched[0].Value.Uint64()
+		}
 	}
-	metrics.Read(p.sched[:])
-	return p.sched[0].Value.Kind() == metrics.KindUint64 && p.sched[0].Value.Uint64() >= uint64(p.procs)
+	return p.runnable >= uint64(p.procs)
 }
+
+// cpuReadEvery is how many of cpusBusyLocked's checks share one reading of
+// the run queue.
+const cpuReadEvery = 8
 
 // kick wakes a worker for queued calls nobody is coming for; the server's
 // tick calls it.
