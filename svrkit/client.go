@@ -36,8 +36,10 @@ import (
 // buffer. If nobody is writing, that caller becomes the writer and writes
 // everything pending; callers arriving meanwhile only append. At low load
 // each call is one write with no goroutine hand-off; under load one write
-// carries many frames. The writer yields once before writing so that
-// callers the reader has just woken append first.
+// carries many frames. The writer yields before writing so that callers
+// the reader has just woken append first; on a busy connection it yields
+// again while they keep coming (clientConn.gatherLocked says why and how
+// far).
 //
 // A deadline is a promise. The caller's write never blocks: it is one
 // non-blocking write(2), and whatever the socket does not take (the peer is
