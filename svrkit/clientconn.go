@@ -244,22 +244,18 @@ func (cc *clientConn) flushLocked() {
 // held.
 //
 // Why: on loopback every write runs the server's TCP receive path, so it
-// costs several microseconds of CPU whatever it carries, and a raw gnet
-// client (the ceiling's) writes half as often per call. A single yield left
-// batches of a few frames under 64 callers; yielding while frames keep
-// arriving cut the CPU per call by about a seventh there. The byte cap
-// keeps a writer from holding a full batch back from the socket when
-// thousands of callers are runnable: without it, more yields cost
-// throughput at 1024 callers. It yields more than once only on a
-// connection with gatherMinPending calls in flight, where many callers can
-// be runnable at once: the IM's Logicsvrs, a few calls in flight per
-// connection, ran with the unconditional loop at about 5% more CPU per
-// message in the median of twelve alternated imload rounds (within that
-// benchmark's noise, but not a gain), and a yield is a trip through a busy
-// process's run queue. (The same loop in the server's workers,
-// before they hand a batch to the event loop, cost 5–10% more CPU per call
-// and was not kept: the loop already batches what arrives while it
-// writes.)
+// costs several microseconds of CPU whatever it carries, and a single
+// yield left batches of a few frames with dozens of callers, twice the
+// writes per call of a raw gnet client (tools/rpcbench has the figures).
+// The byte cap keeps a writer from holding a full batch back from the
+// socket when thousands of callers are runnable, where more yields cost
+// throughput. Only a connection with gatherMinPending calls in flight,
+// where many callers can be runnable at once, yields more than once: a
+// yield is a trip through a busy process's run queue, and on the IM's
+// Logicsvrs (a few calls per connection) the unconditional loop bought
+// nothing. The same loop in the server's workers, before they hand a
+// batch to the event loop, cost CPU and was not kept: the loop already
+// batches what arrives while it writes.
 func (cc *clientConn) gatherLocked() {
 	for range gatherYields {
 		before := len(cc.out)
