@@ -68,11 +68,10 @@ import (
 // burst of calls (a group message's push waking every member's device at
 // once) was served GOMAXPROCS at a time. Overload control read that
 // queue as overload and the tier shed the next bursts, though its CPUs
-// were idle.
-//
-// The check runs only when a call arrives to a non-empty queue or a worker
-// leaves one behind; the server's tick wakes a worker for a queue nobody
-// is coming for, in case every busy worker blocked after the check.
+// were idle. The check runs only
+// when a call arrives to a non-empty queue or a worker leaves one behind;
+// the server's tick wakes a worker for a queue nobody is coming for, in
+// case every busy worker blocked after the check.
 type workerPool struct {
 	run      func(*callCtx)
 	idleTime time.Duration
@@ -92,11 +91,6 @@ type workerPool struct {
 	count     int
 	procs     int               // GOMAXPROCS at creation
 	sched     [1]metrics.Sample // runnable goroutines; used under mu
-	// runnable is the run queue's length as last read, and checks counts
-	// the CPU checks of the current backlog; every cpuReadEvery-th reads
-	// it afresh (see cpusBusyLocked).
-	checks   uint32
-	runnable uint64
 	// waiting counts busy workers whose handler waits on an outgoing
 	// svrkit call (callCtx.callOut): they hold no CPU, so cpusBusyLocked
 	// does not count them as in calls.
@@ -137,32 +131,12 @@ func (p *workerPool) cpusBusyLocked() bool {
 	if !p.byPriority || p.busy-int(p.waiting.Load()) < p.procs {
 		return false
 	}
-	// Reading the run queue takes the scheduler's lock, which every
-	// thread looking for work also takes, and a standing backlog of a
-	// thousand callers checks at every submit. Within one backlog the
-	// checks come far faster than the answer changes, so most of them
-	// reuse the last reading: a stale "busy" leaves the call for the next
-	// worker that finishes (or the tick), a stale "not busy" wakes one
-	// worker more. The first check of a backlog always reads afresh
-	// (takeLocked restarts the count when the queue empties), so a reading
-	// never outlives the burst it was taken in.
-	if p.checks%cpuReadEvery == 0 {
-		if p.sched[0].Name == "" {
-			p.sched[0].Name = "/sched/goroutines/runnable:goroutines"
-		}
-		metrics.Read(p.sched[:])
-		p.runnable = 0
-		if p.sched[0].Value.Kind() == metrics.KindUint64 {
-			p.runnable = p.sched[0].Value.Uint64()
-		}
+	if p.sched[0].Name == "" {
+		p.sched[0].Name = "/sched/goroutines/runnable:goroutines"
 	}
-	p.checks++
-	return p.runnable >= uint64(p.procs)
+	metrics.Read(p.sched[:])
+	return p.sched[0].Value.Kind() == metrics.KindUint64 && p.sched[0].Value.Uint64() >= uint64(p.procs)
 }
-
-// cpuReadEvery is how many of cpusBusyLocked's checks share one reading of
-// the run queue.
-const cpuReadEvery = 8
 
 // kick wakes a worker for queued calls nobody is coming for; the server's
 // tick calls it.
@@ -223,9 +197,6 @@ func (p *workerPool) takeLocked() *callCtx {
 		p.ready[w] &^= 1 << (b & 63)
 	}
 	p.queued--
-	if p.queued == 0 {
-		p.checks = 0 // the backlog is gone: the next one reads afresh
-	}
 	return cc
 }
 

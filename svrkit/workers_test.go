@@ -96,26 +96,3 @@ func TestWorkerWaitingCountsWorkersNotCalls(t *testing.T) {
 		t.Fatalf("every call back: %d workers waiting, want 0", n)
 	}
 }
-
-// The CPU check reuses its reading of the run queue within a backlog, and
-// a new backlog (the queue emptied in between) reads it afresh.
-func TestCPUCheckReadsAfreshPerBacklog(t *testing.T) {
-	p := newWorkerPool(func(*callCtx) {}, time.Minute, new(atomic.Int64))
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.byPriority, p.busy = true, p.procs
-	const stale = 1 << 20 // more runnable goroutines than this test has
-	p.runnable, p.checks = stale, 1
-	if !p.cpusBusyLocked() || p.runnable != stale {
-		t.Fatalf("a check within the backlog read the run queue again (runnable %d)", p.runnable)
-	}
-	p.pushLocked(&callCtx{})
-	p.takeLocked()
-	if p.checks != 0 {
-		t.Fatalf("the queue emptied but %d checks still count toward the old reading", p.checks)
-	}
-	p.cpusBusyLocked()
-	if p.runnable == stale {
-		t.Fatal("the first check of a new backlog reused the old backlog's reading")
-	}
-}
