@@ -116,12 +116,12 @@ const (
 	relaxStep                  = 0.01 // fraction more admitted per calm window
 )
 
+// admissionShard is written by one event loop (roughly) for every request;
+// the queuing times, which workers record, are counted in the worker pool.
 type admissionShard struct {
 	hist     [admissionKeys]atomic.Uint32
 	touched  [4]atomic.Uint64 // bit b: business priority b has arrivals
 	arrivals atomic.Uint32
-	waitSum  atomic.Int64
-	waitN    atomic.Int64
 }
 
 func newAdmission(threshold time.Duration, shards int, pool *workerPool) *admission {
@@ -149,13 +149,6 @@ func (a *admission) admit(i uint32, key uint16) bool {
 		a.maybeRoll()
 	}
 	return uint32(key) >= a.level.Load()
-}
-
-// waited records how long an admitted request waited for a worker.
-func (a *admission) waited(i uint32, d int64) {
-	sh := a.shards[i]
-	sh.waitSum.Add(d)
-	sh.waitN.Add(1)
 }
 
 // maybeRoll ends the window early once it holds enough requests.
@@ -189,11 +182,9 @@ func (a *admission) roll(now int64) {
 
 	hist := a.hist
 	var touched [4]uint64
-	var waitSum, waitN int64
+	waitSum, waitN := a.pool.takeWaits()
 	for _, sh := range a.shards {
 		sh.arrivals.Store(0)
-		waitSum += sh.waitSum.Swap(0)
-		waitN += sh.waitN.Swap(0)
 		for w := range sh.touched {
 			set := sh.touched[w].Swap(0)
 			touched[w] |= set

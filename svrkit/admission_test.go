@@ -33,11 +33,20 @@ func window(a *admission, wait time.Duration) map[uint8]int {
 	// with what it admits.
 	for _, n := range got {
 		for range n {
-			a.waited(0, int64(wait))
+			waited(a, int64(wait))
 		}
 	}
 	a.roll(time.Now().UnixNano())
 	return got
+}
+
+// waited records that an admitted request waited d nanoseconds for a
+// worker, as the pool does when a worker takes it.
+func waited(a *admission, d int64) {
+	a.pool.mu.Lock()
+	a.pool.waitSum += d
+	a.pool.waitN++
+	a.pool.mu.Unlock()
 }
 
 func newTestAdmission() *admission {
@@ -164,7 +173,7 @@ func TestAdmissionCutsToServiceRate(t *testing.T) {
 		admitted += feed(a, 128, u, 8)
 	}
 	for range admitted / 4 { // the workers started a quarter of them
-		a.waited(0, int64(100*time.Millisecond))
+		waited(a, int64(100*time.Millisecond))
 	}
 	a.roll(time.Now().UnixNano())
 	next := 0
@@ -222,7 +231,7 @@ func TestAdmissionServiceRateExcludesExpired(t *testing.T) {
 		admitted += feed(a, 128, u, 8)
 	}
 	for range admitted / 2 { // half started, and half of those had expired
-		a.waited(0, int64(100*time.Millisecond))
+		waited(a, int64(100*time.Millisecond))
 	}
 	a.expired.Add(uint64(admitted / 4))
 	a.roll(time.Now().UnixNano())

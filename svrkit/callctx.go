@@ -37,7 +37,8 @@ type callCtx struct {
 	// as admitted), inherited by the calls the handler makes.
 	prio callPriority
 	// queuedAt is when the call was handed to the worker pool (unix nanos),
-	// for the queuing time overload control measures.
+	// for the queuing time overload control measures; once a worker takes
+	// the call (with overload control on), when it started.
 	queuedAt int64
 	// outCalls counts the handler's outgoing svrkit calls in flight (its
 	// goroutines may make several at once); the pool counts the worker as

@@ -85,7 +85,6 @@ func (h *serverEvents) OnTick() (time.Duration, gnet.Action) {
 	now := time.Now().UnixNano()
 	s.advanceClock(now)
 	s.workers.reap(now)
-	s.workers.kick()
 	if s.adm != nil {
 		s.adm.tick(now)
 	}

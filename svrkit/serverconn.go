@@ -199,14 +199,16 @@ func (sc *serverConn) serve(ctx *callCtx) {
 	var resp proto.Message
 	var err error
 	adm := sc.s.adm
-	var start time.Time
-	if ctx.hasDeadline || (adm != nil && !ctx.inline) {
-		start = time.Now()
+	var expired bool
+	if ctx.hasDeadline {
+		if adm != nil && !ctx.inline {
+			// The pool read the clock as it handed the call over.
+			expired = ctx.queuedAt >= ctx.deadline.UnixNano()
+		} else {
+			expired = !time.Now().Before(ctx.deadline)
+		}
 	}
-	if adm != nil && !ctx.inline {
-		adm.waited(sc.shard, start.UnixNano()-ctx.queuedAt)
-	}
-	if ctx.hasDeadline && !start.Before(ctx.deadline) {
+	if expired {
 		// Its caller has given up: running it would be wasted work, the
 		// worst kind under overload.
 		err = NewError(DeadlineExceeded, "deadline expired before the call started")

@@ -69,9 +69,10 @@ import (
 // once) was served GOMAXPROCS at a time. Overload control read that
 // queue as overload and the tier shed the next bursts, though its CPUs
 // were idle. The check runs only
-// when a call arrives to a non-empty queue or a worker leaves one behind;
-// the server's tick wakes a worker for a queue nobody is coming for, in
-// case every busy worker blocked after the check.
+// when a call arrives to a non-empty queue or a worker leaves one behind,
+// and reads the runnable count at most once per schedReuse; when it keeps
+// a worker from waking, the queue is looked at again recheckAfter later,
+// in case every busy worker blocked after the check.
 type workerPool struct {
 	run      func(*callCtx)
 	idleTime time.Duration
@@ -91,6 +92,20 @@ type workerPool struct {
 	count     int
 	procs     int               // GOMAXPROCS at creation
 	sched     [1]metrics.Sample // runnable goroutines; used under mu
+	schedAt   int64             // when sched was read (unix nanos)
+	schedBusy bool              // what cpusBusyLocked concluded from it
+	// recheck looks at the queue again recheckAfter after cpusBusyLocked
+	// kept a worker from waking (armed: it is pending).
+	recheck *time.Timer
+	armed   bool
+	// waitSum and waitN add up, with overload control on, how long the
+	// calls taken since the last takeWaits had waited in the queue
+	// (nanoseconds). They are counted here, under the lock the worker holds
+	// anyway to take its call, and not in the admission's shards: those
+	// are written by the event loop for every request, and workers adding
+	// to the same cache lines from the other CPUs bounced them between
+	// cores on every call.
+	waitSum, waitN int64
 	// waiting counts busy workers whose handler waits on an outgoing
 	// svrkit call (callCtx.callOut): they hold no CPU, so cpusBusyLocked
 	// does not count them as in calls.
@@ -116,38 +131,91 @@ func (p *workerPool) submit(cc *callCtx) {
 	p.mu.Lock()
 	backlog := p.queued > 0
 	p.pushLocked(cc)
-	if p.searching > 0 || (backlog && p.cpusBusyLocked()) {
+	if p.searching > 0 {
+		p.mu.Unlock()
+		return
+	}
+	if backlog && p.cpusBusyLocked(cc.queuedAt) {
+		p.armLocked()
 		p.mu.Unlock()
 		return
 	}
 	p.wakeLocked()
 }
 
+// armLocked makes sure the queue is looked at again soon after the CPU
+// check kept a worker from waking. The check cannot tell a worker on a CPU
+// from one blocked in its handler (a sleep, a disk, a lock), so the busy
+// workers it counted on may all be blocked: then nobody would come for the
+// queued calls until one of them returned or the next call arrived, which
+// on a quiet closed loop is never, and the wait grew past overload
+// control's threshold on a server with idle CPUs. Called with p.mu held.
+func (p *workerPool) armLocked() {
+	if p.armed || p.quit {
+		return
+	}
+	p.armed = true
+	if p.recheck == nil {
+		p.recheck = time.AfterFunc(recheckAfter, p.recheckQueue)
+		return
+	}
+	p.recheck.Reset(recheckAfter)
+}
+
+// recheckQueue is the timer armLocked sets.
+func (p *workerPool) recheckQueue() {
+	p.mu.Lock()
+	p.armed = false
+	if p.queued == 0 || p.searching > 0 || p.quit {
+		p.mu.Unlock()
+		return
+	}
+	if p.cpusBusyLocked(time.Now().UnixNano()) {
+		p.armLocked()
+		p.mu.Unlock()
+		return
+	}
+	p.wakeLocked()
+}
+
+// recheckAfter bounds how long a queued call can wait for a worker the CPU
+// check did not wake: well under the queuing time overload control acts on,
+// and rare enough to cost nothing on a saturated server.
+const recheckAfter = time.Millisecond
+
 // cpusBusyLocked reports whether another worker would only wait for a CPU
 // (see workerPool): overload control is on, at least GOMAXPROCS workers are
 // in calls and not waiting on a call of their own, and at least GOMAXPROCS
-// goroutines are runnable. Called with p.mu held.
-func (p *workerPool) cpusBusyLocked() bool {
+// goroutines are runnable. now (unix nanos) is the caller's recent reading
+// of the clock. Called with p.mu held.
+//
+// The runnable count is read at most once per schedReuse: reading it takes
+// the scheduler's lock and walks every P, and at a few hundred thousand
+// calls a second a read per submit and per take was a few percent of the
+// process's CPU, and contended with the threads looking for work. The
+// bound is in time, not in checks: a reading reused for a number of checks
+// (or for its backlog) could say "busy" for milliseconds on a server whose
+// calls had since blocked, holding calls in the queue long enough for
+// overload control to shed.
+func (p *workerPool) cpusBusyLocked(now int64) bool {
 	if !p.byPriority || p.busy-int(p.waiting.Load()) < p.procs {
 		return false
+	}
+	if age := now - p.schedAt; age >= 0 && age < int64(schedReuse) {
+		return p.schedBusy
 	}
 	if p.sched[0].Name == "" {
 		p.sched[0].Name = "/sched/goroutines/runnable:goroutines"
 	}
 	metrics.Read(p.sched[:])
-	return p.sched[0].Value.Kind() == metrics.KindUint64 && p.sched[0].Value.Uint64() >= uint64(p.procs)
+	p.schedAt = now
+	p.schedBusy = p.sched[0].Value.Kind() == metrics.KindUint64 && p.sched[0].Value.Uint64() >= uint64(p.procs)
+	return p.schedBusy
 }
 
-// kick wakes a worker for queued calls nobody is coming for; the server's
-// tick calls it.
-func (p *workerPool) kick() {
-	p.mu.Lock()
-	if p.queued == 0 || p.searching > 0 || p.quit {
-		p.mu.Unlock()
-		return
-	}
-	p.wakeLocked()
-}
+// schedReuse is how long a reading of the runnable count stands for: a
+// small fraction of the queuing time overload control reacts to.
+const schedReuse = 50 * time.Microsecond
 
 // wakeLocked sends one more worker to the queue, waking a parked one or
 // starting a new one; called with p.mu held, it releases it.
@@ -257,14 +325,36 @@ func (p *workerPool) loop(w *worker) {
 		}
 		p.busy++
 		inCall = true
-		if p.queued > 0 && p.searching == 0 && !p.cpusBusyLocked() {
-			p.wakeLocked() // more calls wait: send the next worker
-		} else {
+		if p.byPriority {
+			// Overload control measures the wait; the call's deadline is
+			// checked against the same reading (see serverConn.serve).
+			now := time.Now().UnixNano()
+			p.waitSum += now - cc.queuedAt
+			p.waitN++
+			cc.queuedAt = now
+		}
+		switch {
+		case p.queued == 0 || p.searching > 0:
 			p.mu.Unlock()
+		case p.cpusBusyLocked(cc.queuedAt):
+			p.armLocked()
+			p.mu.Unlock()
+		default:
+			p.wakeLocked() // more calls wait: send the next worker
 		}
 		p.run(cc)
 		w.lastUsed = p.clock.Load()
 	}
+}
+
+// takeWaits returns the sum and count of the queuing times recorded since
+// its last call, and starts over.
+func (p *workerPool) takeWaits() (sum, n int64) {
+	p.mu.Lock()
+	sum, n = p.waitSum, p.waitN
+	p.waitSum, p.waitN = 0, 0
+	p.mu.Unlock()
+	return sum, n
 }
 
 // oldestWait returns how long the longest-waiting queued call has waited,
@@ -303,6 +393,9 @@ func (p *workerPool) reap(now int64) {
 func (p *workerPool) stop() {
 	p.mu.Lock()
 	p.quit = true
+	if p.recheck != nil {
+		p.recheck.Stop()
+	}
 	idle := p.idle
 	p.idle = nil
 	p.mu.Unlock()

@@ -52,25 +52,36 @@ func TestWorkerQueueByPriority(t *testing.T) {
 	}
 }
 
-// A queued call that no worker is coming for (every busy one blocked after
-// the pool chose not to wake another) runs once the server's tick kicks
-// the pool.
-func TestWorkerKickRunsStrandedCall(t *testing.T) {
+// A call the CPU check kept from waking a worker (it counted busy workers
+// that were in fact blocked) still runs: the pool looks at the queue again
+// once the reading is stale.
+func TestWorkerRecheckRunsHeldCall(t *testing.T) {
 	ran := make(chan uint32, 1)
 	p := newWorkerPool(func(cc *callCtx) { ran <- cc.reqID }, time.Minute, new(atomic.Int64))
 	p.byPriority = true
 	t.Cleanup(p.stop)
+	now := time.Now().UnixNano()
 	p.mu.Lock()
-	p.pushLocked(&callCtx{reqID: 7}) // queued, nobody woken
+	p.busy = p.procs // workers in calls that will never come back
+	p.schedAt, p.schedBusy = now, true
+	p.pushLocked(&callCtx{reqID: 6}) // a backlog
 	p.mu.Unlock()
-	p.kick()
-	select {
-	case id := <-ran:
-		if id != 7 {
-			t.Fatalf("ran call %d, want 7", id)
+	p.submit(&callCtx{reqID: 7, queuedAt: now})
+	p.mu.Lock()
+	searching, armed := p.searching, p.armed
+	p.mu.Unlock()
+	if searching != 0 || !armed {
+		t.Fatalf("after a busy reading: %d workers searching, recheck armed %v; want 0 and true", searching, armed)
+	}
+	for _, want := range []uint32{6, 7} {
+		select {
+		case id := <-ran:
+			if id != want {
+				t.Fatalf("ran call %d, want %d", id, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("call %d still held 5s after the CPU check", want)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("kick did not run the stranded call")
 	}
 }
 
