@@ -18,20 +18,19 @@ import (
 // deadline against the clock instead.
 //
 // A callCtx is never reused: a handler may hand its context to a goroutine
-// that outlives the call.
+// that outlives the call. Its fields are ordered to keep it in the
+// allocator's 208-byte size class (TestCallCtxSizeClass): it is the
+// framework's one allocation per call on the server.
 type callCtx struct {
-	parent      context.Context // the server's lifetime context
-	deadline    time.Time
-	hasDeadline bool
-	md          Metadata
-	method      *MethodDesc
+	parent   context.Context // the server's lifetime context
+	deadline time.Time
+	md       Metadata
+	method   *MethodDesc
 
 	// The call itself, for the worker that runs it.
-	conn   *serverConn
-	sm     *serverMethod
-	reqID  uint32
-	req    proto.Message
-	inline bool // runs on the event loop (NonBlocking method)
+	conn *serverConn
+	sm   *serverMethod
+	req  proto.Message
 
 	// prio is the request's priorities (business as sent, 0 = unset; user
 	// as admitted), inherited by the calls the handler makes.
@@ -40,11 +39,14 @@ type callCtx struct {
 	// for the queuing time overload control measures; once a worker takes
 	// the call (with overload control on), when it started.
 	queuedAt int64
+	reqID    uint32
 	// outCalls counts the handler's outgoing svrkit calls in flight (its
 	// goroutines may make several at once); the pool counts the worker as
 	// waiting while there is one (callOut).
 	outCalls atomic.Int32
 
+	hasDeadline bool
+	inline      bool // runs on the event loop (NonBlocking method)
 	// peerCanceled is set (under the server connection's lock) when the
 	// client sent a cancel frame: the call then gets no response.
 	peerCanceled bool

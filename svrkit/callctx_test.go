@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestCallCtx(t *testing.T) {
@@ -79,4 +80,13 @@ func TestCallCtx(t *testing.T) {
 			t.Fatal("values lost")
 		}
 	})
+}
+
+// The call context is allocated for every call: a field that pushes it
+// into the next size class (224 bytes) costs every call, so it has to be
+// worth that.
+func TestCallCtxSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(callCtx{}); n > 208 {
+		t.Fatalf("callCtx is %d bytes, past the 208-byte size class", n)
+	}
 }

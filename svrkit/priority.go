@@ -35,14 +35,21 @@ const DefaultPriority = 128
 // priority (0 = unset) and user priority (0 = unset).
 type callPriority struct {
 	business, user uint8
-	// down, in a server call's priorities, is its method's record of the
-	// levels the services it calls report (downstream.go); the client
-	// feeds it after each call.
-	down *downstreamLevel
 	// worker, in a pooled server call's priorities, is that call: the
 	// client tells it when the handler's calls go out and come back, so
-	// that the pool knows its worker waits (workers.go).
+	// that the pool knows its worker waits (workers.go), and feeds the
+	// levels the callees report to its method's record (downLevel).
 	worker *callCtx
+}
+
+// downLevel is, in a server call's priorities, its method's record of the
+// levels the services it calls report (downstream.go), or nil: the call
+// is not pooled or the server runs no overload control.
+func (p *callPriority) downLevel() *downstreamLevel {
+	if p.worker == nil || p.worker.conn.s.adm == nil {
+		return nil
+	}
+	return &p.worker.sm.down
 }
 
 type priorityKey struct{}
@@ -70,7 +77,7 @@ func WithEntryPriority(ctx context.Context, business uint8, userKey string) cont
 		if p.user == 0 {
 			p.user = prev.user
 		}
-		p.down, p.worker = prev.down, prev.worker
+		p.worker = prev.worker
 	}
 	return context.WithValue(ctx, priorityKey{}, p)
 }
@@ -90,7 +97,7 @@ func requestPriority(ctx context.Context, m *MethodDesc, co *callOptions, key st
 			business = p.business
 		}
 		user = p.user
-		down, worker = p.down, p.worker
+		down, worker = p.downLevel(), p.worker
 	}
 	if co != nil && co.priority != 0 {
 		business = co.priority

@@ -150,7 +150,7 @@ func (sc *serverConn) handleRequest(f *wire.Frame) {
 		return
 	}
 	ctx := &callCtx{parent: s.baseCtx, method: m.desc, conn: sc, sm: m, reqID: id,
-		prio: callPriority{business: f.Priority, user: uint8(key & 0x7f), down: down}}
+		prio: callPriority{business: f.Priority, user: uint8(key & 0x7f)}}
 	if !m.desc.NonBlocking {
 		ctx.prio.worker = ctx
 	}
