@@ -44,8 +44,7 @@ func window(a *admission, wait time.Duration) map[uint8]int {
 // worker, as the pool does when a worker takes it.
 func waited(a *admission, d int64) {
 	a.pool.mu.Lock()
-	a.pool.waitSum += d
-	a.pool.waitN++
+	a.pool.waitedLocked(d)
 	a.pool.mu.Unlock()
 }
 

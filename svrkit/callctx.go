@@ -36,10 +36,11 @@ type callCtx struct {
 	// as admitted), inherited by the calls the handler makes.
 	prio callPriority
 	// queuedAt is when the call was handed to the worker pool (unix nanos),
-	// for the queuing time overload control measures; once a worker takes
-	// the call (with overload control on), when it started.
-	queuedAt int64
-	reqID    uint32
+	// for the queuing time overload control measures; startedAt is when a
+	// worker took it, read by the pool with overload control on (0
+	// otherwise), so that the deadline check needs no clock of its own.
+	queuedAt, startedAt int64
+	reqID               uint32
 	// outCalls counts the handler's outgoing svrkit calls in flight (its
 	// goroutines may make several at once); the pool counts the worker as
 	// waiting while there is one (callOut).

@@ -201,12 +201,11 @@ func (sc *serverConn) serve(ctx *callCtx) {
 	adm := sc.s.adm
 	var expired bool
 	if ctx.hasDeadline {
-		if adm != nil && !ctx.inline {
-			// The pool read the clock as it handed the call over.
-			expired = ctx.queuedAt >= ctx.deadline.UnixNano()
-		} else {
-			expired = !time.Now().Before(ctx.deadline)
+		now := ctx.startedAt
+		if now == 0 {
+			now = time.Now().UnixNano()
 		}
+		expired = now >= ctx.deadline.UnixNano()
 	}
 	if expired {
 		// Its caller has given up: running it would be wasted work, the

@@ -135,7 +135,14 @@ func (p *workerPool) submit(cc *callCtx) {
 		p.mu.Unlock()
 		return
 	}
-	if backlog && p.cpusBusyLocked(cc.queuedAt) {
+	p.wakeOrArmLocked(backlog, cc.queuedAt)
+}
+
+// wakeOrArmLocked sends a worker to the queue, unless check is set and the
+// CPU check (at now, unix nanos) says it would only wait for a CPU: then it
+// arms the recheck instead. Called with p.mu held, it releases it.
+func (p *workerPool) wakeOrArmLocked(check bool, now int64) {
+	if check && p.cpusBusyLocked(now) {
 		p.armLocked()
 		p.mu.Unlock()
 		return
@@ -170,12 +177,7 @@ func (p *workerPool) recheckQueue() {
 		p.mu.Unlock()
 		return
 	}
-	if p.cpusBusyLocked(time.Now().UnixNano()) {
-		p.armLocked()
-		p.mu.Unlock()
-		return
-	}
-	p.wakeLocked()
+	p.wakeOrArmLocked(true, time.Now().UnixNano())
 }
 
 // recheckAfter bounds how long a queued call can wait for a worker the CPU
@@ -328,23 +330,24 @@ func (p *workerPool) loop(w *worker) {
 		if p.byPriority {
 			// Overload control measures the wait; the call's deadline is
 			// checked against the same reading (see serverConn.serve).
-			now := time.Now().UnixNano()
-			p.waitSum += now - cc.queuedAt
-			p.waitN++
-			cc.queuedAt = now
+			cc.startedAt = time.Now().UnixNano()
+			p.waitedLocked(cc.startedAt - cc.queuedAt)
 		}
-		switch {
-		case p.queued == 0 || p.searching > 0:
+		if p.queued == 0 || p.searching > 0 {
 			p.mu.Unlock()
-		case p.cpusBusyLocked(cc.queuedAt):
-			p.armLocked()
-			p.mu.Unlock()
-		default:
-			p.wakeLocked() // more calls wait: send the next worker
+		} else {
+			p.wakeOrArmLocked(true, cc.startedAt) // more calls wait
 		}
 		p.run(cc)
 		w.lastUsed = p.clock.Load()
 	}
+}
+
+// waitedLocked records that a call waited d nanoseconds in the queue;
+// called with p.mu held.
+func (p *workerPool) waitedLocked(d int64) {
+	p.waitSum += d
+	p.waitN++
 }
 
 // takeWaits returns the sum and count of the queuing times recorded since
