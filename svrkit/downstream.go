@@ -6,9 +6,9 @@ import (
 )
 
 // downstreamLevel is, for one method of a server, the highest admission
-// level that the services its handlers call have reported lately: the
-// level below which a request of this method would be refused further
-// down the chain anyway.
+// level that the services its handlers call report now: the level below
+// which a request of this method would be refused further down the chain
+// anyway.
 //
 // Why the server keeps it (beyond DAGOR, which has each client learn only
 // its direct server's level): a request refused at the bottom of a chain
@@ -26,54 +26,126 @@ import (
 //
 // It is per method because a server's methods call different services:
 // one whose dependency is overloaded must not shed the others. A method
-// that calls several endpoints (shards of a store) takes the highest of
-// their levels; that over-sheds the users of the calm ones while another
-// is overloaded, the price of one number per method.
+// that calls several dependencies (shards of a store, or two services)
+// takes the highest of their levels; that over-sheds the users of the calm
+// ones while another is overloaded, the price of one number per method.
 //
-// The level lasts one to two levelTTLs after it was last reported, in two
-// slots of one epoch each: the current epoch's highest report and the
-// previous one's. While a dependency is overloaded its answers keep the
-// level fresh; once every request of the method is refused here nothing
-// is reported, and the level expires, lets requests through, and is
-// learnt again if the dependency is still overloaded, as a client's
-// endpoint level does (levelTTL).
+// Each dependency's level is its last report (after every call the
+// handlers make, see endpoint.reportLevel), so a dependency that relaxes,
+// to a lower level or to none, relaxes the method with its next answer.
+// An earlier version kept the highest report of the last one to two
+// seconds, one number for all the dependencies: a dependency's "calm
+// again" could not lower it. In the IM backend a blip of queuing in
+// storage (a level for a few hundred milliseconds) then held messagedata's
+// syncs refused for one to two seconds after storage had relaxed, sync's
+// for one to two more after messagedata's, and the devices shed at the top
+// backed off meanwhile: messages synced seconds late (a send-to-synced p99
+// of 4.6 s in a 15 s run that was otherwise at 100 ms).
+//
+// A dependency's level also expires levelTTL after its last report: while
+// it is overloaded its answers keep the level fresh; once every request of
+// the method is refused here nothing is reported, and the level expires,
+// lets requests through, and is learnt again if the dependency is still
+// overloaded, as a client's endpoint level does.
+//
+// The dependencies are the first downstreamDeps (address, method) pairs to
+// report a level; a further one takes the slot of a level that is gone, or
+// else of the lowest. Methods call a handful of services, and only the
+// overloaded ones hold a slot.
 type downstreamLevel struct {
-	slots [2]atomic.Uint64 // epoch<<32 | level
+	deps [downstreamDeps]depLevel
 }
 
-// observe records a level a dependency reported at now (unix nanos).
-func (d *downstreamLevel) observe(lvl uint32, now int64) {
+// depLevel is one dependency's last report.
+type depLevel struct {
+	dep atomic.Uint64 // which dependency (see depKey); 0: none yet
+	val atomic.Uint64 // unix milliseconds of the report << 16 | its level; 0: no level
+}
+
+const downstreamDeps = 4
+
+// refreshEvery is how stale a dependency's unchanged level may get before
+// a report rewrites its time: rewriting on every call would make every
+// worker write the same cache line.
+const refreshEvery = 100 * time.Millisecond
+
+// depKey identifies a dependency: a method (cmd) of the server at an
+// address (its endpoint's hash). Never 0.
+func depKey(epHash uint64, cmd uint32) uint64 {
+	if k := epHash ^ mix64(uint64(cmd)+1); k != 0 {
+		return k
+	}
+	return 1
+}
+
+// observe records that dependency dep reported level lvl (0: none) at now
+// (unix nanos).
+func (d *downstreamLevel) observe(dep uint64, lvl uint32, now int64) {
+	ms := now / int64(time.Millisecond)
+	val := uint64(ms)<<16 | uint64(lvl)
 	if lvl == 0 {
-		return
+		val = 0
 	}
-	e := uint64(now / int64(levelTTL))
-	s := &d.slots[e&1]
-	for {
-		old := s.Load()
-		if old>>32 == e && uint32(old) >= lvl {
-			return
+	// Every slot it holds: workers that heard its first level together may
+	// each have claimed one.
+	held := false
+	for i := range d.deps {
+		s := &d.deps[i]
+		if s.dep.Load() != dep {
+			continue
 		}
-		if s.CompareAndSwap(old, e<<32|uint64(lvl)) {
-			return
+		held = true
+		if old := s.val.Load(); old != val && (uint16(old) != uint16(val) || ms-int64(old>>16) >= refreshEvery.Milliseconds()) {
+			s.val.Store(val)
 		}
+	}
+	if held || lvl == 0 {
+		return // updated, or no level and none recorded for it
+	}
+	// A slot for it: one without a live level, else the lowest.
+	low := &d.deps[0]
+	for i := range d.deps {
+		s := &d.deps[i]
+		old := s.dep.Load()
+		if !live(s.val.Load(), ms) {
+			if s.dep.CompareAndSwap(old, dep) {
+				s.val.Store(val)
+				return
+			}
+			continue
+		}
+		if uint16(s.val.Load()) < uint16(low.val.Load()) {
+			low = s
+		}
+	}
+	if uint16(low.val.Load()) < uint16(lvl) {
+		low.dep.Store(dep)
+		low.val.Store(val)
 	}
 }
 
-// get returns the level at now (unix nanos), 0 when none is recent. Slots
-// found stale are cleared, so that a method whose dependencies are calm
-// again pays only two atomic loads per request (load, not the clock).
+// live reports whether val, a depLevel's, holds a level at ms (unix
+// milliseconds).
+func live(val uint64, ms int64) bool {
+	return val != 0 && ms-int64(val>>16) < levelTTL.Milliseconds()
+}
+
+// get returns the level at now (unix nanos), 0 when none is recent. Levels
+// found expired are cleared, so that a method whose dependencies are calm
+// again pays only the loads of any (not the clock) per request.
 func (d *downstreamLevel) get(now int64) uint32 {
-	e := uint64(now / int64(levelTTL))
+	ms := now / int64(time.Millisecond)
 	var lvl uint32
-	for i := range d.slots {
-		v := d.slots[i].Load()
+	for i := range d.deps {
+		s := &d.deps[i]
+		v := s.val.Load()
 		if v == 0 {
 			continue
 		}
-		if t := v >> 32; t == e || t+1 == e {
-			lvl = max(lvl, uint32(v))
+		if live(v, ms) {
+			lvl = max(lvl, uint32(uint16(v)))
 		} else {
-			d.slots[i].CompareAndSwap(v, 0)
+			s.val.CompareAndSwap(v, 0)
 		}
 	}
 	return lvl
@@ -81,7 +153,12 @@ func (d *downstreamLevel) get(now int64) uint32 {
 
 // any reports whether a level may be set, without reading the clock.
 func (d *downstreamLevel) any() bool {
-	return d.slots[0].Load()|d.slots[1].Load() != 0
+	for i := range d.deps {
+		if d.deps[i].val.Load() != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // level is get now, reading the clock only when a level may be set.

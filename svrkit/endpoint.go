@@ -125,14 +125,16 @@ func (ep *endpoint) noteMethodLevel(cmd, lvl uint32, at int64) {
 
 // reportLevel tells down, the record of the calling handler's method, the
 // level this endpoint last reported for a call of cmd: its own, or the
-// method's when that is higher.
+// method's when that is higher. A report of none matters only when down
+// holds a level (perhaps this dependency's, which it lowers), so a calm
+// chain reads no clock here.
 func (ep *endpoint) reportLevel(down *downstreamLevel, cmd uint32) {
 	lvl := ep.level.current()
 	if r := ep.methodLevel(cmd); r != nil {
 		lvl = max(lvl, r.current())
 	}
-	if lvl != 0 {
-		down.observe(lvl, time.Now().UnixNano())
+	if lvl != 0 || down.any() {
+		down.observe(depKey(ep.hash, cmd), lvl, time.Now().UnixNano())
 	}
 }
 

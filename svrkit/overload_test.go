@@ -159,3 +159,43 @@ func TestDownstreamLevelClimbsTheChain(t *testing.T) {
 		return err == nil
 	})
 }
+
+// A method relaxes with its dependency: the first answer that reports the
+// dependency's lower level lowers the method's, so the priorities it
+// refused are served again at once, not a second or two later. (A level
+// held for its last second would keep refusing them after every tier below
+// had relaxed, and tier by tier the delays add up along a chain.)
+func TestDownstreamLevelRelaxesWithItsDependency(t *testing.T) {
+	basic := startServer(t, &testService{}, svrkit.WithOverloadControl(time.Second))
+	entry := startServer(t, &testService{next: newClient(t, basic.Addr().String(), svrkit.WithRetries(0)), nextMethod: methodByCmd(cmdEcho)})
+	c := newClient(t, entry.Addr().String(), svrkit.WithRetries(0))
+	relay := methodByCmd(cmdRelay)
+	call := func(prio uint8) error {
+		return c.Invoke(ctxTimeout(t, 10*time.Second), relay, &emptypb.Empty{}, new(durationpb.Duration), svrkit.WithPriority(prio))
+	}
+
+	svrkit.SetAdmissionLevel(basic, 100, 0)
+	if err := call(200); err != nil {
+		t.Fatalf("relay at 200 while its dependency refuses below 100: %v", err)
+	}
+	if err := call(50); svrkit.CodeOf(err) != svrkit.Overloaded {
+		t.Fatalf("relay at 50 while its dependency refuses below 100: %v, want overloaded", err)
+	}
+	svrkit.SetAdmissionLevel(basic, 20, 0)
+	if err := call(200); err != nil {
+		t.Fatalf("relay at 200: %v", err)
+	}
+	if err := call(50); err != nil {
+		t.Fatalf("relay at 50 just after its dependency lowered its level to 20: %v", err)
+	}
+	if err := call(10); svrkit.CodeOf(err) != svrkit.Overloaded {
+		t.Fatalf("relay at 10 while its dependency refuses below 20: %v, want overloaded", err)
+	}
+	svrkit.SetAdmissionLevel(basic, 0, 0)
+	if err := call(200); err != nil {
+		t.Fatalf("relay at 200: %v", err)
+	}
+	if err := call(10); err != nil {
+		t.Fatalf("relay at 10 just after its dependency relaxed: %v", err)
+	}
+}
