@@ -44,7 +44,9 @@ import (
 // then dropped the level to the lowest of them at once: a flood, overload
 // again, a sawtooth). Cut fast on measured service, relax geometrically on
 // no data: an over-relaxed level costs one overloaded window before the
-// service-rate cut, an over-shed one cost many.
+// service-rate cut, an over-shed one cost many. One overloaded window
+// after a long quiet is a blip, and the calm window after it drops the
+// level to 0 at once (blipWindows).
 //
 // The workers take queued calls highest business priority first (see
 // workers.go), so in the windows before the level catches up with a surge,
@@ -94,6 +96,10 @@ type admission struct {
 	hist  []uint32   // scratch: one window's arrivals by key
 	known [4]uint64  // bit b: business priority b has had arrivals
 	calm  uint       // windows in a row that relaxed the level
+	// quiet counts the windows in a row that ended calm at level 0, and
+	// spike the overloaded windows in a row; quietBefore is quiet when the
+	// current spike began (see blipWindows).
+	quiet, spike, quietBefore uint
 	// expiredMark is expired as of the last roll.
 	expiredMark uint64
 	lastWait    time.Duration
@@ -102,6 +108,23 @@ type admission struct {
 	shed        [256]uint64
 	expired     atomic.Uint64
 }
+
+// blipWindows is how many quiet windows (calm, level 0) before a single
+// overloaded window make it a blip, after which the next calm window drops
+// the level back to 0 instead of relaxing it step by step.
+//
+// Why: on a machine whose CPUs other processes share, a tier's queue
+// passes the threshold for a window now and then because the tier did not
+// get a CPU for a few tens of milliseconds, not because it has more work
+// than it can do. The level rose by a step (about 5% of the window's
+// requests refused), and relaxing from it without data took four or five
+// windows: in the IM backend, storage refused the syncs of the same fifth
+// of the users (a user priority is one verdict per user) for five seconds,
+// and their messages reached them that much late. A real rise in load
+// that one step happened to absorb costs one more overloaded window after
+// the drop, and then the level moves as usual: a spike that does not
+// follow a long quiet never drops it at once.
+const blipWindows = 10
 
 const (
 	admissionKeys = 1 << 15
@@ -264,6 +287,24 @@ func (a *admission) roll(now int64) {
 		}
 	} else if a.overload || next == 0 {
 		a.calm = 0
+	}
+	switch {
+	case a.overload:
+		if a.spike == 0 {
+			a.quietBefore = a.quiet
+		}
+		a.spike++
+		a.quiet = 0
+	case a.spike == 1 && level != 0 && a.quietBefore >= blipWindows:
+		// A blip: one overloaded window after a long quiet, and calm
+		// again at once. Shed nothing more (see blipWindows).
+		next = 0
+		a.calm, a.spike = 0, 0
+	default:
+		a.spike = 0
+	}
+	if !a.overload && next == 0 {
+		a.quiet++
 	}
 	a.level.Store(next)
 

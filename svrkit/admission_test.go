@@ -242,3 +242,38 @@ func TestAdmissionServiceRateExcludesExpired(t *testing.T) {
 		t.Fatalf("after a window that ran %d of %d (and dropped %d expired), the next admits %d", admitted/4, admitted, admitted/4, next)
 	}
 }
+
+// One overloaded window after a long quiet is a blip: the next calm window
+// drops the level to 0 at once. A second spike soon after, or a spike of
+// two windows, relaxes step by step as usual.
+func TestAdmissionDropsAfterABlip(t *testing.T) {
+	a := newTestAdmission()
+	for range blipWindows {
+		window(a, 0)
+	}
+	window(a, 100*time.Millisecond)
+	if a.level.Load() == 0 {
+		t.Fatal("an overloaded window left the level at 0")
+	}
+	window(a, 0)
+	if lvl := a.level.Load(); lvl != 0 {
+		t.Fatalf("level %d.%d after a blip and a calm window, want 0", lvl>>7, lvl&0x7f)
+	}
+
+	window(a, 100*time.Millisecond) // another, right after
+	window(a, 0)
+	if a.level.Load() == 0 {
+		t.Fatal("a spike right after a blip dropped the level at once")
+	}
+
+	b := newTestAdmission()
+	for range blipWindows {
+		window(b, 0)
+	}
+	window(b, 100*time.Millisecond)
+	window(b, 100*time.Millisecond)
+	window(b, 0)
+	if b.level.Load() == 0 {
+		t.Fatal("two overloaded windows in a row, then one calm one, dropped the level at once")
+	}
+}

@@ -126,6 +126,7 @@ type Report struct {
 	Errors       map[string]int `json:"errors,omitempty"`
 	SyncRounds   int64          `json:"sync_rounds"`
 	Pushes       int64          `json:"pushes,omitempty"`
+	SyncRetries  int64          `json:"sync_retries,omitempty"`
 	// BackendCPU is the backend processes' CPU over the run (sending and
 	// draining), in seconds, and CPUPerDelivered that over Synced, in
 	// microseconds; CPUByProcess is the split, in seconds.
@@ -405,6 +406,7 @@ func load(ctx context.Context, users []*user, cfg Config, progress io.Writer) (*
 	}
 	for _, u := range users {
 		rep.Pushes += u.tablet.LinkStats().Pushes
+		rep.SyncRetries += u.tablet.SyncRetries()
 	}
 	rep.Missing = max(0, rep.Sent-rep.Synced)
 	if rpcsOK && rep.Synced > 0 {
@@ -538,6 +540,7 @@ func printReport(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "| sync answers handled (push: those with items) | %d |\n", r.SyncRounds)
 	if r.Pushes > 0 {
 		fmt.Fprintf(w, "| sync notifies pushed | %d |\n", r.Pushes)
+		fmt.Fprintf(w, "| syncs retried (refused by overload control, or failed) | %d |\n", r.SyncRetries)
 	}
 	if r.BackendCPU > 0 {
 		fmt.Fprintf(w, "| backend CPU | %.2f s |\n", r.BackendCPU)
@@ -584,7 +587,7 @@ func median(runs []*Report) *Report {
 	out := *runs[0]
 	out.Errors = map[string]int{}
 	out.CPUByProcess = nil
-	out.Sent, out.Synced, out.Missing, out.Duplicates, out.SyncRounds, out.Pushes = 0, 0, 0, 0, 0, 0
+	out.Sent, out.Synced, out.Missing, out.Duplicates, out.SyncRounds, out.Pushes, out.SyncRetries = 0, 0, 0, 0, 0, 0, 0
 	for _, r := range runs {
 		out.Sent += r.Sent
 		out.Synced += r.Synced
@@ -592,6 +595,7 @@ func median(runs []*Report) *Report {
 		out.Duplicates += r.Duplicates
 		out.SyncRounds += r.SyncRounds
 		out.Pushes += r.Pushes
+		out.SyncRetries += r.SyncRetries
 		for k, n := range r.Errors {
 			out.Errors[k] += n
 		}

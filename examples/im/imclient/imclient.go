@@ -153,6 +153,9 @@ type Client struct {
 	seen     [syncTypes]uint64
 	notified [syncTypes]atomic.Uint64
 	mustSync atomic.Bool
+
+	// syncRetries counts the syncs Watch retried after a transient error.
+	syncRetries atomic.Int64
 }
 
 // syncTypes bounds the SyncType values a Client tracks versions of.

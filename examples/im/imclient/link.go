@@ -141,6 +141,7 @@ func (c *Client) Watch(ctx context.Context, handle func(*im.SyncReply) error) er
 			// overloaded sync service shed together, must not come back
 			// together — a herd retrying in step is shed again in step.
 			wait, backoff = rand.N(backoff)+time.Millisecond, min(2*backoff, 2*time.Second)
+			c.syncRetries.Add(1)
 		} else {
 			backoff = 50 * time.Millisecond
 		}
@@ -165,6 +166,11 @@ func (c *Client) Watch(ctx context.Context, handle func(*im.SyncReply) error) er
 		}
 	}
 }
+
+// SyncRetries counts the syncs Watch retried after a transient error: a
+// Logicsvr restarting, or an overloaded one refusing the device's
+// priority (which a device keeps hearing while the level stays above it).
+func (c *Client) SyncRetries() int64 { return c.syncRetries.Load() }
 
 var errHandle = errors.New("imclient: handler")
 
