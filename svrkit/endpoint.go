@@ -27,7 +27,7 @@ type endpoint struct {
 	addr string
 	hash uint64
 
-	next      atomic.Uint32
+	next      padded32     // round robin over conns
 	downUntil atomic.Int64 // unix nanos; the endpoint is skipped before it
 
 	// The admission level the server last reported on a response: calls
