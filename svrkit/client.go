@@ -387,17 +387,6 @@ func (c *Client) pick(key string, hasKey bool, avoid *endpoint) (*endpoint, erro
 	return eps[start%n], nil
 }
 
-// padded32 is a counter that every call writes, alone on its cache line:
-// beside the fields every call only reads (the endpoints, the options), it
-// made each of those reads miss on the other CPU after every call there.
-// With a thousand callers the round robin's add was 1.4% of rpcbench's
-// process; the line it shared cost the loads around it as much again.
-type padded32 struct {
-	_ [64]byte
-	atomic.Uint32
-	_ [60]byte
-}
-
 func hashString(s string) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {

@@ -67,7 +67,11 @@ type Server struct {
 	baseCtx  context.Context
 	hardStop context.CancelFunc
 
-	inflight atomic.Int64
+	// inflight is written twice per call, by the event loop and by the
+	// worker that finishes it, on different CPUs: on its own cache line,
+	// so the fields every request reads (draining, workers, adm, clock,
+	// salt) do not miss after each of those writes.
+	inflight paddedInt64
 	draining atomic.Bool
 	workers  *workerPool
 	adm      *admission // nil without overload control
