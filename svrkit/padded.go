@@ -2,11 +2,12 @@ package svrkit
 
 import "sync/atomic"
 
-// padded32 is a counter that every call writes, alone on its cache line:
-// beside the fields every call only reads (the endpoints, the options), it
-// made each of those reads miss on the other CPU after every call there.
-// With a thousand callers the round robin's add was 1.4% of rpcbench's
-// process; the line it shared cost the loads around it as much again.
+// padded32 is a counter that every call writes, alone on its cache line.
+// Beside fields that every call only reads (a client's endpoints and
+// options, a server's draining flag and clock), each write from one CPU
+// made those reads miss on the other: the counter's own cost was small,
+// the loads around it paid for it (tools/rpcbench, many callers; figures
+// in the README).
 type padded32 struct {
 	_ [64]byte
 	atomic.Uint32
