@@ -96,10 +96,10 @@ type admission struct {
 	hist  []uint32   // scratch: one window's arrivals by key
 	known [4]uint64  // bit b: business priority b has had arrivals
 	calm  uint       // windows in a row that relaxed the level
-	// quiet counts the windows in a row that ended calm at level 0, and
-	// spike the overloaded windows in a row; quietBefore is quiet when the
-	// current spike began (see blipWindows).
-	quiet, spike, quietBefore uint
+	// quiet counts the windows in a row that ended calm at level 0; blip
+	// is set by an overloaded window that followed blipWindows of them.
+	quiet uint
+	blip  bool
 	// expiredMark is expired as of the last roll.
 	expiredMark uint64
 	lastWait    time.Duration
@@ -290,18 +290,13 @@ func (a *admission) roll(now int64) {
 	}
 	switch {
 	case a.overload:
-		if a.spike == 0 {
-			a.quietBefore = a.quiet
-		}
-		a.spike++
+		// quiet is 0 in the second overloaded window of a spike.
+		a.blip = a.quiet >= blipWindows
 		a.quiet = 0
-	case a.spike == 1 && level != 0 && a.quietBefore >= blipWindows:
-		// A blip: one overloaded window after a long quiet, and calm
-		// again at once. Shed nothing more (see blipWindows).
-		next = 0
-		a.calm, a.spike = 0, 0
-	default:
-		a.spike = 0
+	case a.blip:
+		// One overloaded window after a long quiet, and calm again at
+		// once: shed nothing more (see blipWindows).
+		next, a.calm, a.blip = 0, 0, false
 	}
 	if !a.overload && next == 0 {
 		a.quiet++
