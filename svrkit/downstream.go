@@ -51,7 +51,12 @@ import (
 // The dependencies are the first downstreamDeps (address, method) pairs to
 // report a level; a further one takes the slot of a level that is gone, or
 // else of the lowest. Methods call a handful of services, and only the
-// overloaded ones hold a slot.
+// overloaded ones hold a slot. A slot copies the level from the client's
+// record of it (endpoint.level and the method's reportedLevel) rather than
+// pointing at that record: the server reads it at the door for every
+// request of the method, where following pointers into the clients' maps
+// would cost more than the copy, which is written only when the level
+// changes or ages by refreshEvery.
 type downstreamLevel struct {
 	deps [downstreamDeps]depLevel
 }
@@ -82,9 +87,9 @@ func depKey(epHash uint64, cmd uint32) uint64 {
 // (unix nanos).
 func (d *downstreamLevel) observe(dep uint64, lvl uint32, now int64) {
 	ms := now / int64(time.Millisecond)
-	val := uint64(ms)<<16 | uint64(lvl)
-	if lvl == 0 {
-		val = 0
+	var val uint64
+	if lvl != 0 {
+		val = uint64(ms)<<16 | uint64(lvl)
 	}
 	// Every slot it holds: workers that heard its first level together may
 	// each have claimed one.
@@ -102,23 +107,25 @@ func (d *downstreamLevel) observe(dep uint64, lvl uint32, now int64) {
 	if held || lvl == 0 {
 		return // updated, or no level and none recorded for it
 	}
-	// A slot for it: one without a live level, else the lowest.
-	low := &d.deps[0]
+	// A slot for it: one without a live level, else the lowest live one
+	// if its level is lower.
+	var low *depLevel
+	var lowLvl uint16
 	for i := range d.deps {
 		s := &d.deps[i]
-		old := s.dep.Load()
-		if !live(s.val.Load(), ms) {
+		old, v := s.dep.Load(), s.val.Load()
+		if !live(v, ms) {
 			if s.dep.CompareAndSwap(old, dep) {
 				s.val.Store(val)
 				return
 			}
-			continue
+			continue // another worker claimed it
 		}
-		if uint16(s.val.Load()) < uint16(low.val.Load()) {
-			low = s
+		if low == nil || uint16(v) < lowLvl {
+			low, lowLvl = s, uint16(v)
 		}
 	}
-	if uint16(low.val.Load()) < uint16(lvl) {
+	if low != nil && lowLvl < uint16(lvl) {
 		low.dep.Store(dep)
 		low.val.Store(val)
 	}
