@@ -174,28 +174,23 @@ func TestDownstreamLevelRelaxesWithItsDependency(t *testing.T) {
 		return c.Invoke(ctxTimeout(t, 10*time.Second), relay, &emptypb.Empty{}, new(durationpb.Duration), svrkit.WithPriority(prio))
 	}
 
-	svrkit.SetAdmissionLevel(basic, 100, 0)
-	if err := call(200); err != nil {
-		t.Fatalf("relay at 200 while its dependency refuses below 100: %v", err)
-	}
-	if err := call(50); svrkit.CodeOf(err) != svrkit.Overloaded {
-		t.Fatalf("relay at 50 while its dependency refuses below 100: %v, want overloaded", err)
-	}
-	svrkit.SetAdmissionLevel(basic, 20, 0)
-	if err := call(200); err != nil {
-		t.Fatalf("relay at 200: %v", err)
-	}
-	if err := call(50); err != nil {
-		t.Fatalf("relay at 50 just after its dependency lowered its level to 20: %v", err)
-	}
-	if err := call(10); svrkit.CodeOf(err) != svrkit.Overloaded {
-		t.Fatalf("relay at 10 while its dependency refuses below 20: %v, want overloaded", err)
-	}
-	svrkit.SetAdmissionLevel(basic, 0, 0)
-	if err := call(200); err != nil {
-		t.Fatalf("relay at 200: %v", err)
-	}
-	if err := call(10); err != nil {
-		t.Fatalf("relay at 10 just after its dependency relaxed: %v", err)
+	// In order: each new level is learnt from a call above it (200), and
+	// the calls after that one must already see it.
+	for _, step := range []struct {
+		level, prio uint8
+		served      bool
+	}{
+		{100, 200, true}, {100, 50, false},
+		{20, 200, true}, {20, 50, true}, {20, 10, false},
+		{0, 200, true}, {0, 10, true},
+	} {
+		svrkit.SetAdmissionLevel(basic, step.level, 0)
+		err := call(step.prio)
+		if step.served && err != nil {
+			t.Fatalf("relay at %d while its dependency refuses below %d: %v", step.prio, step.level, err)
+		}
+		if !step.served && svrkit.CodeOf(err) != svrkit.Overloaded {
+			t.Fatalf("relay at %d while its dependency refuses below %d: %v, want overloaded", step.prio, step.level, err)
+		}
 	}
 }
