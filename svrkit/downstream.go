@@ -39,8 +39,8 @@ import (
 // storage (a level for a few hundred milliseconds) then held messagedata's
 // syncs refused for one to two seconds after storage had relaxed, sync's
 // for one to two more after messagedata's, and the devices shed at the top
-// backed off meanwhile: messages synced seconds late (a send-to-synced p99
-// of 4.6 s in a 15 s run that was otherwise at 100 ms).
+// backed off meanwhile: messages synced seconds late (the README's
+// "Overload control" has the runs).
 //
 // A dependency's level also expires levelTTL after its last report: while
 // it is overloaded its answers keep the level fresh; once every request of
