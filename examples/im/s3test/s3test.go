@@ -68,6 +68,19 @@ func Install(ctx context.Context, log io.Writer) (string, error) {
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return "", err
+	}
+	unlock, err := lockInstall(ctx, bin+".lock", func() {
+		fmt.Fprintf(log, "s3test: waiting for another process building weed into %s\n", bin)
+	})
+	if err != nil {
+		return "", fmt.Errorf("s3test: locking %s.lock: %w", bin, err)
+	}
+	defer unlock()
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil // another process built it while we waited
+	}
 	fmt.Fprintf(log, "s3test: building SeaweedFS's weed %s into %s (once; several minutes)\n", Version, bin)
 	tmp, err := os.MkdirTemp("", "s3test-download-")
 	if err != nil {
@@ -93,9 +106,6 @@ func Install(ctx context.Context, log io.Writer) (string, error) {
 		if err := os.Rename(src+".tmp", src); err != nil {
 			return "", err
 		}
-	}
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		return "", err
 	}
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin+".tmp", "./weed")
 	build.Dir = src
