@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/replica"
+	"github.com/svrkit/svrkit/examples/im/internal/testport"
 	storage "github.com/svrkit/svrkit/examples/im/logicsvr/storage/handlers"
 	"github.com/svrkit/svrkit/logicsvr"
 	"github.com/svrkit/svrkit/svrkit"
@@ -78,15 +78,9 @@ type procGroup struct {
 	one     []*svrkit.Client // a client per replica, for finding the leader
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr is an address for a server that binds it later (see package
+// testport for why not port 0).
+func freeAddr(t *testing.T) string { t.Helper(); return testport.Addr(t) }
 
 func startProcGroup(t *testing.T, n int) *procGroup {
 	t.Helper()

@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/svrkit/svrkit/examples/im/internal/kv"
+	"github.com/svrkit/svrkit/examples/im/internal/testport"
 )
 
 // group is a replica group of in-process nodes on loopback ports, each on
@@ -23,15 +23,9 @@ type group struct {
 	nodes []*Node
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr is an address for a server that binds it later (see package
+// testport for why not port 0).
+func freeAddr(t *testing.T) string { t.Helper(); return testport.Addr(t) }
 
 func startGroup(t *testing.T, size int, tune func(*Config)) *group {
 	t.Helper()

@@ -19,7 +19,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/replica"
+	"github.com/svrkit/svrkit/examples/im/internal/testport"
 	accountdata "github.com/svrkit/svrkit/examples/im/logicsvr/accountdata/handlers"
 	contactdata "github.com/svrkit/svrkit/examples/im/logicsvr/contactdata/handlers"
 	groupdata "github.com/svrkit/svrkit/examples/im/logicsvr/groupdata/handlers"
@@ -322,15 +322,9 @@ func (c *Cluster) tryGroup(t testing.TB, n, attempt int) error {
 	return nil
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr is an address for a server that binds it later (see package
+// testport for why not port 0).
+func freeAddr(t testing.TB) string { t.Helper(); return testport.Addr(t) }
 
 // RestartStorage shuts the storage Logicsvr down cleanly and starts it
 // again on the same directory and port.
