@@ -8,10 +8,10 @@
 // its local port from, and between the pick and the child's bind (a
 // process start, hundreds of milliseconds on a loaded machine) the rest of
 // a parallel test run makes thousands of loopback connections. One of them
-// can take the port, and the child cannot bind it: a three-replica group
-// that lost one that way looked healthy (two of three is a majority) until
-// the test killed its leader, and then had no leader for the rest of the
-// test. Ports below the ephemeral range are never handed out by the
+// can take the port, and the child cannot bind it. That is the likeliest
+// reading of a full run in which a three-replica group, healthy enough to
+// take writes (two of three is a majority), had no leader for the rest of
+// the test once its leader was killed. Ports below the ephemeral range are never handed out by the
 // kernel, so only another explicit bind can take them.
 package testport
 
