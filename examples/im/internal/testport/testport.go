@@ -20,6 +20,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"sync"
 	"testing"
 )
 
@@ -28,9 +29,9 @@ import (
 // falling back to an ephemeral one if none can be found.
 func Addr(t testing.TB) string {
 	t.Helper()
-	if lo, ok := ephemeralLow(); ok && lo > minPort+1000 {
+	if r, ok := quietRange(); ok {
 		for range 200 {
-			addr := fmt.Sprintf("127.0.0.1:%d", minPort+rand.N(lo-minPort))
+			addr := fmt.Sprintf("127.0.0.1:%d", r.lo+rand.N(r.hi-r.lo))
 			if ln, err := net.Listen("tcp", addr); err == nil {
 				ln.Close()
 				return addr
@@ -48,15 +49,20 @@ func Addr(t testing.TB) string {
 // minPort keeps clear of well-known and commonly configured service ports.
 const minPort = 10000
 
-// ephemeralLow is the lowest port of the kernel's ephemeral range.
-func ephemeralLow() (int, bool) {
+// ports is a range of ports [lo, hi).
+type ports struct{ lo, hi int }
+
+// quietRange is the range Addr picks from: from minPort up to the kernel's
+// ephemeral range. ok is false when that cannot be read or leaves fewer
+// than a thousand ports. The kernel's setting is read once.
+var quietRange = sync.OnceValues(func() (ports, bool) {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
-		return 0, false
+		return ports{}, false
 	}
 	var lo, hi int
-	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
-		return 0, false
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo < minPort+1000 {
+		return ports{}, false
 	}
-	return lo, true
-}
+	return ports{minPort, lo}, true
+})
