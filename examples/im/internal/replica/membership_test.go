@@ -8,13 +8,15 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/svrkit/svrkit/examples/im/internal/testport"
 )
 
 // addNode opens a new, joining replica beside the group's and returns its
 // index in g.nodes.
 func (g *group) addNode(id string) int {
 	g.t.Helper()
-	p := Peer{ID: id, RPC: "rpc-of-" + id, Raft: freeAddr(g.t)}
+	p := Peer{ID: id, RPC: "rpc-of-" + id, Raft: testport.Addr(g.t)}
 	g.cfg.Peers = append(g.cfg.Peers, p)
 	g.dirs = append(g.dirs, g.t.TempDir())
 	g.nodes = append(g.nodes, nil)
@@ -121,7 +123,7 @@ func TestMembershipBadInput(t *testing.T) {
 	if err := bounded("remove unknown", func(c context.Context) error { return g.nodes[l].RemoveReplica(c, "r9") }); !errors.As(err, &me) {
 		t.Fatalf("removing an unknown id: %v", err)
 	}
-	silent := Peer{ID: "r9", RPC: "rpc-of-r9", Raft: freeAddr(t)}
+	silent := Peer{ID: "r9", RPC: "rpc-of-r9", Raft: testport.Addr(t)}
 	if err := bounded("add silent", func(c context.Context) error { return g.nodes[l].AddReplica(c, silent) }); !errors.As(err, &me) {
 		t.Fatalf("adding an address nobody answers: %v", err)
 	}
@@ -212,7 +214,7 @@ func TestSeedNewGroupFromAnotherGroupsStore(t *testing.T) {
 	seeded.cfg.Cluster = "seeded-" + t.Name()
 	seeded.cfg.Peers = nil
 	for i := range 3 {
-		seeded.cfg.Peers = append(seeded.cfg.Peers, Peer{ID: fmt.Sprintf("n%d", i+1), RPC: fmt.Sprintf("rpc-of-n%d", i+1), Raft: freeAddr(t)})
+		seeded.cfg.Peers = append(seeded.cfg.Peers, Peer{ID: fmt.Sprintf("n%d", i+1), RPC: fmt.Sprintf("rpc-of-n%d", i+1), Raft: testport.Addr(t)})
 		dir := t.TempDir()
 		if err := os.CopyFS(filepath.Join(dir, "kv"), os.DirFS(filepath.Join(old.dirs[l], "kv"))); err != nil {
 			t.Fatal(err)
@@ -271,7 +273,7 @@ func TestSeedNewGroupFromAnotherGroupsStore(t *testing.T) {
 	}
 	cfg := old.cfg
 	cfg.ID = old.cfg.Peers[ol].ID
-	cfg.Raft = freeAddr(t)
+	cfg.Raft = testport.Addr(t)
 	if n, err := Open(mixed, cfg); err == nil {
 		n.Close()
 		t.Fatal("a replica opened another group's store under its raft log")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/svrkit/svrkit/examples/im"
 	"github.com/svrkit/svrkit/examples/im/internal/replica"
+	"github.com/svrkit/svrkit/examples/im/internal/testport"
 	"github.com/svrkit/svrkit/svrkit"
 )
 
@@ -27,7 +28,7 @@ import (
 // directory and returns its index. It is not a member until AddReplica.
 func (g *procGroup) addProc(id string) int {
 	g.t.Helper()
-	g.peers = append(g.peers, replica.Peer{ID: id, RPC: freeAddr(g.t), Raft: freeAddr(g.t)})
+	g.peers = append(g.peers, replica.Peer{ID: id, RPC: testport.Addr(g.t), Raft: testport.Addr(g.t)})
 	g.dirs = append(g.dirs, filepath.Join(g.root, id))
 	g.join = append(g.join, true)
 	g.cmds = append(g.cmds, nil)
@@ -387,11 +388,11 @@ func TestProcessMembershipBadInput(t *testing.T) {
 		return err
 	}, all)
 	call("add an address that does not answer", svrkit.InvalidArgument, func(ctx context.Context, a im.StorageAdminClient) error {
-		_, err := a.AddReplica(ctx, &im.AddReplicaRequest{Id: "s9", Rpc: freeAddr(t), Raft: freeAddr(t)})
+		_, err := a.AddReplica(ctx, &im.AddReplicaRequest{Id: "s9", Rpc: testport.Addr(t), Raft: testport.Addr(t)})
 		return err
 	}, all)
 	call("add with no id", svrkit.InvalidArgument, func(ctx context.Context, a im.StorageAdminClient) error {
-		_, err := a.AddReplica(ctx, &im.AddReplicaRequest{Rpc: freeAddr(t), Raft: freeAddr(t)})
+		_, err := a.AddReplica(ctx, &im.AddReplicaRequest{Rpc: testport.Addr(t), Raft: testport.Addr(t)})
 		return err
 	}, all)
 	var list *im.ListReplicasReply

@@ -78,10 +78,6 @@ type procGroup struct {
 	one     []*svrkit.Client // a client per replica, for finding the leader
 }
 
-// freeAddr is an address for a server that binds it later (see package
-// testport for why not port 0).
-func freeAddr(t *testing.T) string { t.Helper(); return testport.Addr(t) }
-
 func startProcGroup(t *testing.T, n int) *procGroup {
 	t.Helper()
 	return startNamedProcGroup(t, n, "group-test", "s")
@@ -107,7 +103,7 @@ func newProcGroup(t *testing.T, n int, cluster, prefix string) *procGroup {
 	g.root = root
 	var rpcs []string
 	for i := range n {
-		p := replica.Peer{ID: fmt.Sprintf("%s%d", prefix, i+1), RPC: freeAddr(t), Raft: freeAddr(t)}
+		p := replica.Peer{ID: fmt.Sprintf("%s%d", prefix, i+1), RPC: testport.Addr(t), Raft: testport.Addr(t)}
 		g.peers = append(g.peers, p)
 		g.dirs = append(g.dirs, filepath.Join(root, p.ID))
 		rpcs = append(rpcs, p.RPC)

@@ -23,10 +23,6 @@ type group struct {
 	nodes []*Node
 }
 
-// freeAddr is an address for a server that binds it later (see package
-// testport for why not port 0).
-func freeAddr(t *testing.T) string { t.Helper(); return testport.Addr(t) }
-
 func startGroup(t *testing.T, size int, tune func(*Config)) *group {
 	t.Helper()
 	// Ports are picked before the nodes bind them (every node's config
@@ -41,7 +37,7 @@ func startGroup(t *testing.T, size int, tune func(*Config)) *group {
 			LeaderWait:       3 * time.Second,
 		}}
 		for i := range size {
-			g.cfg.Peers = append(g.cfg.Peers, Peer{ID: fmt.Sprintf("r%d", i+1), RPC: fmt.Sprintf("rpc-of-r%d", i+1), Raft: freeAddr(t)})
+			g.cfg.Peers = append(g.cfg.Peers, Peer{ID: fmt.Sprintf("r%d", i+1), RPC: fmt.Sprintf("rpc-of-r%d", i+1), Raft: testport.Addr(t)})
 			g.dirs = append(g.dirs, t.TempDir())
 		}
 		if tune != nil {
@@ -275,7 +271,7 @@ func TestRefusesAnotherCluster(t *testing.T) {
 	intruder := g.cfg
 	intruder.Cluster = "another"
 	intruder.ID = "x"
-	intruder.Peers = append(append([]Peer(nil), g.cfg.Peers...), Peer{ID: "x", RPC: "rpc-of-x", Raft: freeAddr(t)})
+	intruder.Peers = append(append([]Peer(nil), g.cfg.Peers...), Peer{ID: "x", RPC: "rpc-of-x", Raft: testport.Addr(t)})
 	// A higher term is what an intruder would force on the group.
 	intruder.ElectionTimeout, intruder.HeartbeatTimeout = 50*time.Millisecond, 50*time.Millisecond
 	n, err := Open(t.TempDir(), intruder)

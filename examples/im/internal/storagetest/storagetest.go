@@ -297,7 +297,7 @@ func (c *Cluster) tryGroup(t testing.TB, n, attempt int) error {
 	t.Helper()
 	var peers []replica.Peer
 	for i := range n {
-		peers = append(peers, replica.Peer{ID: fmt.Sprintf("storage-%d", i+1), RPC: freeAddr(t), Raft: freeAddr(t)})
+		peers = append(peers, replica.Peer{ID: fmt.Sprintf("storage-%d", i+1), RPC: testport.Addr(t), Raft: testport.Addr(t)})
 	}
 	var rpcs []string
 	for _, p := range peers {
@@ -321,10 +321,6 @@ func (c *Cluster) tryGroup(t testing.TB, n, attempt int) error {
 	c.Routes[im.Storage_ServiceName] = rpcs
 	return nil
 }
-
-// freeAddr is an address for a server that binds it later (see package
-// testport for why not port 0).
-func freeAddr(t testing.TB) string { t.Helper(); return testport.Addr(t) }
 
 // RestartStorage shuts the storage Logicsvr down cleanly and starts it
 // again on the same directory and port.
