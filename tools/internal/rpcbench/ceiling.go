@@ -45,6 +45,10 @@ const ceilingCmdID = 1
 // ceilingServer is a raw gnet echo speaking svrkit/wire.
 type ceilingServer struct {
 	gnet.BuiltinEventEngine
+	// proto makes each echo decode the request into a new EchoRequest and
+	// encode a new EchoResponse, as an RPC framework's generated code does
+	// (the ceiling-proto system; see ceilingproto.go).
+	proto bool
 
 	eng    gnet.Engine
 	addr   net.Addr
@@ -55,10 +59,16 @@ type ceilingServer struct {
 // startCeilingServer starts the raw gnet echo on 127.0.0.1 with a free
 // port and returns once it accepts connections.
 func startCeilingServer(loops int) (*ceilingServer, error) {
+	return startCeilingServerWith(loops, false)
+}
+
+// startCeilingServerWith is startCeilingServer, with the echo through
+// protobuf messages if proto is set.
+func startCeilingServerWith(loops int, proto bool) (*ceilingServer, error) {
 	if loops <= 0 {
 		loops = max(1, runtime.NumCPU()/2) // svrkit's default (see svrkit.WithEventLoops)
 	}
-	s := &ceilingServer{booted: make(chan error, 1), done: make(chan error, 1)}
+	s := &ceilingServer{proto: proto, booted: make(chan error, 1), done: make(chan error, 1)}
 	go func() {
 		s.done <- gnet.Run(s, "tcp://127.0.0.1:0",
 			gnet.WithMulticore(true),
@@ -102,7 +112,13 @@ func (s *ceilingServer) OnTraffic(c gnet.Conn) gnet.Action {
 		}
 		if f.Kind == wire.KindRequest {
 			h := wire.Header{Kind: wire.KindResponse, ReqID: f.ReqID, CmdID: f.CmdID}
-			out, err = wire.AppendFrame(out, &h, nil, "", f.Body, wire.DefaultMaxFrameSize)
+			body := f.Body
+			if s.proto {
+				if body, err = cs.echoProto(body); err != nil {
+					return gnet.Close
+				}
+			}
+			out, err = wire.AppendFrame(out, &h, nil, "", body, wire.DefaultMaxFrameSize)
 			if err != nil {
 				return gnet.Close
 			}
@@ -141,7 +157,10 @@ func peekFrame(c gnet.Conn) (f wire.Frame, size int, err error) {
 }
 
 // ceilingConn is a server connection's state: only its response buffer.
-type ceilingConn struct{ out []byte }
+type ceilingConn struct {
+	out  []byte
+	body []byte // ceiling-proto's encoded response, reused
+}
 
 // OnOpen greets the connection with a hello frame, as a svrkit server
 // does, so that svrkit's client can drive this server too (halves.go).

@@ -23,6 +23,12 @@
 //     for why its writer yields before writing.
 //   - svrkit-inline (only when asked for): svrkit with the method declared
 //     NonBlocking, so it runs on the event loop.
+//   - ceiling-proto (only when asked for): the ceiling with the protobuf
+//     work of an echo call on both sides, as generated code does it (a new
+//     message decoded from each request and each response, a new response
+//     encoded), and nothing else (ceilingproto.go). Its distance from the
+//     ceiling is protobuf's; what it reaches bounds any protobuf RPC stack
+//     here, and the table shows svrkit against it too.
 //   - ceiling-gnetclient (only when asked for): the ceiling's server driven
 //     by a raw client on gnet's client event loops instead of the netpoller
 //     (gnetclient.go), to choose svrkit's client transport by measurement.

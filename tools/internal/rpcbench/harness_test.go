@@ -126,6 +126,29 @@ func TestWriteTable(t *testing.T) {
 	}
 }
 
+// With ceiling-proto in the run, the table and the ceiling target say what
+// protobuf alone leaves of the ceiling and how far svrkit is from that.
+func TestWriteTableShowsTheProtobufBound(t *testing.T) {
+	rep := sampleReport()
+	row := rep.Rows[0]
+	row.Results["ceiling-proto"] = &Result{System: "ceiling-proto", Size: 1024, Callers: 64, Median: Sample{ReqPerSec: 250000, AllocsPerCall: 5, FrameworkAllocsPerCall: 0}}
+	rep.Systems = append(rep.Systems, "ceiling-proto")
+	var b bytes.Buffer
+	if err := rep.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"| svrkit/grpc | svrkit/ceiling | ceiling-proto/ceiling | svrkit/ceiling-proto |",
+		"| 1 KiB | 64 | 300000 | 80000 | 400000 | 250000 | 3.75× | 75% | 62% | 120% |",
+		"✅ 75% of ceiling (≥ 70%) (protobuf alone, ceiling-proto: 62% of ceiling; svrkit 120% of ceiling-proto)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestWriteJSONWritesMissingRatiosAsNull(t *testing.T) {
 	rep := sampleReport()
 	row := rep.Rows[0]

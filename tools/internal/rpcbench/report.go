@@ -99,11 +99,19 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	}
 	showGRPC := has(rep.Systems, "svrkit") && has(rep.Systems, "grpc")
 	showCeil := has(rep.Systems, "svrkit") && has(rep.Systems, "ceiling")
+	showProto := has(rep.Systems, "ceiling-proto") && has(rep.Systems, "ceiling")
+	showOverProto := has(rep.Systems, "svrkit") && has(rep.Systems, "ceiling-proto")
 	if showGRPC {
 		head = append(head, "svrkit/grpc")
 	}
 	if showCeil {
 		head = append(head, "svrkit/ceiling")
+	}
+	if showProto {
+		head = append(head, "ceiling-proto/ceiling")
+	}
+	if showOverProto {
+		head = append(head, "svrkit/ceiling-proto")
 	}
 	for _, s := range rep.Systems {
 		head = append(head, s+" latency")
@@ -134,6 +142,12 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		}
 		if showCeil {
 			cells = append(cells, fmtRatio(row.SvrkitOverCeiling, "%"))
+		}
+		if showProto {
+			cells = append(cells, fmtRatio(row.ratio("ceiling-proto", "ceiling"), "%"))
+		}
+		if showOverProto {
+			cells = append(cells, fmtRatio(row.ratio("svrkit", "ceiling-proto"), "%"))
 		}
 		for _, s := range rep.Systems {
 			m := row.Results[s].Median
@@ -182,7 +196,14 @@ func (rep *Report) targets() []string {
 				fmt.Sprintf("%s p99 %s vs gRPC %s", mark(sv.Median.P99 < g.Median.P99, "lower"), fmtDuration(sv.Median.P99), fmtDuration(g.Median.P99)))
 		}
 		if row.Results["ceiling"] != nil {
-			parts = append(parts, fmt.Sprintf("%s of ceiling (≥ 70%%)", mark(row.SvrkitOverCeiling >= 0.7, fmtRatio(row.SvrkitOverCeiling, "%"))))
+			ceil := fmt.Sprintf("%s of ceiling (≥ 70%%)", mark(row.SvrkitOverCeiling >= 0.7, fmtRatio(row.SvrkitOverCeiling, "%")))
+			if row.Results["ceiling-proto"] != nil {
+				// What protobuf alone leaves of the ceiling bounds what
+				// any protobuf stack can reach.
+				ceil += fmt.Sprintf(" (protobuf alone, ceiling-proto: %s of ceiling; svrkit %s of ceiling-proto)",
+					fmtRatio(row.ratio("ceiling-proto", "ceiling"), "%"), fmtRatio(row.ratio("svrkit", "ceiling-proto"), "%"))
+			}
+			parts = append(parts, ceil)
 		}
 		parts = append(parts, fmt.Sprintf("%s framework allocs/call (≤ 2)", mark(sv.Median.FrameworkAllocsPerCall <= 2, fmt.Sprintf("%.1f", sv.Median.FrameworkAllocsPerCall))))
 		out = append(out, fmt.Sprintf("- %s × %d callers: %s", fmtSize(row.Size), row.Callers, strings.Join(parts, "; ")))

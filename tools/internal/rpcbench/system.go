@@ -81,6 +81,13 @@ var systems = []system{
 		start: startCeiling,
 	},
 	{
+		name:  "ceiling-proto",
+		about: "the ceiling with protobuf: its server decodes each request and encodes a new response, its client encodes each request and decodes each response into a new message",
+		proto: true,
+		extra: true,
+		start: startCeilingProto,
+	},
+	{
 		name:  "ceiling-gnetclient",
 		about: "the ceiling's server driven by a raw client on gnet's client event loops instead of Go's netpoller",
 		proto: false,
