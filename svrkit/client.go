@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/svrkit/svrkit/svrkit/internal/beat"
 	"github.com/svrkit/svrkit/svrkit/wire"
 )
 
@@ -416,7 +417,7 @@ func ctxError(err error) error {
 
 func (c *Client) healthLoop() {
 	defer close(c.loopDone)
-	t := time.NewTicker(c.opts.healthInterval)
+	t := time.NewTimer(beat.Until(c.opts.healthInterval)) // on the process's beat
 	defer t.Stop()
 	for {
 		select {
@@ -424,6 +425,7 @@ func (c *Client) healthLoop() {
 			return
 		case <-t.C:
 		}
+		t.Reset(beat.Until(c.opts.healthInterval))
 		p := c.eps.Load()
 		if p == nil {
 			continue

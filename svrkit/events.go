@@ -6,6 +6,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/svrkit/svrkit/svrkit/internal/beat"
 	"github.com/svrkit/svrkit/svrkit/netloop"
 	"github.com/svrkit/svrkit/svrkit/wire"
 )
@@ -117,7 +118,10 @@ func (h *serverEvents) OnTick() (time.Duration, gnet.Action) {
 		}
 	}
 	s.mu.Unlock()
-	return tick, gnet.None
+	// On the process's beat (package beat). Only the first wait can be
+	// longer than tick (by up to half of it), when no connection can have
+	// been quiet for idle plus a tick yet (tick is at most idle/2).
+	return beat.Until(tick), gnet.None
 }
 
 // notePartial records, when it starts, that the input buffer holds part of

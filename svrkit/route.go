@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/svrkit/svrkit/svrkit/internal/beat"
 )
 
 // Resolver finds the endpoints of a service by name. RouteTable reads them
@@ -188,7 +190,7 @@ func (t *RouteTable) Close() error {
 
 func (t *RouteTable) watchFile() {
 	defer close(t.done)
-	tick := time.NewTicker(t.interval)
+	tick := time.NewTimer(beat.Until(t.interval)) // on the process's beat
 	defer tick.Stop()
 	for {
 		select {
@@ -197,6 +199,7 @@ func (t *RouteTable) watchFile() {
 		case <-tick.C:
 		}
 		t.reload()
+		tick.Reset(beat.Until(t.interval))
 	}
 }
 

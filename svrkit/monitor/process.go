@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/svrkit/svrkit/svrkit/internal/beat"
 	"github.com/svrkit/svrkit/svrkit/monitor/internal/shm"
 )
 
@@ -43,7 +44,7 @@ func SampleProcess(ctx context.Context, period time.Duration) {
 	}
 	p.sample()
 	go func() {
-		t := time.NewTicker(period)
+		t := time.NewTimer(beat.Until(period)) // on the process's beat
 		defer t.Stop()
 		for {
 			select {
@@ -51,6 +52,7 @@ func SampleProcess(ctx context.Context, period time.Duration) {
 				return
 			case <-t.C:
 				p.sample()
+				t.Reset(beat.Until(period))
 			}
 		}
 	}()

@@ -44,6 +44,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/svrkit/svrkit/svrkit"
+	"github.com/svrkit/svrkit/svrkit/internal/beat"
 	"github.com/svrkit/svrkit/svrkit/monitor/internal/shm"
 	"github.com/svrkit/svrkit/svrkit/monitor/monitorpb"
 )
@@ -155,7 +156,7 @@ func New(cfg Config) (*Agent, error) {
 
 // Run ticks every period until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	t := time.NewTicker(a.cfg.Period)
+	t := time.NewTimer(beat.Until(a.cfg.Period)) // on the process's beat
 	defer t.Stop()
 	for {
 		a.Tick(ctx)
@@ -165,6 +166,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
+		t.Reset(beat.Until(a.cfg.Period))
 	}
 }
 
