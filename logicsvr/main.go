@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/panjf2000/gnet/v2/pkg/pool/goroutine"
 )
 
 // Main is the whole of a generated Logicsvr main:
@@ -42,6 +44,11 @@ func Main(name string, register func(*Host) error, opts ...Option) {
 	// Whatever the process writes (a database, logs, caches) is its own:
 	// files 0600 and directories 0700 unless it says otherwise.
 	syscall.Umask(0o077)
+	// gnet starts a goroutine pool for its client (Enroll) when it is
+	// loaded, and the pool's clock ticks twice a second. A Logicsvr uses no
+	// gnet client, and those ticks were a third of what woke an idle one
+	// (svrkit/internal/beat says why wake-ups cost).
+	goroutine.DefaultWorkerPool.Release()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
 	os.Exit(run(name, register, os.Args[1:], os.Stdout, os.Stderr, sigs, opts...))
