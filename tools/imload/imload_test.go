@@ -76,6 +76,22 @@ func TestLoadAgainstBackend(t *testing.T) {
 		}
 	}
 
+	// At rest: every process is read, and they do wake (their
+	// housekeeping), so the window counts context switches.
+	out.Reset()
+	progress.Reset()
+	code = run(ctx, []string{"-up", b.StateFile, "-idle", "1s", "-json"}, &out, &progress)
+	if code != 0 {
+		t.Fatalf("imload -idle exited %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), progress.String())
+	}
+	var idle IdleReport
+	if err := json.Unmarshal(out.Bytes(), &idle); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if _, ok := idle.ByProcess["gateway"]; idle.Mode != "idle" || !ok || idle.SwitchesPerSec <= 0 || idle.Seconds < 1 {
+		t.Errorf("idle report does not add up:\n%s", out.String())
+	}
+
 	// Without a backend: a clear error, not a hang.
 	out.Reset()
 	progress.Reset()

@@ -167,6 +167,9 @@ no RPC and no HTTP, on a fresh store in a temporary directory, right after
 each load run; the report gives the backend's delivered messages per
 second as a fraction of it, and both CPU costs per message.
 
+-idle D puts no load on the backend and reports what it costs at rest:
+each process's CPU and context switches per second over D.
+
 -compare runs push and polling (-poll, default 10ms) alternately, -runs
 times each, for each user count in -users (e.g. -users 16,64), and reports
 the medians side by side.
@@ -201,6 +204,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Senders, "senders", 0, "with -groups: users whose phones send (0: all)")
 	fs.IntVar(&cfg.Syncers, "syncers", -1, "with -groups: users whose tablets sync (-1: all)")
 	fs.BoolVar(&cfg.Ceiling, "ceiling", false, "after each run, run the in-process ceiling with the same load shape and report the backend as a fraction of it")
+	idle := fs.Duration("idle", 0, "put no load on the backend: report its processes' CPU and context switches per second over this window")
 	if err := cmdline.Parse(fs, args, help, stdout, stderr); err != nil {
 		return cmdline.ExitCode(err)
 	}
@@ -223,6 +227,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdline.ExitCode(help.Usagef(stderr, "-compare runs one-to-one traffic; it does not take -groups"))
 	case cfg.Ceiling && *groupsFlag != "":
 		return cmdline.ExitCode(help.Usagef(stderr, "-ceiling measures one-to-one traffic; it does not take -groups"))
+	case *idle < 0 || (*idle > 0 && (*compare || cfg.Ceiling || *groupsFlag != "")):
+		return cmdline.ExitCode(help.Usagef(stderr, "-idle takes a positive window and puts no load: not with -compare, -ceiling or -groups"))
 	}
 	cfg.Users = counts[0]
 	if *groupsFlag != "" {
@@ -239,6 +245,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.Processes, cfg.Admins, err = backend(*state); err != nil {
 		fmt.Fprintf(stderr, "imload: %v\n", err)
 		return cmdline.ExitFailure
+	}
+	if *idle > 0 {
+		rep, err := RunIdle(ctx, cfg.Processes, *idle)
+		if err != nil {
+			fmt.Fprintf(stderr, "imload: %v\n", err)
+			return cmdline.ExitFailure
+		}
+		return finish(stdout, *asJSON, rep, func() { printIdleReport(stdout, rep) }, 0)
 	}
 	if cfg.Groups != nil {
 		rep, err := RunGroups(ctx, addrs, cfg, fanoutStats(*state), stderr)
