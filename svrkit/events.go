@@ -94,6 +94,10 @@ func (h *serverEvents) OnTick() (time.Duration, gnet.Action) {
 	if idle > 0 {
 		tick = min(idle/2, time.Second)
 	}
+	// gap is the longest wait between two ticks: they fall on the
+	// process's beat (package beat), so a wait can be half a tick longer
+	// than tick (the first, or the one after a tick that ran late).
+	gap := tick + tick/2
 	s.mu.Lock()
 	for sc := range s.conns {
 		sc.mu.Lock()
@@ -104,23 +108,20 @@ func (h *serverEvents) OnTick() (time.Duration, gnet.Action) {
 			}
 		}
 		sc.mu.Unlock()
-		// lastActive is the coarse clock, up to a tick behind the traffic
-		// it marks: only past idle plus a tick is the peer surely idle.
-		if quiet && idle > 0 && now-sc.lastActive.Load() > int64(idle+tick) {
+		// lastActive is the coarse clock, up to a gap behind the traffic
+		// it marks: only past idle plus a gap is the peer surely idle.
+		if quiet && idle > 0 && now-sc.lastActive.Load() > int64(idle+gap) {
 			_ = sc.c.Close()
 			continue
 		}
 		if ft := s.opts.frameTimeout; ft > 0 {
-			if since := sc.partialSince.Load(); since != 0 && now-since > int64(ft+tick) {
+			if since := sc.partialSince.Load(); since != 0 && now-since > int64(ft+gap) {
 				s.log.Warn("svrkit: closing connection", "peer", sc.c.RemoteAddr(), "reason", "a frame did not arrive whole within the frame timeout", "timeout", ft)
 				_ = sc.c.Close()
 			}
 		}
 	}
 	s.mu.Unlock()
-	// On the process's beat (package beat). Only the first wait can be
-	// longer than tick (by up to half of it), when no connection can have
-	// been quiet for idle plus a tick yet (tick is at most idle/2).
 	return beat.Until(tick), gnet.None
 }
 
