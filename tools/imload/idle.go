@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -108,12 +109,7 @@ func processSwitches(pid int) (int64, error) {
 func printIdleReport(w io.Writer, r *IdleReport) {
 	fmt.Fprintf(w, "\nthe backend at rest, %.1fs\n\n", r.Seconds)
 	fmt.Fprintf(w, "| process | CPU, ms per second | context switches per second |\n| --- | ---: | ---: |\n")
-	names := make([]string, 0, len(r.ByProcess))
-	for name := range r.ByProcess {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(r.ByProcess)) {
 		p := r.ByProcess[name]
 		fmt.Fprintf(w, "| %s | %.1f | %.0f |\n", name, p.CPUPerSec, p.SwitchesPerSec)
 	}
